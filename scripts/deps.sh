@@ -1,0 +1,34 @@
+# Sourced by the scripts: installs the Debian 12 packages a step needs when they are missing.
+# hc_install_deps GROUP... with groups: build, test, bench.
+
+hc_pkgs_build=(cmake make gcc pkg-config libuv1-dev libh2o-dev libprotobuf-c-dev
+    protobuf-c-compiler libssl-dev libsodium-dev)
+hc_pkgs_test=(python3 curl nghttp2-client openssl procps)
+hc_pkgs_bench=(nghttp2-client redis-server redis-tools util-linux)
+
+hc_install_deps() {
+    local want=() missing=() p g
+    for g in "$@"; do
+        case "$g" in
+        build) want+=("${hc_pkgs_build[@]}") ;;
+        test) want+=("${hc_pkgs_test[@]}") ;;
+        bench) want+=("${hc_pkgs_bench[@]}") ;;
+        esac
+    done
+    for p in "${want[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

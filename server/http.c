@@ -1,0 +1,1109 @@
+/* http.c: the HTTP API (SPEC section 5) on h2o 2.2.5 with libuv.
+ *
+ * One h2o handler serves every path; routing is a small hand-written parser over the raw path so
+ * that percent-encoded binary keys (including %2F) survive untouched. Request bodies are bounded
+ * by h2o's max_request_entity_size (= CACHE_MAX_VALUE_SIZE) before they are buffered, keys by
+ * CACHE_MAX_KEY_SIZE before they are decoded. Every response body is built in a growable buffer
+ * and handed to h2o_send_inline, which copies it into the request's pool. */
+#include "http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <h2o.h>
+#include <h2o/http2.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+#define MAX_CACHE_NAME 128
+/* How often the drain loop checks whether every connection is gone. */
+#define DRAIN_POLL_MS 10
+
+typedef struct {
+    h2o_handler_t super;
+    struct hc_http *http;
+} api_handler_t;
+
+/* One accepted connection; `tcp` first so h2o's close callback can free the whole thing. */
+typedef struct {
+    uv_tcp_t tcp;
+    struct hc_http *http;
+} conn_t;
+
+struct hc_http {
+    uv_loop_t *loop;
+    const hc_config_t *cfg;
+    hc_node_t *node;
+    h2o_globalconf_t config;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    int ctx_inited;
+    uv_tcp_t listener;
+    int listener_open;
+    SSL_CTX *ssl_ctx;
+    hc_metrics_t metrics;
+    /* BLAKE2b-256 of every accepted API token, compared in constant time. */
+    unsigned char (*token_hashes)[crypto_generichash_BYTES];
+    size_t n_tokens;
+    size_t nconns;
+    int shutting_down;
+    uv_timer_t drain_timer;
+    int drain_timer_open;
+    uint64_t drain_deadline;
+    void (*drained_cb)(void *ud);
+    void *drained_ud;
+};
+
+/* ---- responses ---- */
+
+typedef struct {
+    int status;
+    const char *reason;
+} status_reason_t;
+
+static const char *reason_of(int status)
+{
+    static const status_reason_t table[] = {
+        {200, "OK"},          {400, "Bad Request"},
+        {401, "Unauthorized"}, {404, "Not Found"},
+        {405, "Method Not Allowed"}, {409, "Conflict"},
+        {413, "Payload Too Large"},  {500, "Internal Server Error"},
+        {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+        {507, "Insufficient Storage"}};
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        if (table[i].status == status) {
+            return table[i].reason;
+        }
+    }
+    return "Unknown";
+}
+
+/* Per-request bookkeeping for the metrics line. */
+typedef struct {
+    struct hc_http *http;
+    h2o_req_t *req;
+    hc_metric_op_t op;
+    hc_metric_ack_t ack;
+    uint64_t start_ns;
+} call_t;
+
+static hc_metric_result_t result_of_status(int status)
+{
+    switch (status) {
+    case 200:
+        return HC_MRES_OK;
+    case 400:
+    case 405:
+        return HC_MRES_BAD_REQUEST;
+    case 401:
+        return HC_MRES_UNAUTHORIZED;
+    case 404:
+        return HC_MRES_NOT_FOUND;
+    case 409:
+        return HC_MRES_CONFLICT;
+    case 413:
+        return HC_MRES_TOO_LARGE;
+    case 503:
+        return HC_MRES_UNAVAILABLE;
+    case 504:
+        return HC_MRES_TIMEOUT;
+    case 507:
+        return HC_MRES_NO_MEMORY;
+    default:
+        return HC_MRES_ERROR;
+    }
+}
+
+static void send_body(call_t *call, int status, const char *content_type, const char *body,
+                      size_t len)
+{
+    h2o_req_t *req = call->req;
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    hc_metrics_record(&call->http->metrics, call->op, call->ack, result_of_status(status),
+                      hc_mono_ns() - call->start_ns);
+    if (hc_log_enabled(HC_LOG_DEBUG)) {
+        char path[256];
+        size_t n = req->path.len < sizeof(path) - 1 ? req->path.len : sizeof(path) - 1;
+        memcpy(path, req->path.base, n);
+        path[n] = '\0';
+        char method[16];
+        n = req->method.len < sizeof(method) - 1 ? req->method.len : sizeof(method) - 1;
+        memcpy(method, req->method.base, n);
+        method[n] = '\0';
+        hc_log(HC_LOG_DEBUG, "http request", HC_LS("method", method), HC_LS("path", path),
+               HC_LI("status", status), HC_LU("us", (hc_mono_ns() - call->start_ns) / 1000));
+    }
+    h2o_send_inline(req, body, len);
+}
+
+static void send_json(call_t *call, int status, hc_buf_t *b)
+{
+    if (b->failed) {
+        static const char oom[] = "{\"error\":\"out of memory\",\"code\":\"internal\"}";
+        send_body(call, 500, "application/json", oom, sizeof(oom) - 1);
+        return;
+    }
+    send_body(call, status, "application/json", b->data ? b->data : "{}", b->data ? b->len : 2);
+}
+
+static void send_error(call_t *call, int status, const char *code, const char *msg)
+{
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_buf_puts(&b, "{\"error\":");
+    hc_buf_json_string(&b, msg, strlen(msg));
+    hc_buf_puts(&b, ",\"code\":");
+    hc_buf_json_string(&b, code, strlen(code));
+    hc_buf_puts(&b, "}");
+    send_json(call, status, &b);
+    hc_buf_free(&b);
+}
+
+/* Maps an HC_E* code to the HTTP status and error code of SPEC section 5. */
+static void send_hc_error(call_t *call, int err)
+{
+    int status;
+    const char *code;
+    switch (err) {
+    case HC_ENOTFOUND:
+        status = 404, code = "not_found";
+        break;
+    case HC_ECONFLICT:
+        status = 409, code = "conflict";
+        break;
+    case HC_ENOTINT:
+        status = 409, code = "not_integer";
+        break;
+    case HC_EOVERFLOW:
+        status = 409, code = "overflow";
+        break;
+    case HC_ENOMEM:
+        status = 507, code = "insufficient_memory";
+        break;
+    case HC_ESHUTDOWN:
+        status = 503, code = "shutting_down";
+        break;
+    case HC_EUNAVAILABLE:
+        status = 503, code = "unavailable";
+        break;
+    case HC_ETIMEDOUT:
+        status = 504, code = "timeout";
+        break;
+    case HC_EUNKNOWN_OUTCOME:
+        status = 504, code = "unknown_outcome";
+        break;
+    case HC_EINVAL:
+        status = 400, code = "bad_request";
+        break;
+    case HC_ETOOLARGE:
+        status = 413, code = "too_large";
+        break;
+    case HC_EAUTH:
+        status = 401, code = "unauthorized";
+        break;
+    default:
+        status = 500, code = "internal";
+        break;
+    }
+    send_error(call, status, code, hc_strerror(err));
+}
+
+/* ---- query strings ---- */
+
+typedef struct {
+    const char *base; /* raw query, without '?' */
+    size_t len;
+} query_t;
+
+/* Finds parameter `name` and percent-decodes its value into out (cap bytes, NUL-terminated).
+ * Returns 1 found, 0 absent, -1 malformed or too long. */
+static int query_get(const query_t *q, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = q->base, *end = q->base + q->len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ke = eq ? eq : pe;
+        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : pe;
+            size_t vlen = (size_t)(pe - v);
+            if (vlen >= cap) {
+                return -1;
+            }
+            long n = hc_pct_decode(v, vlen, out);
+            if (n < 0) {
+                return -1;
+            }
+            out[n] = '\0';
+            return 1;
+        }
+        p = pe + 1;
+    }
+    return 0;
+}
+
+/* Reads a u64 parameter. 1 found, 0 absent, -1 malformed. */
+static int query_u64(const query_t *q, const char *name, uint64_t *out)
+{
+    char v[32];
+    int rv = query_get(q, name, v, sizeof(v));
+    if (rv <= 0) {
+        return rv;
+    }
+    return hc_parse_u64(v, strlen(v), out) == 0 ? 1 : -1;
+}
+
+static int parse_ack(const query_t *q, hc_ack_t *ack)
+{
+    char v[16];
+    int rv = query_get(q, "ack", v, sizeof(v));
+    if (rv < 0) {
+        return -1;
+    }
+    if (rv == 0 || strcmp(v, "quorum") == 0) {
+        *ack = HC_ACK_QUORUM;
+    } else if (strcmp(v, "once") == 0) {
+        *ack = HC_ACK_ONCE;
+    } else if (strcmp(v, "leader") == 0) {
+        *ack = HC_ACK_LEADER;
+    } else if (strcmp(v, "none") == 0) {
+        *ack = HC_ACK_NONE;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_consistency(const query_t *q, hc_consistency_t *c)
+{
+    char v[24];
+    int rv = query_get(q, "consistency", v, sizeof(v));
+    if (rv < 0) {
+        return -1;
+    }
+    if (rv == 0 || strcmp(v, "local") == 0) {
+        *c = HC_READ_LOCAL;
+    } else if (strcmp(v, "leader") == 0) {
+        *c = HC_READ_LEADER;
+    } else if (strcmp(v, "linearizable") == 0) {
+        *c = HC_READ_LINEARIZABLE;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- auth ---- */
+
+static int token_ok(struct hc_http *h, h2o_req_t *req)
+{
+    if (h->n_tokens == 0) {
+        return 1;
+    }
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0) {
+        return 0;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    static const char prefix[] = "Bearer ";
+    if (v.len <= sizeof(prefix) - 1 || strncasecmp(v.base, prefix, sizeof(prefix) - 1) != 0) {
+        return 0;
+    }
+    unsigned char hash[crypto_generichash_BYTES];
+    crypto_generichash(hash, sizeof(hash), (const unsigned char *)v.base + sizeof(prefix) - 1,
+                       v.len - (sizeof(prefix) - 1), NULL, 0);
+    int ok = 0;
+    for (size_t t = 0; t < h->n_tokens; t++) {
+        ok |= sodium_memcmp(hash, h->token_hashes[t], sizeof(hash)) == 0;
+    }
+    return ok;
+}
+
+/* ---- handlers ---- */
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static void send_method_not_allowed(call_t *call, const char *allow)
+{
+    h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
+                   strlen(allow));
+    send_error(call, 405, "method_not_allowed", "method not allowed on this path");
+}
+
+static int cache_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > MAX_CACHE_NAME) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void write_done(void *ud, int status, const hc_apply_result_t *res)
+{
+    call_t *call = ud;
+    if (status != 0) {
+        send_hc_error(call, status);
+        return;
+    }
+    hc_buf_t b;
+    hc_buf_init(&b);
+    switch (call->op) {
+    case HC_MOP_PUT:
+        hc_buf_printf(&b, "{\"version\":%" PRIu64 "}", res->version);
+        break;
+    case HC_MOP_DEL:
+        hc_buf_puts(&b, "{\"deleted\":true}");
+        break;
+    case HC_MOP_INCR:
+        hc_buf_printf(&b, "{\"value\":%" PRId64 ",\"version\":%" PRIu64 "}", res->integer,
+                      res->version);
+        break;
+    case HC_MOP_CLEAR:
+        hc_buf_printf(&b, "{\"cleared\":%" PRIu64 "}", res->removed);
+        break;
+    default:
+        hc_buf_puts(&b, "{}");
+        break;
+    }
+    send_json(call, 200, &b);
+    hc_buf_free(&b);
+}
+
+static hc_metric_ack_t metric_ack(hc_ack_t a)
+{
+    return (hc_metric_ack_t)a; /* same order by construction */
+}
+
+/* /v1/caches/{cache}/{key}[/incr] */
+static void handle_entry(call_t *call, const char *cache, size_t cache_len, const char *rawkey,
+                         size_t rawkey_len, const query_t *q)
+{
+    struct hc_http *h = call->http;
+    h2o_req_t *req = call->req;
+    int incr = 0;
+    if (method_is(req, "POST")) {
+        static const char sfx[] = "/incr";
+        if (rawkey_len > sizeof(sfx) - 1 &&
+            memcmp(rawkey + rawkey_len - (sizeof(sfx) - 1), sfx, sizeof(sfx) - 1) == 0) {
+            incr = 1;
+            rawkey_len -= sizeof(sfx) - 1;
+            call->op = HC_MOP_INCR;
+        } else {
+            send_method_not_allowed(call, "GET, PUT, DELETE");
+            return;
+        }
+    } else if (method_is(req, "GET") || method_is(req, "HEAD")) {
+        call->op = HC_MOP_GET;
+    } else if (method_is(req, "PUT")) {
+        call->op = HC_MOP_PUT;
+    } else if (method_is(req, "DELETE")) {
+        call->op = HC_MOP_DEL;
+    } else {
+        send_method_not_allowed(call, "GET, PUT, DELETE, POST");
+        return;
+    }
+    if (!cache_name_ok(cache, cache_len)) {
+        send_error(call, 400, "bad_request", "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        return;
+    }
+    if (rawkey_len == 0) {
+        send_error(call, 400, "bad_request", "empty key");
+        return;
+    }
+    /* A percent escape is 3 bytes for 1: anything longer than 3x the limit is too large
+     * before decoding, which bounds the decode buffer. */
+    if (rawkey_len > 3 * h->cfg->max_key_size) {
+        send_error(call, 413, "too_large", "key larger than CACHE_MAX_KEY_SIZE");
+        return;
+    }
+    char *key = h2o_mem_alloc_pool(&req->pool, rawkey_len + 1);
+    long klen = hc_pct_decode(rawkey, rawkey_len, key);
+    if (klen < 0) {
+        send_error(call, 400, "bad_request", "malformed percent-encoding in key");
+        return;
+    }
+    if ((uint64_t)klen > h->cfg->max_key_size) {
+        send_error(call, 413, "too_large", "key larger than CACHE_MAX_KEY_SIZE");
+        return;
+    }
+
+    if (call->op == HC_MOP_GET) {
+        hc_consistency_t cons;
+        if (parse_consistency(q, &cons) != 0) {
+            send_error(call, 400, "bad_request", "consistency must be local, leader or linearizable");
+            return;
+        }
+        hc_entry_view_t view;
+        int rv = hc_node_read(h->node, cache, cache_len, key, (size_t)klen, cons, &view);
+        if (rv != 0) {
+            send_hc_error(call, rv);
+            return;
+        }
+        char ver[24];
+        int vn = snprintf(ver, sizeof(ver), "%" PRIu64, view.version);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("no-store"));
+        h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
+                              h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
+        send_body(call, 200, "application/octet-stream", view.data, view.len);
+        return;
+    }
+
+    hc_ack_t ack;
+    if (parse_ack(q, &ack) != 0) {
+        send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
+        return;
+    }
+    call->ack = metric_ack(ack);
+    hc_cmd_t cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.cache = cache;
+    cmd.cache_len = cache_len;
+    cmd.key = key;
+    cmd.klen = (size_t)klen;
+    uint64_t ttl_ms = 0, u;
+    int rv;
+
+    if (call->op == HC_MOP_PUT || call->op == HC_MOP_INCR) {
+        if ((rv = query_u64(q, "ttl_ms", &u)) < 0) {
+            send_error(call, 400, "bad_request", "ttl_ms must be a non-negative integer");
+            return;
+        } else if (rv == 1) {
+            ttl_ms = u;
+        } else if ((rv = query_u64(q, "ttl", &u)) < 0 || (rv == 1 && u > UINT64_MAX / 1000)) {
+            send_error(call, 400, "bad_request", "ttl must be a non-negative integer (seconds)");
+            return;
+        } else if (rv == 1) {
+            ttl_ms = u * 1000;
+        }
+    }
+    if (call->op == HC_MOP_PUT || call->op == HC_MOP_DEL) {
+        if ((rv = query_u64(q, "if_version", &u)) < 0) {
+            send_error(call, 400, "bad_request", "if_version must be a non-negative integer");
+            return;
+        } else if (rv == 1) {
+            cmd.has_if_version = 1;
+            cmd.if_version = u;
+        }
+    }
+    if (call->op == HC_MOP_PUT) {
+        char v[8];
+        if ((rv = query_get(q, "if_absent", v, sizeof(v))) < 0) {
+            send_error(call, 400, "bad_request", "if_absent must be 0 or 1");
+            return;
+        }
+        if (rv == 1 && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0)) {
+            cmd.if_absent = 1;
+        } else if (rv == 1 && strcmp(v, "0") != 0 && strcmp(v, "false") != 0) {
+            send_error(call, 400, "bad_request", "if_absent must be 0 or 1");
+            return;
+        }
+        if (req->entity.len > h->cfg->max_value_size) {
+            send_error(call, 413, "too_large", "value larger than CACHE_MAX_VALUE_SIZE");
+            return;
+        }
+        cmd.op = HC_OP_PUT;
+        cmd.val = req->entity.base ? req->entity.base : "";
+        cmd.vlen = req->entity.len;
+    } else if (call->op == HC_MOP_DEL) {
+        cmd.op = HC_OP_DEL;
+    } else { /* incr */
+        char v[32];
+        cmd.op = HC_OP_INCR;
+        cmd.incr_by = 1;
+        if ((rv = query_get(q, "by", v, sizeof(v))) < 0 ||
+            (rv == 1 && hc_parse_i64(v, strlen(v), &cmd.incr_by) != 0)) {
+            send_error(call, 400, "bad_request", "by must be a 64-bit integer");
+            return;
+        }
+    }
+    (void)incr;
+    hc_node_write(h->node, &cmd, ttl_ms, ack, write_done, call);
+}
+
+static void handle_clear(call_t *call, const char *cache, size_t cache_len, const query_t *q)
+{
+    call->op = HC_MOP_CLEAR;
+    if (!method_is(call->req, "DELETE")) {
+        send_method_not_allowed(call, "DELETE");
+        return;
+    }
+    if (!cache_name_ok(cache, cache_len)) {
+        send_error(call, 400, "bad_request", "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        return;
+    }
+    hc_ack_t ack;
+    if (parse_ack(q, &ack) != 0) {
+        send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
+        return;
+    }
+    call->ack = metric_ack(ack);
+    hc_cmd_t cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.op = HC_OP_CLEAR;
+    cmd.cache = cache;
+    cmd.cache_len = cache_len;
+    hc_node_write(call->http->node, &cmd, 0, ack, write_done, call);
+}
+
+static void list_cache_cb(void *ud, const char *name, size_t name_len,
+                          const hc_cache_settings_t *settings, const hc_cache_stats_t *st)
+{
+    hc_buf_t *b = ud;
+    if (b->len > 0 && b->data[b->len - 1] == '}') {
+        hc_buf_puts(b, ",");
+    }
+    hc_buf_puts(b, "{\"name\":");
+    hc_buf_json_string(b, name, name_len);
+    hc_buf_printf(b,
+                  ",\"entries\":%" PRIu64 ",\"memory_bytes\":%" PRIu64 ",\"hits\":%" PRIu64
+                  ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"expirations\":%" PRIu64
+                  ",\"settings\":{\"max_memory\":%" PRIu64 ",\"default_ttl_ms\":%" PRIu64
+                  ",\"quorum_loss_policy\":\"%s\",\"max_stale_ms\":%" PRIu64 "}}",
+                  st->entries, st->memory, st->hits, st->misses, st->evictions, st->expirations,
+                  settings->max_memory, settings->default_ttl_ms,
+                  settings->policy == HC_POLICY_SERVE_STALE ? "serve_stale" : "invalidate",
+                  settings->max_stale_ms);
+}
+
+static void handle_caches(call_t *call)
+{
+    call->op = HC_MOP_CACHES;
+    if (!method_is(call->req, "GET")) {
+        send_method_not_allowed(call, "GET");
+        return;
+    }
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_buf_puts(&b, "{\"caches\":[");
+    hc_store_foreach_cache(hc_node_store(call->http->node), list_cache_cb, &b);
+    hc_buf_printf(&b, "],\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 "}",
+                  hc_store_memory(hc_node_store(call->http->node)),
+                  hc_store_max_memory(hc_node_store(call->http->node)));
+    send_json(call, 200, &b);
+    hc_buf_free(&b);
+}
+
+static void tls_status_json(struct hc_http *h, hc_buf_t *b);
+
+static void handle_status(call_t *call)
+{
+    call->op = HC_MOP_STATUS;
+    if (!method_is(call->req, "GET")) {
+        send_method_not_allowed(call, "GET");
+        return;
+    }
+    struct hc_http *h = call->http;
+    hc_node_status_t st;
+    hc_node_status(h->node, &st);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    const char *name = hc_node_name(h->node);
+    hc_buf_puts(&b, "{\"node\":");
+    hc_buf_json_string(&b, name, strlen(name));
+    hc_buf_printf(&b,
+                  ",\"version\":\"%s\",\"role\":\"%s\",\"term\":%" PRIu64
+                  ",\"leader\":null,\"quorum\":%s,\"ready\":%s,\"commit_index\":%" PRIu64
+                  ",\"applied_index\":%" PRIu64 ",\"peers\":[],\"tls\":",
+                  HC_VERSION_STRING, st.role, st.term, st.quorum ? "true" : "false",
+                  st.ready ? "true" : "false", st.commit_index, st.applied_index);
+    tls_status_json(h, &b);
+    hc_buf_printf(&b, ",\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 ",\"caches\":[",
+                  hc_store_memory(hc_node_store(h->node)),
+                  hc_store_max_memory(hc_node_store(h->node)));
+    hc_store_foreach_cache(hc_node_store(h->node), list_cache_cb, &b);
+    hc_buf_puts(&b, "]}");
+    send_json(call, 200, &b);
+    hc_buf_free(&b);
+}
+
+static void handle_readyz(call_t *call)
+{
+    hc_node_status_t st;
+    hc_node_status(call->http->node, &st);
+    if (call->http->shutting_down) {
+        st.ready = 0;
+        st.not_ready_reason = "shutting_down";
+    }
+    if (st.ready) {
+        static const char ok[] = "{\"ready\":true}";
+        send_body(call, 200, "application/json", ok, sizeof(ok) - 1);
+        return;
+    }
+    hc_buf_t b;
+    hc_buf_init(&b);
+    const char *reason = st.not_ready_reason ? st.not_ready_reason : "unavailable";
+    hc_buf_puts(&b, "{\"ready\":false,\"reason\":");
+    hc_buf_json_string(&b, reason, strlen(reason));
+    hc_buf_puts(&b, ",\"error\":\"node is not ready\",\"code\":\"unavailable\"}");
+    send_json(call, 503, &b);
+    hc_buf_free(&b);
+}
+
+static void handle_metrics(call_t *call)
+{
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_node_render_metrics(call->http->node, &b);
+    hc_metrics_render_requests(&call->http->metrics, &b);
+    hc_buf_printf(&b,
+                  "# HELP hacache_http_connections Open HTTP connections.\n"
+                  "# TYPE hacache_http_connections gauge\nhacache_http_connections %zu\n",
+                  call->http->nconns);
+    if (b.failed) {
+        send_error(call, 500, "internal", "out of memory");
+    } else {
+        send_body(call, 200, "text/plain; version=0.0.4", b.data, b.len);
+    }
+    hc_buf_free(&b);
+}
+
+static void handle_admin(call_t *call, const char *what, size_t n)
+{
+    call->op = HC_MOP_ADMIN;
+    if (!method_is(call->req, "POST")) {
+        send_method_not_allowed(call, "POST");
+        return;
+    }
+    if (h2o_memis(what, n, H2O_STRLIT("leader/transfer"))) {
+        send_error(call, 409, "standalone", "a standalone node has no peer to hand leadership to");
+    } else if (h2o_memis(what, n, H2O_STRLIT("tls/reload"))) {
+        int rv = hc_http_reload_tls(call->http);
+        if (rv == HC_ENOTFOUND) {
+            static const char body[] = "{\"reloaded\":false,\"reason\":\"no TLS configured\"}";
+            send_body(call, 200, "application/json", body, sizeof(body) - 1);
+        } else if (rv != 0) {
+            send_error(call, 400, "tls_reload_failed",
+                       "new TLS material rejected; the old one stays (see the log)");
+        } else {
+            static const char body[] = "{\"reloaded\":true}";
+            send_body(call, 200, "application/json", body, sizeof(body) - 1);
+        }
+    } else {
+        send_error(call, 404, "not_found", "no such admin endpoint");
+    }
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    struct hc_http *h = ((api_handler_t *)self)->http;
+    call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
+    call->http = h;
+    call->req = req;
+    call->op = HC_MOP_OTHER;
+    call->ack = HC_MACK_NA;
+    call->start_ns = hc_mono_ns();
+    if (h->shutting_down) {
+        /* let HTTP/1.1 clients know this connection goes away after the answer */
+        req->http1_is_persistent = 0;
+    }
+
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    const char *path = req->path.base;
+    query_t q = {.base = "", .len = 0};
+    if (req->query_at != SIZE_MAX) {
+        q.base = req->path.base + req->query_at + 1;
+        q.len = req->path.len - req->query_at - 1;
+    }
+
+    if (h2o_memis(path, plen, H2O_STRLIT("/healthz"))) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        send_body(call, 200, "application/json", ok, sizeof(ok) - 1);
+        return 0;
+    }
+    if (h2o_memis(path, plen, H2O_STRLIT("/readyz"))) {
+        handle_readyz(call);
+        return 0;
+    }
+    if (!token_ok(h, req)) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer"));
+        send_error(call, 401, "unauthorized", "missing or wrong bearer token");
+        return 0;
+    }
+    if (h2o_memis(path, plen, H2O_STRLIT("/metrics"))) {
+        handle_metrics(call);
+        return 0;
+    }
+    if (h2o_memis(path, plen, H2O_STRLIT("/v1/status"))) {
+        handle_status(call);
+        return 0;
+    }
+    if (h2o_memis(path, plen, H2O_STRLIT("/v1/caches")) ||
+        h2o_memis(path, plen, H2O_STRLIT("/v1/caches/"))) {
+        handle_caches(call);
+        return 0;
+    }
+    static const char caches_prefix[] = "/v1/caches/";
+    static const char admin_prefix[] = "/v1/admin/";
+    if (plen > sizeof(caches_prefix) - 1 &&
+        memcmp(path, caches_prefix, sizeof(caches_prefix) - 1) == 0) {
+        const char *cache = path + sizeof(caches_prefix) - 1;
+        size_t rest = plen - (sizeof(caches_prefix) - 1);
+        const char *slash = memchr(cache, '/', rest);
+        if (slash == NULL) {
+            handle_clear(call, cache, rest, &q);
+        } else {
+            size_t cache_len = (size_t)(slash - cache);
+            handle_entry(call, cache, cache_len, slash + 1, rest - cache_len - 1, &q);
+        }
+        return 0;
+    }
+    if (plen > sizeof(admin_prefix) - 1 &&
+        memcmp(path, admin_prefix, sizeof(admin_prefix) - 1) == 0) {
+        handle_admin(call, path + sizeof(admin_prefix) - 1, plen - (sizeof(admin_prefix) - 1));
+        return 0;
+    }
+    send_error(call, 404, "not_found", "no such endpoint");
+    return 0;
+}
+
+/* ---- TLS for the API ---- */
+
+/* Builds a server context from the HTTP TLS pair; NULL (and one log line) on any problem. */
+static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    const char *what = NULL;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->http_tls_cert) != 1) {
+        what = "cannot load CACHE_HTTP_TLS_CERT";
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->http_tls_key, SSL_FILETYPE_PEM) != 1) {
+        what = "cannot load CACHE_HTTP_TLS_KEY";
+    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+        what = "CACHE_HTTP_TLS_KEY does not match CACHE_HTTP_TLS_CERT";
+    }
+    if (what) {
+        char err[256];
+        ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+        ERR_clear_error();
+        hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", what),
+               HC_LS("openssl", err));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+static void log_cert(const char *msg, SSL_CTX *ctx)
+{
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    if (x == NULL) {
+        return;
+    }
+    char subject[256] = "", serial[80] = "", not_after[64] = "";
+    X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    if (bn) {
+        char *hex = BN_bn2hex(bn);
+        if (hex) {
+            snprintf(serial, sizeof(serial), "%s", hex);
+            OPENSSL_free(hex);
+        }
+        BN_free(bn);
+    }
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
+        strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    hc_log(HC_LOG_INFO, msg, HC_LS("subject", subject), HC_LS("serial", serial),
+           HC_LS("not_after", not_after));
+}
+
+static void tls_status_json(struct hc_http *h, hc_buf_t *b)
+{
+    X509 *x = h->ssl_ctx ? SSL_CTX_get0_certificate(h->ssl_ctx) : NULL;
+    if (x == NULL) {
+        hc_buf_puts(b, "null");
+        return;
+    }
+    char subject[256] = "";
+    X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
+    struct tm tm;
+    char not_after[64] = "";
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
+        strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    hc_buf_puts(b, "{\"http\":{\"subject\":");
+    hc_buf_json_string(b, subject, strlen(subject));
+    hc_buf_puts(b, ",\"not_after\":");
+    hc_buf_json_string(b, not_after, strlen(not_after));
+    hc_buf_puts(b, "}}");
+}
+
+int hc_http_reload_tls(hc_http_t *h)
+{
+    if (h->cfg->http_tls_cert == NULL || h->cfg->http_tls_key == NULL) {
+        return HC_ENOTFOUND;
+    }
+    SSL_CTX *ctx = build_ssl_ctx(h->cfg);
+    if (ctx == NULL) {
+        return HC_EINVAL;
+    }
+    /* connections hold their own reference to the context they were accepted with */
+    SSL_CTX_free(h->ssl_ctx);
+    h->ssl_ctx = ctx;
+    h->accept_ctx.ssl_ctx = ctx;
+    log_cert("http tls reloaded", ctx);
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_closed(uv_handle_t *handle)
+{
+    conn_t *c = (conn_t *)handle;
+    c->http->nconns--;
+    free(c);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    struct hc_http *h = listener->data;
+    if (status != 0) {
+        hc_log(HC_LOG_WARN, "http accept failed", HC_LS("error", uv_strerror(status)));
+        return;
+    }
+    conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->http = h;
+    uv_tcp_init(h->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        h->nconns++;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    h->nconns++;
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(&h->accept_ctx, sock);
+}
+
+static int resolve_listen(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[256];
+    uint16_t port;
+    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+        return -1;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t **out)
+{
+    struct hc_http *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        return HC_ENOMEM;
+    }
+    h->loop = loop;
+    h->cfg = cfg;
+    h->node = node;
+    hc_metrics_init(&h->metrics);
+
+    if (cfg->n_api_tokens > 0) {
+        h->token_hashes = calloc(cfg->n_api_tokens, sizeof(*h->token_hashes));
+        if (h->token_hashes == NULL) {
+            free(h);
+            return HC_ENOMEM;
+        }
+        for (size_t i = 0; i < cfg->n_api_tokens; i++) {
+            crypto_generichash(h->token_hashes[i], crypto_generichash_BYTES,
+                               (const unsigned char *)cfg->api_tokens[i],
+                               strlen(cfg->api_tokens[i]), NULL, 0);
+        }
+        h->n_tokens = cfg->n_api_tokens;
+    }
+
+    h2o_config_init(&h->config);
+    h->config.server_name = h2o_iovec_init(H2O_STRLIT("hacache"));
+    /* Bodies above the value limit are refused by h2o (413) before they are buffered. */
+    h->config.max_request_entity_size = cfg->max_value_size;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    api_handler_t *handler = (api_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->http = h;
+    handler->super.on_req = on_req;
+
+    int rv = 0;
+    if (cfg->http_tls_cert && cfg->http_tls_key) {
+        h->ssl_ctx = build_ssl_ctx(cfg);
+        if (h->ssl_ctx == NULL) {
+            rv = HC_EINVAL;
+            goto fail_config;
+        }
+        log_cert("http tls loaded", h->ssl_ctx);
+    }
+
+    h2o_context_init(&h->ctx, loop, &h->config);
+    h->ctx_inited = 1;
+    h->accept_ctx.ctx = &h->ctx;
+    h->accept_ctx.hosts = h->config.hosts;
+    h->accept_ctx.ssl_ctx = h->ssl_ctx;
+
+    struct sockaddr_storage ss;
+    if (resolve_listen(cfg->http_addr, &ss) != 0) {
+        hc_log(HC_LOG_ERROR, "cannot resolve CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr));
+        rv = HC_EINVAL;
+        goto fail_ctx;
+    }
+    uv_tcp_init(loop, &h->listener);
+    h->listener.data = h;
+    h->listener_open = 1;
+    int uvrv = uv_tcp_bind(&h->listener, (const struct sockaddr *)&ss, 0);
+    if (uvrv == 0) {
+        uvrv = uv_listen((uv_stream_t *)&h->listener, 511, on_accept);
+    }
+    if (uvrv != 0) {
+        hc_log(HC_LOG_ERROR, "cannot listen on CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr),
+               HC_LS("error", uv_strerror(uvrv)));
+        rv = HC_EUNAVAILABLE;
+        goto fail_ctx;
+    }
+    hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", cfg->http_addr),
+           HC_LS("tls", h->ssl_ctx ? "on" : "off"), HC_LB("auth", h->n_tokens > 0));
+    *out = h;
+    return 0;
+
+fail_ctx:
+    /* The caller closes the loop's handles: leave h so hc_http_close/free clean up. */
+    *out = h;
+    return rv;
+fail_config:
+    h2o_config_dispose(&h->config);
+    free(h->token_hashes);
+    free(h);
+    *out = NULL;
+    return rv;
+}
+
+static void drain_finish(struct hc_http *h)
+{
+    if (h->drain_timer_open) {
+        uv_timer_stop(&h->drain_timer);
+    }
+    void (*cb)(void *) = h->drained_cb;
+    h->drained_cb = NULL;
+    if (cb) {
+        cb(h->drained_ud);
+    }
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct hc_http *h = t->data;
+    if (h->nconns == 0) {
+        hc_log(HC_LOG_DEBUG, "http connections drained");
+        drain_finish(h);
+    } else if (uv_now(h->loop) >= h->drain_deadline) {
+        hc_log(HC_LOG_WARN, "http drain timed out, abandoning connections",
+               HC_LU("connections", h->nconns));
+        drain_finish(h);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), void *ud)
+{
+    h->shutting_down = 1;
+    h->drained_cb = cb;
+    h->drained_ud = ud;
+    if (h->listener_open) {
+        uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+        h->listener_open = 0;
+    }
+    if (h->ctx_inited) {
+        /* HTTP/2: GOAWAY; HTTP/1.1: idle keep-alive connections are closed */
+        h2o_context_request_shutdown(&h->ctx);
+    }
+    h->drain_deadline = uv_now(h->loop) + timeout_ms;
+    uv_timer_init(h->loop, &h->drain_timer);
+    h->drain_timer.data = h;
+    h->drain_timer_open = 1;
+    uv_timer_start(&h->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
+}
+
+void hc_http_close(hc_http_t *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->listener_open) {
+        uv_close((uv_handle_t *)&h->listener, on_listener_closed);
+        h->listener_open = 0;
+    }
+    if (h->drain_timer_open) {
+        uv_close((uv_handle_t *)&h->drain_timer, NULL);
+        h->drain_timer_open = 0;
+    }
+    if (h->ctx_inited && h->nconns == 0) {
+        h2o_context_dispose(&h->ctx);
+        h->ctx_inited = 0;
+    }
+}
+
+void hc_http_free(hc_http_t *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    if (h->nconns == 0) {
+        /* with live (abandoned) connections the config is still referenced: leave it to exit */
+        h2o_config_dispose(&h->config);
+        SSL_CTX_free(h->ssl_ctx);
+        free(h->token_hashes);
+        free(h);
+    }
+}
+
+size_t hc_http_open_connections(const hc_http_t *h)
+{
+    return h->nconns;
+}

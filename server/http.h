@@ -1,0 +1,36 @@
+/* http.h: the HTTP/1.1 + HTTP/2 API adapter (h2o 2.2.5 on libuv): routing, token auth, input
+ * bounds, JSON errors, metrics, graceful drain. */
+#ifndef HC_HTTP_H
+#define HC_HTTP_H
+
+#include <uv.h>
+
+#include "config.h"
+#include "node.h"
+
+typedef struct hc_http hc_http_t;
+
+/* Binds CACHE_HTTP_ADDR and starts serving on `loop`. cfg and node are borrowed and must outlive
+ * the server. Returns 0, or HC_EINVAL (bad address / TLS material) / HC_EUNAVAILABLE (bind or
+ * listen failed) after logging one line with the reason. */
+int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t **out);
+
+/* Stops accepting, lets in-flight requests finish and asks keep-alive connections to close
+ * (HTTP/2 GOAWAY). cb runs once every connection is gone, or after timeout_ms at the latest
+ * (remaining connections are then abandoned to process exit, and counted in the log). */
+void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), void *ud);
+
+/* Disposes the h2o context and closes the remaining handles (after hc_http_shutdown's cb).
+ * The caller then runs the loop until it has no more handles and calls hc_http_free. */
+void hc_http_close(hc_http_t *h);
+void hc_http_free(hc_http_t *h);
+
+/* Number of open API connections. */
+size_t hc_http_open_connections(const hc_http_t *h);
+
+/* Re-reads CACHE_HTTP_TLS_CERT/KEY into a new TLS context and swaps it in for new connections;
+ * the old one stays on error. 0, HC_EINVAL (bad material, logged) or HC_ENOTFOUND (no HTTP TLS
+ * configured). */
+int hc_http_reload_tls(hc_http_t *h);
+
+#endif

@@ -1,0 +1,190 @@
+/* main.c: hacached — configuration, the loop, signals and an orderly shutdown around the node
+ * and its adapters. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "config.h"
+#include "hacache.h"
+#include "http.h"
+#include "log.h"
+#include "node.h"
+
+typedef struct {
+    uv_loop_t loop;
+    hc_config_t cfg;
+    hc_node_t *node;
+    hc_http_t *http;
+    uv_signal_t sigterm, sigint, sighup;
+    int stopping;
+    int abandoned; /* connections left open after the drain deadline */
+    uint64_t stop_started_ms;
+} daemon_t;
+
+static void print_errors(const hc_config_errors_t *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        fprintf(stderr, "hacached: %s\n", errs->line[i]);
+    }
+}
+
+static void close_signal(uv_signal_t *s)
+{
+    if (!uv_is_closing((uv_handle_t *)s)) {
+        uv_close((uv_handle_t *)s, NULL);
+    }
+}
+
+static void on_node_closed(void *ud)
+{
+    daemon_t *d = ud;
+    close_signal(&d->sigterm);
+    close_signal(&d->sigint);
+    close_signal(&d->sighup);
+    if (d->http && hc_http_open_connections(d->http) > 0) {
+        /* drain timed out: the remaining connections are abandoned to process exit */
+        d->abandoned = 1;
+        uv_stop(&d->loop);
+    }
+}
+
+static void on_http_drained(void *ud)
+{
+    daemon_t *d = ud;
+    hc_http_close(d->http);
+    hc_node_close(d->node, on_node_closed, d);
+}
+
+static void begin_stop(daemon_t *d, const char *why)
+{
+    if (d->stopping) {
+        return;
+    }
+    d->stopping = 1;
+    d->stop_started_ms = uv_now(&d->loop);
+    hc_log(HC_LOG_INFO, "shutting down", HC_LS("reason", why),
+           HC_LU("timeout_ms", d->cfg.shutdown_timeout_ms));
+    hc_node_begin_shutdown(d->node);
+    if (d->http) {
+        hc_http_shutdown(d->http, d->cfg.shutdown_timeout_ms, on_http_drained, d);
+    } else {
+        on_http_drained(d);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    daemon_t *d = s->data;
+    if (signum == SIGHUP) {
+        int rv = d->http ? hc_http_reload_tls(d->http) : HC_ENOTFOUND;
+        hc_log(HC_LOG_INFO, "SIGHUP: credentials reload",
+               HC_LS("http_tls", rv == 0 ? "reloaded" : rv == HC_ENOTFOUND ? "not configured" : "rejected"));
+        return;
+    }
+    if (d->stopping) {
+        hc_log(HC_LOG_WARN, "second signal during shutdown, exiting now");
+        exit(1);
+    }
+    begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int start_signal(daemon_t *d, uv_signal_t *s, int signum)
+{
+    uv_signal_init(&d->loop, s);
+    s->data = d;
+    return uv_signal_start(s, on_signal, signum);
+}
+
+int main(int argc, char **argv)
+{
+    static daemon_t d; /* static: reachable from the signal handlers' handles until exit */
+    hc_config_errors_t errs;
+    memset(&errs, 0, sizeof(errs));
+    hc_config_init(&d.cfg);
+    if (hc_config_load(&d.cfg, argc, argv, NULL, NULL, NULL, &errs) != 0) {
+        print_errors(&errs);
+        hc_config_free(&d.cfg);
+        return 2;
+    }
+    if (d.cfg.cmd_help) {
+        hc_config_print_help(stdout);
+        hc_config_free(&d.cfg);
+        return 0;
+    }
+    if (d.cfg.cmd_version) {
+        printf("hacached %s\n", HC_VERSION_STRING);
+        hc_config_free(&d.cfg);
+        return 0;
+    }
+    if (hc_config_validate(&d.cfg, (int64_t)time(NULL), &errs) != 0) {
+        /* --check-config reports every problem; the daemon fails fast on the first */
+        if (!d.cfg.cmd_check_config) {
+            errs.n = errs.n > 0 ? 1 : 0;
+        }
+        print_errors(&errs);
+        hc_config_free(&d.cfg);
+        return 2;
+    }
+    if (d.cfg.cmd_check_config) {
+        printf("configuration OK\n");
+        hc_config_free(&d.cfg);
+        return 0;
+    }
+    hc_log_setup(d.cfg.log_level, d.cfg.log_format, stderr);
+    if (d.cfg.ha_mode) {
+        fprintf(stderr, "hacached: HA_MODE: cluster mode is not available in this build yet "
+                        "(standalone only); set HA_MODE=false\n");
+        hc_config_free(&d.cfg);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "hacached: libsodium failed to initialise\n");
+        hc_config_free(&d.cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    int exit_code = 0;
+    uv_loop_init(&d.loop);
+    d.node = hc_node_new(&d.loop, &d.cfg);
+    if (d.node == NULL || hc_node_start(d.node) != 0) {
+        hc_log(HC_LOG_ERROR, "cannot start node");
+        exit_code = 1;
+        goto out;
+    }
+    start_signal(&d, &d.sigterm, SIGTERM);
+    start_signal(&d, &d.sigint, SIGINT);
+    start_signal(&d, &d.sighup, SIGHUP);
+    hc_log(HC_LOG_INFO, "hacached starting", HC_LS("version", HC_VERSION_STRING),
+           HC_LS("mode", "standalone"), HC_LS("http", d.cfg.http_addr));
+    if (hc_http_start(&d.loop, &d.cfg, d.node, &d.http) != 0) {
+        exit_code = 1;
+        d.stopping = 1;
+        on_http_drained(&d);
+    }
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+
+    if (d.stopping && exit_code == 0) {
+        hc_log(HC_LOG_INFO, "stopped", HC_LU("shutdown_ms", uv_now(&d.loop) - d.stop_started_ms));
+    }
+out:
+    if (d.abandoned) {
+        /* h2o still references the loop and its config from those connections: exit as is */
+        return exit_code;
+    }
+    hc_http_free(d.http);
+    if (uv_loop_close(&d.loop) != 0) {
+        hc_log(HC_LOG_ERROR, "handles still open at exit");
+        uv_print_all_handles(&d.loop, stderr);
+        exit_code = exit_code ? exit_code : 1;
+    }
+    hc_node_free(d.node);
+    hc_config_free(&d.cfg);
+    return exit_code;
+}

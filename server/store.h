@@ -1,0 +1,140 @@
+/* store.h: the data store of one node: named caches of byte keys and values with versions,
+ * absolute expiry instants, exact memory accounting and LRU eviction planning.
+ *
+ * The store is a deterministic state machine. Every mutation goes through hc_store_apply() with
+ * a command, the log index that becomes the entry's version, and the wall-clock "now" used only
+ * to treat already-expired entries as absent. The store never evicts or expires on its own:
+ * the node (the raft leader, or the standalone node) asks hc_store_plan_put() and
+ * hc_store_collect_expired() for victims and turns them into EVICT / EXPIRE commands that are
+ * applied (and later replicated) like any other write, so replicas stay byte-identical. */
+#ifndef HC_STORE_H
+#define HC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hc_store hc_store_t;
+
+typedef enum { HC_POLICY_INVALIDATE = 0, HC_POLICY_SERVE_STALE } hc_qloss_policy_t;
+
+/* Per-cache settings. A cache is created with defaults on its first write. */
+typedef struct {
+    uint64_t max_memory;     /* bytes this cache may hold; 0 = only the store-wide bound */
+    uint64_t default_ttl_ms; /* TTL applied when a put carries none; 0 = no expiry */
+    hc_qloss_policy_t policy;
+    uint64_t max_stale_ms;   /* for HC_POLICY_SERVE_STALE */
+} hc_cache_settings_t;
+
+typedef struct {
+    uint64_t entries;     /* live entries (including expired ones not yet reclaimed) */
+    uint64_t memory;      /* accounted bytes, see hc_store_entry_footprint() */
+    uint64_t hits, misses;
+    uint64_t evictions, expirations;
+} hc_cache_stats_t;
+
+typedef enum {
+    HC_OP_PUT = 1,  /* set value; if_absent / if_version conditions; expire_at_ms */
+    HC_OP_DEL,      /* delete one key; result.existed */
+    HC_OP_INCR,     /* add incr_by to a decimal integer value (absent = 0), keeps expiry */
+    HC_OP_CLEAR,    /* drop every entry of one cache (the cache and its settings stay) */
+    HC_OP_EVICT,    /* drop one key for memory; counted as an eviction */
+    HC_OP_EXPIRE,   /* drop one key whose expiry passed; counted as an expiration */
+    HC_OP_CACHE_CONFIG /* create the cache if needed and set its settings */
+} hc_op_t;
+
+/* A command. All pointers are borrowed for the duration of the call; the store copies what it
+ * keeps. Cache names are 1..255 bytes. */
+typedef struct {
+    hc_op_t op;
+    const char *cache;
+    size_t cache_len;
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+    uint64_t expire_at_ms;   /* absolute wall-clock ms; 0 = never (PUT; INCR creating a key) */
+    int if_absent;           /* PUT: fail with HC_ECONFLICT if a live entry exists */
+    int has_if_version;      /* PUT/DEL: fail with HC_ECONFLICT unless the live entry has... */
+    uint64_t if_version;     /* ...this version (0 = must be absent) */
+    int64_t incr_by;         /* INCR */
+    hc_cache_settings_t settings; /* CACHE_CONFIG */
+} hc_cmd_t;
+
+typedef struct {
+    uint64_t version; /* version of the entry after PUT/INCR */
+    int64_t integer;  /* INCR: the new value */
+    int existed;      /* DEL/EVICT/EXPIRE: a live entry was removed; CLEAR: count removed */
+    uint64_t removed; /* CLEAR: number of entries removed */
+} hc_apply_result_t;
+
+/* A read result. data points into the store and stays valid until the next hc_store_apply()
+ * or hc_store_free(); copy it before giving control back to the loop. */
+typedef struct {
+    const void *data;
+    size_t len;
+    uint64_t version;
+    uint64_t expire_at_ms; /* 0 = never */
+} hc_entry_view_t;
+
+/* A victim proposed by the planners: `expired` tells EXPIRE (1) from EVICT (0). Pointers are
+ * valid only during the callback. */
+typedef void (*hc_victim_cb)(void *ud, const char *cache, size_t cache_len, const void *key,
+                             size_t klen, int expired);
+
+/* max_memory: the store-wide bound in accounted bytes (CACHE_MAX_MEMORY). Returns NULL on OOM. */
+hc_store_t *hc_store_new(uint64_t max_memory);
+void hc_store_free(hc_store_t *s);
+
+/* Applies cmd. `index` becomes the version of written entries and must increase from call to
+ * call (the raft log index; the standalone node uses a counter). Returns 0, or:
+ * HC_ENOTFOUND (DEL/EVICT/EXPIRE of an absent key), HC_ECONFLICT (condition failed),
+ * HC_ENOTINT / HC_EOVERFLOW (INCR), HC_ENOMEM (the write does not fit: plan evictions first),
+ * HC_EINVAL (bad command). A failed command changes nothing. */
+int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t now_ms,
+                   hc_apply_result_t *res);
+
+/* Looks up a live (not expired at now_ms) entry; counts a hit or a miss and marks the entry
+ * recently used. Returns 0 or HC_ENOTFOUND. */
+int hc_store_get(hc_store_t *s, const char *cache, size_t cache_len, const void *key, size_t klen,
+                 uint64_t now_ms, hc_entry_view_t *out);
+
+/* Plans room for `put` (a PUT or INCR command): calls cb for each entry to remove first, in
+ * order (expired entries first, then least recently used; within the cache's own bound when
+ * it has one, store-wide otherwise), until applying put would fit. Returns 0 when the plan
+ * makes it fit (possibly with no victims), HC_ENOMEM when it cannot fit even in an empty cache
+ * (cb is then not called). The store is not modified. */
+int hc_store_plan_put(hc_store_t *s, const hc_cmd_t *put, uint64_t now_ms, hc_victim_cb cb,
+                      void *ud);
+
+/* Calls cb (expired = 1) for up to max entries whose expiry is <= now_ms, earliest first.
+ * Returns how many were reported. The store is not modified. */
+size_t hc_store_collect_expired(hc_store_t *s, uint64_t now_ms, size_t max, hc_victim_cb cb,
+                                void *ud);
+
+/* Accounted bytes of one entry: key, value and the per-entry overhead (entry header, index
+ * slot, allocator rounding). The same on every node. */
+uint64_t hc_store_entry_footprint(size_t klen, size_t vlen);
+
+uint64_t hc_store_memory(const hc_store_t *s);      /* accounted bytes of all caches */
+uint64_t hc_store_max_memory(const hc_store_t *s);
+
+/* Settings and stats of one cache; HC_ENOTFOUND when it does not exist. */
+int hc_store_cache_info(hc_store_t *s, const char *cache, size_t cache_len,
+                        hc_cache_settings_t *settings, hc_cache_stats_t *stats);
+
+/* Calls cb for every cache, in name order. */
+typedef void (*hc_cache_cb)(void *ud, const char *name, size_t name_len,
+                            const hc_cache_settings_t *settings, const hc_cache_stats_t *stats);
+void hc_store_foreach_cache(hc_store_t *s, hc_cache_cb cb, void *ud);
+
+/* Totals over all caches (hits, misses, evictions, expirations are monotonic counters). */
+void hc_store_totals(hc_store_t *s, hc_cache_stats_t *out);
+
+/* An order-independent digest of one cache's contents (keys, values, versions, expiry):
+ * equal on two replicas iff their contents are equal (up to hash collisions). An absent cache
+ * has the digest of an empty one. */
+#define HC_DIGEST_BYTES 32
+void hc_store_digest(hc_store_t *s, const char *cache, size_t cache_len,
+                     uint8_t out[HC_DIGEST_BYTES]);
+
+#endif
