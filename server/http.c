@@ -130,6 +130,7 @@ static void send_body(call_t *call, int status, const char *content_type, const 
     req->res.reason = reason_of(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
+    req->res.content_length = len;
     hc_metrics_record(&call->http->metrics, call->op, call->ack, result_of_status(status),
                       hc_mono_ns() - call->start_ns);
     if (hc_log_enabled(HC_LOG_DEBUG)) {
@@ -1060,8 +1061,14 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
         h->listener_open = 0;
     }
     if (h->ctx_inited) {
-        /* HTTP/2: GOAWAY; HTTP/1.1: idle keep-alive connections are closed */
+        /* HTTP/2: GOAWAY, streams in flight finish. */
         h2o_context_request_shutdown(&h->ctx);
+        /* HTTP/1.1 in h2o 2.2.5 has no shutdown hook: an idle keep-alive connection waits on
+         * the request timeout. Shrinking that timeout to zero and running it closes every idle
+         * connection now, and any connection that goes idle later at its next loop turn;
+         * requests in flight are not on this timeout and finish normally. */
+        h->ctx.http1.req_timeout.timeout = 0;
+        h2o_timeout_run(h->loop, &h->ctx.http1.req_timeout, uv_now(h->loop));
     }
     h->drain_deadline = uv_now(h->loop) + timeout_ms;
     uv_timer_init(h->loop, &h->drain_timer);
@@ -1084,6 +1091,10 @@ void hc_http_close(hc_http_t *h)
         h->drain_timer_open = 0;
     }
     if (h->ctx_inited && h->nconns == 0) {
+        /* request_shutdown armed HTTP/2's forced-close timer even with no HTTP/2 connection */
+        if (h2o_timeout_is_linked(&h->ctx.http2._graceful_shutdown_timeout)) {
+            h2o_timeout_unlink(&h->ctx.http2._graceful_shutdown_timeout);
+        }
         h2o_context_dispose(&h->ctx);
         h->ctx_inited = 0;
     }
