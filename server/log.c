@@ -81,6 +81,10 @@ static void put_json_string(line_t *l, const char *s)
             esc[0] = '\\';
             esc[1] = (char)c;
             put_raw(l, esc, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            esc[0] = '\\';
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            put_raw(l, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", c);
             put_str(l, esc);
