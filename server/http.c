@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -794,13 +795,29 @@ static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /* No TLS 1.3 session tickets: h2o 2.2.5 leaks the connection of a client that resets
+     * right after the handshake while the tickets are being written (seen with OpenSSL 3);
+     * API clients gain little from resumption anyway. */
+    SSL_CTX_set_num_tickets(ctx, 0);
     const char *what = NULL;
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->http_tls_cert) != 1) {
         what = "cannot load CACHE_HTTP_TLS_CERT";
-    } else if (SSL_CTX_use_PrivateKey_file(ctx, cfg->http_tls_key, SSL_FILETYPE_PEM) != 1) {
-        what = "cannot load CACHE_HTTP_TLS_KEY";
-    } else if (SSL_CTX_check_private_key(ctx) != 1) {
-        what = "CACHE_HTTP_TLS_KEY does not match CACHE_HTTP_TLS_CERT";
+    } else {
+        /* read the key ourselves so a mismatch is reported as such, not as a load error */
+        EVP_PKEY *pkey = NULL;
+        FILE *f = fopen(cfg->http_tls_key, "r");
+        if (f != NULL) {
+            pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+            fclose(f);
+        }
+        if (pkey == NULL) {
+            what = "cannot load CACHE_HTTP_TLS_KEY";
+        } else if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
+            what = "CACHE_HTTP_TLS_KEY does not match CACHE_HTTP_TLS_CERT";
+        } else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
+            what = "cannot use CACHE_HTTP_TLS_KEY";
+        }
+        EVP_PKEY_free(pkey);
     }
     if (what) {
         char err[256];
@@ -1069,6 +1086,9 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
          * requests in flight are not on this timeout and finish normally. */
         h->ctx.http1.req_timeout.timeout = 0;
         h2o_timeout_run(h->loop, &h->ctx.http1.req_timeout, uv_now(h->loop));
+        /* Same for TLS connections that have not finished their handshake. */
+        h->ctx.handshake_timeout.timeout = 0;
+        h2o_timeout_run(h->loop, &h->ctx.handshake_timeout, uv_now(h->loop));
     }
     h->drain_deadline = uv_now(h->loop) + timeout_ms;
     uv_timer_init(h->loop, &h->drain_timer);
