@@ -107,11 +107,7 @@ int main(int argc, char **argv)
     hc_config_errors_t errs;
     memset(&errs, 0, sizeof(errs));
     hc_config_init(&d.cfg);
-    if (hc_config_load(&d.cfg, argc, argv, NULL, NULL, NULL, &errs) != 0) {
-        print_errors(&errs);
-        hc_config_free(&d.cfg);
-        return 2;
-    }
+    int load_rv = hc_config_load(&d.cfg, argc, argv, NULL, NULL, NULL, &errs);
     if (d.cfg.cmd_help) {
         hc_config_print_help(stdout);
         hc_config_free(&d.cfg);
@@ -122,8 +118,15 @@ int main(int argc, char **argv)
         hc_config_free(&d.cfg);
         return 0;
     }
-    if (hc_config_validate(&d.cfg, (int64_t)time(NULL), &errs) != 0) {
-        /* --check-config reports every problem; the daemon fails fast on the first */
+    /* --check-config reports every problem (syntax and semantics) at once; the daemon fails
+     * fast on the first. */
+    if (load_rv != 0 && !d.cfg.cmd_check_config) {
+        errs.n = 1;
+        print_errors(&errs);
+        hc_config_free(&d.cfg);
+        return 2;
+    }
+    if (hc_config_validate(&d.cfg, (int64_t)time(NULL), &errs) != 0 || load_rv != 0) {
         if (!d.cfg.cmd_check_config) {
             errs.n = errs.n > 0 ? 1 : 0;
         }
