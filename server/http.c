@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,9 +35,12 @@ typedef struct {
 } api_handler_t;
 
 /* One accepted connection; `tcp` first so h2o's close callback can free the whole thing. */
-typedef struct {
+typedef struct conn {
     uv_tcp_t tcp;
     struct hc_http *http;
+    h2o_socket_t *sock;
+    int read_shut;              /* shutdown(SHUT_RD) done during drain */
+    struct conn *prev, *next;   /* hc_http.conns */
 } conn_t;
 
 struct hc_http {
@@ -55,6 +59,7 @@ struct hc_http {
     unsigned char (*token_hashes)[crypto_generichash_BYTES];
     size_t n_tokens;
     size_t nconns;
+    conn_t *conns; /* every accepted connection, for the drain */
     int shutting_down;
     uv_timer_t drain_timer;
     int drain_timer_open;
@@ -732,6 +737,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         q.len = req->path.len - req->query_at - 1;
     }
 
+    int is_get = method_is(req, "GET") || method_is(req, "HEAD");
+    if (!is_get && (h2o_memis(path, plen, H2O_STRLIT("/healthz")) ||
+                    h2o_memis(path, plen, H2O_STRLIT("/readyz")) ||
+                    h2o_memis(path, plen, H2O_STRLIT("/metrics")))) {
+        send_method_not_allowed(call, "GET, HEAD");
+        return 0;
+    }
     if (h2o_memis(path, plen, H2O_STRLIT("/healthz"))) {
         static const char ok[] = "{\"status\":\"ok\"}";
         send_body(call, 200, "application/json", ok, sizeof(ok) - 1);
@@ -900,8 +912,39 @@ int hc_http_reload_tls(hc_http_t *h)
 static void on_conn_closed(uv_handle_t *handle)
 {
     conn_t *c = (conn_t *)handle;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else if (c->http->conns == c) {
+        c->http->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
     c->http->nconns--;
     free(c);
+}
+
+/* Drain step: a connection with no unread input is between requests (or writing a response,
+ * or mid TLS handshake). Shutting down its read side makes h2o see end-of-stream: an idle
+ * HTTP/1.1 keep-alive connection closes at once, a response being written still completes
+ * (h2o closes after the write), and an HTTP/2 connection that already got GOAWAY closes
+ * instead of waiting for its grace timer. A connection holding part of a request keeps its
+ * read side until the request is complete; its answer then carries "Connection: close".
+ * h2o 2.2.5 offers no shutdown hook for HTTP/1.1, hence this. */
+static void shut_idle_reads(struct hc_http *h)
+{
+    for (conn_t *c = h->conns; c != NULL; c = c->next) {
+        /* a closing connection has already released its input buffer */
+        if (c->read_shut || c->sock == NULL || uv_is_closing((uv_handle_t *)&c->tcp) ||
+            c->sock->input == NULL || c->sock->input->size != 0) {
+            continue;
+        }
+        uv_os_fd_t fd;
+        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+            shutdown(fd, SHUT_RD);
+        }
+        c->read_shut = 1;
+    }
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -916,6 +959,11 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     c->http = h;
+    c->next = h->conns;
+    if (h->conns) {
+        h->conns->prev = c;
+    }
+    h->conns = c;
     uv_tcp_init(h->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         h->nconns++;
@@ -924,8 +972,8 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h->nconns++;
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
-    h2o_accept(&h->accept_ctx, sock);
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    h2o_accept(&h->accept_ctx, c->sock);
 }
 
 static int resolve_listen(const char *addr, struct sockaddr_storage *ss)
@@ -1053,6 +1101,7 @@ static void drain_finish(struct hc_http *h)
 static void on_drain_tick(uv_timer_t *t)
 {
     struct hc_http *h = t->data;
+    shut_idle_reads(h); /* connections whose request just completed */
     if (h->nconns == 0) {
         hc_log(HC_LOG_DEBUG, "http connections drained");
         drain_finish(h);
@@ -1080,16 +1129,8 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
     if (h->ctx_inited) {
         /* HTTP/2: GOAWAY, streams in flight finish. */
         h2o_context_request_shutdown(&h->ctx);
-        /* HTTP/1.1 in h2o 2.2.5 has no shutdown hook: an idle keep-alive connection waits on
-         * the request timeout. Shrinking that timeout to zero and running it closes every idle
-         * connection now, and any connection that goes idle later at its next loop turn;
-         * requests in flight are not on this timeout and finish normally. */
-        h->ctx.http1.req_timeout.timeout = 0;
-        h2o_timeout_run(h->loop, &h->ctx.http1.req_timeout, uv_now(h->loop));
-        /* Same for TLS connections that have not finished their handshake. */
-        h->ctx.handshake_timeout.timeout = 0;
-        h2o_timeout_run(h->loop, &h->ctx.handshake_timeout, uv_now(h->loop));
     }
+    shut_idle_reads(h);
     h->drain_deadline = uv_now(h->loop) + timeout_ms;
     uv_timer_init(h->loop, &h->drain_timer);
     h->drain_timer.data = h;

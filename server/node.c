@@ -188,10 +188,8 @@ void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t 
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
-    if (n->shutting_down) {
-        cb(ud, HC_ESHUTDOWN, &res);
-        return;
-    }
+    /* A standalone node keeps applying writes while it drains: they are requests that were
+     * in flight when the stop began (the listener is closed by then). */
     uint64_t now = hc_wall_ms();
     hc_cmd_t c = *cmd;
     c.expire_at_ms = ttl_ms ? now + ttl_ms : 0;

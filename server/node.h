@@ -33,7 +33,7 @@ typedef struct {
 hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg);
 /* Starts the node's timers (active expiry). 0 or HC_E*. */
 int hc_node_start(hc_node_t *n);
-/* Marks the node as stopping: not ready, new writes answer HC_ESHUTDOWN. */
+/* Marks the node as stopping: /readyz turns 503. Requests in flight still complete. */
 void hc_node_begin_shutdown(hc_node_t *n);
 /* Closes every handle of the node; cb runs once they are all closed (on a later loop turn). */
 void hc_node_close(hc_node_t *n, void (*cb)(void *ud), void *ud);
