@@ -15,6 +15,8 @@ What it provides:
   * parse_prometheus(text)           a small Prometheus text-format parser -> Metrics
   * wait_until(cond, deadline, ...)  every wait is a poll loop on a condition with a deadline
   * check(cond, msg)                 soft assertion: recorded, the test goes on, then fails
+  * note(cond, msg)                  observation on behaviour the contract leaves open; never
+                                     fails
   * run(globals())                   runs every test_* function, prints "N passed, N failed"
                                      last, exits 1 if any failed; leftover nodes are killed.
 """
@@ -57,9 +59,23 @@ def check(cond, msg):
     fails at its end. Returns cond so callers can branch on it."""
     if not cond:
         frame = sys._getframe(1)
+        while frame.f_back is not None and frame.f_code.co_filename == __file__:
+            frame = frame.f_back  # report the test's line, not a helper's
         where = "%s:%d" % (os.path.basename(frame.f_code.co_filename), frame.f_lineno)
         _soft_failures.append("%s: %s" % (where, msg))
         print("    CHECK FAILED %s: %s" % (where, msg), flush=True)
+    return cond
+
+
+_notes = []
+
+
+def note(cond, msg):
+    """Observation about behaviour the contract leaves open: printed (and listed again before
+    the summary) when cond is false, never fails the test. Returns cond."""
+    if not cond:
+        _notes.append(msg)
+        print("    NOTE: %s" % msg, flush=True)
     return cond
 
 
@@ -73,7 +89,9 @@ def log(msg):
 
 def wait_until(cond, timeout, interval=0.02, what="condition"):
     """Polls cond() until it returns a truthy value or `timeout` seconds pass. Returns the value;
-    raises AssertionError naming `what` on timeout."""
+    raises AssertionError naming `what` on timeout. Other exceptions raised by cond count as
+    "not yet" (e.g. connection refused) except AssertionError, which cond raises to give up
+    at once (e.g. the process exited)."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -82,6 +100,8 @@ def wait_until(cond, timeout, interval=0.02, what="condition"):
             if v:
                 return v
             last_exc = None
+        except AssertionError:
+            raise
         except Exception as e:  # condition may fail transiently (e.g. connection refused)
             last_exc = e
         if time.monotonic() >= deadline:
@@ -131,9 +151,12 @@ class Node:
     given). The environment is clean: PATH, the sanitizer options, and these variables."""
 
     def __init__(self, env=None, args=None, log_level="debug", start=True, ready_timeout=20.0,
-                 name="node", persistent=False):
+                 name="node", persistent=False, ready_check=None):
         """persistent=True: the node outlives the test that started it (shared by several
-        tests); the runner stops it at the end and requires a clean exit then."""
+        tests); the runner stops it at the end and requires a clean exit then.
+        ready_check: optional function(node) -> bool used instead of plain-HTTP GET /healthz
+        to decide readiness (e.g. a probe over TLS); exceptions count as "not yet"."""
+        self.ready_check = ready_check
         self.extra_env = dict(env or {})
         self.args = list(args or [])
         self.log_level = log_level
@@ -202,16 +225,23 @@ class Node:
                 self.exit_code = rc
                 raise NodeStartError("hacached exited with %d during startup; stderr:\n%s" % (
                     rc, self.stderr_tail()))
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/healthz")
-                r = c.getresponse()
-                r.read()
-                c.close()
-                if r.status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
+            if self.ready_check is not None:
+                try:
+                    if self.ready_check(self):
+                        return
+                except Exception:
+                    pass
+            else:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                    c.request("GET", "/healthz")
+                    r = c.getresponse()
+                    r.read()
+                    c.close()
+                    if r.status == 200:
+                        return
+                except (OSError, http.client.HTTPException):
+                    pass
             if time.monotonic() >= deadline:
                 raise NodeStartError("hacached not healthy after %.1fs; stderr:\n%s" % (
                     timeout, self.stderr_tail()))
@@ -369,6 +399,7 @@ class Client:
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
         self.connects = 0
         self.server_closed = 0  # responses after which the server closed the connection
+        self.closed_after = []  # (method, path, status) of those responses, the first 20
         self.last_local_addr = None
         self.all_headers = []
 
@@ -390,6 +421,8 @@ class Client:
         hd = {k.lower(): v for k, v in self.all_headers}
         if r.will_close:
             self.server_closed += 1
+            if len(self.closed_after) < 20:
+                self.closed_after.append((method, path[:100], r.status))
             self.conn.close()
         return r.status, hd, data
 
@@ -474,37 +507,50 @@ def read_response(sock, timeout=10.0):
 
 
 def put_streaming(port, path, total_len, chunk=65536, timeout=60.0, headers=None,
-                  host="127.0.0.1"):
-    """PUT with Content-Length total_len, streaming the body in chunks. The server may answer
-    (e.g. 413) and close before the body is sent: that is detected (the socket turns readable,
-    or sending fails with EPIPE/ECONNRESET) and the response is read anyway.
-    Returns (status, headers, body, bytes_sent)."""
+                  host="127.0.0.1", chunked=False):
+    """PUT a body of total_len bytes, streamed in chunks: with Content-Length total_len, or
+    with Transfer-Encoding: chunked when chunked=True. The server may answer (e.g. 413) and
+    close before the body is sent: that is detected (the socket turns readable, or sending
+    fails with EPIPE/ECONNRESET) and the response is read anyway.
+    Returns (status, headers, body, body bytes sent)."""
     s = socket.create_connection((host, port), timeout=timeout)
     try:
-        h = "PUT %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Length: %d\r\n" % (path, host, port,
-                                                                         total_len)
+        h = "PUT %s HTTP/1.1\r\nHost: %s:%d\r\n" % (path, host, port)
+        h += "Transfer-Encoding: chunked\r\n" if chunked else "Content-Length: %d\r\n" % total_len
         for k, v in (headers or {}).items():
             h += "%s: %s\r\n" % (k, v)
         s.sendall((h + "\r\n").encode("latin-1"))
         block = b"\xab" * chunk
         sent = 0
+        pending = b""  # bytes of the current piece not yet accepted by the kernel
         deadline = time.monotonic() + timeout
         s.setblocking(False)
-        while sent < total_len:
+        finished = False
+        while not finished:
             if time.monotonic() >= deadline:
                 raise AssertionError("could not stream %d bytes within %.0fs (sent %d) and "
                                      "no response" % (total_len, timeout, sent))
             r, w, _ = select.select([s], [s], [], 1.0)
             if r:
                 break  # the server answered early
-            if w:
+            if not w:
+                continue
+            if not pending:
                 n = min(chunk, total_len - sent)
-                try:
-                    sent += s.send(block[:n])
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    break
+                if chunked:
+                    pending = (b"%x\r\n" % n + block[:n] + b"\r\n") if n else b"0\r\n\r\n"
+                else:
+                    pending = block[:n]
+                sent += n
+            try:
+                k = s.send(pending)
+                pending = pending[k:]
+            except (BlockingIOError, InterruptedError):
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            if not pending and sent >= total_len and (not chunked or n == 0):
+                finished = True
         s.setblocking(True)
         st, hd, body = read_response(s, timeout=max(1.0, deadline - time.monotonic()))
         return st, hd, body, sent
@@ -733,6 +779,8 @@ def run(module_globals, argv=None):
                 failed += 1
                 failed_names.append("teardown of node %s" % n.name)
                 print("FAIL teardown of node %s: %s" % (n.name, e), flush=True)
+    for msg in _notes:
+        print("note (not a failure): %s" % msg, flush=True)
     if skipped_names:
         print("skipped (NOT passed): %s" % ", ".join(skipped_names), flush=True)
     if failed_names:
@@ -757,7 +805,8 @@ def _finish_nodes(ok):
                 n.kill()
         if not ok:
             print("---- stderr of node %s (port %s, exit %r, %s) ----" % (
-                n.name, n.port, n.exit_code, n.stderr_path), flush=True)
+                n.name, n.port, n.proc.returncode if n.proc else None, n.stderr_path),
+                flush=True)
             print(n.stderr_tail(150), flush=True)
             print("---- end of stderr of node %s ----" % n.name, flush=True)
         elif not problems:
