@@ -8,7 +8,8 @@
 # is left once hacached does its work. When redis-server is installed it is measured as well,
 # as a reference row (different protocol, so no ratio).
 #
-# usage: bench/bench.sh [--quick] [--install] [--no-redis] [-n N] [-c N] [-m N] [--value-bytes N]
+# usage: bench/bench.sh [--quick] [--install] [--no-redis] [-n N] [-c N] [-m N] [--rounds N]
+#                       [--value-bytes N]
 # env:   HC_BUILD_DIR  build directory holding bin/hacached (default: build)
 # output: a table on stdout, also written to bench/out/results.txt; raw tool output in
 #         bench/out/raw/. Everything listens on 127.0.0.1; every process started is stopped
@@ -18,10 +19,11 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: bench/bench.sh [options]
-  --quick            smoke run: 20000 requests per scenario instead of 200000
+  --quick            smoke run: 20000 requests per scenario instead of 200000, one round
   -n N               requests per scenario (default 200000)
   -c N               concurrent connections (default 16)
   -m N               concurrent streams per connection for h2c (default 16; HTTP/1.1 uses 1)
+  --rounds N         measured runs per scenario and server, medians reported (default 5)
   --value-bytes N    size of the cached value and of hello_h2o's body (default 64)
   --no-redis         skip the redis-server reference rows
   --install          (root) apt-get install missing tools: nghttp2-client, curl, a C toolchain,
@@ -34,13 +36,14 @@ EOF
 die() { echo "bench.sh: $*" >&2; exit 1; }
 note() { echo "bench.sh: $*" >&2; }
 
-requests=200000 conns=16 streams=16 value_bytes=64 with_redis=1 install=0
+requests=200000 conns=16 streams=16 value_bytes=64 rounds=5 with_redis=1 install=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) requests=20000 ;;
+        --quick) requests=20000 rounds=1 ;;
         -n) requests=${2:?-n needs a number}; shift ;;
         -c) conns=${2:?-c needs a number}; shift ;;
         -m) streams=${2:?-m needs a number}; shift ;;
+        --rounds) rounds=${2:?--rounds needs a number}; shift ;;
         --value-bytes) value_bytes=${2:?--value-bytes needs a number}; shift ;;
         --no-redis) with_redis=0 ;;
         --install) install=1 ;;
@@ -49,11 +52,11 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-for v in "$requests" "$conns" "$streams" "$value_bytes"; do
+for v in "$requests" "$conns" "$streams" "$value_bytes" "$rounds"; do
     case "$v" in ''|*[!0-9]*) die "not a non-negative integer: '$v'" ;; esac
 done
-if [ "$requests" -eq 0 ] || [ "$conns" -eq 0 ] || [ "$streams" -eq 0 ]; then
-    die "-n, -c and -m must be positive"
+if [ "$requests" -eq 0 ] || [ "$conns" -eq 0 ] || [ "$streams" -eq 0 ] || [ "$rounds" -eq 0 ]; then
+    die "-n, -c, -m and --rounds must be positive"
 fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -180,6 +183,7 @@ sentinel="$tmp/sentinel.bin"
 head -c "$value_bytes" /dev/zero | tr '\0' 'v' >"$value"
 head -c "$value_bytes" /dev/zero | tr '\0' 's' >"$sentinel"
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 free_port
 hc_port=$port
 hc_url="http://127.0.0.1:$hc_port"
@@ -212,15 +216,14 @@ hc_put get-key "$value"
 hc_expect get-key "$value" "the preloaded value"
 
 # ---------------------------------------------------------------- h2load
-# measure TARGET SCENARIO PROTO URL H2LOAD-ARGS... : one h2load run; sets $rps. Fails unless
-# every request succeeded with 2xx over the expected protocol (and, for GET, every response
-# carried the value's bytes).
+# measure TARGET SCENARIO PROTO N RAW URL H2LOAD-ARGS... : one h2load run of N requests, its
+# output kept in RAW; sets $rps. Fails unless every request succeeded with 2xx over the
+# expected protocol (and, for GET, every response carried the value's bytes).
 measure() {
-    local target=$1 scenario=$2 proto=$3 url=$4; shift 4
-    local raw="$out/raw/$scenario-$proto-$target.txt"
+    local target=$1 scenario=$2 proto=$3 n=$4 raw=$5 url=$6; shift 6
     {
-        echo "# ${pin_client[*]} h2load $* $url"
-        "${pin_client[@]}" h2load "$@" "$url" 2>&1
+        echo "# ${pin_client[*]} h2load -n $n $* $url"
+        "${pin_client[@]}" h2load -n "$n" "$@" "$url" 2>&1
     } >"$raw" || { cat "$raw" >&2; die "h2load failed against $target ($scenario $proto)"; }
     local got_proto ok twoxx data
     got_proto=$(sed -n 's/^Application protocol: //p' "$raw")
@@ -228,44 +231,64 @@ measure() {
     ok=$(sed -n 's/^requests: .* \([0-9]*\) succeeded.*/\1/p' "$raw")
     twoxx=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$raw")
     data=$(sed -n 's/^traffic: .*(\([0-9]*\)) data$/\1/p' "$raw")
-    if [ "$got_proto" != "$proto" ] || [ -z "$rps" ] || [ "$ok" != "$requests" ] || [ "$twoxx" != "$requests" ]; then
+    if [ "$got_proto" != "$proto" ] || [ -z "$rps" ] || [ "$ok" != "$n" ] || [ "$twoxx" != "$n" ]; then
         cat "$raw" >&2
-        die "$target $scenario over $proto: want $requests requests answered 2xx over $proto," \
+        die "$target $scenario over $proto: want $n requests answered 2xx over $proto," \
             "got ${ok:-?} succeeded, ${twoxx:-?} 2xx, protocol '${got_proto:-?}' (raw: $raw)"
     fi
-    if [ "$scenario" = GET ] && [ "$data" != $((requests * value_bytes)) ]; then
+    if [ "$scenario" = GET ] && [ "$data" != $((n * value_bytes)) ]; then
         cat "$raw" >&2
-        die "$target GET over $proto: ${data:-?} body bytes, want $((requests * value_bytes)) (raw: $raw)"
+        die "$target GET over $proto: ${data:-?} body bytes, want $((n * value_bytes)) (raw: $raw)"
     fi
 }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+base_url() { if [ "$1" = hacached ]; then echo "$hc_url"; else echo "$hello_url"; fi; }
+
+warmup=$((requests / 10 < 1000 ? (requests < 1000 ? requests : 1000) : requests / 10))
 rows=()
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
-for proto in h2c http/1.1; do
-    if [ "$proto" = h2c ]; then
-        common=(-n "$requests" -c "$conns" -m "$streams" -t 1)
-    else
-        common=(--h1 -n "$requests" -c "$conns" -m 1 -t 1)
-    fi
+# scenario SCENARIO PROTO KEY H2LOAD-ARGS... : a warm-up run against each server, then $rounds
+# measured rounds, the server that goes first alternating. Appends to $rows the median req/s of
+# each server and the median and range of the per-round ratios: the two runs of a round are
+# back to back, so a ratio is less exposed to the machine's drift than the two medians are.
+# For PUT the key holds the sentinel before each hacached run and must hold the value after
+# it: proof that h2load really sent PUTs (a POST or GET would leave the sentinel in place).
+scenario() {
+    local scenario=$1 proto=$2 key=$3; shift 3
+    local tag="$scenario-${proto//\//}" target round hc_all=() hello_all=() ratios=() hc_rps hello_rps
+    note "$scenario over $proto"
+    for target in hello_h2o hacached; do
+        measure "$target" "$scenario" "$proto" "$warmup" "$out/raw/$tag-$target-warmup.txt" \
+            "$(base_url "$target")/v1/caches/bench/$key" "$@"
+    done
+    for round in $(seq "$rounds"); do
+        local order=(hello_h2o hacached)
+        [ $((round % 2)) = 1 ] || order=(hacached hello_h2o)
+        for target in "${order[@]}"; do
+            [ "$scenario/$target" != PUT/hacached ] || hc_put "$key" "$sentinel"
+            measure "$target" "$scenario" "$proto" "$requests" "$out/raw/$tag-$target-$round.txt" \
+                "$(base_url "$target")/v1/caches/bench/$key" "$@"
+            [ "$scenario/$target" != PUT/hacached ] ||
+                hc_expect "$key" "$value" "the value h2load PUT (is h2load sending PUT?)"
+            if [ "$target" = hacached ]; then hc_rps=$rps; else hello_rps=$rps; fi
+        done
+        hc_all+=("$hc_rps") hello_all+=("$hello_rps") ratios+=("$(ratio "$hc_rps" "$hello_rps")")
+    done
+    local range
+    range=$(printf '%s\n' "${ratios[@]}" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2f", lo, hi }')
+    rows+=("$scenario $proto $(median "${hc_all[@]}") $(median "${hello_all[@]}") $(median "${ratios[@]}") $range")
+}
 
-    note "GET over $proto"
-    measure hello_h2o GET "$proto" "$hello_url/v1/caches/bench/get-key" "${common[@]}"
-    hello_rps=$rps
-    measure hacached GET "$proto" "$hc_url/v1/caches/bench/get-key" "${common[@]}"
-    rows+=("GET $proto $rps $hello_rps $(ratio "$rps" "$hello_rps")")
-
-    # The key holds the sentinel before the run and must hold the value after it: proof that
-    # h2load really sent PUTs (a POST or GET would leave the sentinel in place).
-    note "PUT over $proto"
-    put=(-d "$value" -H ':method: PUT')
-    measure hello_h2o PUT "$proto" "$hello_url/v1/caches/bench/put-key" "${common[@]}" "${put[@]}"
-    hello_rps=$rps
-    hc_put put-key "$sentinel"
-    measure hacached PUT "$proto" "$hc_url/v1/caches/bench/put-key" "${common[@]}" "${put[@]}"
-    hc_expect put-key "$value" "the value h2load PUT (is h2load sending PUT?)"
-    rows+=("PUT $proto $rps $hello_rps $(ratio "$rps" "$hello_rps")")
-done
+rm -f "$out"/raw/*.txt
+h2c=(-c "$conns" -m "$streams" -t 1)
+h1=(--h1 -c "$conns" -m 1 -t 1)
+put=(-d "$value" -H ':method: PUT')
+scenario GET h2c get-key "${h2c[@]}"
+scenario PUT h2c put-key "${h2c[@]}" "${put[@]}"
+scenario GET http/1.1 get-key "${h1[@]}"
+scenario PUT http/1.1 put-key "${h1[@]}" "${put[@]}"
 kill -0 "$hc_pid" 2>/dev/null || { cat "$tmp/hacached.log" >&2; die "hacached died during the run"; }
 
 # ---------------------------------------------------------------- redis reference
@@ -278,18 +301,22 @@ if [ "$with_redis" = 1 ]; then
     redis_pid=$last_pid
     wait_until "$redis_pid" redis port_open "$redis_port"
     note "redis-server GET/SET"
-    raw="$out/raw/redis.txt"
     redis_args=(-t "get,set" -n "$requests" -c "$conns" -P "$streams" -d "$value_bytes" -q)
     redis_cmd=(redis-benchmark -h 127.0.0.1 -p "$redis_port" "${redis_args[@]}")
-    {
-        echo "# ${pin_client[*]} ${redis_cmd[*]}"
-        "${pin_client[@]}" "${redis_cmd[@]}" 2>&1 | tr '\r' '\n'
-    } >"$raw" || { cat "$raw" >&2; die "redis-benchmark failed"; }
-    for op in GET SET; do
-        r=$(sed -n "s/^$op: \([0-9.]*\) requests per second.*/\1/p" "$raw" | tail -n 1)
-        [ -n "$r" ] || { cat "$raw" >&2; die "no $op result from redis-benchmark (raw: $raw)"; }
-        redis_rows+=("$op $r")
+    get_all=() set_all=()
+    for round in $(seq "$rounds"); do
+        raw="$out/raw/redis-$round.txt"
+        {
+            echo "# ${pin_client[*]} ${redis_cmd[*]}"
+            "${pin_client[@]}" "${redis_cmd[@]}" 2>&1 | tr '\r' '\n'
+        } >"$raw" || { cat "$raw" >&2; die "redis-benchmark failed"; }
+        for op in GET SET; do
+            r=$(sed -n "s/^$op: \([0-9.]*\) requests per second.*/\1/p" "$raw" | tail -n 1)
+            [ -n "$r" ] || { cat "$raw" >&2; die "no $op result from redis-benchmark (raw: $raw)"; }
+            if [ "$op" = GET ]; then get_all+=("$r"); else set_all+=("$r"); fi
+        done
     done
+    redis_rows+=("GET $(median "${get_all[@]}")" "SET $(median "${set_all[@]}")")
 fi
 
 # ---------------------------------------------------------------- report
@@ -301,14 +328,17 @@ report="$out/results.txt.tmp"
     echo "hello_h2o: bench/hello_h2o.c on h2o $(pkg-config --modversion libh2o) (the library version of h2o 2.2.5), same body size"
     echo "load: $(h2load --version | head -n 1), -n $requests -c $conns -t 1; h2c: -m $streams; http/1.1: --h1 -m 1;" \
         "value $value_bytes bytes; PUT: -d FILE -H ':method: PUT', one key"
-    echo "cpu: $pinning"
+    echo "cpu: $pinning; load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+    echo "each figure: median of $rounds round(s), the server measured first alternating between rounds," \
+        "after a $warmup-request warm-up of each server; ratio: median of the per-round ratios"
     echo
-    printf '%-8s %-9s %16s %16s %8s\n' scenario protocol "hacached req/s" "hello req/s" ratio
+    printf '%-8s %-9s %15s %15s %6s  %s\n' scenario protocol "hacached req/s" "hello req/s" ratio "ratio range"
     for row in "${rows[@]}"; do
-        # shellcheck disable=SC2086  # row is four words
-        printf '%-8s %-9s %16.0f %16.0f %8s\n' $row
+        # shellcheck disable=SC2086  # row is six words
+        printf '%-8s %-9s %15.0f %15.0f %6.2f  %s\n' $row
     done
     echo "ratio = hacached / hello_h2o (1.00 = no overhead over the bare h2o stack)"
+    echo "the range spans the rounds; a wide one means the machine was noisy (rerun, or raise --rounds)"
     if [ ${#redis_rows[@]} -gt 0 ]; then
         echo
         echo "reference: $(redis-server --version | cut -d' ' -f1-3), redis-benchmark ${redis_args[*]}"

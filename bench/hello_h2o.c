@@ -35,7 +35,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     req->res.status = 200;
     req->res.reason = "OK";
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/plain"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain"));
     /* h2o_send_inline leaves content_length unset (HTTP/1.1 would fall back to chunked). */
     req->res.content_length = body_len;
     h2o_send_inline(req, body, body_len);
@@ -102,7 +103,8 @@ int main(int argc, char **argv)
     unsigned long port, size = DEFAULT_BODY_BYTES;
     if (argc < 2 || argc > 3 || parse_ulong(argv[1], 1, 65535, &port) != 0 ||
         (argc == 3 && parse_ulong(argv[2], 0, MAX_BODY_BYTES, &size) != 0)) {
-        fprintf(stderr, "usage: %s PORT [BODY_BYTES]  (127.0.0.1 only; BODY_BYTES 0..%d, default %d)\n",
+        fprintf(stderr,
+                "usage: %s PORT [BODY_BYTES]  (127.0.0.1 only; BODY_BYTES 0..%d, default %d)\n",
                 argv[0], MAX_BODY_BYTES, DEFAULT_BODY_BYTES);
         return 2;
     }
@@ -118,7 +120,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     h2o_config_init(&config);
-    h2o_hostconf_t *host = h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
     handler->on_req = on_req;

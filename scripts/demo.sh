@@ -31,10 +31,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 case "$port" in ''|*[!0-9]*) usage >&2; exit 2 ;; esac
-[ "$port" -ge 1 ] && [ "$port" -le 65535 ] || { usage >&2; exit 2; }
+if [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then usage >&2; exit 2; fi
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 build_dir=${HC_BUILD_DIR:-build}
+case "$build_dir" in /*) ;; *) build_dir="$(pwd)/$build_dir" ;; esac
 
 # ---------------------------------------------------------------- packages
 # gcc only recommends libc6-dev and cmake only recommends make: both are listed so that
@@ -76,6 +77,7 @@ CACHE_HTTP_ADDR="127.0.0.1:$port" CACHE_LOG_LEVEL=info CACHE_DATA_DIR="$run_dir/
     setsid "$hacached" </dev/null >"$log" 2>&1 &
 pid=$!
 
+# shellcheck disable=SC2317  # stop_node and on_exit run from the traps
 stop_node() {
     kill -0 "$pid" 2>/dev/null || return 0
     echo
@@ -88,17 +90,19 @@ stop_node() {
     fi
     wait "$pid" 2>/dev/null || true
 }
+# shellcheck disable=SC2317
 on_exit() {
     local rc=$?
     stop_node
-    if [ "$rc" != 0 ] && [ -s "$log" ]; then
+    if [ "$rc" != 0 ] && [ "$interrupted" = 0 ] && [ -s "$log" ]; then
         echo "--- last lines of $log" >&2
         tail -n 20 "$log" >&2
     fi
 }
+interrupted=0
 trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'interrupted=1; exit 130' INT
+trap 'interrupted=1; exit 143' TERM
 
 echo "==> starting $hacached on $url (log: $log)"
 deadline=$((SECONDS + 20))
@@ -167,7 +171,7 @@ api 200 "$url/v1/status"
 
 step "a few metrics"
 echo
-show curl -sS "$url/metrics" '|' grep '^hacache_' '|' head -n 12
+echo "\$ curl -sS $url/metrics | grep '^hacache_' | head -n 12"
 metrics=$(curl -sS --max-time 10 "$url/metrics") || die "GET /metrics failed"
 grep '^hacache_' <<<"$metrics" | awk 'NR <= 12' || die "no hacache_ metrics in /metrics"
 
