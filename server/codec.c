@@ -71,10 +71,9 @@ int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded
     if (m->settings) {
         c->settings.max_memory = m->settings->max_memory;
         c->settings.default_ttl_ms = m->settings->default_ttl_ms;
-        c->settings.policy =
-            m->settings->policy == HACACHE__CACHE_SETTINGS__POLICY__SERVE_STALE
-                ? HC_POLICY_SERVE_STALE
-                : HC_POLICY_INVALIDATE;
+        c->settings.policy = m->settings->policy == HACACHE__CACHE_SETTINGS__POLICY__SERVE_STALE
+                                 ? HC_POLICY_SERVE_STALE
+                                 : HC_POLICY_INVALIDATE;
         c->settings.max_stale_ms = m->settings->max_stale_ms;
     }
     out->msg = m;

@@ -11,10 +11,10 @@
 
 /* One entry of HA_HOSTS. */
 typedef struct {
-    char scheme[8];  /* "", "http" or "https" as written */
-    char host[256];  /* DNS name or IP literal, IPv6 without brackets */
+    char scheme[8]; /* "", "http" or "https" as written */
+    char host[256]; /* DNS name or IP literal, IPv6 without brackets */
     uint16_t port;
-    int ipv6;        /* host was written as [v6]:port */
+    int ipv6; /* host was written as [v6]:port */
 } hc_host_t;
 
 typedef struct {
@@ -38,45 +38,45 @@ typedef struct hc_config {
     /* what main() should do */
     int cmd_help, cmd_version, cmd_check_config;
 
-    int ha_mode;                /* HA_MODE */
-    char *ha_hosts_raw;         /* HA_HOSTS as given */
-    hc_hosts_t hosts;           /* parsed HA_HOSTS */
-    char *hostname_overwrite;   /* HOSTNAME_OVERWRITE */
-    char *hostname;             /* HOSTNAME or gethostname() */
-    int self_index;             /* my entry in hosts, -1 until validated in cluster mode */
-    char *listen_addr;          /* CACHE_LISTEN_ADDR */
+    int ha_mode;              /* HA_MODE */
+    char *ha_hosts_raw;       /* HA_HOSTS as given */
+    hc_hosts_t hosts;         /* parsed HA_HOSTS */
+    char *hostname_overwrite; /* HOSTNAME_OVERWRITE */
+    char *hostname;           /* HOSTNAME or gethostname() */
+    int self_index;           /* my entry in hosts, -1 until validated in cluster mode */
+    char *listen_addr;        /* CACHE_LISTEN_ADDR */
 
-    char *auth_token_file;      /* CACHE_AUTH_TOKEN_FILE */
-    char **auth_tokens;         /* CACHE_AUTH_TOKEN or the lines of the file; [0] is sent */
+    char *auth_token_file; /* CACHE_AUTH_TOKEN_FILE */
+    char **auth_tokens;    /* CACHE_AUTH_TOKEN or the lines of the file; [0] is sent */
     size_t n_auth_tokens;
 
-    int tls;                    /* CACHE_TLS */
-    char *tls_server_cert, *tls_server_key;       /* CACHE_TLS_SERVER_CERT/KEY */
-    char *tls_client_cert, *tls_client_key;       /* CACHE_TLS_CLIENT_CERT/KEY (default: server) */
-    char *tls_ca_server, *tls_ca_client;          /* CACHE_TLS_CA_SERVER/CLIENT */
-    char *tls_client_validate_domain;             /* CACHE_TLS_CLIENT_VALIDATE_DOMAIN */
-    char *tls_sni_overwrite;                      /* CACHE_TLS_SNI_OVERWRITE */
+    int tls;                                /* CACHE_TLS */
+    char *tls_server_cert, *tls_server_key; /* CACHE_TLS_SERVER_CERT/KEY */
+    char *tls_client_cert, *tls_client_key; /* CACHE_TLS_CLIENT_CERT/KEY (default: server) */
+    char *tls_ca_server, *tls_ca_client;    /* CACHE_TLS_CA_SERVER/CLIENT */
+    char *tls_client_validate_domain;       /* CACHE_TLS_CLIENT_VALIDATE_DOMAIN */
+    char *tls_sni_overwrite;                /* CACHE_TLS_SNI_OVERWRITE */
 
-    char *http_addr;            /* CACHE_HTTP_ADDR, host:port ([v6]:port allowed) */
+    char *http_addr;                    /* CACHE_HTTP_ADDR, host:port ([v6]:port allowed) */
     char *http_tls_cert, *http_tls_key; /* CACHE_HTTP_TLS_CERT/KEY */
-    char *api_token_file;       /* CACHE_API_TOKEN_FILE */
-    char **api_tokens;          /* CACHE_API_TOKEN or lines of the file; all accepted */
+    char *api_token_file;               /* CACHE_API_TOKEN_FILE */
+    char **api_tokens;                  /* CACHE_API_TOKEN or lines of the file; all accepted */
     size_t n_api_tokens;
-    int api_insecure;           /* CACHE_API_INSECURE */
-    char *resp_addr;            /* CACHE_RESP_ADDR, NULL = off */
+    int api_insecure; /* CACHE_API_INSECURE */
+    char *resp_addr;  /* CACHE_RESP_ADDR, NULL = off */
 
-    uint64_t max_memory;        /* CACHE_MAX_MEMORY bytes */
-    uint64_t max_key_size;      /* CACHE_MAX_KEY_SIZE bytes */
-    uint64_t max_value_size;    /* CACHE_MAX_VALUE_SIZE bytes */
+    uint64_t max_memory;     /* CACHE_MAX_MEMORY bytes */
+    uint64_t max_key_size;   /* CACHE_MAX_KEY_SIZE bytes */
+    uint64_t max_value_size; /* CACHE_MAX_VALUE_SIZE bytes */
 
-    uint32_t heartbeat_ms;          /* CACHE_HEARTBEAT_MS */
-    uint32_t election_timeout_ms;   /* CACHE_ELECTION_TIMEOUT_MS */
-    uint32_t quorum_loss_grace_ms;  /* CACHE_QUORUM_LOSS_GRACE_MS (default = election timeout) */
-    char *data_dir;                 /* CACHE_DATA_DIR */
-    hc_log_level_t log_level;       /* CACHE_LOG_LEVEL */
-    hc_log_format_t log_format;     /* CACHE_LOG_FORMAT */
-    uint32_t shutdown_timeout_ms;   /* CACHE_SHUTDOWN_TIMEOUT_MS */
-    uint32_t expiry_interval_ms;    /* CACHE_EXPIRY_INTERVAL_MS: active TTL reclaim period */
+    uint32_t heartbeat_ms;         /* CACHE_HEARTBEAT_MS */
+    uint32_t election_timeout_ms;  /* CACHE_ELECTION_TIMEOUT_MS */
+    uint32_t quorum_loss_grace_ms; /* CACHE_QUORUM_LOSS_GRACE_MS (default = election timeout) */
+    char *data_dir;                /* CACHE_DATA_DIR */
+    hc_log_level_t log_level;      /* CACHE_LOG_LEVEL */
+    hc_log_format_t log_format;    /* CACHE_LOG_FORMAT */
+    uint32_t shutdown_timeout_ms;  /* CACHE_SHUTDOWN_TIMEOUT_MS */
+    uint32_t expiry_interval_ms;   /* CACHE_EXPIRY_INTERVAL_MS: active TTL reclaim period */
 } hc_config_t;
 
 /* Sets every field to its default. Strings owned by the config (freed by hc_config_free). */

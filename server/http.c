@@ -39,8 +39,8 @@ typedef struct conn {
     uv_tcp_t tcp;
     struct hc_http *http;
     h2o_socket_t *sock;
-    int read_shut;              /* shutdown(SHUT_RD) done during drain */
-    struct conn *prev, *next;   /* hc_http.conns */
+    int read_shut;            /* shutdown(SHUT_RD) done during drain */
+    struct conn *prev, *next; /* hc_http.conns */
 } conn_t;
 
 struct hc_http {
@@ -77,13 +77,17 @@ typedef struct {
 
 static const char *reason_of(int status)
 {
-    static const status_reason_t table[] = {
-        {200, "OK"},          {400, "Bad Request"},
-        {401, "Unauthorized"}, {404, "Not Found"},
-        {405, "Method Not Allowed"}, {409, "Conflict"},
-        {413, "Payload Too Large"},  {500, "Internal Server Error"},
-        {503, "Service Unavailable"}, {504, "Gateway Timeout"},
-        {507, "Insufficient Storage"}};
+    static const status_reason_t table[] = {{200, "OK"},
+                                            {400, "Bad Request"},
+                                            {401, "Unauthorized"},
+                                            {404, "Not Found"},
+                                            {405, "Method Not Allowed"},
+                                            {409, "Conflict"},
+                                            {413, "Payload Too Large"},
+                                            {500, "Internal Server Error"},
+                                            {503, "Service Unavailable"},
+                                            {504, "Gateway Timeout"},
+                                            {507, "Insufficient Storage"}};
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         if (table[i].status == status) {
             return table[i].reason;
@@ -433,7 +437,8 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         return;
     }
     if (!cache_name_ok(cache, cache_len)) {
-        send_error(call, 400, "bad_request", "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        send_error(call, 400, "bad_request",
+                   "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
     }
     if (rawkey_len == 0) {
@@ -460,7 +465,8 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     if (call->op == HC_MOP_GET) {
         hc_consistency_t cons;
         if (parse_consistency(q, &cons) != 0) {
-            send_error(call, 400, "bad_request", "consistency must be local, leader or linearizable");
+            send_error(call, 400, "bad_request",
+                       "consistency must be local, leader or linearizable");
             return;
         }
         hc_entry_view_t view;
@@ -560,7 +566,8 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
         return;
     }
     if (!cache_name_ok(cache, cache_len)) {
-        send_error(call, 400, "bad_request", "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        send_error(call, 400, "bad_request",
+                   "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
     }
     hc_ack_t ack;

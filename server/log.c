@@ -154,7 +154,8 @@ void hc_log_fields(hc_log_level_t level, const char *msg, const hc_log_field_t *
     gmtime_r(&ts.tv_sec, &tm);
     char tsbuf[96];
     snprintf(tsbuf, sizeof(tsbuf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ts.tv_nsec / 1000000));
     const char *lvl = level_names[level];
 
     if (log_format == HC_LOG_JSON) {

@@ -84,7 +84,9 @@ static void on_signal(uv_signal_t *s, int signum)
     if (signum == SIGHUP) {
         int rv = d->http ? hc_http_reload_tls(d->http) : HC_ENOTFOUND;
         hc_log(HC_LOG_INFO, "SIGHUP: credentials reload",
-               HC_LS("http_tls", rv == 0 ? "reloaded" : rv == HC_ENOTFOUND ? "not configured" : "rejected"));
+               HC_LS("http_tls", rv == 0              ? "reloaded"
+                                 : rv == HC_ENOTFOUND ? "not configured"
+                                                      : "rejected"));
         return;
     }
     if (d->stopping) {

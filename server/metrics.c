@@ -6,8 +6,7 @@
 #include <string.h>
 
 const double hc_metrics_bucket_bounds[HC_METRICS_BUCKETS] = {
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
 
 static const char *const op_labels[HC_MOP__COUNT] = {
 #define HC_M_OP_LABEL_(name, label) label,
@@ -53,10 +52,9 @@ void hc_metrics_render_requests(const hc_metrics_t *m, hc_buf_t *out)
                 if (m->requests[o][a][r] == 0) {
                     continue;
                 }
-                hc_buf_printf(out,
-                              "hacache_requests_total{op=\"%s\",ack=\"%s\",result=\"%s\"} %" PRIu64
-                              "\n",
-                              op_labels[o], ack_labels[a], result_labels[r], m->requests[o][a][r]);
+                hc_buf_printf(
+                    out, "hacache_requests_total{op=\"%s\",ack=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                    op_labels[o], ack_labels[a], result_labels[r], m->requests[o][a][r]);
             }
         }
     }
@@ -70,22 +68,22 @@ void hc_metrics_render_requests(const hc_metrics_t *m, hc_buf_t *out)
             uint64_t cum = 0;
             for (int b = 0; b < HC_METRICS_BUCKETS; b++) {
                 cum += m->dur_buckets[o][a][b];
-                hc_buf_printf(out,
-                              "hacache_request_duration_seconds_bucket{op=\"%s\",ack=\"%s\",le=\"%g\"}"
-                              " %" PRIu64 "\n",
-                              op_labels[o], ack_labels[a], hc_metrics_bucket_bounds[b], cum);
+                hc_buf_printf(
+                    out,
+                    "hacache_request_duration_seconds_bucket{op=\"%s\",ack=\"%s\",le=\"%g\"}"
+                    " %" PRIu64 "\n",
+                    op_labels[o], ack_labels[a], hc_metrics_bucket_bounds[b], cum);
             }
-            hc_buf_printf(out,
-                          "hacache_request_duration_seconds_bucket{op=\"%s\",ack=\"%s\",le=\"+Inf\"} "
-                          "%" PRIu64 "\n",
-                          op_labels[o], ack_labels[a], m->dur_count[o][a]);
-            hc_buf_printf(out,
-                          "hacache_request_duration_seconds_sum{op=\"%s\",ack=\"%s\"} %.9f\n",
+            hc_buf_printf(
+                out,
+                "hacache_request_duration_seconds_bucket{op=\"%s\",ack=\"%s\",le=\"+Inf\"} "
+                "%" PRIu64 "\n",
+                op_labels[o], ack_labels[a], m->dur_count[o][a]);
+            hc_buf_printf(out, "hacache_request_duration_seconds_sum{op=\"%s\",ack=\"%s\"} %.9f\n",
                           op_labels[o], ack_labels[a], m->dur_sum[o][a]);
-            hc_buf_printf(out,
-                          "hacache_request_duration_seconds_count{op=\"%s\",ack=\"%s\"} %" PRIu64
-                          "\n",
-                          op_labels[o], ack_labels[a], m->dur_count[o][a]);
+            hc_buf_printf(
+                out, "hacache_request_duration_seconds_count{op=\"%s\",ack=\"%s\"} %" PRIu64 "\n",
+                op_labels[o], ack_labels[a], m->dur_count[o][a]);
         }
     }
 }

@@ -27,8 +27,14 @@ typedef enum {
 } hc_metric_op_t;
 
 /* The ack label: the four ack levels, or HC_MACK_NA ("") for reads and other requests. */
-typedef enum { HC_MACK_QUORUM = 0, HC_MACK_ONCE, HC_MACK_LEADER, HC_MACK_NONE, HC_MACK_NA,
-               HC_MACK__COUNT } hc_metric_ack_t;
+typedef enum {
+    HC_MACK_QUORUM = 0,
+    HC_MACK_ONCE,
+    HC_MACK_LEADER,
+    HC_MACK_NONE,
+    HC_MACK_NA,
+    HC_MACK__COUNT
+} hc_metric_ack_t;
 
 /* The result label. */
 #define HC_METRIC_RESULTS(X)                                                                       \

@@ -59,8 +59,8 @@ hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg)
     return n;
 }
 
-static void victims_add(void *ud, const char *cache, size_t cache_len, const void *key,
-                        size_t klen, int expired)
+static void victims_add(void *ud, const char *cache, size_t cache_len, const void *key, size_t klen,
+                        int expired)
 {
     victims_t *vs = ud;
     if (vs->failed) {
@@ -183,8 +183,8 @@ void hc_node_free(hc_node_t *n)
     free(n);
 }
 
-void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
-                   hc_write_cb cb, void *ud)
+void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb,
+                   void *ud)
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
@@ -256,7 +256,8 @@ static void render_cache_series(void *ud, const char *name, size_t name_len,
                                 const hc_cache_settings_t *settings, const hc_cache_stats_t *st)
 {
     cache_series_t *cs = ud;
-    hc_buf_puts(cs->out, cs->memory ? "hacache_cache_memory_bytes{cache=\"" : "hacache_cache_entries{cache=\"");
+    hc_buf_puts(cs->out, cs->memory ? "hacache_cache_memory_bytes{cache=\""
+                                    : "hacache_cache_entries{cache=\"");
     hc_buf_prom_label(cs->out, name, name_len);
     hc_buf_printf(cs->out, "\"} %" PRIu64 "\n", cs->memory ? st->memory : st->entries);
 }
@@ -296,20 +297,19 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
     hc_buf_puts(out, "# HELP hacache_cache_memory_bytes Accounted bytes per cache.\n"
                      "# TYPE hacache_cache_memory_bytes gauge\n");
     hc_store_foreach_cache(n->store, render_cache_series, &cs);
-    hc_buf_printf(out,
-                  "# HELP hacache_cache_hits_total Reads that found a live entry.\n"
-                  "# TYPE hacache_cache_hits_total counter\nhacache_cache_hits_total %" PRIu64 "\n"
-                  "# HELP hacache_cache_misses_total Reads that found nothing.\n"
-                  "# TYPE hacache_cache_misses_total counter\nhacache_cache_misses_total %" PRIu64
-                  "\n"
-                  "# HELP hacache_cache_evictions_total Entries evicted for memory.\n"
-                  "# TYPE hacache_cache_evictions_total counter\n"
-                  "hacache_cache_evictions_total %" PRIu64 "\n"
-                  "# HELP hacache_cache_expirations_total Expired entries reclaimed.\n"
-                  "# TYPE hacache_cache_expirations_total counter\n"
-                  "hacache_cache_expirations_total %" PRIu64 "\n"
-                  "# HELP hacache_memory_max_bytes CACHE_MAX_MEMORY.\n"
-                  "# TYPE hacache_memory_max_bytes gauge\nhacache_memory_max_bytes %" PRIu64 "\n",
-                  tot.hits, tot.misses, tot.evictions, tot.expirations,
-                  hc_store_max_memory(n->store));
+    hc_buf_printf(
+        out,
+        "# HELP hacache_cache_hits_total Reads that found a live entry.\n"
+        "# TYPE hacache_cache_hits_total counter\nhacache_cache_hits_total %" PRIu64 "\n"
+        "# HELP hacache_cache_misses_total Reads that found nothing.\n"
+        "# TYPE hacache_cache_misses_total counter\nhacache_cache_misses_total %" PRIu64 "\n"
+        "# HELP hacache_cache_evictions_total Entries evicted for memory.\n"
+        "# TYPE hacache_cache_evictions_total counter\n"
+        "hacache_cache_evictions_total %" PRIu64 "\n"
+        "# HELP hacache_cache_expirations_total Expired entries reclaimed.\n"
+        "# TYPE hacache_cache_expirations_total counter\n"
+        "hacache_cache_expirations_total %" PRIu64 "\n"
+        "# HELP hacache_memory_max_bytes CACHE_MAX_MEMORY.\n"
+        "# TYPE hacache_memory_max_bytes gauge\nhacache_memory_max_bytes %" PRIu64 "\n",
+        tot.hits, tot.misses, tot.evictions, tot.expirations, hc_store_max_memory(n->store));
 }

@@ -21,10 +21,10 @@ typedef enum { HC_READ_LOCAL = 0, HC_READ_LEADER, HC_READ_LINEARIZABLE } hc_cons
 typedef void (*hc_write_cb)(void *ud, int status, const hc_apply_result_t *res);
 
 typedef struct {
-    const char *role;   /* "standalone", later "leader" / "follower" / "candidate" */
+    const char *role; /* "standalone", later "leader" / "follower" / "candidate" */
     uint64_t term;
-    int quorum;         /* in contact with a quorum */
-    int ready;          /* can serve */
+    int quorum;                   /* in contact with a quorum */
+    int ready;                    /* can serve */
     const char *not_ready_reason; /* when !ready */
     uint64_t commit_index, applied_index;
 } hc_node_status_t;
@@ -44,8 +44,8 @@ void hc_node_free(hc_node_t *n);
  * cmd->expire_at_ms is ignored: ttl_ms (0 = none / the cache default) is turned into an
  * absolute instant by the node that orders the write. cb is called exactly once, possibly
  * before hc_node_write returns. */
-void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
-                   hc_write_cb cb, void *ud);
+void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb,
+                   void *ud);
 
 /* Reads one key at the given consistency. The view is valid until control returns to the loop
  * (copy it before). 0, HC_ENOTFOUND or HC_EUNAVAILABLE. */

@@ -22,23 +22,23 @@ typedef struct {
     uint64_t max_memory;     /* bytes this cache may hold; 0 = only the store-wide bound */
     uint64_t default_ttl_ms; /* TTL applied when a put carries none; 0 = no expiry */
     hc_qloss_policy_t policy;
-    uint64_t max_stale_ms;   /* for HC_POLICY_SERVE_STALE */
+    uint64_t max_stale_ms; /* for HC_POLICY_SERVE_STALE */
 } hc_cache_settings_t;
 
 typedef struct {
-    uint64_t entries;     /* live entries (including expired ones not yet reclaimed) */
-    uint64_t memory;      /* accounted bytes, see hc_store_entry_footprint() */
+    uint64_t entries; /* live entries (including expired ones not yet reclaimed) */
+    uint64_t memory;  /* accounted bytes, see hc_store_entry_footprint() */
     uint64_t hits, misses;
     uint64_t evictions, expirations;
 } hc_cache_stats_t;
 
 typedef enum {
-    HC_OP_PUT = 1,  /* set value; if_absent / if_version conditions; expire_at_ms */
-    HC_OP_DEL,      /* delete one key; result.existed */
-    HC_OP_INCR,     /* add incr_by to a decimal integer value (absent = 0), keeps expiry */
-    HC_OP_CLEAR,    /* drop every entry of one cache (the cache and its settings stay) */
-    HC_OP_EVICT,    /* drop one key for memory; counted as an eviction */
-    HC_OP_EXPIRE,   /* drop one key whose expiry passed; counted as an expiration */
+    HC_OP_PUT = 1,     /* set value; if_absent / if_version conditions; expire_at_ms */
+    HC_OP_DEL,         /* delete one key; result.existed */
+    HC_OP_INCR,        /* add incr_by to a decimal integer value (absent = 0), keeps expiry */
+    HC_OP_CLEAR,       /* drop every entry of one cache (the cache and its settings stay) */
+    HC_OP_EVICT,       /* drop one key for memory; counted as an eviction */
+    HC_OP_EXPIRE,      /* drop one key whose expiry passed; counted as an expiration */
     HC_OP_CACHE_CONFIG /* create the cache if needed and set its settings */
 } hc_op_t;
 
@@ -52,11 +52,11 @@ typedef struct {
     size_t klen;
     const void *val;
     size_t vlen;
-    uint64_t expire_at_ms;   /* absolute wall-clock ms; 0 = never (PUT; INCR creating a key) */
-    int if_absent;           /* PUT: fail with HC_ECONFLICT if a live entry exists */
-    int has_if_version;      /* PUT/DEL: fail with HC_ECONFLICT unless the live entry has... */
-    uint64_t if_version;     /* ...this version (0 = must be absent) */
-    int64_t incr_by;         /* INCR */
+    uint64_t expire_at_ms;        /* absolute wall-clock ms; 0 = never (PUT; INCR creating a key) */
+    int if_absent;                /* PUT: fail with HC_ECONFLICT if a live entry exists */
+    int has_if_version;           /* PUT/DEL: fail with HC_ECONFLICT unless the live entry has... */
+    uint64_t if_version;          /* ...this version (0 = must be absent) */
+    int64_t incr_by;              /* INCR */
     hc_cache_settings_t settings; /* CACHE_CONFIG */
 } hc_cmd_t;
 
@@ -115,7 +115,7 @@ size_t hc_store_collect_expired(hc_store_t *s, uint64_t now_ms, size_t max, hc_v
  * slot, allocator rounding). The same on every node. */
 uint64_t hc_store_entry_footprint(size_t klen, size_t vlen);
 
-uint64_t hc_store_memory(const hc_store_t *s);      /* accounted bytes of all caches */
+uint64_t hc_store_memory(const hc_store_t *s); /* accounted bytes of all caches */
 uint64_t hc_store_max_memory(const hc_store_t *s);
 
 /* Settings and stats of one cache; HC_ENOTFOUND when it does not exist. */

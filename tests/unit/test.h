@@ -48,7 +48,7 @@ extern int hc_test_failures_; /* failures in the current test */
         const char *a_ = (a), *b_ = (b);                                                           \
         if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                                     \
             fprintf(stderr, "  %s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__,      \
-                    __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                    \
+                    __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                     \
             hc_test_failures_++;                                                                   \
         }                                                                                          \
     } while (0)
@@ -59,7 +59,7 @@ extern int hc_test_failures_; /* failures in the current test */
     int main(int argc, char **argv)                                                                \
     {                                                                                              \
         int passed = 0, failed = 0;                                                                \
-        for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {                           \
+        for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {                            \
             if (argc > 1 && strcmp(argv[1], tests[i].name) != 0)                                   \
                 continue;                                                                          \
             hc_test_failures_ = 0;                                                                 \

@@ -73,10 +73,8 @@ static void test_parse(void)
 }
 
 static hc_test_t tests[] = {
-    {"logfmt", test_logfmt},
-    {"logfmt_quotes_and_newlines", test_logfmt_quotes_and_newlines},
-    {"json", test_json},
-    {"level_filter", test_level_filter},
+    {"logfmt", test_logfmt}, {"logfmt_quotes_and_newlines", test_logfmt_quotes_and_newlines},
+    {"json", test_json},     {"level_filter", test_level_filter},
     {"parse", test_parse},
 };
 HC_TEST_MAIN(tests)

@@ -36,7 +36,11 @@ static void test_roundtrip_put(void)
 
 static void test_roundtrip_incr_and_config(void)
 {
-    hc_cmd_t c = {.op = HC_OP_INCR, .cache = "c", .cache_len = 1, .key = "n", .klen = 1,
+    hc_cmd_t c = {.op = HC_OP_INCR,
+                  .cache = "c",
+                  .cache_len = 1,
+                  .key = "n",
+                  .klen = 1,
                   .incr_by = -9000000000ll};
     uint8_t *buf;
     size_t len;
@@ -47,9 +51,13 @@ static void test_roundtrip_incr_and_config(void)
     hc_cmd_decoded_free(&d);
     free(buf);
 
-    hc_cmd_t s = {.op = HC_OP_CACHE_CONFIG, .cache = "jwks", .cache_len = 4,
-                  .settings = {.max_memory = 1 << 20, .default_ttl_ms = 60000,
-                               .policy = HC_POLICY_SERVE_STALE, .max_stale_ms = 5000}};
+    hc_cmd_t s = {.op = HC_OP_CACHE_CONFIG,
+                  .cache = "jwks",
+                  .cache_len = 4,
+                  .settings = {.max_memory = 1 << 20,
+                               .default_ttl_ms = 60000,
+                               .policy = HC_POLICY_SERVE_STALE,
+                               .max_stale_ms = 5000}};
     REQUIRE(hc_cmd_encode(&s, &buf, &len) == 0);
     REQUIRE(hc_cmd_decode(buf, len, HC_CMD_MAX_ENCODED, &d) == 0);
     CHECK(d.cmd.settings.max_memory == 1 << 20);
