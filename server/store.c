@@ -1,0 +1,1192 @@
+/* store.c: named caches of byte keys and values (see store.h).
+ *
+ * Layout. The store keeps its caches in an array sorted by name (few caches; binary search, and
+ * hc_store_foreach_cache() walks it in order). Each cache has a chained hash table that grows
+ * and shrinks incrementally (two tables during a resize, a few buckets moved per operation, so
+ * no operation pays for a whole rehash) and an LRU list (head = most recently used). Every
+ * entry is one allocation: the header below, then the key, then the value. Entries with an
+ * expiry also sit in one store-wide min-heap on expire_at_ms; the entry remembers its heap
+ * position so removal and updates are O(log n).
+ *
+ * Recency across caches: each touch stamps the entry with a store-wide tick, so the store-wide
+ * eviction plan merges the caches' LRU tails by tick (exact LRU globally).
+ *
+ * Determinism: everything that replicas must agree on (conditions, versions, values, expiry,
+ * accounted memory and therefore HC_ENOMEM) depends only on the commands and their arguments.
+ * The accounting formula uses fixed constants, never sizeof(), so nodes built differently agree.
+ * Hash-table order and LRU ticks are local and never influence replicated state. */
+#include "store.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "hacache.h"
+
+/* Accounting constants (part of the replicated behaviour: change only with a protocol bump). */
+#define ENTRY_HEADER_BYTES 80 /* sizeof(entry_t) on LP64 */
+#define HASH_SLOT_BYTES    8  /* one bucket pointer per entry at the maximum load factor (1) */
+#define EXPIRY_SLOT_BYTES  8  /* one expiry-heap pointer per entry */
+#define MALLOC_MIN_CHUNK   32 /* glibc: chunk = max(32, round_up(n + 8, 16)) */
+
+#define CACHE_NAME_MAX 255
+#define HT_MIN_SIZE    8
+#define HEAP_NONE      UINT32_MAX
+#define REHASH_WRITE   4 /* buckets moved per write while resizing */
+#define REHASH_READ    1 /* buckets moved per read */
+
+typedef struct cache cache_t;
+typedef struct entry entry_t;
+
+struct entry {
+    entry_t *hnext;               /* hash chain */
+    entry_t *lru_prev, *lru_next; /* prev is more recently used */
+    cache_t *cache;
+    uint64_t hash;
+    uint64_t version;
+    uint64_t expire_at_ms; /* 0 = never */
+    uint64_t tick;         /* store-wide recency stamp of the last touch */
+    uint32_t heap_pos;     /* index in the expiry heap, HEAP_NONE when expire_at_ms == 0 */
+    uint32_t klen;
+    uint64_t vlen;
+    unsigned char data[]; /* key, then value */
+};
+
+_Static_assert(sizeof(entry_t) <= ENTRY_HEADER_BYTES, "entry header grew: accounting drifts");
+
+typedef struct {
+    entry_t **b; /* size buckets, owned */
+    size_t size; /* 0 or a power of two */
+    size_t used;
+} table_t;
+
+struct cache {
+    table_t ht[2]; /* ht[1] is the resize target while rehashing */
+    size_t rehash_idx;
+    int rehashing;
+    entry_t *lru_head, *lru_tail;
+    entry_t *plan_cursor; /* scratch of hc_store_plan_put() */
+    hc_cache_settings_t settings;
+    hc_cache_stats_t stats;
+    size_t name_len;
+    char name[];
+};
+
+struct hc_store {
+    uint64_t max_memory; /* 0 = no store-wide bound */
+    uint64_t memory;
+    uint64_t tick;
+    cache_t **caches; /* sorted by name, owned */
+    size_t ncaches, caches_cap;
+    entry_t **heap; /* min-heap on expire_at_ms of the entries that expire */
+    uint32_t heap_n, heap_cap;
+    uint32_t *scratch; /* candidate heap of the expired-entry iterator */
+    size_t scratch_cap;
+};
+
+static const unsigned char hash_key[crypto_shorthash_KEYBYTES] = "hacache-store-v1";
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static uint64_t load_le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void store_le64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t key_hash(const void *key, size_t klen)
+{
+    static const unsigned char empty = 0;
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, klen ? key : &empty, klen, hash_key);
+    return load_le64(out);
+}
+
+static int is_expired(const entry_t *e, uint64_t now_ms)
+{
+    return e->expire_at_ms != 0 && e->expire_at_ms <= now_ms;
+}
+
+static const unsigned char *entry_value(const entry_t *e)
+{
+    return e->data + e->klen;
+}
+
+static uint64_t malloc_chunk(uint64_t n)
+{
+    uint64_t c = (n + 8 + 15) & ~(uint64_t)15;
+    return c < MALLOC_MIN_CHUNK ? MALLOC_MIN_CHUNK : c;
+}
+
+uint64_t hc_store_entry_footprint(size_t klen, size_t vlen)
+{
+    return malloc_chunk((uint64_t)ENTRY_HEADER_BYTES + klen + vlen) + HASH_SLOT_BYTES +
+           EXPIRY_SLOT_BYTES;
+}
+
+static uint64_t entry_footprint(const entry_t *e)
+{
+    return hc_store_entry_footprint(e->klen, e->vlen);
+}
+
+static int valid_name(const char *name, size_t len)
+{
+    return name != NULL && len >= 1 && len <= CACHE_NAME_MAX;
+}
+
+/* ---- caches ----------------------------------------------------------------------------- */
+
+static int cache_name_cmp(const cache_t *c, const char *name, size_t len)
+{
+    size_t n = c->name_len < len ? c->name_len : len;
+    int r = memcmp(c->name, name, n);
+    if (r != 0)
+        return r;
+    return (c->name_len > len) - (c->name_len < len);
+}
+
+/* Index of the cache named name, or of where it would be inserted; *found says which. */
+static size_t cache_search(const hc_store_t *s, const char *name, size_t len, int *found)
+{
+    size_t lo = 0, hi = s->ncaches;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = cache_name_cmp(s->caches[mid], name, len);
+        if (r == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = 0;
+    return lo;
+}
+
+static cache_t *cache_find(const hc_store_t *s, const char *name, size_t len)
+{
+    int found;
+    if (!valid_name(name, len))
+        return NULL;
+    size_t i = cache_search(s, name, len, &found);
+    return found ? s->caches[i] : NULL;
+}
+
+/* A new cache with default settings, not yet linked into the store. */
+static cache_t *cache_alloc(const char *name, size_t len)
+{
+    cache_t *c = calloc(1, sizeof(*c) + len);
+    if (c == NULL)
+        return NULL;
+    memcpy(c->name, name, len);
+    c->name_len = len;
+    return c;
+}
+
+static int caches_reserve(hc_store_t *s)
+{
+    if (s->ncaches < s->caches_cap)
+        return 0;
+    size_t cap = s->caches_cap ? s->caches_cap * 2 : 8;
+    cache_t **a = realloc(s->caches, cap * sizeof(*a));
+    if (a == NULL)
+        return HC_ENOMEM;
+    s->caches = a;
+    s->caches_cap = cap;
+    return 0;
+}
+
+/* Links c in name order; caches_reserve() must have succeeded. */
+static void caches_insert(hc_store_t *s, cache_t *c)
+{
+    int found;
+    size_t i = cache_search(s, c->name, c->name_len, &found);
+    memmove(&s->caches[i + 1], &s->caches[i], (s->ncaches - i) * sizeof(s->caches[0]));
+    s->caches[i] = c;
+    s->ncaches++;
+}
+
+/* ---- hash table (per cache, incremental resize) ----------------------------------------- */
+
+static int table_ensure(cache_t *c)
+{
+    if (c->ht[0].size != 0)
+        return 0;
+    entry_t **b = calloc(HT_MIN_SIZE, sizeof(*b));
+    if (b == NULL)
+        return HC_ENOMEM;
+    c->ht[0] = (table_t){b, HT_MIN_SIZE, 0};
+    return 0;
+}
+
+/* Starts moving ht[0] into a table of `size` buckets. An allocation failure only postpones it:
+ * chains get longer, nothing breaks. */
+static void table_start_resize(cache_t *c, size_t size)
+{
+    entry_t **b = calloc(size, sizeof(*b));
+    if (b == NULL)
+        return;
+    c->ht[1] = (table_t){b, size, 0};
+    c->rehash_idx = 0;
+    c->rehashing = 1;
+}
+
+/* Moves up to n non-empty buckets (visiting at most 10 * n empty ones) to ht[1]. */
+static void table_rehash(cache_t *c, size_t n)
+{
+    if (!c->rehashing)
+        return;
+    table_t *from = &c->ht[0], *to = &c->ht[1];
+    size_t empty_visits = n > SIZE_MAX / 10 ? SIZE_MAX : n * 10;
+    while (n > 0 && c->rehash_idx < from->size) {
+        entry_t *e = from->b[c->rehash_idx];
+        if (e == NULL) {
+            c->rehash_idx++;
+            if (--empty_visits == 0)
+                return;
+            continue;
+        }
+        while (e != NULL) {
+            entry_t *next = e->hnext;
+            size_t i = e->hash & (to->size - 1);
+            e->hnext = to->b[i];
+            to->b[i] = e;
+            from->used--;
+            to->used++;
+            e = next;
+        }
+        from->b[c->rehash_idx++] = NULL;
+        n--;
+    }
+    if (c->rehash_idx >= from->size) {
+        free(from->b);
+        c->ht[0] = c->ht[1];
+        c->ht[1] = (table_t){NULL, 0, 0};
+        c->rehashing = 0;
+    }
+}
+
+/* Finds key; *linkp is the pointer that references the entry (a bucket or a chain link). */
+static entry_t *table_find(const cache_t *c, uint64_t h, const void *key, size_t klen,
+                           entry_t ***linkp)
+{
+    for (int t = 0; t <= c->rehashing; t++) {
+        const table_t *tb = &c->ht[t];
+        if (tb->size == 0)
+            continue;
+        for (entry_t **link = &tb->b[h & (tb->size - 1)]; *link != NULL; link = &(*link)->hnext) {
+            entry_t *e = *link;
+            if (e->hash == h && e->klen == klen && (klen == 0 || memcmp(e->data, key, klen) == 0)) {
+                if (linkp != NULL)
+                    *linkp = link;
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Inserts e; table_ensure() must have succeeded. */
+static void table_insert(cache_t *c, entry_t *e)
+{
+    if (c->rehashing && c->ht[0].used + c->ht[1].used > 2 * c->ht[1].size)
+        table_rehash(c, SIZE_MAX); /* a shrink overtaken by inserts: finish it now */
+    table_t *tb = &c->ht[c->rehashing];
+    size_t i = e->hash & (tb->size - 1);
+    e->hnext = tb->b[i];
+    tb->b[i] = e;
+    tb->used++;
+    if (!c->rehashing && tb->used > tb->size)
+        table_start_resize(c, tb->size * 2);
+}
+
+static void table_unlink(cache_t *c, entry_t **link, entry_t *e)
+{
+    int t = 0;
+    if (c->rehashing && (e->hash & (c->ht[0].size - 1)) < c->rehash_idx)
+        t = 1; /* its bucket was already moved */
+    *link = e->hnext;
+    c->ht[t].used--;
+    if (!c->rehashing && c->ht[0].size > HT_MIN_SIZE && c->ht[0].used * 8 < c->ht[0].size) {
+        size_t size = HT_MIN_SIZE;
+        while (size < c->ht[0].used * 2)
+            size *= 2;
+        table_start_resize(c, size);
+    }
+}
+
+static void table_free(cache_t *c)
+{
+    free(c->ht[0].b);
+    free(c->ht[1].b);
+    memset(c->ht, 0, sizeof(c->ht));
+    c->rehash_idx = 0;
+    c->rehashing = 0;
+}
+
+/* ---- LRU -------------------------------------------------------------------------------- */
+
+static void lru_unlink(cache_t *c, entry_t *e)
+{
+    if (e->lru_prev != NULL)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        c->lru_head = e->lru_next;
+    if (e->lru_next != NULL)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        c->lru_tail = e->lru_prev;
+}
+
+static void lru_push_head(hc_store_t *s, cache_t *c, entry_t *e)
+{
+    e->lru_prev = NULL;
+    e->lru_next = c->lru_head;
+    if (c->lru_head != NULL)
+        c->lru_head->lru_prev = e;
+    else
+        c->lru_tail = e;
+    c->lru_head = e;
+    e->tick = ++s->tick;
+}
+
+static void lru_touch(hc_store_t *s, cache_t *c, entry_t *e)
+{
+    if (c->lru_head != e) {
+        lru_unlink(c, e);
+        lru_push_head(s, c, e);
+    } else {
+        e->tick = ++s->tick;
+    }
+}
+
+/* ---- expiry heap (store-wide) ----------------------------------------------------------- */
+
+static void heap_set(hc_store_t *s, uint32_t i, entry_t *e)
+{
+    s->heap[i] = e;
+    e->heap_pos = i;
+}
+
+static void heap_up(hc_store_t *s, uint32_t i)
+{
+    entry_t *e = s->heap[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (s->heap[p]->expire_at_ms <= e->expire_at_ms)
+            break;
+        heap_set(s, i, s->heap[p]);
+        i = p;
+    }
+    heap_set(s, i, e);
+}
+
+static void heap_down(hc_store_t *s, uint32_t i)
+{
+    entry_t *e = s->heap[i];
+    for (;;) {
+        uint64_t l = 2 * (uint64_t)i + 1, r = l + 1, m = l;
+        if (l >= s->heap_n)
+            break;
+        if (r < s->heap_n && s->heap[r]->expire_at_ms < s->heap[l]->expire_at_ms)
+            m = r;
+        if (e->expire_at_ms <= s->heap[m]->expire_at_ms)
+            break;
+        heap_set(s, i, s->heap[m]);
+        i = (uint32_t)m;
+    }
+    heap_set(s, i, e);
+}
+
+static int heap_reserve(hc_store_t *s)
+{
+    if (s->heap_n < s->heap_cap)
+        return 0;
+    uint64_t cap = s->heap_cap ? (uint64_t)s->heap_cap * 2 : 64;
+    if (cap > HEAP_NONE - 1)
+        cap = HEAP_NONE - 1;
+    if (cap <= s->heap_n)
+        return HC_ENOMEM;
+    entry_t **h = realloc(s->heap, cap * sizeof(*h));
+    if (h == NULL)
+        return HC_ENOMEM;
+    s->heap = h;
+    s->heap_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* heap_reserve() must have succeeded. */
+static void heap_insert(hc_store_t *s, entry_t *e)
+{
+    uint32_t i = s->heap_n++;
+    heap_set(s, i, e);
+    heap_up(s, i);
+}
+
+static void heap_remove(hc_store_t *s, entry_t *e)
+{
+    uint32_t i = e->heap_pos;
+    entry_t *last = s->heap[--s->heap_n];
+    e->heap_pos = HEAP_NONE;
+    if (i != s->heap_n) {
+        heap_set(s, i, last);
+        heap_up(s, i);
+        heap_down(s, last->heap_pos);
+    }
+}
+
+/* Sets e's expiry and keeps the heap consistent; a slot must be reserved if e was not in it. */
+static void entry_set_expiry(hc_store_t *s, entry_t *e, uint64_t expire_at_ms)
+{
+    e->expire_at_ms = expire_at_ms;
+    if (e->heap_pos != HEAP_NONE) {
+        if (expire_at_ms == 0) {
+            heap_remove(s, e);
+        } else {
+            heap_up(s, e->heap_pos);
+            heap_down(s, e->heap_pos);
+        }
+    } else if (expire_at_ms != 0) {
+        heap_insert(s, e);
+    }
+}
+
+/* Iterates over the entries expired at now_ms, earliest first (ties: heap order), without
+ * modifying the heap: a second min-heap (s->scratch) holds the frontier of heap indices. */
+typedef struct {
+    hc_store_t *s;
+    uint64_t now_ms;
+    size_t n;
+    int failed; /* out of memory: the iteration stopped early */
+} expired_iter_t;
+
+static int cand_less(const hc_store_t *s, uint32_t a, uint32_t b)
+{
+    uint64_t ea = s->heap[a]->expire_at_ms, eb = s->heap[b]->expire_at_ms;
+    return ea < eb || (ea == eb && a < b);
+}
+
+static int scratch_reserve(hc_store_t *s, size_t n)
+{
+    if (n <= s->scratch_cap)
+        return 0;
+    size_t cap = s->scratch_cap ? s->scratch_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    uint32_t *a = realloc(s->scratch, cap * sizeof(*a));
+    if (a == NULL)
+        return HC_ENOMEM;
+    s->scratch = a;
+    s->scratch_cap = cap;
+    return 0;
+}
+
+/* scratch_reserve() must cover it->n + 1. */
+static void cand_push(expired_iter_t *it, uint32_t v)
+{
+    uint32_t *a = it->s->scratch;
+    size_t i = it->n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!cand_less(it->s, v, a[p]))
+            break;
+        a[i] = a[p];
+        i = p;
+    }
+    a[i] = v;
+}
+
+static uint32_t cand_pop(expired_iter_t *it)
+{
+    uint32_t *a = it->s->scratch;
+    uint32_t top = a[0], v = a[--it->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= it->n)
+            break;
+        if (l + 1 < it->n && cand_less(it->s, a[l + 1], a[l]))
+            m = l + 1;
+        if (!cand_less(it->s, a[m], v))
+            break;
+        a[i] = a[m];
+        i = m;
+    }
+    if (it->n > 0)
+        a[i] = v;
+    return top;
+}
+
+static void expired_iter_begin(expired_iter_t *it, hc_store_t *s, uint64_t now_ms)
+{
+    *it = (expired_iter_t){s, now_ms, 0, 0};
+    if (s->heap_n > 0 && s->heap[0]->expire_at_ms <= now_ms) {
+        if (scratch_reserve(s, 1) != 0) {
+            it->failed = 1;
+            return;
+        }
+        cand_push(it, 0);
+    }
+}
+
+static entry_t *expired_iter_next(expired_iter_t *it)
+{
+    hc_store_t *s = it->s;
+    if (it->n == 0)
+        return NULL;
+    if (scratch_reserve(s, it->n + 2) != 0) {
+        it->failed = 1;
+        it->n = 0;
+        return NULL;
+    }
+    uint32_t top = cand_pop(it);
+    for (uint64_t ch = 2 * (uint64_t)top + 1; ch <= 2 * (uint64_t)top + 2; ch++)
+        if (ch < s->heap_n && s->heap[ch]->expire_at_ms <= it->now_ms)
+            cand_push(it, (uint32_t)ch);
+    return s->heap[top];
+}
+
+static void expired_iter_end(expired_iter_t *it)
+{
+    hc_store_t *s = it->s;
+    if (s->scratch_cap > 4096) { /* don't keep a big frontier after a mass expiry */
+        free(s->scratch);
+        s->scratch = NULL;
+        s->scratch_cap = 0;
+    }
+}
+
+/* ---- store ------------------------------------------------------------------------------ */
+
+hc_store_t *hc_store_new(uint64_t max_memory)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    hc_store_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->max_memory = max_memory;
+    return s;
+}
+
+/* Frees every entry of c and empties its index; the caller fixes the accounting. */
+static uint64_t cache_drop_entries(hc_store_t *s, cache_t *c)
+{
+    uint64_t n = 0;
+    entry_t *e = c->lru_head;
+    while (e != NULL) {
+        entry_t *next = e->lru_next;
+        if (e->heap_pos != HEAP_NONE)
+            heap_remove(s, e);
+        free(e);
+        n++;
+        e = next;
+    }
+    c->lru_head = c->lru_tail = NULL;
+    table_free(c);
+    return n;
+}
+
+void hc_store_free(hc_store_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->ncaches; i++) {
+        cache_t *c = s->caches[i];
+        for (entry_t *e = c->lru_head, *next; e != NULL; e = next) {
+            next = e->lru_next;
+            free(e);
+        }
+        table_free(c);
+        free(c);
+    }
+    free(s->caches);
+    free(s->heap);
+    free(s->scratch);
+    free(s);
+}
+
+uint64_t hc_store_memory(const hc_store_t *s)
+{
+    return s->memory;
+}
+
+uint64_t hc_store_max_memory(const hc_store_t *s)
+{
+    return s->max_memory;
+}
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+/* Everything a PUT / INCR would do, computed without touching the store. Not copyable: val may
+ * point into num. */
+typedef struct {
+    cache_t *c;     /* NULL: the write creates the cache */
+    entry_t *e;     /* the entry the write replaces (live or expired), or NULL */
+    entry_t **link; /* e's hash link */
+    uint64_t hash;
+    hc_cache_settings_t settings; /* c's, or the defaults */
+    const void *val;
+    size_t vlen;
+    char num[24];
+    int64_t integer;
+    uint64_t expire_at_ms;
+    uint64_t old_fp, new_fp;
+} write_t;
+
+static int parse_int64(const unsigned char *p, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 20)
+        return HC_ENOTINT;
+    int neg = p[0] == '-';
+    if (neg && n == 1)
+        return HC_ENOTINT;
+    size_t i = (size_t)neg;
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, acc = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return HC_ENOTINT;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (acc > (limit - d) / 10)
+            return HC_ENOTINT; /* does not fit an int64: not an integer we can hold */
+        acc = acc * 10 + d;
+    }
+    if (neg)
+        *out = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+    else
+        *out = (int64_t)acc;
+    return 0;
+}
+
+static size_t format_int64(char *buf, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    size_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n > 0)
+        buf[len++] = tmp[--n];
+    return len;
+}
+
+static int check_key(const void *key, size_t klen)
+{
+    if (klen > UINT32_MAX || (key == NULL && klen != 0))
+        return HC_EINVAL;
+    return 0;
+}
+
+/* Conditions of PUT and DEL on the live entry (NULL when absent or expired). */
+static int check_if_version(const hc_cmd_t *cmd, const entry_t *live)
+{
+    if (!cmd->has_if_version)
+        return 0;
+    if (cmd->if_version == 0)
+        return live == NULL ? 0 : HC_ECONFLICT;
+    return live != NULL && live->version == cmd->if_version ? 0 : HC_ECONFLICT;
+}
+
+static int write_prepare(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, write_t *w)
+{
+    if ((cmd->op != HC_OP_PUT && cmd->op != HC_OP_INCR) || !valid_name(cmd->cache, cmd->cache_len))
+        return HC_EINVAL;
+    if (check_key(cmd->key, cmd->klen) != 0)
+        return HC_EINVAL;
+    memset(w, 0, sizeof(*w));
+    w->c = cache_find(s, cmd->cache, cmd->cache_len);
+    w->hash = key_hash(cmd->key, cmd->klen);
+    if (w->c != NULL) {
+        w->settings = w->c->settings;
+        w->e = table_find(w->c, w->hash, cmd->key, cmd->klen, &w->link);
+    }
+    const entry_t *live = w->e != NULL && !is_expired(w->e, now_ms) ? w->e : NULL;
+    /* The expiry of a new value: the command's, else the cache's default TTL counted from
+     * now_ms (so now_ms must be the same on every replica: the leader's, carried in the log).
+     * Also used by an INCR that creates its key; an INCR of a live key keeps its expiry. */
+    uint64_t new_expiry = cmd->expire_at_ms;
+    if (new_expiry == 0 && w->settings.default_ttl_ms != 0)
+        new_expiry = now_ms + w->settings.default_ttl_ms;
+
+    if (cmd->op == HC_OP_PUT) {
+        if (cmd->if_absent && live != NULL)
+            return HC_ECONFLICT;
+        int rc = check_if_version(cmd, live);
+        if (rc != 0)
+            return rc;
+        if (cmd->val == NULL && cmd->vlen != 0)
+            return HC_EINVAL;
+        w->val = cmd->val;
+        w->vlen = cmd->vlen;
+        w->expire_at_ms = new_expiry;
+    } else {
+        int64_t cur = 0;
+        if (live != NULL) {
+            int rc = parse_int64(entry_value(live), live->vlen, &cur);
+            if (rc != 0)
+                return rc;
+        }
+        if (__builtin_add_overflow(cur, cmd->incr_by, &w->integer))
+            return HC_EOVERFLOW;
+        w->vlen = format_int64(w->num, w->integer);
+        w->val = w->num;
+        w->expire_at_ms = live != NULL ? live->expire_at_ms : new_expiry;
+    }
+    w->old_fp = w->e != NULL ? entry_footprint(w->e) : 0;
+    w->new_fp = hc_store_entry_footprint(cmd->klen, w->vlen);
+    return 0;
+}
+
+/* Bytes that must be freed (besides the replaced entry) for w to fit each bound. */
+static uint64_t over_bound(uint64_t used, const write_t *w, uint64_t bound)
+{
+    uint64_t after = used - w->old_fp + w->new_fp;
+    return bound != 0 && after > bound ? after - bound : 0;
+}
+
+static uint64_t need_store(const hc_store_t *s, const write_t *w)
+{
+    return over_bound(s->memory, w, s->max_memory);
+}
+
+static uint64_t need_cache(const write_t *w)
+{
+    return over_bound(w->c != NULL ? w->c->stats.memory : 0, w, w->settings.max_memory);
+}
+
+/* Relinks an entry that realloc() moved: everything that pointed to the old address. */
+static void entry_moved(hc_store_t *s, cache_t *c, entry_t **link, entry_t *e)
+{
+    *link = e;
+    if (e->lru_prev != NULL)
+        e->lru_prev->lru_next = e;
+    else
+        c->lru_head = e;
+    if (e->lru_next != NULL)
+        e->lru_next->lru_prev = e;
+    else
+        c->lru_tail = e;
+    if (e->heap_pos != HEAP_NONE)
+        s->heap[e->heap_pos] = e;
+}
+
+static int store_write(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t now_ms,
+                       hc_apply_result_t *res)
+{
+    cache_t *c = NULL;
+    if (valid_name(cmd->cache, cmd->cache_len)) {
+        c = cache_find(s, cmd->cache, cmd->cache_len);
+        if (c != NULL)
+            table_rehash(c, REHASH_WRITE);
+    }
+    write_t w;
+    int rc = write_prepare(s, cmd, now_ms, &w);
+    if (rc != 0)
+        return rc;
+    if (need_store(s, &w) != 0 || need_cache(&w) != 0)
+        return HC_ENOMEM;
+
+    /* Acquire everything that can fail; nothing visible changes until all of it succeeded. */
+    cache_t *created = NULL;
+    if (c == NULL) {
+        created = cache_alloc(cmd->cache, cmd->cache_len);
+        if (created == NULL || caches_reserve(s) != 0)
+            goto fail;
+        c = created;
+    }
+    if (table_ensure(c) != 0)
+        goto fail;
+    entry_t *e = w.e;
+    if (w.expire_at_ms != 0 && (e == NULL || e->heap_pos == HEAP_NONE) && heap_reserve(s) != 0)
+        goto fail;
+    if (e == NULL) {
+        e = malloc(ENTRY_HEADER_BYTES + cmd->klen + w.vlen);
+        if (e == NULL)
+            goto fail;
+        e->cache = c;
+        e->hash = w.hash;
+        e->klen = (uint32_t)cmd->klen;
+        e->heap_pos = HEAP_NONE;
+        e->expire_at_ms = 0;
+        if (cmd->klen != 0)
+            memcpy(e->data, cmd->key, cmd->klen);
+        table_insert(c, e);
+        lru_push_head(s, c, e);
+        c->stats.entries++;
+    } else {
+        if (w.vlen != e->vlen) {
+            entry_t *moved = realloc(e, ENTRY_HEADER_BYTES + e->klen + w.vlen);
+            if (moved == NULL)
+                goto fail;
+            if (moved != e)
+                entry_moved(s, c, w.link, moved);
+            e = moved;
+        }
+        lru_touch(s, c, e);
+    }
+
+    /* Commit: nothing below fails. */
+    if (created != NULL)
+        caches_insert(s, created);
+    if (w.vlen != 0)
+        memmove(e->data + e->klen, w.val, w.vlen);
+    e->vlen = w.vlen;
+    e->version = index;
+    entry_set_expiry(s, e, w.expire_at_ms);
+    s->memory = s->memory - w.old_fp + w.new_fp;
+    c->stats.memory = c->stats.memory - w.old_fp + w.new_fp;
+    res->version = index;
+    res->integer = w.integer;
+    return 0;
+
+fail:
+    free(created);
+    return HC_ENOMEM;
+}
+
+static void entry_remove(hc_store_t *s, cache_t *c, entry_t **link, entry_t *e)
+{
+    uint64_t fp = entry_footprint(e);
+    table_unlink(c, link, e);
+    lru_unlink(c, e);
+    if (e->heap_pos != HEAP_NONE)
+        heap_remove(s, e);
+    c->stats.entries--;
+    c->stats.memory -= fp;
+    s->memory -= fp;
+    free(e);
+}
+
+/* DEL, EVICT, EXPIRE. EXPIRE removes only an entry that has an expiry (HC_EINVAL otherwise),
+ * even one whose instant is still ahead of this node's clock: the leader decided. A non-zero
+ * cmd->expire_at_ms guards it (HC_ECONFLICT when the entry's expiry is later than that), so an
+ * EXPIRE planned before the key was written again with a new TTL does not drop the new entry. */
+static int store_remove(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, hc_apply_result_t *res)
+{
+    if (!valid_name(cmd->cache, cmd->cache_len) || check_key(cmd->key, cmd->klen) != 0)
+        return HC_EINVAL;
+    cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+    entry_t *e = NULL, **link = NULL;
+    if (c != NULL) {
+        table_rehash(c, REHASH_WRITE);
+        e = table_find(c, key_hash(cmd->key, cmd->klen), cmd->key, cmd->klen, &link);
+    }
+    switch (cmd->op) {
+    case HC_OP_DEL: {
+        entry_t *live = e != NULL && !is_expired(e, now_ms) ? e : NULL;
+        int rc = check_if_version(cmd, live);
+        if (rc != 0)
+            return rc;
+        if (live == NULL)
+            return HC_ENOTFOUND;
+        break;
+    }
+    case HC_OP_EVICT:
+        if (e == NULL)
+            return HC_ENOTFOUND;
+        c->stats.evictions++;
+        break;
+    default: /* HC_OP_EXPIRE */
+        if (e == NULL)
+            return HC_ENOTFOUND;
+        if (e->expire_at_ms == 0)
+            return HC_EINVAL;
+        if (cmd->expire_at_ms != 0 && e->expire_at_ms > cmd->expire_at_ms)
+            return HC_ECONFLICT;
+        c->stats.expirations++;
+        break;
+    }
+    entry_remove(s, c, link, e);
+    res->existed = 1;
+    return 0;
+}
+
+int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t now_ms,
+                   hc_apply_result_t *res)
+{
+    hc_apply_result_t scratch;
+    if (res == NULL)
+        res = &scratch;
+    memset(res, 0, sizeof(*res));
+    switch (cmd->op) {
+    case HC_OP_PUT:
+    case HC_OP_INCR:
+        return store_write(s, cmd, index, now_ms, res);
+    case HC_OP_DEL:
+    case HC_OP_EVICT:
+    case HC_OP_EXPIRE:
+        return store_remove(s, cmd, now_ms, res);
+    case HC_OP_CLEAR: {
+        if (!valid_name(cmd->cache, cmd->cache_len))
+            return HC_EINVAL;
+        cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+        if (c == NULL)
+            return 0;
+        uint64_t n = cache_drop_entries(s, c);
+        s->memory -= c->stats.memory;
+        c->stats.memory = 0;
+        c->stats.entries = 0;
+        res->removed = n;
+        res->existed = n > INT_MAX ? INT_MAX : (int)n;
+        return 0;
+    }
+    case HC_OP_CACHE_CONFIG: {
+        const hc_cache_settings_t *set = &cmd->settings;
+        if (!valid_name(cmd->cache, cmd->cache_len) ||
+            (set->policy != HC_POLICY_INVALIDATE && set->policy != HC_POLICY_SERVE_STALE))
+            return HC_EINVAL;
+        cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+        if (c == NULL) {
+            c = cache_alloc(cmd->cache, cmd->cache_len);
+            if (c == NULL || caches_reserve(s) != 0) {
+                free(c);
+                return HC_ENOMEM;
+            }
+            caches_insert(s, c);
+        }
+        c->settings = *set;
+        return 0;
+    }
+    }
+    return HC_EINVAL;
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+int hc_store_get(hc_store_t *s, const char *cache, size_t cache_len, const void *key, size_t klen,
+                 uint64_t now_ms, hc_entry_view_t *out)
+{
+    if (check_key(key, klen) != 0)
+        return HC_ENOTFOUND;
+    cache_t *c = cache_find(s, cache, cache_len);
+    if (c == NULL)
+        return HC_ENOTFOUND; /* no cache to count the miss in; reads never create caches */
+    table_rehash(c, REHASH_READ);
+    entry_t *e = table_find(c, key_hash(key, klen), key, klen, NULL);
+    if (e == NULL || is_expired(e, now_ms)) {
+        c->stats.misses++;
+        return HC_ENOTFOUND;
+    }
+    c->stats.hits++;
+    lru_touch(s, c, e);
+    if (out != NULL) {
+        out->data = entry_value(e);
+        out->len = e->vlen;
+        out->version = e->version;
+        out->expire_at_ms = e->expire_at_ms;
+    }
+    return 0;
+}
+
+/* ---- planners --------------------------------------------------------------------------- */
+
+static void report_victim(const entry_t *e, int expired, hc_victim_cb cb, void *ud)
+{
+    cb(ud, e->cache->name, e->cache->name_len, e->data, e->klen, expired);
+}
+
+static uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* Victims are chosen in two phases:
+ *   1. if the cache's own bound is exceeded: the cache's expired entries (earliest expiry
+ *      first), then its least recently used ones, until the cache bound holds;
+ *   2. if the store-wide bound is still exceeded: expired entries of every cache, then the
+ *      least recently used entries across caches (their LRU tails merged by touch tick).
+ * Phase 1 takes a prefix of the cache's own order, which is the order phase 2 meets that cache's
+ * entries in, so phase 2 skips them by count (expired) or resumes from a cursor (LRU). Every
+ * expired victim is reported before any LRU one: phase 1's LRU victims are counted first and
+ * reported (by walking the same prefix again) after phase 2's expired ones.
+ * Writes that will fail anyway (condition, not an integer) need no room: 0 without victims. */
+int hc_store_plan_put(hc_store_t *s, const hc_cmd_t *put, uint64_t now_ms, hc_victim_cb cb,
+                      void *ud)
+{
+    write_t w;
+    int rc = write_prepare(s, put, now_ms, &w);
+    if (rc == HC_EINVAL)
+        return rc;
+    if (rc != 0)
+        return 0;
+    if ((s->max_memory != 0 && w.new_fp > s->max_memory) ||
+        (w.settings.max_memory != 0 && w.new_fp > w.settings.max_memory))
+        return HC_ENOMEM;
+    uint64_t need_c = need_cache(&w), need_s = need_store(s, &w);
+    if (need_c == 0 && need_s == 0)
+        return 0;
+
+    expired_iter_t it;
+    size_t own_expired = 0, own_lru = 0;
+    entry_t *own_cursor = w.c != NULL ? w.c->lru_tail : NULL;
+    if (need_c != 0) { /* w.c exists: an absent cache holds nothing and needs no room */
+        expired_iter_begin(&it, s, now_ms);
+        for (entry_t *v; need_c != 0 && (v = expired_iter_next(&it)) != NULL;) {
+            if (v->cache != w.c || v == w.e)
+                continue;
+            report_victim(v, 1, cb, ud);
+            need_c = sub_sat(need_c, entry_footprint(v));
+            need_s = sub_sat(need_s, entry_footprint(v));
+            own_expired++;
+        }
+        expired_iter_end(&it);
+        if (it.failed)
+            return HC_ENOMEM;
+        /* the cache's LRU victims: counted now, reported after every expired victim */
+        for (; need_c != 0 && own_cursor != NULL; own_cursor = own_cursor->lru_prev) {
+            if (own_cursor == w.e || is_expired(own_cursor, now_ms))
+                continue; /* the entry being written, or already reported above */
+            need_c = sub_sat(need_c, entry_footprint(own_cursor));
+            need_s = sub_sat(need_s, entry_footprint(own_cursor));
+            own_lru++;
+        }
+    }
+
+    if (need_s != 0) {
+        expired_iter_begin(&it, s, now_ms);
+        for (entry_t *v; need_s != 0 && (v = expired_iter_next(&it)) != NULL;) {
+            if (v == w.e)
+                continue;
+            if (v->cache == w.c && own_expired > 0) {
+                own_expired--; /* reported in phase 1 */
+                continue;
+            }
+            report_victim(v, 1, cb, ud);
+            need_s = sub_sat(need_s, entry_footprint(v));
+        }
+        expired_iter_end(&it);
+        if (it.failed)
+            return HC_ENOMEM;
+    }
+
+    for (entry_t *v = w.c != NULL ? w.c->lru_tail : NULL; own_lru > 0; v = v->lru_prev) {
+        if (v == w.e || is_expired(v, now_ms))
+            continue;
+        report_victim(v, 0, cb, ud);
+        own_lru--;
+    }
+    if (need_s == 0)
+        return 0;
+
+    for (size_t i = 0; i < s->ncaches; i++)
+        s->caches[i]->plan_cursor = s->caches[i] == w.c ? own_cursor : s->caches[i]->lru_tail;
+    while (need_s != 0) {
+        cache_t *best = NULL;
+        for (size_t i = 0; i < s->ncaches; i++) {
+            cache_t *x = s->caches[i];
+            while (x->plan_cursor != NULL &&
+                   (x->plan_cursor == w.e || is_expired(x->plan_cursor, now_ms)))
+                x->plan_cursor = x->plan_cursor->lru_prev;
+            if (x->plan_cursor != NULL &&
+                (best == NULL || x->plan_cursor->tick < best->plan_cursor->tick))
+                best = x;
+        }
+        if (best == NULL)
+            return HC_ENOMEM; /* unreachable: everything but w.e is evictable and w fits alone */
+        entry_t *v = best->plan_cursor;
+        best->plan_cursor = v->lru_prev;
+        report_victim(v, 0, cb, ud);
+        need_s = sub_sat(need_s, entry_footprint(v));
+    }
+    return 0;
+}
+
+size_t hc_store_collect_expired(hc_store_t *s, uint64_t now_ms, size_t max, hc_victim_cb cb,
+                                void *ud)
+{
+    expired_iter_t it;
+    size_t n = 0;
+    expired_iter_begin(&it, s, now_ms);
+    for (entry_t *v; n < max && (v = expired_iter_next(&it)) != NULL; n++)
+        report_victim(v, 1, cb, ud);
+    expired_iter_end(&it);
+    return n;
+}
+
+/* ---- introspection ---------------------------------------------------------------------- */
+
+int hc_store_cache_info(hc_store_t *s, const char *cache, size_t cache_len,
+                        hc_cache_settings_t *settings, hc_cache_stats_t *stats)
+{
+    cache_t *c = cache_find(s, cache, cache_len);
+    if (c == NULL)
+        return HC_ENOTFOUND;
+    if (settings != NULL)
+        *settings = c->settings;
+    if (stats != NULL)
+        *stats = c->stats;
+    return 0;
+}
+
+void hc_store_foreach_cache(hc_store_t *s, hc_cache_cb cb, void *ud)
+{
+    for (size_t i = 0; i < s->ncaches; i++) {
+        const cache_t *c = s->caches[i];
+        cb(ud, c->name, c->name_len, &c->settings, &c->stats);
+    }
+}
+
+void hc_store_totals(hc_store_t *s, hc_cache_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < s->ncaches; i++) {
+        const hc_cache_stats_t *st = &s->caches[i]->stats;
+        out->entries += st->entries;
+        out->memory += st->memory;
+        out->hits += st->hits;
+        out->misses += st->misses;
+        out->evictions += st->evictions;
+        out->expirations += st->expirations;
+    }
+}
+
+/* BLAKE2b-256 of one entry over length-prefixed key and value, version and expiry, summed per
+ * 64-bit lane: the sum does not depend on iteration order. The result hashes the lane sums and
+ * the entry count once more. */
+void hc_store_digest(hc_store_t *s, const char *cache, size_t cache_len,
+                     uint8_t out[HC_DIGEST_BYTES])
+{
+    uint64_t lanes[4] = {0, 0, 0, 0}, count = 0;
+    const cache_t *c = cache_find(s, cache, cache_len);
+    for (const entry_t *e = c != NULL ? c->lru_head : NULL; e != NULL; e = e->lru_next) {
+        crypto_generichash_state st;
+        unsigned char n[8], h[32];
+        crypto_generichash_init(&st, NULL, 0, sizeof(h));
+        store_le64(n, e->klen);
+        crypto_generichash_update(&st, n, sizeof(n));
+        crypto_generichash_update(&st, e->data, e->klen);
+        store_le64(n, e->vlen);
+        crypto_generichash_update(&st, n, sizeof(n));
+        crypto_generichash_update(&st, entry_value(e), e->vlen);
+        store_le64(n, e->version);
+        crypto_generichash_update(&st, n, sizeof(n));
+        store_le64(n, e->expire_at_ms);
+        crypto_generichash_update(&st, n, sizeof(n));
+        crypto_generichash_final(&st, h, sizeof(h));
+        for (int i = 0; i < 4; i++)
+            lanes[i] += load_le64(h + 8 * i);
+        count++;
+    }
+    unsigned char buf[40];
+    for (int i = 0; i < 4; i++)
+        store_le64(buf + 8 * i, lanes[i]);
+    store_le64(buf + 32, count);
+    crypto_generichash(out, HC_DIGEST_BYTES, buf, sizeof(buf), NULL, 0);
+}

@@ -243,16 +243,18 @@ def test_h2_value_too_large():
     n = H.Node(name="h2big", log_level="info")
     fd, big = tempfile.mkstemp(prefix="hacache-curl-big-")
     with os.fdopen(fd, "wb") as f:
-        f.write(b"\x00" * (8 << 20))
+        f.write(b"\x00" * (64 << 20))
     try:
         rss_before = n.rss_kib()
         ver, code, body = curl(exe, ["--retry", "0", "-X", "PUT", "--data-binary", "@" + big,
                                      n.url("/v1/caches/c/big")])
-        check(code in (None, 413), "curl h2 PUT of 8 MiB: refused (413 or stream reset), got "
+        check(code in (None, 413), "curl h2 PUT of 64 MiB: refused (413 or stream reset), got "
               "%r (curl said %r)" % (code, body[:200]))
         rss_after = n.rss_kib()
-        check(rss_after - rss_before < 6 * 1024, "the 8 MiB body was not buffered: RSS grew "
-              "by %d KiB" % (rss_after - rss_before))
+        # h2o reads what HTTP/2 flow control lets the client send (its 16 MiB stream window)
+        # before it resets the stream; the whole 64 MiB must never be held
+        check(rss_after - rss_before < 40 * 1024, "the 64 MiB body was not buffered: RSS "
+              "grew by %d KiB" % (rss_after - rss_before))
     finally:
         os.unlink(big)
     c = n.client()
