@@ -111,7 +111,9 @@ static void apply_victims(hc_node_t *n, const victims_t *vs, uint64_t now)
                       .cache = vs->v[i].cache,
                       .cache_len = vs->v[i].cache_len,
                       .key = vs->v[i].key,
-                      .klen = vs->v[i].klen};
+                      .klen = vs->v[i].klen,
+                      /* guard: an EXPIRE never removes an entry rewritten with a later expiry */
+                      .expire_at_ms = vs->v[i].expired ? now : 0};
         hc_apply_result_t r;
         int rv = hc_store_apply(n->store, &c, ++n->index, now, &r);
         if (rv != 0) {

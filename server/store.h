@@ -33,12 +33,14 @@ typedef struct {
 } hc_cache_stats_t;
 
 typedef enum {
-    HC_OP_PUT = 1,     /* set value; if_absent / if_version conditions; expire_at_ms */
-    HC_OP_DEL,         /* delete one key; result.existed */
-    HC_OP_INCR,        /* add incr_by to a decimal integer value (absent = 0), keeps expiry */
-    HC_OP_CLEAR,       /* drop every entry of one cache (the cache and its settings stay) */
-    HC_OP_EVICT,       /* drop one key for memory; counted as an eviction */
-    HC_OP_EXPIRE,      /* drop one key whose expiry passed; counted as an expiration */
+    HC_OP_PUT = 1, /* set value; if_absent / if_version conditions; expire_at_ms */
+    HC_OP_DEL,     /* delete one key; result.existed */
+    HC_OP_INCR,    /* add incr_by to a decimal integer value (absent = 0), keeps expiry */
+    HC_OP_CLEAR,   /* drop every entry of one cache (the cache and its settings stay) */
+    HC_OP_EVICT,   /* drop one key for memory; counted as an eviction */
+    HC_OP_EXPIRE,  /* drop one key whose expiry passed; counted as an expiration. HC_EINVAL if the
+                    * entry has no expiry; with expire_at_ms != 0, HC_ECONFLICT if the entry now
+                    * expires later than that (it was rewritten after the EXPIRE was planned) */
     HC_OP_CACHE_CONFIG /* create the cache if needed and set its settings */
 } hc_op_t;
 
