@@ -277,43 +277,47 @@ static int query_u64(const query_t *q, const char *name, uint64_t *out)
     return hc_parse_u64(v, strlen(v), out) == 0 ? 1 : -1;
 }
 
+/* Reads an enumerated parameter: absent = index 0 of names; otherwise the index of the value in
+ * names (n entries). 0, or -1 for an unknown or malformed value. */
+static int query_enum(const query_t *q, const char *param, const char *const *names, int n,
+                      int *out)
+{
+    char v[32];
+    int rv = query_get(q, param, v, sizeof(v));
+    if (rv <= 0) {
+        *out = 0;
+        return rv;
+    }
+    for (int i = 0; i < n; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Indexes follow hc_ack_t and hc_consistency_t. */
+static const char *const ack_names[] = {"quorum", "once", "leader", "none"};
+static const char *const consistency_names[] = {"local", "leader", "linearizable"};
+
 static int parse_ack(const query_t *q, hc_ack_t *ack)
 {
-    char v[16];
-    int rv = query_get(q, "ack", v, sizeof(v));
-    if (rv < 0) {
+    int i;
+    if (query_enum(q, "ack", ack_names, 4, &i) != 0) {
         return -1;
     }
-    if (rv == 0 || strcmp(v, "quorum") == 0) {
-        *ack = HC_ACK_QUORUM;
-    } else if (strcmp(v, "once") == 0) {
-        *ack = HC_ACK_ONCE;
-    } else if (strcmp(v, "leader") == 0) {
-        *ack = HC_ACK_LEADER;
-    } else if (strcmp(v, "none") == 0) {
-        *ack = HC_ACK_NONE;
-    } else {
-        return -1;
-    }
+    *ack = (hc_ack_t)i;
     return 0;
 }
 
 static int parse_consistency(const query_t *q, hc_consistency_t *c)
 {
-    char v[24];
-    int rv = query_get(q, "consistency", v, sizeof(v));
-    if (rv < 0) {
+    int i;
+    if (query_enum(q, "consistency", consistency_names, 3, &i) != 0) {
         return -1;
     }
-    if (rv == 0 || strcmp(v, "local") == 0) {
-        *c = HC_READ_LOCAL;
-    } else if (strcmp(v, "leader") == 0) {
-        *c = HC_READ_LEADER;
-    } else if (strcmp(v, "linearizable") == 0) {
-        *c = HC_READ_LINEARIZABLE;
-    } else {
-        return -1;
-    }
+    *c = (hc_consistency_t)i;
     return 0;
 }
 
