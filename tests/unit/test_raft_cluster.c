@@ -1,0 +1,529 @@
+/* test_raft_cluster.c: the raft core across restarts with empty memory (recovering nodes,
+ * incarnations, lost hard state, the majority-recovering escape), membership changes, snapshots
+ * and out-of-memory injection, on the small in-test network of test_raft_net.h. */
+#include "test_raft_net.h"
+
+static void elect(net_t *net, int *leader)
+{
+    net_run(net, 4 * NET_T);
+    *leader = net_leader(net);
+}
+
+static bool raft_member_find_test(const raft_members_t *m, raft_id_t id)
+{
+    for (uint32_t i = 0; i < m->n; i++)
+        if (m->m[i].id == id)
+            return true;
+    return false;
+}
+
+static bool trace_has(net_t *net, const char *needle)
+{
+    size_t start = net->trace_n > 512 ? net->trace_n - 512 : 0;
+    for (size_t i = start; i < net->trace_n; i++)
+        if (strstr(net->trace[i % 512], needle))
+            return true;
+    return false;
+}
+
+/* Plays the host's part of snapshot transfers: the leader's state machine "captured" at its
+ * applied index is installed on the follower, then the leader is told it was sent. */
+static void net_do_snapshots(net_t *net)
+{
+    for (int i = 0; i < net->n; i++) {
+        for (size_t k = 0; k < net->n_snaps[i]; k++) {
+            raft_snapshot_req_t q = net->snaps[i][k];
+            raft_status_t ls = net_status(net, i);
+            raft_index_t idx = ls.applied;
+            raft_term_t term;
+            raft_members_t m;
+            if (raft_snapshot_meta(net->r[i], idx, &term, &m) != 0) {
+                raft_snapshot_sent(net->r[i], net->now, q.to, idx, false);
+                continue;
+            }
+            int to = (int)q.to - 1;
+            bool ok = !net->down[to] && !net->cut[i][to];
+            if (ok) {
+                int rv = raft_snapshot_installed(net->r[to], net->now, ls.term, idx, term, &m);
+                if (rv == 0) {
+                    /* the follower's state machine is now the leader's */
+                    net_clear_applied(net, to);
+                    for (size_t e = 0; e < net->n_applied[i]; e++) {
+                        raft_entry_t x = net->applied[i][e].e;
+                        if (x.index > idx)
+                            break;
+                        if (x.len) {
+                            void *d = malloc(x.len);
+                            memcpy(d, x.data, x.len);
+                            x.data = d;
+                        }
+                        net->applied[to] =
+                            realloc(net->applied[to], (net->n_applied[to] + 1) * sizeof(applied_t));
+                        net->applied[to][net->n_applied[to]++].e = x;
+                    }
+                }
+                net_ready(net, to);
+            }
+            raft_snapshot_sent(net->r[i], net->now, q.to, idx, ok);
+            net_ready(net, i);
+        }
+        net->n_snaps[i] = 0;
+    }
+}
+
+static void net_run_snap(net_t *net, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t++) {
+        net_run(net, 1);
+        net_do_snapshots(net);
+    }
+}
+
+/* ---- restarts ---- */
+
+static void test_committed_survives_restart(void)
+{
+    /* the scenario that motivates "recovering": e is committed on {A, B}; B restarts empty;
+     * C (without e) must not win B's vote */
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3, c = (a + 2) % 3;
+    net_isolate(&net, c, true);
+    net_propose(&net, a, "e", NULL);
+    net_run(&net, 5);
+    REQUIRE(net_has_applied(&net, a, "e"));
+    net_restart(&net, b, RAFT_START_RESTART);
+    CHECK(net_status(&net, b).recovering);
+    net_isolate(&net, a, true);
+    net.cut[b][c] = net.cut[c][b] = false;
+    net_run(&net, 10 * NET_T); /* well past the escape delay: only a minority is recovering */
+    CHECK(net_status(&net, b).role != RAFT_LEADER);
+    CHECK(net_status(&net, c).role != RAFT_LEADER);
+    net_heal(&net);
+    net_run(&net, 10 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    for (int i = 0; i < 3; i++)
+        CHECK(net_has_applied(&net, i, "e"));
+    CHECK(!net_status(&net, b).recovering);
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_recovering_does_not_vote(void)
+{
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3;
+    net_restart(&net, b, RAFT_START_RESTART);
+    raft_message_t v;
+    memset(&v, 0, sizeof(v));
+    v.type = RAFT_MSG_VOTE;
+    v.from = (raft_id_t)a + 1;
+    v.to = (raft_id_t)b + 1;
+    v.term = 100;
+    v.vote.last_index = 1000;
+    v.vote.last_term = 99;
+    raft_step(net.r[b], net.now, &v);
+    raft_update_t u;
+    raft_ready(net.r[b], &u);
+    REQUIRE(u.n_messages == 1);
+    CHECK(!u.messages[0].vote_resp.granted);
+    CHECK(u.messages[0].flags & RAFT_MSGF_RECOVERING);
+    net_free(&net);
+}
+
+static void test_incarnation_resets_progress(void)
+{
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3;
+    for (int k = 0; k < 10; k++)
+        net_propose(&net, a, "x", NULL);
+    net_run(&net, 5);
+    raft_status_t s = net_status(&net, a);
+    raft_index_t last = s.last_index;
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_run(&net, 2 * NET_T);
+    CHECK(trace_has(&net, "progress reset"));
+    CHECK(trace_has(&net, "caught up"));
+    s = net_status(&net, a);
+    for (uint32_t i = 0; i < s.n_peers; i++) {
+        CHECK(s.peers[i].counted);
+        CHECK(s.peers[i].match >= last);
+    }
+    raft_status_t sb = net_status(&net, b);
+    CHECK(!sb.recovering);
+    CHECK_EQ_INT(sb.commit, s.commit);
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_recovering_not_counted(void)
+{
+    /* a restarted follower that cannot catch up (its entries were compacted and no snapshot
+     * is streamed) is not counted: with the third node cut, nothing commits */
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3, c = (a + 2) % 3;
+    net_propose(&net, a, "x", NULL);
+    net_run(&net, 5);
+    raft_status_t s = net_status(&net, a);
+    CHECK_EQ_INT(raft_snapshot_taken(net.r[a], s.applied), 0);
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_isolate(&net, c, true);
+    net_run(&net, 2 * NET_T);
+    REQUIRE(net_status(&net, a).role == RAFT_LEADER); /* b answers heartbeats: check-quorum ok */
+    raft_index_t idx;
+    CHECK_EQ_INT(net_propose(&net, a, "y", &idx), 0);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).commit < idx);
+    CHECK(net.n_snaps[a] > 0); /* it asked the host for a snapshot */
+    net_free(&net);
+}
+
+static void test_amnesia_never_votes(void)
+{
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3, c = (a + 2) % 3;
+    net_restart(&net, b, RAFT_START_AMNESIA);
+    net_run(&net, NET_T);
+    raft_status_t sb = net_status(&net, b);
+    CHECK(!sb.can_vote);
+    CHECK(!sb.recovering); /* caught up, but still may not vote */
+    net_isolate(&net, a, true);
+    net_run(&net, 10 * NET_T);
+    CHECK(net_status(&net, c).role != RAFT_LEADER);
+    CHECK(net_status(&net, b).role != RAFT_LEADER);
+    net_free(&net);
+}
+
+static void test_majority_recovering_escape(void)
+{
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "old", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 3, c = (a + 2) % 3;
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_restart(&net, c, RAFT_START_RESTART);
+    net_isolate(&net, a, true); /* the survivor is away while they come back */
+    net_run(&net, 2 * NET_T);
+    CHECK(net_leader(&net) == a || net_leader(&net) < 0); /* not before N timeouts */
+    net_heal(&net);
+    net_run(&net, 12 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK(l != a);
+    CHECK_EQ_INT(net.resets[a], 1); /* the survivor discarded its state */
+    CHECK(!net_has_applied(&net, a, "old"));
+    CHECK_EQ_INT(net_propose(&net, l, "new", NULL), 0);
+    net_run(&net, 5);
+    for (int i = 0; i < 3; i++) {
+        CHECK(net_has_applied(&net, i, "new"));
+        CHECK(!net_status(&net, i).recovering);
+    }
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_full_cluster_restart(void)
+{
+    net_t net;
+    net_init(&net, 5);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    for (int i = 0; i < 5; i++)
+        net_restart(&net, i, RAFT_START_RESTART);
+    net_run(&net, 15 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK_EQ_INT(net_propose(&net, l, "fresh", NULL), 0);
+    net_run(&net, 5);
+    for (int i = 0; i < 5; i++)
+        CHECK(net_has_applied(&net, i, "fresh"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+/* ---- membership ---- */
+
+static void test_membership_add_promote_remove(void)
+{
+    net_t net;
+    net_init_cfg(&net, 3, 0, NULL);
+    /* node 4: a brand-new id that joins */
+    net.n = 4;
+    raft_members_t m3 = net_members(3, 0);
+    net_start_node(&net, 3, RAFT_START_JOIN, &m3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0 && a < 3);
+    net_propose(&net, a, "before", NULL);
+    raft_index_t idx;
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_ADD_LEARNER, 4, &idx), 0);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_PROMOTE, 4, NULL), RAFT_EBUSY);
+    net_run(&net, NET_T);
+    CHECK(net_has_applied(&net, 3, "before")); /* the learner got the log */
+    CHECK(!net_status(&net, 3).recovering);
+    raft_status_t s = net_status(&net, a);
+    CHECK(s.members_committed);
+    CHECK_EQ_INT(s.members.n, 4);
+    /* learner is not counted: with two voters cut, nothing commits */
+    int v1 = (a + 1) % 3, v2 = (a + 2) % 3;
+    net_isolate(&net, v1, true);
+    net_isolate(&net, v2, true);
+    CHECK_EQ_INT(net_propose(&net, a, "nope", &idx), 0);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).commit < idx);
+    net_heal(&net);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).commit >= idx);
+    /* promote, then the leader removes itself */
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_PROMOTE, 4, NULL), 0);
+    net_run(&net, NET_T / 2);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)a + 1, NULL), 0);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).role != RAFT_LEADER);
+    net.down[a] = true; /* a removed server is shut down by its host */
+    net_run(&net, 5 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK(l != a);
+    s = net_status(&net, l);
+    CHECK_EQ_INT(s.members.n, 3);
+    CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+    net_run(&net, 5);
+    CHECK(net_has_applied(&net, 3, "after"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_replace_amnesiac_member(void)
+{
+    /* the node glue's sequence for a node that lost its hard state: new id as learner,
+     * promote, remove the old id */
+    net_t net;
+    net_init_cfg(&net, 3, 0, NULL);
+    net.n = 4;
+    raft_members_t m3 = net_members(3, 0);
+    net_start_node(&net, 3, RAFT_START_JOIN, &m3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0 && a < 3);
+    int old = (a + 1) % 3;
+    net_restart(&net, old, RAFT_START_AMNESIA);
+    net_run(&net, NET_T / 2);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_ADD_LEARNER, 4, NULL), 0);
+    net_run(&net, NET_T / 2);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_PROMOTE, 4, NULL), 0);
+    net_run(&net, NET_T / 2);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)old + 1, NULL), 0);
+    net_run(&net, NET_T / 2);
+    net.down[old] = true;
+    raft_status_t s = net_status(&net, a);
+    CHECK(s.members_committed);
+    CHECK(raft_member_find_test(&s.members, 4));
+    /* the new voter can now be part of a majority: isolate the leader */
+    net_isolate(&net, a, true);
+    net_run(&net, 5 * NET_T);
+    int l = net_leader(&net);
+    CHECK(l >= 0 && l != a);
+    net_free(&net);
+}
+
+/* ---- snapshots ---- */
+
+static void test_snapshot_catch_up(void)
+{
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 3;
+    for (int k = 0; k < 50; k++)
+        net_propose(&net, a, "x", NULL);
+    net_propose(&net, a, "last", NULL);
+    net_run(&net, 5);
+    raft_status_t s = net_status(&net, a);
+    CHECK_EQ_INT(raft_snapshot_taken(net.r[a], s.applied - 2), 0);
+    s = net_status(&net, a);
+    CHECK_EQ_INT(s.first_index, s.applied - 1);
+    raft_term_t t;
+    raft_members_t m;
+    CHECK_EQ_INT(raft_snapshot_meta(net.r[a], 1, &t, &m), RAFT_ECOMPACTED);
+    CHECK_EQ_INT(raft_snapshot_meta(net.r[a], s.snapshot_index, &t, &m), 0);
+    CHECK_EQ_INT(m.n, 3);
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_run_snap(&net, NET_T);
+    raft_status_t sb = net_status(&net, b);
+    CHECK(!sb.recovering);
+    CHECK(sb.snapshot_index >= s.snapshot_index);
+    CHECK_EQ_INT(sb.commit, net_status(&net, a).commit);
+    CHECK(net_has_applied(&net, b, "last"));
+    /* a stale snapshot is refused */
+    CHECK_EQ_INT(raft_snapshot_installed(net.r[b], net.now, sb.term, 2, 1, &m), RAFT_ESTALE);
+    net_propose(&net, a, "after", NULL);
+    net_run(&net, 5);
+    CHECK(net_has_applied(&net, b, "after"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+/* ---- out of memory ---- */
+
+static long oom_budget;
+static long oom_failures;
+
+static void *oom_malloc(void *ctx, size_t n)
+{
+    (void)ctx;
+    if (oom_budget-- <= 0) {
+        oom_failures++;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void *oom_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    if (oom_budget-- <= 0) {
+        oom_failures++;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+static void oom_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+static void test_oom_injection(void)
+{
+    static const raft_alloc_t alloc = {oom_malloc, oom_realloc, oom_free, NULL};
+    /* every allocation number fails once in turn (budget k, then unlimited again after a
+     * while): the cluster never crashes, leaks nothing (ASan) and stays consistent */
+    for (long k = 0; k < 400; k += 3) {
+        raft_config_t c = net_default_cfg();
+        c.alloc = &alloc;
+        oom_budget = 1L << 40;
+        net_t net;
+        net_init_cfg(&net, 3, 0, &c);
+        oom_budget = k;
+        net_run(&net, 2 * NET_T);
+        int l = net_leader(&net);
+        if (l >= 0)
+            for (int i = 0; i < 5; i++)
+                raft_propose(net.r[l], net.now, "v", 1, NULL, NULL);
+        oom_budget = 1L << 40; /* memory comes back */
+        net_run(&net, 8 * NET_T);
+        l = net_leader(&net);
+        CHECK(l >= 0);
+        if (l >= 0)
+            CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+        net_run(&net, 10);
+        CHECK(net_consistent(&net));
+        for (int i = 0; i < 3; i++)
+            CHECK(net_has_applied(&net, i, "after"));
+        net_free(&net);
+        if (hc_test_failures_) {
+            fprintf(stderr, "  with allocation budget %ld\n", k);
+            return;
+        }
+    }
+    CHECK(oom_failures > 0);
+}
+
+/* ---- random faults: cuts, restarts with empty memory, heals; checks on every round ---- */
+
+static void test_random_faults(void)
+{
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        net_t net;
+        net_init(&net, 5);
+        net.seed = seed;
+        uint64_t x = seed * 2654435761u;
+        int before = hc_test_failures_;
+        for (int round = 0; round < 40 && hc_test_failures_ == before; round++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            int a = (int)((x >> 33) % 5), b = (int)((x >> 40) % 5), op = (int)((x >> 50) % 10);
+            if (op < 3 && a != b)
+                net.cut[a][b] = !net.cut[a][b];
+            else if (op == 3)
+                net_restart(&net, a, RAFT_START_RESTART);
+            else if (op == 4)
+                net_heal(&net);
+            int l = net_leader(&net);
+            if (l >= 0) {
+                char buf[32];
+                snprintf(buf, sizeof(buf), "s%llu-%d", (unsigned long long)seed, round);
+                net_propose(&net, l, buf, NULL);
+            }
+            net_run(&net, 30);
+            CHECK(net_consistent(&net));
+            for (int i = 0; i < 5; i++)
+                for (int j = i + 1; j < 5; j++) {
+                    raft_status_t si = net_status(&net, i), sj = net_status(&net, j);
+                    CHECK(
+                        !(si.role == RAFT_LEADER && sj.role == RAFT_LEADER && si.term == sj.term));
+                }
+        }
+        net_heal(&net);
+        net_run(&net, 20 * NET_T);
+        int l = net_leader(&net);
+        CHECK(l >= 0);
+        if (l >= 0) {
+            CHECK_EQ_INT(net_propose(&net, l, "final", NULL), 0);
+            net_run(&net, 20);
+            for (int i = 0; i < 5; i++)
+                CHECK(net_has_applied(&net, i, "final"));
+        }
+        CHECK(net_consistent(&net));
+        if (hc_test_failures_ != before)
+            fprintf(stderr, "  seed %llu\n", (unsigned long long)seed);
+        net_free(&net);
+        if (hc_test_failures_ != before)
+            return;
+    }
+}
+
+static hc_test_t tests[] = {
+    {"committed_survives_restart", test_committed_survives_restart},
+    {"recovering_does_not_vote", test_recovering_does_not_vote},
+    {"incarnation_resets_progress", test_incarnation_resets_progress},
+    {"recovering_not_counted", test_recovering_not_counted},
+    {"amnesia_never_votes", test_amnesia_never_votes},
+    {"majority_recovering_escape", test_majority_recovering_escape},
+    {"full_cluster_restart", test_full_cluster_restart},
+    {"membership_add_promote_remove", test_membership_add_promote_remove},
+    {"replace_amnesiac_member", test_replace_amnesiac_member},
+    {"snapshot_catch_up", test_snapshot_catch_up},
+    {"oom_injection", test_oom_injection},
+    {"random_faults", test_random_faults},
+};
+
+HC_TEST_MAIN(tests)
