@@ -26,7 +26,8 @@ extern "C" {
     X(ENOTINT, -10, "value is not an integer")                                                     \
     X(EOVERFLOW, -11, "integer overflow")                                                          \
     X(ESHUTDOWN, -12, "shutting down")                                                             \
-    X(EINTERNAL, -13, "internal error")
+    X(EINTERNAL, -13, "internal error")                                                            \
+    X(EBUSY, -14, "send queue full, retry later")
 
 enum {
 #define HC_ERR_ENUM_(name, value, msg) HC_##name = (value),
