@@ -588,10 +588,17 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
     hc_node_write(call->http->node, &cmd, 0, ack, write_done, call);
 }
 
+typedef struct {
+    hc_buf_t *b;
+    hc_store_t *store;
+    int digest; /* also emit the cache's content digest (O(entries)) */
+} cache_list_t;
+
 static void list_cache_cb(void *ud, const char *name, size_t name_len,
                           const hc_cache_settings_t *settings, const hc_cache_stats_t *st)
 {
-    hc_buf_t *b = ud;
+    cache_list_t *cl = ud;
+    hc_buf_t *b = cl->b;
     if (b->len > 0 && b->data[b->len - 1] == '}') {
         hc_buf_puts(b, ",");
     }
@@ -606,9 +613,19 @@ static void list_cache_cb(void *ud, const char *name, size_t name_len,
                   settings->max_memory, settings->default_ttl_ms,
                   settings->policy == HC_POLICY_SERVE_STALE ? "serve_stale" : "invalidate",
                   settings->max_stale_ms);
+    if (cl->digest) {
+        uint8_t d[HC_DIGEST_BYTES];
+        hc_store_digest(cl->store, name, name_len, d);
+        b->len--; /* reopen the object */
+        hc_buf_puts(b, ",\"digest\":\"");
+        for (size_t i = 0; i < sizeof(d); i++) {
+            hc_buf_printf(b, "%02x", d[i]);
+        }
+        hc_buf_puts(b, "\"}");
+    }
 }
 
-static void handle_caches(call_t *call)
+static void handle_caches(call_t *call, const query_t *q)
 {
     call->op = HC_MOP_CACHES;
     if (!method_is(call->req, "GET")) {
@@ -618,7 +635,11 @@ static void handle_caches(call_t *call)
     hc_buf_t b;
     hc_buf_init(&b);
     hc_buf_puts(&b, "{\"caches\":[");
-    hc_store_foreach_cache(hc_node_store(call->http->node), list_cache_cb, &b);
+    char v[8];
+    cache_list_t cl = {.b = &b,
+                       .store = hc_node_store(call->http->node),
+                       .digest = query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0};
+    hc_store_foreach_cache(cl.store, list_cache_cb, &cl);
     hc_buf_printf(&b, "],\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 "}",
                   hc_store_memory(hc_node_store(call->http->node)),
                   hc_store_max_memory(hc_node_store(call->http->node)));
@@ -653,7 +674,8 @@ static void handle_status(call_t *call)
     hc_buf_printf(&b, ",\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 ",\"caches\":[",
                   hc_store_memory(hc_node_store(h->node)),
                   hc_store_max_memory(hc_node_store(h->node)));
-    hc_store_foreach_cache(hc_node_store(h->node), list_cache_cb, &b);
+    cache_list_t cl = {.b = &b, .store = hc_node_store(h->node), .digest = 0};
+    hc_store_foreach_cache(cl.store, list_cache_cb, &cl);
     hc_buf_puts(&b, "]}");
     send_json(call, 200, &b);
     hc_buf_free(&b);
@@ -780,7 +802,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (h2o_memis(path, plen, H2O_STRLIT("/v1/caches")) ||
         h2o_memis(path, plen, H2O_STRLIT("/v1/caches/"))) {
-        handle_caches(call);
+        handle_caches(call, &q);
         return 0;
     }
     static const char caches_prefix[] = "/v1/caches/";
