@@ -9,6 +9,12 @@
 
 int hc_cmd_encode(const hc_cmd_t *cmd, uint8_t **out, size_t *outlen)
 {
+    return hc_cmd_encode_meta(cmd, NULL, out, outlen);
+}
+
+int hc_cmd_encode_meta(const hc_cmd_t *cmd, const hc_cmd_meta_t *meta, uint8_t **out,
+                       size_t *outlen)
+{
     Hacache__Command m = HACACHE__COMMAND__INIT;
     Hacache__CacheSettings s = HACACHE__CACHE_SETTINGS__INIT;
     m.op = (Hacache__Command__Op)cmd->op;
@@ -23,6 +29,13 @@ int hc_cmd_encode(const hc_cmd_t *cmd, uint8_t **out, size_t *outlen)
     m.has_if_version = cmd->has_if_version != 0;
     m.if_version = cmd->if_version;
     m.incr_by = cmd->incr_by;
+    if (meta != NULL) {
+        if (meta->has_request_id) {
+            m.request_id.data = (uint8_t *)meta->request_id;
+            m.request_id.len = HC_REQUEST_ID_BYTES;
+        }
+        m.now_ms = meta->now_ms;
+    }
     if (cmd->op == HC_OP_CACHE_CONFIG) {
         s.max_memory = cmd->settings.max_memory;
         s.default_ttl_ms = cmd->settings.default_ttl_ms;
@@ -76,6 +89,11 @@ int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded
                                  : HC_POLICY_INVALIDATE;
         c->settings.max_stale_ms = m->settings->max_stale_ms;
     }
+    if (m->request_id.len == HC_REQUEST_ID_BYTES) {
+        out->meta.has_request_id = 1;
+        memcpy(out->meta.request_id, m->request_id.data, HC_REQUEST_ID_BYTES);
+    }
+    out->meta.now_ms = m->now_ms;
     out->msg = m;
     return 0;
 }
@@ -86,4 +104,174 @@ void hc_cmd_decoded_free(hc_cmd_decoded_t *d)
         hacache__command__free_unpacked(d->msg, NULL);
         d->msg = NULL;
     }
+}
+
+int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__RaftMessage r = HACACHE__RAFT_MESSAGE__INIT;
+    Hacache__RaftEntry *ents = NULL;
+    Hacache__RaftEntry **ptrs = NULL;
+    r.type = m->type;
+    r.from = m->from;
+    r.to = m->to;
+    r.term = m->term;
+    r.incarnation = m->incarnation;
+    r.flags = m->flags;
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        r.prev_index = m->append.prev_index;
+        r.prev_term = m->append.prev_term;
+        r.commit = m->append.commit;
+        r.seq = m->append.seq;
+        r.to_incarnation = m->append.to_incarnation;
+        if (m->append.n_entries > 0) {
+            ents = calloc(m->append.n_entries, sizeof(*ents));
+            ptrs = calloc(m->append.n_entries, sizeof(*ptrs));
+            if (ents == NULL || ptrs == NULL) {
+                free(ents);
+                free(ptrs);
+                return HC_ENOMEM;
+            }
+            for (size_t i = 0; i < m->append.n_entries; i++) {
+                const raft_entry_t *e = &m->append.entries[i];
+                hacache__raft_entry__init(&ents[i]);
+                ents[i].term = e->term;
+                ents[i].index = e->index;
+                ents[i].type = e->type;
+                ents[i].data.data = (uint8_t *)e->data;
+                ents[i].data.len = e->len;
+                ptrs[i] = &ents[i];
+            }
+            r.n_entries = m->append.n_entries;
+            r.entries = ptrs;
+        }
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        r.success = m->append_resp.success;
+        r.index = m->append_resp.index;
+        r.hint_index = m->append_resp.hint_index;
+        r.hint_term = m->append_resp.hint_term;
+        r.last_index = m->append_resp.last_index;
+        r.seq = m->append_resp.seq;
+        break;
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PREVOTE:
+        r.vote_last_index = m->vote.last_index;
+        r.vote_last_term = m->vote.last_term;
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PREVOTE_RESP:
+        r.granted = m->vote_resp.granted;
+        break;
+    default:
+        break;
+    }
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_RAFT;
+    pm.raft = &r;
+    size_t n = hacache__peer_message__get_packed_size(&pm);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL) {
+        free(ents);
+        free(ptrs);
+        return HC_ENOMEM;
+    }
+    *outlen = hacache__peer_message__pack(&pm, buf);
+    *out = buf;
+    free(ents);
+    free(ptrs);
+    return 0;
+}
+
+int hc_raft_msg_from_pb(const void *pb_raft, hc_raft_msg_decoded_t *out)
+{
+    const Hacache__RaftMessage *r = pb_raft;
+    memset(out, 0, sizeof(*out));
+    if (r->type < RAFT_MSG_APPEND || r->type > RAFT_MSG_TIMEOUT_NOW) {
+        return HC_EINVAL;
+    }
+    raft_message_t *m = &out->msg;
+    m->type = (uint8_t)r->type;
+    m->from = r->from;
+    m->to = r->to;
+    m->term = r->term;
+    m->incarnation = r->incarnation;
+    m->flags = r->flags;
+    switch (m->type) {
+    case RAFT_MSG_APPEND:
+        m->append.prev_index = r->prev_index;
+        m->append.prev_term = r->prev_term;
+        m->append.commit = r->commit;
+        m->append.seq = r->seq;
+        m->append.to_incarnation = r->to_incarnation;
+        if (r->n_entries > 0) {
+            out->entries = calloc(r->n_entries, sizeof(*out->entries));
+            if (out->entries == NULL) {
+                return HC_ENOMEM;
+            }
+            for (size_t i = 0; i < r->n_entries; i++) {
+                const Hacache__RaftEntry *e = r->entries[i];
+                out->entries[i].term = e->term;
+                /* entries of an AppendEntries are consecutive from prev_index + 1 */
+                out->entries[i].index = e->index ? e->index : r->prev_index + 1 + i;
+                out->entries[i].type = (uint8_t)e->type;
+                out->entries[i].data = e->data.data;
+                out->entries[i].len = e->data.len;
+            }
+            m->append.entries = out->entries;
+            m->append.n_entries = r->n_entries;
+        }
+        break;
+    case RAFT_MSG_APPEND_RESP:
+        m->append_resp.success = r->success;
+        m->append_resp.index = r->index;
+        m->append_resp.hint_index = r->hint_index;
+        m->append_resp.hint_term = r->hint_term;
+        m->append_resp.last_index = r->last_index;
+        m->append_resp.seq = r->seq;
+        break;
+    case RAFT_MSG_VOTE:
+    case RAFT_MSG_PREVOTE:
+        m->vote.last_index = r->vote_last_index;
+        m->vote.last_term = r->vote_last_term;
+        break;
+    case RAFT_MSG_VOTE_RESP:
+    case RAFT_MSG_PREVOTE_RESP:
+        m->vote_resp.granted = r->granted;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+int hc_raft_msg_decode(const uint8_t *buf, size_t len, hc_raft_msg_decoded_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    Hacache__PeerMessage *pm = hacache__peer_message__unpack(NULL, len, buf);
+    if (pm == NULL) {
+        return HC_EINVAL;
+    }
+    if (pm->body_case != HACACHE__PEER_MESSAGE__BODY_RAFT) {
+        hacache__peer_message__free_unpacked(pm, NULL);
+        return HC_EINVAL;
+    }
+    int rv = hc_raft_msg_from_pb(pm->raft, out);
+    if (rv != 0) {
+        hacache__peer_message__free_unpacked(pm, NULL);
+        free(out->entries);
+        memset(out, 0, sizeof(*out));
+        return rv;
+    }
+    out->pb = pm;
+    return 0;
+}
+
+void hc_raft_msg_decoded_free(hc_raft_msg_decoded_t *d)
+{
+    free(d->entries);
+    if (d->pb) {
+        hacache__peer_message__free_unpacked(d->pb, NULL);
+    }
+    memset(d, 0, sizeof(*d));
 }

@@ -103,6 +103,11 @@ typedef struct {
     hc_metric_op_t op;
     hc_metric_ack_t ack;
     uint64_t start_ns;
+    /* A node request in flight (cluster writes and leader/linearizable reads answer later):
+     * if the request goes away first, the pool's dispose hook cancels it, so a callback never
+     * writes to a request that no longer exists. */
+    hc_node_op_t *nop;
+    int pending;
 } call_t;
 
 static hc_metric_result_t result_of_status(int status)
@@ -376,9 +381,23 @@ static int cache_name_ok(const char *s, size_t n)
     return 1;
 }
 
+static void call_dispose(void *p)
+{
+    call_t *call = p;
+    if (call->pending && call->nop != NULL) {
+        hc_node_cancel(call->http->node, call->nop);
+    }
+    call->pending = 0;
+    call->nop = NULL;
+}
+
+static void call_node_write(call_t *call, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack);
+
 static void write_done(void *ud, int status, const hc_apply_result_t *res)
 {
     call_t *call = ud;
+    call->pending = 0;
+    call->nop = NULL;
     if (status != 0) {
         send_hc_error(call, status);
         return;
@@ -405,6 +424,35 @@ static void write_done(void *ud, int status, const hc_apply_result_t *res)
     }
     send_json(call, 200, &b);
     hc_buf_free(&b);
+}
+
+static void call_node_write(call_t *call, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack)
+{
+    call->pending = 1;
+    hc_node_op_t *op = hc_node_write(call->http->node, cmd, ttl_ms, ack, write_done, call);
+    if (call->pending) {
+        call->nop = op;
+    }
+}
+
+static void read_done(void *ud, int status, const hc_entry_view_t *view)
+{
+    call_t *call = ud;
+    call->pending = 0;
+    call->nop = NULL;
+    h2o_req_t *req = call->req;
+    if (status != 0) {
+        send_hc_error(call, status);
+        return;
+    }
+    char ver[24];
+    int vn = snprintf(ver, sizeof(ver), "%" PRIu64, view->version);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
+                          h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
+    send_body(call, 200, "application/octet-stream", view->data, view->len);
 }
 
 static hc_metric_ack_t metric_ack(hc_ack_t a)
@@ -473,20 +521,12 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
                        "consistency must be local, leader or linearizable");
             return;
         }
-        hc_entry_view_t view;
-        int rv = hc_node_read(h->node, cache, cache_len, key, (size_t)klen, cons, &view);
-        if (rv != 0) {
-            send_hc_error(call, rv);
-            return;
+        call->pending = 1;
+        hc_node_op_t *op =
+            hc_node_read_async(h->node, cache, cache_len, key, (size_t)klen, cons, read_done, call);
+        if (call->pending) {
+            call->nop = op;
         }
-        char ver[24];
-        int vn = snprintf(ver, sizeof(ver), "%" PRIu64, view.version);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                       H2O_STRLIT("no-store"));
-        h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
-                              h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
-        send_body(call, 200, "application/octet-stream", view.data, view.len);
         return;
     }
 
@@ -559,7 +599,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         }
     }
     (void)incr;
-    hc_node_write(h->node, &cmd, ttl_ms, ack, write_done, call);
+    call_node_write(call, &cmd, ttl_ms, ack);
 }
 
 static void handle_clear(call_t *call, const char *cache, size_t cache_len, const query_t *q)
@@ -585,7 +625,7 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
     cmd.op = HC_OP_CLEAR;
     cmd.cache = cache;
     cmd.cache_len = cache_len;
-    hc_node_write(call->http->node, &cmd, 0, ack, write_done, call);
+    call_node_write(call, &cmd, 0, ack);
 }
 
 typedef struct {
@@ -664,12 +704,37 @@ static void handle_status(call_t *call)
     const char *name = hc_node_name(h->node);
     hc_buf_puts(&b, "{\"node\":");
     hc_buf_json_string(&b, name, strlen(name));
+    hc_buf_printf(&b, ",\"version\":\"%s\",\"role\":\"%s\",\"term\":%" PRIu64 ",\"leader\":",
+                  HC_VERSION_STRING, st.role, st.term);
+    if (st.leader) {
+        hc_buf_json_string(&b, st.leader, strlen(st.leader));
+    } else {
+        hc_buf_puts(&b, "null");
+    }
     hc_buf_printf(&b,
-                  ",\"version\":\"%s\",\"role\":\"%s\",\"term\":%" PRIu64
-                  ",\"leader\":null,\"quorum\":%s,\"ready\":%s,\"commit_index\":%" PRIu64
-                  ",\"applied_index\":%" PRIu64 ",\"peers\":[],\"tls\":",
-                  HC_VERSION_STRING, st.role, st.term, st.quorum ? "true" : "false",
-                  st.ready ? "true" : "false", st.commit_index, st.applied_index);
+                  ",\"quorum\":%s,\"ready\":%s,\"commit_index\":%" PRIu64
+                  ",\"applied_index\":%" PRIu64 ",\"peers\":[",
+                  st.quorum ? "true" : "false", st.ready ? "true" : "false", st.commit_index,
+                  st.applied_index);
+    for (size_t i = 0; i < st.n_peers; i++) {
+        const hc_node_peer_status_t *p = &st.peers[i];
+        hc_buf_puts(&b, i ? ",{\"node\":" : "{\"node\":");
+        hc_buf_json_string(&b, p->node, strlen(p->node));
+        hc_buf_printf(&b,
+                      ",\"connected\":%s,\"last_contact_ms\":", p->connected ? "true" : "false");
+        if (p->last_contact_ms >= 0) {
+            hc_buf_printf(&b, "%" PRId64, p->last_contact_ms);
+        } else {
+            hc_buf_puts(&b, "null");
+        }
+        if (p->has_match) {
+            hc_buf_printf(&b, ",\"match_index\":%" PRIu64, p->match_index);
+        } else {
+            hc_buf_puts(&b, ",\"match_index\":null");
+        }
+        hc_buf_printf(&b, ",\"protocol_version\":%u}", (unsigned)p->protocol_version);
+    }
+    hc_buf_puts(&b, "],\"tls\":");
     tls_status_json(h, &b);
     hc_buf_printf(&b, ",\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 ",\"caches\":[",
                   hc_store_memory(hc_node_store(h->node)),
@@ -751,7 +816,9 @@ static void handle_admin(call_t *call, const char *what, size_t n)
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct hc_http *h = ((api_handler_t *)self)->http;
-    call_t *call = h2o_mem_alloc_pool(&req->pool, sizeof(*call));
+    call_t *call = h2o_mem_alloc_shared(&req->pool, sizeof(*call), call_dispose);
+    call->nop = NULL;
+    call->pending = 0;
     call->http = h;
     call->req = req;
     call->op = HC_MOP_OTHER;

@@ -61,6 +61,21 @@ static void on_http_drained(void *ud)
     hc_node_close(d->node, on_node_closed, d);
 }
 
+/* Leadership moved (or was never here, or the transfer timed out): drain HTTP within what is
+ * left of CACHE_SHUTDOWN_TIMEOUT_MS, then close the node (and its peer links). */
+static void on_handover_done(void *ud)
+{
+    daemon_t *d = ud;
+    uv_update_time(&d->loop);
+    uint64_t spent = uv_now(&d->loop) - d->stop_started_ms;
+    uint64_t left = d->cfg.shutdown_timeout_ms > spent ? d->cfg.shutdown_timeout_ms - spent : 1;
+    if (d->http) {
+        hc_http_shutdown(d->http, (uint32_t)left, on_http_drained, d);
+    } else {
+        on_http_drained(d);
+    }
+}
+
 static void begin_stop(daemon_t *d, const char *why)
 {
     if (d->stopping) {
@@ -71,11 +86,7 @@ static void begin_stop(daemon_t *d, const char *why)
     hc_log(HC_LOG_INFO, "shutting down", HC_LS("reason", why),
            HC_LU("timeout_ms", d->cfg.shutdown_timeout_ms));
     hc_node_begin_shutdown(d->node);
-    if (d->http) {
-        hc_http_shutdown(d->http, d->cfg.shutdown_timeout_ms, on_http_drained, d);
-    } else {
-        on_http_drained(d);
-    }
+    hc_node_handover(d->node, on_handover_done, d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -142,12 +153,6 @@ int main(int argc, char **argv)
         return 0;
     }
     hc_log_setup(d.cfg.log_level, d.cfg.log_format, stderr);
-    if (d.cfg.ha_mode) {
-        fprintf(stderr, "hacached: HA_MODE: cluster mode is not available in this build yet "
-                        "(standalone only); set HA_MODE=false\n");
-        hc_config_free(&d.cfg);
-        return 2;
-    }
     if (sodium_init() < 0) {
         fprintf(stderr, "hacached: libsodium failed to initialise\n");
         hc_config_free(&d.cfg);
@@ -157,17 +162,29 @@ int main(int argc, char **argv)
 
     int exit_code = 0;
     uv_loop_init(&d.loop);
+    if (d.cfg.ha_mode && !d.cfg.tls) {
+        hc_log(HC_LOG_WARN, "CACHE_TLS=false: peer traffic is not encrypted or authenticated by "
+                            "certificates (the token handshake still runs)");
+    }
     d.node = hc_node_new(&d.loop, &d.cfg);
-    if (d.node == NULL || hc_node_start(d.node) != 0) {
-        hc_log(HC_LOG_ERROR, "cannot start node");
-        exit_code = 1;
+    int start_rv = d.node == NULL ? HC_ENOMEM : hc_node_start(d.node);
+    if (start_rv != 0) {
+        hc_log(HC_LOG_ERROR, "cannot start node", HC_LS("error", hc_strerror(start_rv)));
+        /* a configuration problem found only now (CACHE_DATA_DIR, TLS files) exits 2 */
+        exit_code = start_rv == HC_EINVAL ? 2 : 1;
+        if (d.node != NULL) {
+            d.stopping = 1;
+            hc_node_close(d.node, NULL, NULL);
+            uv_run(&d.loop, UV_RUN_DEFAULT);
+        }
         goto out;
     }
     start_signal(&d, &d.sigterm, SIGTERM);
     start_signal(&d, &d.sigint, SIGINT);
     start_signal(&d, &d.sighup, SIGHUP);
     hc_log(HC_LOG_INFO, "hacached starting", HC_LS("version", HC_VERSION_STRING),
-           HC_LS("mode", "standalone"), HC_LS("http", d.cfg.http_addr));
+           HC_LS("mode", d.cfg.ha_mode ? "cluster" : "standalone"),
+           HC_LS("node", hc_node_name(d.node)), HC_LS("http", d.cfg.http_addr));
     if (hc_http_start(&d.loop, &d.cfg, d.node, &d.http) != 0) {
         exit_code = 1;
         d.stopping = 1;

@@ -1,15 +1,27 @@
-/* node.c: the standalone node. Writes are applied to the store in the order they arrive, each
+/* node.c: the node. Standalone, writes are applied to the store in the order they arrive, each
  * with the next index as its version; room for a write is made first by applying the EVICT /
  * EXPIRE commands that hc_store_plan_put() proposes, and a timer reclaims expired entries by
- * applying EXPIRE commands. That is exactly the sequence a raft leader will propose, so the
- * cluster version replicates the same commands instead of applying them directly. */
+ * applying EXPIRE commands. In cluster mode (node_cluster.c-style second half of this file) the
+ * leader proposes exactly that sequence through raft instead, and every replica applies the
+ * committed log. */
 #include "node.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <sodium.h>
+
+#include "codec.h"
+#include "hacache.pb-c.h"
 #include "log.h"
+#include "peer.h"
+#include "raft.h"
 
 /* Entries reclaimed per expiry tick at most, so a mass expiry never stalls the loop. */
 #define EXPIRE_BATCH 1024
@@ -28,6 +40,8 @@ typedef struct {
     int failed;
 } victims_t;
 
+typedef struct cluster cluster_t;
+
 struct hc_node {
     uv_loop_t *loop;
     const hc_config_t *cfg;
@@ -40,7 +54,23 @@ struct hc_node {
     void (*close_cb)(void *ud);
     void *close_ud;
     char name[300];
+    cluster_t *cl; /* cluster mode state, NULL standalone */
 };
+
+/* cluster-mode entry points (second half of this file) */
+static int cluster_new(hc_node_t *n);
+static int cluster_start(hc_node_t *n);
+static void cluster_expiry_tick(hc_node_t *n);
+static void cluster_close(hc_node_t *n);
+static void cluster_free(hc_node_t *n);
+static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
+                                   hc_write_cb cb, void *ud);
+static hc_node_op_t *cluster_read(hc_node_t *n, const char *cache, size_t cache_len,
+                                  const void *key, size_t klen, hc_consistency_t consistency,
+                                  hc_read_cb cb, void *ud);
+static void cluster_cancel(hc_node_t *n, hc_node_op_t *op);
+static void cluster_status(hc_node_t *n, hc_node_status_t *out);
+static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud);
 
 hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg)
 {
@@ -56,6 +86,11 @@ hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg)
         return NULL;
     }
     snprintf(n->name, sizeof(n->name), "%s", cfg->http_addr ? cfg->http_addr : "standalone");
+    if (cfg->ha_mode && cluster_new(n) != 0) {
+        hc_store_free(n->store);
+        free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -125,6 +160,10 @@ static void apply_victims(hc_node_t *n, const victims_t *vs, uint64_t now)
 static void on_expiry_tick(uv_timer_t *t)
 {
     hc_node_t *n = t->data;
+    if (n->cl != NULL) {
+        cluster_expiry_tick(n);
+        return;
+    }
     uint64_t now = hc_wall_ms();
     victims_t vs = {0};
     hc_store_collect_expired(n->store, now, EXPIRE_BATCH, victims_add, &vs);
@@ -145,6 +184,9 @@ int hc_node_start(hc_node_t *n)
     n->timer_started = 1;
     uint64_t period = n->cfg->expiry_interval_ms ? n->cfg->expiry_interval_ms : 100;
     uv_timer_start(&n->expiry_timer, on_expiry_tick, period, period);
+    if (n->cl != NULL) {
+        return cluster_start(n);
+    }
     hc_log(HC_LOG_INFO, "node started", HC_LS("node", n->name), HC_LS("role", "standalone"),
            HC_LU("max_memory", n->cfg->max_memory));
     return 0;
@@ -167,11 +209,16 @@ void hc_node_close(hc_node_t *n, void (*cb)(void *ud), void *ud)
 {
     n->close_cb = cb;
     n->close_ud = ud;
+    n->closing_handles++; /* held until every handle below was asked to close */
     if (n->timer_started) {
         n->closing_handles++;
         uv_close((uv_handle_t *)&n->expiry_timer, on_timer_closed);
         n->timer_started = 0;
-    } else if (cb) {
+    }
+    if (n->cl != NULL) {
+        cluster_close(n);
+    }
+    if (--n->closing_handles == 0 && cb) {
         cb(ud);
     }
 }
@@ -181,12 +228,55 @@ void hc_node_free(hc_node_t *n)
     if (n == NULL) {
         return;
     }
+    if (n->cl != NULL) {
+        cluster_free(n);
+    }
     hc_store_free(n->store);
     free(n);
 }
 
-void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb,
-                   void *ud)
+static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms,
+                                      hc_ack_t ack, hc_write_cb cb, void *ud);
+
+hc_node_op_t *hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
+                            hc_write_cb cb, void *ud)
+{
+    if (n->cl != NULL) {
+        return cluster_write(n, cmd, ttl_ms, ack, cb, ud);
+    }
+    return standalone_write(n, cmd, ttl_ms, ack, cb, ud);
+}
+
+hc_node_op_t *hc_node_read_async(hc_node_t *n, const char *cache, size_t cache_len, const void *key,
+                                 size_t klen, hc_consistency_t consistency, hc_read_cb cb, void *ud)
+{
+    if (n->cl != NULL && consistency != HC_READ_LOCAL) {
+        return cluster_read(n, cache, cache_len, key, klen, consistency, cb, ud);
+    }
+    hc_entry_view_t v;
+    int rv = hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), &v);
+    cb(ud, rv, rv == 0 ? &v : NULL);
+    return NULL;
+}
+
+void hc_node_cancel(hc_node_t *n, hc_node_op_t *op)
+{
+    if (n->cl != NULL && op != NULL) {
+        cluster_cancel(n, op);
+    }
+}
+
+void hc_node_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
+{
+    if (n->cl != NULL) {
+        cluster_handover(n, cb, ud);
+        return;
+    }
+    cb(ud);
+}
+
+static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms,
+                                      hc_ack_t ack, hc_write_cb cb, void *ud)
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
@@ -205,7 +295,7 @@ void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t 
         if (rv != 0) {
             victims_free(&vs);
             cb(ud, rv, &res);
-            return;
+            return NULL;
         }
         apply_victims(n, &vs, now);
         victims_free(&vs);
@@ -217,19 +307,27 @@ void hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t 
         n->index++;
     }
     cb(ud, rv, &res);
+    return NULL;
 }
 
 int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *key, size_t klen,
                  hc_consistency_t consistency, hc_entry_view_t *out)
 {
-    /* Standalone: this node is its own leader, so every consistency is served locally. */
-    (void)consistency;
+    /* Standalone: this node is its own leader, so every consistency is served locally. The
+     * cluster serves leader / linearizable reads through hc_node_read_async only. */
+    if (n->cl != NULL && consistency != HC_READ_LOCAL) {
+        return HC_EUNAVAILABLE;
+    }
     return hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), out);
 }
 
 void hc_node_status(hc_node_t *n, hc_node_status_t *out)
 {
     memset(out, 0, sizeof(*out));
+    if (n->cl != NULL) {
+        cluster_status(n, out);
+        return;
+    }
     out->role = "standalone";
     out->term = 0;
     out->quorum = 1;
@@ -268,28 +366,38 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
 {
     hc_node_status_t st;
     hc_node_status(n, &st);
+    int is_leader = n->cl == NULL || strcmp(st.role, "leader") == 0;
     hc_cache_stats_t tot;
     hc_store_totals(n->store, &tot);
-    hc_buf_printf(out,
-                  "# HELP hacache_up 1 while the node runs.\n# TYPE hacache_up gauge\n"
-                  "hacache_up 1\n"
-                  "# HELP hacache_raft_term Current raft term (0 in standalone).\n"
-                  "# TYPE hacache_raft_term gauge\nhacache_raft_term %" PRIu64 "\n"
-                  "# HELP hacache_raft_is_leader 1 when this node leads (standalone leads "
-                  "itself).\n# TYPE hacache_raft_is_leader gauge\nhacache_raft_is_leader 1\n"
-                  "# HELP hacache_raft_leader_changes_total Leader changes seen.\n"
-                  "# TYPE hacache_raft_leader_changes_total counter\n"
-                  "hacache_raft_leader_changes_total 0\n"
-                  "# HELP hacache_raft_commit_index Highest committed index.\n"
-                  "# TYPE hacache_raft_commit_index gauge\nhacache_raft_commit_index %" PRIu64 "\n"
-                  "# HELP hacache_raft_applied_index Highest applied index.\n"
-                  "# TYPE hacache_raft_applied_index gauge\nhacache_raft_applied_index %" PRIu64
-                  "\n"
-                  "# HELP hacache_quorum 1 while in contact with a quorum.\n"
-                  "# TYPE hacache_quorum gauge\nhacache_quorum %d\n"
-                  "# HELP hacache_invalidations_total Caches dropped after quorum loss.\n"
-                  "# TYPE hacache_invalidations_total counter\nhacache_invalidations_total 0\n",
-                  st.term, st.commit_index, st.applied_index, st.quorum);
+    hc_buf_printf(
+        out,
+        "# HELP hacache_up 1 while the node runs.\n# TYPE hacache_up gauge\n"
+        "hacache_up 1\n"
+        "# HELP hacache_raft_term Current raft term (0 in standalone).\n"
+        "# TYPE hacache_raft_term gauge\nhacache_raft_term %" PRIu64 "\n"
+        "# HELP hacache_raft_is_leader 1 when this node leads (standalone leads "
+        "itself).\n# TYPE hacache_raft_is_leader gauge\nhacache_raft_is_leader %d\n"
+        "# HELP hacache_raft_leader_changes_total Leader changes seen.\n"
+        "# TYPE hacache_raft_leader_changes_total counter\n"
+        "hacache_raft_leader_changes_total %" PRIu64 "\n"
+        "# HELP hacache_raft_commit_index Highest committed index.\n"
+        "# TYPE hacache_raft_commit_index gauge\nhacache_raft_commit_index %" PRIu64 "\n"
+        "# HELP hacache_raft_applied_index Highest applied index.\n"
+        "# TYPE hacache_raft_applied_index gauge\nhacache_raft_applied_index %" PRIu64 "\n"
+        "# HELP hacache_quorum 1 while in contact with a quorum.\n"
+        "# TYPE hacache_quorum gauge\nhacache_quorum %d\n"
+        "# HELP hacache_invalidations_total Caches dropped after quorum loss.\n"
+        "# TYPE hacache_invalidations_total counter\nhacache_invalidations_total 0\n",
+        st.term, is_leader, st.leader_changes, st.commit_index, st.applied_index, st.quorum);
+    if (n->cl != NULL) {
+        hc_buf_puts(out, "# HELP hacache_peer_connected 1 while the link to a peer is up.\n"
+                         "# TYPE hacache_peer_connected gauge\n");
+        for (size_t i = 0; i < st.n_peers; i++) {
+            hc_buf_puts(out, "hacache_peer_connected{peer=\"");
+            hc_buf_prom_label(out, st.peers[i].node, strlen(st.peers[i].node));
+            hc_buf_printf(out, "\"} %d\n", st.peers[i].connected);
+        }
+    }
     /* Prometheus wants each family's samples in one group: one pass per family. */
     cache_series_t cs = {.out = out, .memory = 0};
     hc_buf_puts(out, "# HELP hacache_cache_entries Entries per cache.\n"
@@ -314,4 +422,1547 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
         "# HELP hacache_memory_max_bytes CACHE_MAX_MEMORY.\n"
         "# TYPE hacache_memory_max_bytes gauge\nhacache_memory_max_bytes %" PRIu64 "\n",
         tot.hits, tot.misses, tot.evictions, tot.expirations, hc_store_max_memory(n->store));
+}
+
+/* ============================================================================================
+ * Cluster mode.
+ *
+ * Ids: every HA_HOSTS entry's raft id is hc_node_id_of(host:port), so every node derives the
+ * same ids from the same list. Each process start picks a random incarnation and PRNG seed.
+ * The raft hard state (term, vote) lives in CACHE_DATA_DIR/raft-<host>_<port>.state and is
+ * written durably before any message of the update that changed it is sent. Start mode:
+ * RESTART when that file exists, else BOOTSTRAP with every HA_HOSTS entry as a voter.
+ * Not done yet (next step): amnesia detection (a node whose file vanished rejoins as a fresh id
+ * through JOIN) and membership changes that follow HA_HOSTS; snapshots and log compaction (the
+ * retained log is bounded by large max_log_* limits instead).
+ * ========================================================================================== */
+
+#define DEDUPE_WINDOW      8192
+#define CL_MAX_LOG_ENTRIES (1u << 20)
+#define CL_MAX_LOG_BYTES   ((uint64_t)1 << 30)
+
+typedef enum {
+    OP_LEADER_WRITE = 1, /* proposed here, waiting for its ack level (local or for a follower) */
+    OP_FWD_WRITE,        /* forwarded to the leader, waiting for ForwardResult */
+    OP_FWD_READ,         /* leader read or ReadIndex request sent to the leader */
+    OP_READ_INDEX,       /* raft_read_index on this (leader) node, ctx = op->ctx */
+} op_kind_t;
+
+struct hc_node_op {
+    struct hc_node_op *prev, *next;
+    op_kind_t kind;
+    hc_write_cb wcb; /* NULL: detached (cancelled) or remote */
+    hc_read_cb rcb;
+    void *ud;
+    hc_ack_t ack;
+    uint64_t index, term;
+    int wait_apply;  /* answer once applied >= index */
+    int remote_peer; /* OP_LEADER_WRITE / OP_READ_INDEX on behalf of this peer, else -1 */
+    int peer;        /* OP_FWD_*: the leader we asked */
+    uint8_t rid[HC_REQUEST_ID_BYTES];
+    uint64_t ctx;      /* read correlation id */
+    int linearizable;  /* OP_FWD_READ: ReadIndex rather than a leader read */
+    uint64_t deadline; /* loop ms, 0: none */
+    char *cache;
+    size_t cache_len;
+    void *key;
+    size_t klen;
+    hc_apply_result_t res; /* OP_FWD_WRITE waiting for the local apply: the leader's answer */
+    uint64_t remote_id;    /* OP_READ_INDEX for a follower: its correlation id */
+};
+
+struct cluster {
+    hc_node_t *n;
+    raft_t *raft;
+    hc_peers_t *peers;
+    hc_tls_ctx_t *tls;
+    size_t nhosts;
+    int self;
+    uint64_t *ids;
+    char (*names)[HC_NODE_NAME_MAX + 1];
+    uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
+    char state_path[4096];
+    uv_timer_t raft_timer;
+    uv_idle_t idle;
+    uv_timer_t handover_timer;
+    int handles_open;
+    int idle_active;
+    int closing;
+    raft_role_t role;
+    uint64_t term;
+    uint64_t leader; /* raft id, 0 unknown */
+    int leader_idx;  /* host index of the leader, -1 unknown */
+    uint64_t leader_changes;
+    uint64_t commit_heard;
+    uint64_t applied;
+    uint64_t next_ctx;
+    uint64_t expire_barrier; /* no new EXPIRE batch until this index is applied */
+    hc_dedupe_t *dedupe;
+    hc_node_op_t *ops; /* doubly linked list of every op in flight */
+    void (*handover_cb)(void *ud);
+    void *handover_ud;
+    int snapshot_warned;
+};
+
+/* ---- ids, hard state, dedupe window (exported for tests) ---- */
+
+uint64_t hc_node_id_of(const char *hostport)
+{
+    static const char ctx[] = "hacache-node-id-v1";
+    size_t hl = strlen(hostport);
+    uint8_t buf[sizeof(ctx) - 1 + HC_NODE_NAME_MAX + 16];
+    if (hl > HC_NODE_NAME_MAX + 15) {
+        hl = HC_NODE_NAME_MAX + 15;
+    }
+    memcpy(buf, ctx, sizeof(ctx) - 1);
+    for (size_t i = 0; i < hl; i++) {
+        char c = hostport[i];
+        buf[sizeof(ctx) - 1 + i] = (uint8_t)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+    }
+    uint8_t h[32];
+    crypto_generichash(h, sizeof(h), buf, sizeof(ctx) - 1 + hl, NULL, 0);
+    uint64_t id = 0;
+    for (int i = 7; i >= 0; i--) {
+        id = (id << 8) | h[i];
+    }
+    return id ? id : 1;
+}
+
+int hc_hardstate_path(const char *dir, const char *host, uint16_t port, char *out, size_t cap)
+{
+    char h[300];
+    size_t i = 0;
+    for (; host[i] && i < sizeof(h) - 1; i++) {
+        char c = host[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-';
+        h[i] = ok ? c : '_';
+    }
+    h[i] = '\0';
+    int k = snprintf(out, cap, "%s/raft-%s_%u.state", dir, h, (unsigned)port);
+    return k < 0 || (size_t)k >= cap ? HC_ETOOLARGE : 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (slash == dir) {
+        dir[1] = '\0';
+    } else {
+        *slash = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
+    }
+    int rv = fsync(fd);
+    close(fd);
+    return rv;
+}
+
+int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char body[128];
+    int len =
+        snprintf(body, sizeof(body),
+                 "hacache raft hard state v1\nterm %" PRIu64 "\nvote %" PRIu64 "\n", term, vote);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return HC_EINTERNAL;
+    }
+    ssize_t w = write(fd, body, (size_t)len);
+    if (w != len || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return HC_EINTERNAL;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0 || fsync_dir_of(path) != 0) {
+        return HC_EINTERNAL;
+    }
+    return 0;
+}
+
+int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
+    }
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char tail;
+    unsigned long long t, v;
+    if (sscanf(buf, "hacache raft hard state v1\nterm %llu\nvote %llu%c", &t, &v, &tail) != 3 ||
+        tail != '\n') {
+        return HC_EINVAL;
+    }
+    *term = t;
+    *vote = v;
+    return 0;
+}
+
+typedef struct {
+    uint8_t id[16];
+    hc_dedupe_result_t r;
+    int32_t next; /* bucket chain, -1 ends */
+    int used;
+} dd_slot_t;
+
+struct hc_dedupe {
+    size_t cap, head, count; /* ring: slots[head] is the oldest when count == cap */
+    dd_slot_t *slots;
+    int32_t *buckets;
+    size_t nbuckets;
+};
+
+static size_t dd_hash(const hc_dedupe_t *d, const uint8_t id[16])
+{
+    uint64_t h;
+    memcpy(&h, id, sizeof(h)); /* request ids are random bytes */
+    return (size_t)(h % d->nbuckets);
+}
+
+hc_dedupe_t *hc_dedupe_new(size_t cap)
+{
+    hc_dedupe_t *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        return NULL;
+    }
+    d->cap = cap ? cap : 1;
+    d->nbuckets = d->cap * 2;
+    d->slots = calloc(d->cap, sizeof(*d->slots));
+    d->buckets = malloc(d->nbuckets * sizeof(*d->buckets));
+    if (d->slots == NULL || d->buckets == NULL) {
+        hc_dedupe_free(d);
+        return NULL;
+    }
+    hc_dedupe_clear(d);
+    return d;
+}
+
+void hc_dedupe_free(hc_dedupe_t *d)
+{
+    if (d != NULL) {
+        free(d->slots);
+        free(d->buckets);
+        free(d);
+    }
+}
+
+void hc_dedupe_clear(hc_dedupe_t *d)
+{
+    memset(d->slots, 0, d->cap * sizeof(*d->slots));
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        d->buckets[i] = -1;
+    }
+    d->head = d->count = 0;
+}
+
+int hc_dedupe_find(const hc_dedupe_t *d, const uint8_t id[16], hc_dedupe_result_t *out)
+{
+    for (int32_t i = d->buckets[dd_hash(d, id)]; i >= 0; i = d->slots[i].next) {
+        if (memcmp(d->slots[i].id, id, 16) == 0) {
+            if (out) {
+                *out = d->slots[i].r;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void hc_dedupe_add(hc_dedupe_t *d, const uint8_t id[16], const hc_dedupe_result_t *r)
+{
+    size_t slot;
+    if (d->count == d->cap) {
+        slot = d->head; /* evict the oldest */
+        dd_slot_t *old = &d->slots[slot];
+        int32_t *pp = &d->buckets[dd_hash(d, old->id)];
+        while (*pp >= 0 && *pp != (int32_t)slot) {
+            pp = &d->slots[*pp].next;
+        }
+        if (*pp == (int32_t)slot) {
+            *pp = old->next;
+        }
+        d->head = (d->head + 1) % d->cap;
+    } else {
+        slot = (d->head + d->count) % d->cap;
+        d->count++;
+    }
+    dd_slot_t *e = &d->slots[slot];
+    memcpy(e->id, id, 16);
+    e->r = *r;
+    e->used = 1;
+    size_t b = dd_hash(d, id);
+    e->next = d->buckets[b];
+    d->buckets[b] = (int32_t)slot;
+}
+
+/* ---- helpers ---- */
+
+static uint64_t cl_now(const cluster_t *c)
+{
+    return uv_now(c->n->loop);
+}
+
+static int peer_of_id(const cluster_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nhosts; i++) {
+        if (c->ids[i] == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void cl_kick(cluster_t *c);
+static void on_raft_timer(uv_timer_t *t);
+
+static void op_link(cluster_t *c, hc_node_op_t *op)
+{
+    op->prev = NULL;
+    op->next = c->ops;
+    if (c->ops) {
+        c->ops->prev = op;
+    }
+    c->ops = op;
+}
+
+static void op_unlink(cluster_t *c, hc_node_op_t *op)
+{
+    if (op->prev) {
+        op->prev->next = op->next;
+    } else {
+        c->ops = op->next;
+    }
+    if (op->next) {
+        op->next->prev = op->prev;
+    }
+    op->prev = op->next = NULL;
+}
+
+static void op_free(hc_node_op_t *op)
+{
+    free(op->cache);
+    free(op->key);
+    free(op);
+}
+
+static hc_node_op_t *op_new(op_kind_t kind)
+{
+    hc_node_op_t *op = calloc(1, sizeof(*op));
+    if (op) {
+        op->kind = kind;
+        op->remote_peer = -1;
+        op->peer = -1;
+    }
+    return op;
+}
+
+static int send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm)
+{
+    size_t len = hacache__peer_message__get_packed_size(pm);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        return HC_ENOMEM;
+    }
+    hacache__peer_message__pack(pm, buf);
+    int rv = c->peers ? hc_peers_send(c->peers, peer, buf, len) : HC_EUNAVAILABLE;
+    free(buf);
+    return rv;
+}
+
+static void send_fwd_result(cluster_t *c, int peer, const uint8_t rid[16], int status,
+                            uint64_t index, const hc_apply_result_t *res)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ForwardResult fr = HACACHE__FORWARD_RESULT__INIT;
+    fr.request_id.data = (uint8_t *)rid;
+    fr.request_id.len = HC_REQUEST_ID_BYTES;
+    fr.status = status;
+    fr.index = index;
+    if (res) {
+        fr.version = res->version;
+        fr.integer = res->integer;
+        fr.existed = res->existed != 0;
+        fr.removed = res->removed;
+    }
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_FWD_RESULT;
+    pm.fwd_result = &fr;
+    send_pm(c, peer, &pm);
+}
+
+static void send_read_resp(cluster_t *c, int peer, uint64_t id, int status, uint64_t read_index,
+                           const hc_entry_view_t *v)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ReadResponse rr = HACACHE__READ_RESPONSE__INIT;
+    rr.id = id;
+    rr.status = status;
+    rr.read_index = read_index;
+    if (v) {
+        rr.value.data = (uint8_t *)v->data;
+        rr.value.len = v->len;
+        rr.version = v->version;
+        rr.expire_at_ms = v->expire_at_ms;
+    }
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_READ_RESP;
+    pm.read_resp = &rr;
+    send_pm(c, peer, &pm);
+}
+
+/* Completes a write op: answers the local caller or the follower, then frees it. */
+static void op_finish_write(cluster_t *c, hc_node_op_t *op, int status,
+                            const hc_apply_result_t *res)
+{
+    op_unlink(c, op);
+    hc_apply_result_t zero;
+    memset(&zero, 0, sizeof(zero));
+    if (res == NULL) {
+        res = &zero;
+    }
+    if (op->remote_peer >= 0) {
+        send_fwd_result(c, op->remote_peer, op->rid, status, op->index, res);
+    } else if (op->wcb) {
+        op->wcb(op->ud, status, res);
+    }
+    op_free(op);
+}
+
+/* Completes a read op with a local read (status 0) or an error. */
+static void op_finish_read(cluster_t *c, hc_node_op_t *op, int status)
+{
+    op_unlink(c, op);
+    if (op->remote_peer >= 0) {
+        /* ReadIndex on behalf of a follower: it reads locally once applied >= index */
+        send_read_resp(c, op->remote_peer, op->remote_id, status, op->index, NULL);
+    } else if (op->rcb) {
+        if (status == 0) {
+            hc_entry_view_t v;
+            int rv = hc_store_get(c->n->store, op->cache, op->cache_len, op->key, op->klen,
+                                  hc_wall_ms(), &v);
+            op->rcb(op->ud, rv, rv == 0 ? &v : NULL);
+        } else {
+            op->rcb(op->ud, status, NULL);
+        }
+    }
+    op_free(op);
+}
+
+static void op_finish(cluster_t *c, hc_node_op_t *op, int status)
+{
+    if (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE) {
+        op_finish_write(c, op, status, NULL);
+    } else {
+        op_finish_read(c, op, status);
+    }
+}
+
+/* ---- applying the log ---- */
+
+static void apply_entry(cluster_t *c, const raft_entry_t *e)
+{
+    int status = 0;
+    hc_apply_result_t res;
+    memset(&res, 0, sizeof(res));
+    int counted = 0;
+    if (e->type == RAFT_ENTRY_NORMAL) {
+        hc_cmd_decoded_t d;
+        int rv = hc_cmd_decode(e->data, e->len, HC_CMD_MAX_ENCODED, &d);
+        if (rv != 0) {
+            hc_log(HC_LOG_ERROR, "undecodable log entry skipped", HC_LU("index", e->index));
+            status = HC_EINTERNAL;
+        } else {
+            hc_dedupe_result_t prev;
+            if (d.meta.has_request_id && hc_dedupe_find(c->dedupe, d.meta.request_id, &prev)) {
+                /* a retried write: applied once, every retry gets the first outcome */
+                status = prev.status;
+                res = prev.res;
+            } else {
+                uint64_t now = d.meta.now_ms ? d.meta.now_ms : hc_wall_ms();
+                status = hc_store_apply(c->n->store, &d.cmd, e->index, now, &res);
+                counted = 1;
+                if (d.meta.has_request_id) {
+                    hc_dedupe_result_t r = {.index = e->index, .status = status, .res = res};
+                    hc_dedupe_add(c->dedupe, d.meta.request_id, &r);
+                }
+                if (status != 0 && d.cmd.op != HC_OP_EVICT && d.cmd.op != HC_OP_EXPIRE) {
+                    hc_log(HC_LOG_DEBUG, "log entry refused by the store", HC_LU("index", e->index),
+                           HC_LS("error", hc_strerror(status)));
+                }
+            }
+            hc_cmd_decoded_free(&d);
+        }
+    }
+    (void)counted;
+    c->applied = e->index;
+    /* waiters on this index */
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->kind != OP_LEADER_WRITE || op->index != e->index) {
+            continue;
+        }
+        if (op->term != e->term) {
+            op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        } else if (op->ack == HC_ACK_QUORUM || op->ack == HC_ACK_ONCE) {
+            op_finish_write(c, op, status, &res);
+        }
+    }
+}
+
+/* Ops that wait for this node to apply up to an index. */
+static void check_applied_waiters(cluster_t *c)
+{
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (!op->wait_apply || c->applied < op->index) {
+            continue;
+        }
+        if (op->kind == OP_FWD_WRITE) {
+            hc_apply_result_t r = op->res;
+            op_finish_write(c, op, 0, &r);
+        } else {
+            op_finish_read(c, op, 0);
+        }
+    }
+}
+
+/* `once`: stored on the leader and at least one follower. */
+static void check_once_waiters(cluster_t *c)
+{
+    int any = 0;
+    for (hc_node_op_t *op = c->ops; op; op = op->next) {
+        if (op->kind == OP_LEADER_WRITE && op->ack == HC_ACK_ONCE) {
+            any = 1;
+            break;
+        }
+    }
+    if (!any) {
+        return;
+    }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->kind != OP_LEADER_WRITE || op->ack != HC_ACK_ONCE || op->term != st.term) {
+            continue;
+        }
+        for (uint32_t i = 0; i < st.n_peers; i++) {
+            if (st.peers[i].match >= op->index) {
+                hc_apply_result_t r;
+                memset(&r, 0, sizeof(r));
+                r.version = op->index;
+                op_finish_write(c, op, 0, &r);
+                break;
+            }
+        }
+    }
+}
+
+static void on_leader_lost(cluster_t *c)
+{
+    /* Proposals of a term that is over (or that this node no longer leads) may or may not
+     * commit under the next leader: their fate is unknown. */
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->kind == OP_LEADER_WRITE && (c->role != RAFT_LEADER || op->term != c->term)) {
+            op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        }
+    }
+}
+
+static void on_leader_changed(cluster_t *c)
+{
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->wait_apply) {
+            continue; /* the leader answered; only the local apply is missing */
+        }
+        if (op->kind == OP_FWD_WRITE) {
+            op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        } else if (op->kind == OP_FWD_READ) {
+            op_finish_read(c, op, HC_EUNAVAILABLE);
+        }
+    }
+}
+
+static void persist_or_die(cluster_t *c, const raft_hard_state_t *hs)
+{
+    if (hc_hardstate_save(c->state_path, hs->term, hs->vote) != 0) {
+        /* Sending without the hard state on disk could make this node vote twice in a term
+         * after a restart: stop instead. */
+        hc_log(HC_LOG_ERROR, "cannot persist the raft hard state, stopping",
+               HC_LS("path", c->state_path), HC_LS("error", strerror(errno)));
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot write %s: %s\n", c->state_path,
+                strerror(errno));
+        _exit(1);
+    }
+}
+
+static void send_raft_msg(cluster_t *c, const raft_message_t *m)
+{
+    int peer = peer_of_id(c, m->to);
+    if (peer < 0 || peer == c->self || c->peers == NULL || !hc_peers_is_up(c->peers, peer)) {
+        return;
+    }
+    uint8_t *buf;
+    size_t len;
+    if (hc_raft_msg_encode(m, &buf, &len) != 0) {
+        return;
+    }
+    hc_peers_send(c->peers, peer, buf, len); /* best effort: raft retransmits */
+    free(buf);
+}
+
+static void cl_process(cluster_t *c)
+{
+    raft_update_t u;
+    if (raft_ready(c->raft, &u) != 0) {
+        cl_kick(c);
+        return;
+    }
+    if (u.hard_state_changed) {
+        persist_or_die(c, &u.hard_state);
+    }
+    if (u.reset) {
+        hc_log(HC_LOG_WARN, "raft reset: the cluster restarted from an empty log, store cleared");
+        hc_store_t *fresh = hc_store_new(c->n->cfg->max_memory);
+        if (fresh != NULL) {
+            hc_store_free(c->n->store);
+            c->n->store = fresh;
+        }
+        hc_dedupe_clear(c->dedupe);
+        c->applied = 0;
+        c->expire_barrier = 0;
+    }
+    for (size_t i = 0; i < u.n_entries; i++) {
+        apply_entry(c, &u.entries[i]);
+    }
+    if (u.commit > c->commit_heard) {
+        c->commit_heard = u.commit;
+    }
+    for (size_t i = 0; i < u.n_reads; i++) {
+        const raft_read_t *rd = &u.reads[i];
+        for (hc_node_op_t *op = c->ops; op; op = op->next) {
+            if (op->kind == OP_READ_INDEX && op->ctx == rd->ctx) {
+                op->index = rd->index;
+                op_finish_read(c, op, rd->status == 0 ? 0 : HC_EUNAVAILABLE);
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < u.n_messages; i++) {
+        send_raft_msg(c, &u.messages[i]);
+    }
+    if (u.n_snapshots > 0 && !c->snapshot_warned) {
+        /* never happens while the log is not compacted (this step) */
+        c->snapshot_warned = 1;
+        hc_log(HC_LOG_WARN, "raft asked for a snapshot; snapshots are not implemented yet");
+    }
+    if (u.state_changed) {
+        int term_moved = u.term != c->term;
+        int role_moved = u.role != c->role;
+        uint64_t old_leader = c->leader;
+        c->role = u.role;
+        c->term = u.term;
+        c->leader = u.leader;
+        c->leader_idx = u.leader ? peer_of_id(c, u.leader) : -1;
+        if (u.leader != 0 && u.leader != old_leader) {
+            c->leader_changes++;
+        }
+        if (term_moved || role_moved || u.leader != old_leader) {
+            hc_log(HC_LOG_INFO, "raft state", HC_LS("role", raft_role_name(u.role)),
+                   HC_LU("term", u.term),
+                   HC_LS("leader", c->leader_idx >= 0 ? c->names[c->leader_idx] : "unknown"));
+        }
+        on_leader_lost(c);
+        if (u.leader != old_leader) {
+            on_leader_changed(c);
+        }
+    }
+    check_applied_waiters(c);
+    if (c->role == RAFT_LEADER) {
+        check_once_waiters(c);
+    }
+    if (c->handover_cb && c->role != RAFT_LEADER) {
+        void (*cb)(void *) = c->handover_cb;
+        c->handover_cb = NULL;
+        uv_timer_stop(&c->handover_timer);
+        cb(c->handover_ud);
+    }
+    if (!c->closing) {
+        uint64_t now = cl_now(c);
+        uint64_t delay = u.deadline > now ? u.deadline - now : 0;
+        uv_timer_start(&c->raft_timer, on_raft_timer, delay, 0);
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    cluster_t *c = h->data;
+    uv_idle_stop(h);
+    c->idle_active = 0;
+    if (!c->closing) {
+        cl_process(c);
+    }
+}
+
+/* Something was fed to raft: collect its output on the next loop turn (events of one turn share
+ * one raft_ready, hence one batch of AppendEntries). */
+static void cl_kick(cluster_t *c)
+{
+    if (!c->idle_active && !c->closing) {
+        c->idle_active = 1;
+        uv_idle_start(&c->idle, on_idle);
+    }
+}
+
+static void on_raft_timer(uv_timer_t *t)
+{
+    cluster_t *c = t->data;
+    if (c->closing) {
+        return;
+    }
+    raft_tick(c->raft, cl_now(c));
+    cl_process(c);
+}
+
+/* ---- writes ---- */
+
+static int map_raft_err(int rv)
+{
+    switch (rv) {
+    case RAFT_ETOOBIG:
+        return HC_ETOOLARGE;
+    case RAFT_ENOMEM:
+        return HC_EINTERNAL;
+    default: /* not leader, transfer in progress, log full: retry later / elsewhere */
+        return HC_EUNAVAILABLE;
+    }
+}
+
+static int propose_cmd(cluster_t *c, const hc_cmd_t *cmd, const hc_cmd_meta_t *meta,
+                       uint64_t *index, uint64_t *term)
+{
+    uint8_t *buf;
+    size_t len;
+    if (hc_cmd_encode_meta(cmd, meta, &buf, &len) != 0) {
+        return HC_EINTERNAL;
+    }
+    raft_index_t i = 0;
+    raft_term_t t = 0;
+    int rv = raft_propose(c->raft, cl_now(c), buf, len, &i, &t);
+    free(buf);
+    if (rv != 0) {
+        return map_raft_err(rv);
+    }
+    cl_kick(c);
+    if (index) {
+        *index = i;
+    }
+    if (term) {
+        *term = t;
+    }
+    return 0;
+}
+
+/* Leader: proposes the EVICT/EXPIRE entries that make room for a PUT/INCR, then the write.
+ * `cmd` has its absolute expiry already. */
+static int leader_propose_write(cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                uint64_t *index, uint64_t *term)
+{
+    uint64_t now = hc_wall_ms();
+    hc_cmd_meta_t meta = {.has_request_id = 1, .now_ms = now};
+    memcpy(meta.request_id, rid, HC_REQUEST_ID_BYTES);
+    if (cmd->op == HC_OP_PUT || cmd->op == HC_OP_INCR) {
+        victims_t vs = {0};
+        int rv = hc_store_plan_put(c->n->store, cmd, now, victims_add, &vs);
+        if (rv == 0 && vs.failed) {
+            rv = HC_ENOMEM;
+        }
+        hc_cmd_meta_t vmeta = {.has_request_id = 0, .now_ms = now};
+        for (size_t i = 0; rv == 0 && i < vs.n; i++) {
+            hc_cmd_t v = {.op = vs.v[i].expired ? HC_OP_EXPIRE : HC_OP_EVICT,
+                          .cache = vs.v[i].cache,
+                          .cache_len = vs.v[i].cache_len,
+                          .key = vs.v[i].key,
+                          .klen = vs.v[i].klen,
+                          .expire_at_ms = vs.v[i].expired ? now : 0};
+            rv = propose_cmd(c, &v, &vmeta, NULL, NULL);
+        }
+        victims_free(&vs);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return propose_cmd(c, cmd, &meta, index, term);
+}
+
+/* Leader: a write (local when remote_peer < 0). Returns the op still waiting, or NULL when it
+ * was answered already. */
+static hc_node_op_t *leader_write(cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                  hc_ack_t ack, int remote_peer, hc_write_cb cb, void *ud)
+{
+    hc_apply_result_t res;
+    memset(&res, 0, sizeof(res));
+    hc_dedupe_result_t prev;
+    if (hc_dedupe_find(c->dedupe, rid, &prev)) {
+        /* a retry of a write already applied */
+        if (remote_peer >= 0) {
+            send_fwd_result(c, remote_peer, rid, prev.status, prev.index, &prev.res);
+        } else {
+            cb(ud, prev.status, &prev.res);
+        }
+        return NULL;
+    }
+    uint64_t index = 0, term = 0;
+    int rv = leader_propose_write(c, cmd, rid, &index, &term);
+    if (rv == 0 && (ack == HC_ACK_LEADER || ack == HC_ACK_NONE)) {
+        res.version = (cmd->op == HC_OP_PUT || cmd->op == HC_OP_INCR) ? index : 0;
+    }
+    if (rv != 0 || ack == HC_ACK_LEADER || ack == HC_ACK_NONE) {
+        if (remote_peer >= 0) {
+            if (ack != HC_ACK_NONE) {
+                send_fwd_result(c, remote_peer, rid, rv, index, &res);
+            }
+        } else {
+            cb(ud, rv, &res);
+        }
+        return NULL;
+    }
+    hc_node_op_t *op = op_new(OP_LEADER_WRITE);
+    if (op == NULL) {
+        /* proposed, but nobody can wait for it */
+        if (remote_peer >= 0) {
+            send_fwd_result(c, remote_peer, rid, HC_EUNKNOWN_OUTCOME, index, NULL);
+        } else {
+            cb(ud, HC_EUNKNOWN_OUTCOME, &res);
+        }
+        return NULL;
+    }
+    op->ack = ack;
+    op->index = index;
+    op->term = term;
+    op->remote_peer = remote_peer;
+    memcpy(op->rid, rid, HC_REQUEST_ID_BYTES);
+    op->wcb = cb;
+    op->ud = ud;
+    op_link(c, op);
+    return remote_peer >= 0 ? NULL : op;
+}
+
+static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
+                                   hc_write_cb cb, void *ud)
+{
+    cluster_t *c = n->cl;
+    hc_apply_result_t res;
+    memset(&res, 0, sizeof(res));
+    uint8_t rid[HC_REQUEST_ID_BYTES];
+    randombytes_buf(rid, sizeof(rid));
+    hc_cmd_t w = *cmd;
+    if (c->role == RAFT_LEADER) {
+        w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
+        return leader_write(c, &w, rid, ack, -1, cb, ud);
+    }
+    int leader = c->leader_idx;
+    if (leader < 0 || leader == c->self || !hc_peers_is_up(c->peers, leader)) {
+        cb(ud, HC_EUNAVAILABLE, &res);
+        return NULL;
+    }
+    w.expire_at_ms = 0;
+    uint8_t *enc;
+    size_t enclen;
+    if (hc_cmd_encode(&w, &enc, &enclen) != 0) {
+        cb(ud, HC_EINTERNAL, &res);
+        return NULL;
+    }
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ForwardWrite fw = HACACHE__FORWARD_WRITE__INIT;
+    fw.request_id.data = rid;
+    fw.request_id.len = sizeof(rid);
+    fw.ack = ack;
+    fw.ttl_ms = ttl_ms;
+    fw.command.data = enc;
+    fw.command.len = enclen;
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_FWD;
+    pm.fwd = &fw;
+    int rv = send_pm(c, leader, &pm);
+    free(enc);
+    if (rv != 0) {
+        cb(ud, rv == HC_ETOOLARGE ? HC_ETOOLARGE : HC_EUNAVAILABLE, &res);
+        return NULL;
+    }
+    if (ack == HC_ACK_NONE) {
+        cb(ud, 0, &res);
+        return NULL;
+    }
+    hc_node_op_t *op = op_new(OP_FWD_WRITE);
+    if (op == NULL) {
+        cb(ud, HC_EUNKNOWN_OUTCOME, &res);
+        return NULL;
+    }
+    op->ack = ack;
+    op->peer = leader;
+    memcpy(op->rid, rid, sizeof(rid));
+    op->deadline = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
+    op->wcb = cb;
+    op->ud = ud;
+    op_link(c, op);
+    return op;
+}
+
+static void on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw)
+{
+    if (fw->request_id.len != HC_REQUEST_ID_BYTES) {
+        return;
+    }
+    hc_ack_t ack = fw->ack <= HC_ACK_NONE ? (hc_ack_t)fw->ack : HC_ACK_QUORUM;
+    if (c->role != RAFT_LEADER) {
+        if (ack != HC_ACK_NONE) {
+            send_fwd_result(c, peer, fw->request_id.data, HC_EUNAVAILABLE, 0, NULL);
+        }
+        return;
+    }
+    hc_cmd_decoded_t d;
+    int rv = hc_cmd_decode(fw->command.data, fw->command.len, HC_CMD_MAX_ENCODED, &d);
+    if (rv != 0) {
+        if (ack != HC_ACK_NONE) {
+            send_fwd_result(c, peer, fw->request_id.data, HC_EINVAL, 0, NULL);
+        }
+        return;
+    }
+    d.cmd.expire_at_ms = fw->ttl_ms ? hc_wall_ms() + fw->ttl_ms : 0;
+    leader_write(c, &d.cmd, fw->request_id.data, ack, peer, NULL, NULL);
+    hc_cmd_decoded_free(&d);
+}
+
+static void on_fwd_result(cluster_t *c, int peer, const Hacache__ForwardResult *fr)
+{
+    if (fr->request_id.len != HC_REQUEST_ID_BYTES) {
+        return;
+    }
+    for (hc_node_op_t *op = c->ops; op; op = op->next) {
+        if (op->kind != OP_FWD_WRITE || op->wait_apply ||
+            memcmp(op->rid, fr->request_id.data, HC_REQUEST_ID_BYTES) != 0) {
+            continue;
+        }
+        hc_apply_result_t r = {.version = fr->version,
+                               .integer = fr->integer,
+                               .existed = fr->existed,
+                               .removed = fr->removed};
+        if (fr->status == 0 && op->ack == HC_ACK_QUORUM && c->applied < fr->index) {
+            /* read-your-writes on the answering node: wait for the local apply */
+            op->wait_apply = 1;
+            op->index = fr->index;
+            op->res = r;
+            return;
+        }
+        op_finish_write(c, op, fr->status, &r);
+        return;
+    }
+}
+
+/* ---- reads ---- */
+
+static hc_node_op_t *cluster_read(hc_node_t *n, const char *cache, size_t cache_len,
+                                  const void *key, size_t klen, hc_consistency_t consistency,
+                                  hc_read_cb cb, void *ud)
+{
+    cluster_t *c = n->cl;
+    if (c->role == RAFT_LEADER && consistency == HC_READ_LEADER) {
+        hc_entry_view_t v;
+        int rv = hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), &v);
+        cb(ud, rv, rv == 0 ? &v : NULL);
+        return NULL;
+    }
+    hc_node_op_t *op = op_new(c->role == RAFT_LEADER ? OP_READ_INDEX : OP_FWD_READ);
+    if (op != NULL) {
+        op->cache = malloc(cache_len ? cache_len : 1);
+        op->key = malloc(klen ? klen : 1);
+    }
+    if (op == NULL || op->cache == NULL || op->key == NULL) {
+        if (op) {
+            op_free(op);
+        }
+        cb(ud, HC_EINTERNAL, NULL);
+        return NULL;
+    }
+    memcpy(op->cache, cache, cache_len);
+    op->cache_len = cache_len;
+    memcpy(op->key, key, klen);
+    op->klen = klen;
+    op->rcb = cb;
+    op->ud = ud;
+    op->ctx = ++c->next_ctx;
+    op->linearizable = consistency == HC_READ_LINEARIZABLE;
+    op->deadline = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
+    if (c->role == RAFT_LEADER) {
+        int rv = raft_read_index(c->raft, cl_now(c), op->ctx);
+        if (rv != 0) {
+            op_free(op);
+            cb(ud, HC_EUNAVAILABLE, NULL);
+            return NULL;
+        }
+        cl_kick(c);
+        op_link(c, op);
+        return op;
+    }
+    int leader = c->leader_idx;
+    if (leader < 0 || leader == c->self || !hc_peers_is_up(c->peers, leader)) {
+        op_free(op);
+        cb(ud, HC_EUNAVAILABLE, NULL);
+        return NULL;
+    }
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ReadRequest rq = HACACHE__READ_REQUEST__INIT;
+    rq.id = op->ctx;
+    rq.read_index = op->linearizable;
+    if (!op->linearizable) {
+        rq.cache.data = (uint8_t *)op->cache;
+        rq.cache.len = cache_len;
+        rq.key.data = op->key;
+        rq.key.len = klen;
+    }
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_READ_REQ;
+    pm.read_req = &rq;
+    if (send_pm(c, leader, &pm) != 0) {
+        op_free(op);
+        cb(ud, HC_EUNAVAILABLE, NULL);
+        return NULL;
+    }
+    op->peer = leader;
+    op_link(c, op);
+    return op;
+}
+
+static void on_read_req(cluster_t *c, int peer, const Hacache__ReadRequest *rq)
+{
+    if (c->role != RAFT_LEADER) {
+        send_read_resp(c, peer, rq->id, HC_EUNAVAILABLE, 0, NULL);
+        return;
+    }
+    if (!rq->read_index) {
+        hc_entry_view_t v;
+        int rv = hc_store_get(c->n->store, (const char *)rq->cache.data, rq->cache.len,
+                              rq->key.data, rq->key.len, hc_wall_ms(), &v);
+        send_read_resp(c, peer, rq->id, rv, 0, rv == 0 ? &v : NULL);
+        return;
+    }
+    hc_node_op_t *op = op_new(OP_READ_INDEX);
+    uint64_t ctx = ++c->next_ctx;
+    if (op == NULL || raft_read_index(c->raft, cl_now(c), ctx) != 0) {
+        free(op);
+        send_read_resp(c, peer, rq->id, HC_EUNAVAILABLE, 0, NULL);
+        return;
+    }
+    cl_kick(c);
+    /* op->ctx is matched against raft's read ctx; the follower's id goes back in the answer */
+    op->ctx = ctx;
+    op->remote_peer = peer;
+    op->remote_id = rq->id;
+    op_link(c, op);
+}
+
+static void on_read_resp(cluster_t *c, const Hacache__ReadResponse *rr)
+{
+    for (hc_node_op_t *op = c->ops; op; op = op->next) {
+        if (op->kind != OP_FWD_READ || op->wait_apply || op->ctx != rr->id) {
+            continue;
+        }
+        if (rr->status != 0 && rr->status != HC_ENOTFOUND) {
+            op_finish_read(c, op, HC_EUNAVAILABLE);
+        } else if (op->linearizable) {
+            op->index = rr->read_index;
+            if (c->applied >= op->index) {
+                op_finish_read(c, op, 0);
+            } else {
+                op->wait_apply = 1;
+            }
+        } else {
+            op_unlink(c, op);
+            if (op->rcb) {
+                hc_entry_view_t v = {.data = rr->value.data,
+                                     .len = rr->value.len,
+                                     .version = rr->version,
+                                     .expire_at_ms = rr->expire_at_ms};
+                op->rcb(op->ud, rr->status, rr->status == 0 ? &v : NULL);
+            }
+            op_free(op);
+        }
+        return;
+    }
+}
+
+static void cluster_cancel(hc_node_t *n, hc_node_op_t *op)
+{
+    (void)n;
+    op->wcb = NULL;
+    op->rcb = NULL;
+}
+
+/* ---- peer callbacks ---- */
+
+static void on_peer_up(void *ud, int peer, uint32_t version)
+{
+    cluster_t *c = ud;
+    if (peer >= 0 && (size_t)peer < c->nhosts) {
+        c->last_frame[peer] = cl_now(c);
+    }
+    (void)version;
+    cl_kick(c);
+}
+
+static void on_peer_down(void *ud, int peer, const char *reason)
+{
+    cluster_t *c = ud;
+    (void)reason;
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->peer != peer || op->wait_apply) {
+            continue;
+        }
+        if (op->kind == OP_FWD_WRITE) {
+            op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        } else if (op->kind == OP_FWD_READ) {
+            op_finish_read(c, op, HC_EUNAVAILABLE);
+        }
+    }
+}
+
+static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
+{
+    cluster_t *c = ud;
+    if (c->closing || peer < 0 || (size_t)peer >= c->nhosts) {
+        return; /* peers outside my HA_HOSTS take part from the next step on */
+    }
+    c->last_frame[peer] = cl_now(c);
+    Hacache__PeerMessage *pm = hacache__peer_message__unpack(NULL, len, data);
+    if (pm == NULL) {
+        hc_log(HC_LOG_WARN, "undecodable peer message dropped", HC_LS("peer", c->names[peer]));
+        return;
+    }
+    switch (pm->body_case) {
+    case HACACHE__PEER_MESSAGE__BODY_RAFT: {
+        hc_raft_msg_decoded_t d;
+        if (hc_raft_msg_from_pb(pm->raft, &d) == 0) {
+            if (d.msg.from == c->ids[peer]) {
+                raft_step(c->raft, cl_now(c), &d.msg);
+                cl_kick(c);
+            }
+            free(d.entries);
+        }
+        break;
+    }
+    case HACACHE__PEER_MESSAGE__BODY_FWD:
+        on_fwd(c, peer, pm->fwd);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_FWD_RESULT:
+        on_fwd_result(c, peer, pm->fwd_result);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_READ_REQ:
+        on_read_req(c, peer, pm->read_req);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_READ_RESP:
+        on_read_resp(c, pm->read_resp);
+        break;
+    default:
+        break;
+    }
+    hacache__peer_message__free_unpacked(pm, NULL);
+}
+
+/* ---- lifecycle ---- */
+
+static int cluster_new(hc_node_t *n)
+{
+    const hc_config_t *cfg = n->cfg;
+    cluster_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return HC_ENOMEM;
+    }
+    n->cl = c;
+    c->n = n;
+    c->nhosts = cfg->hosts.n;
+    c->self = cfg->self_index;
+    c->leader_idx = -1;
+    c->ids = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->ids));
+    c->names = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->names));
+    c->last_frame = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->last_frame));
+    c->dedupe = hc_dedupe_new(DEDUPE_WINDOW);
+    if (c->ids == NULL || c->names == NULL || c->last_frame == NULL || c->dedupe == NULL ||
+        c->self < 0 || (size_t)c->self >= c->nhosts || c->nhosts > RAFT_MAX_MEMBERS) {
+        cluster_free(n);
+        return HC_EINVAL;
+    }
+    for (size_t i = 0; i < c->nhosts; i++) {
+        hc_host_format(&cfg->hosts.v[i], c->names[i], sizeof(c->names[i]));
+        c->ids[i] = hc_node_id_of(c->names[i]);
+    }
+    snprintf(n->name, sizeof(n->name), "%s", c->names[c->self]);
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
+        return -1;
+    }
+    return 0;
+}
+
+/* CACHE_DATA_DIR exists (created 0700 if missing) and takes a file. */
+static int prepare_data_dir(const char *dir)
+{
+    if (dir == NULL || dir[0] == '\0') {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: must be set in cluster mode\n");
+        return HC_EINVAL;
+    }
+    if (mkdir_p(dir) != 0) {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot create %s: %s\n", dir, strerror(errno));
+        return HC_EINVAL;
+    }
+    char probe[4200];
+    snprintf(probe, sizeof(probe), "%s/.hacache-write-test", dir);
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, "x", 1) != 1 || fsync(fd) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: %s is not writable: %s\n", dir, strerror(e));
+        return HC_EINVAL;
+    }
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
+static void on_handover_timeout(uv_timer_t *t)
+{
+    cluster_t *c = t->data;
+    if (c->handover_cb) {
+        void (*cb)(void *) = c->handover_cb;
+        c->handover_cb = NULL;
+        hc_log(HC_LOG_WARN, "leadership transfer did not complete in time, stopping anyway");
+        cb(c->handover_ud);
+    }
+}
+
+static int cluster_start(hc_node_t *n)
+{
+    cluster_t *c = n->cl;
+    const hc_config_t *cfg = n->cfg;
+    int rv = prepare_data_dir(cfg->data_dir);
+    if (rv != 0) {
+        return rv;
+    }
+    const hc_host_t *me = &cfg->hosts.v[c->self];
+    if (hc_hardstate_path(cfg->data_dir, me->host, me->port, c->state_path,
+                          sizeof(c->state_path)) != 0) {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
+        return HC_EINVAL;
+    }
+    raft_start_t start;
+    memset(&start, 0, sizeof(start));
+    start.id = c->ids[c->self];
+    randombytes_buf(&start.incarnation, sizeof(start.incarnation));
+    randombytes_buf(&start.seed, sizeof(start.seed));
+    if (start.incarnation == 0) {
+        start.incarnation = 1;
+    }
+    uint64_t term = 0, vote = 0;
+    rv = hc_hardstate_load(c->state_path, &term, &vote);
+    if (rv == 0) {
+        start.mode = RAFT_START_RESTART;
+        start.hard_state.term = term;
+        start.hard_state.vote = vote;
+    } else if (rv == HC_ENOTFOUND) {
+        /* No hard state: a founding member. Amnesia detection (the file vanished but the
+         * cluster knows this id) and JOIN as a fresh id come with membership changes. */
+        start.mode = RAFT_START_BOOTSTRAP;
+    } else {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
+                c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
+        return HC_EINVAL;
+    }
+    start.members.n = (uint32_t)c->nhosts;
+    for (size_t i = 0; i < c->nhosts; i++) {
+        start.members.m[i].id = c->ids[i];
+        start.members.m[i].role = RAFT_VOTER;
+    }
+    raft_config_t rc;
+    memset(&rc, 0, sizeof(rc));
+    rc.election_timeout_ms = cfg->election_timeout_ms;
+    rc.heartbeat_ms = cfg->heartbeat_ms;
+    rc.max_log_entries = CL_MAX_LOG_ENTRIES;
+    rc.max_log_bytes = CL_MAX_LOG_BYTES;
+    rv = raft_new(&c->raft, &rc, &start, uv_now(n->loop));
+    if (rv != 0) {
+        hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
+        return HC_EINTERNAL;
+    }
+    if (cfg->tls) {
+        char err[512];
+        if (hc_tls_ctx_new(cfg, &c->tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "hacached: %s\n", err);
+            return HC_EINVAL;
+        }
+    }
+    hc_peers_opts_t po;
+    memset(&po, 0, sizeof(po));
+    po.cfg = cfg;
+    po.tls = c->tls;
+    po.cb.up = on_peer_up;
+    po.cb.down = on_peer_down;
+    po.cb.frame = on_peer_frame;
+    po.ud = c;
+    rv = hc_peers_new(n->loop, &po, &c->peers);
+    if (rv != 0) {
+        hc_log(HC_LOG_ERROR, "cannot create the peer layer", HC_LS("error", hc_strerror(rv)));
+        return HC_EINTERNAL;
+    }
+    uv_timer_init(n->loop, &c->raft_timer);
+    c->raft_timer.data = c;
+    uv_idle_init(n->loop, &c->idle);
+    c->idle.data = c;
+    uv_timer_init(n->loop, &c->handover_timer);
+    c->handover_timer.data = c;
+    c->handles_open = 1;
+    rv = hc_peers_start(c->peers);
+    if (rv != 0) {
+        return HC_EINTERNAL;
+    }
+    hc_log(HC_LOG_INFO, "node started", HC_LS("node", n->name), HC_LS("role", "follower"),
+           HC_LS("start", start.mode == RAFT_START_RESTART ? "restart" : "bootstrap"),
+           HC_LU("term", start.hard_state.term), HC_LU("peers", c->nhosts - 1),
+           HC_LS("data_dir", cfg->data_dir), HC_LU("max_memory", cfg->max_memory));
+    cl_kick(c);
+    return 0;
+}
+
+static void cluster_expiry_tick(hc_node_t *n)
+{
+    cluster_t *c = n->cl;
+    if (c->closing || c->raft == NULL) {
+        return;
+    }
+    uint64_t now = cl_now(c);
+    /* deadlines of requests waiting on the leader */
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->deadline != 0 && now >= op->deadline) {
+            op_finish(c, op, HC_ETIMEDOUT);
+        }
+    }
+    /* expiry is decided by the leader only; one batch in flight at a time */
+    if (c->role != RAFT_LEADER || c->applied < c->expire_barrier) {
+        return;
+    }
+    uint64_t wall = hc_wall_ms();
+    victims_t vs = {0};
+    hc_store_collect_expired(n->store, wall, EXPIRE_BATCH, victims_add, &vs);
+    hc_cmd_meta_t meta = {.has_request_id = 0, .now_ms = wall};
+    for (size_t i = 0; i < vs.n; i++) {
+        hc_cmd_t e = {.op = HC_OP_EXPIRE,
+                      .cache = vs.v[i].cache,
+                      .cache_len = vs.v[i].cache_len,
+                      .key = vs.v[i].key,
+                      .klen = vs.v[i].klen,
+                      .expire_at_ms = wall};
+        uint64_t idx = 0;
+        if (propose_cmd(c, &e, &meta, &idx, NULL) != 0) {
+            break;
+        }
+        c->expire_barrier = idx;
+    }
+    victims_free(&vs);
+}
+
+static void on_cluster_handle_closed(uv_handle_t *h)
+{
+    hc_node_t *n = h->data;
+    if (--n->closing_handles == 0 && n->close_cb) {
+        n->close_cb(n->close_ud);
+    }
+}
+
+static void on_peers_closed(void *ud)
+{
+    hc_node_t *n = ud;
+    n->cl->peers = NULL;
+    if (--n->closing_handles == 0 && n->close_cb) {
+        n->close_cb(n->close_ud);
+    }
+}
+
+static void cluster_close(hc_node_t *n)
+{
+    cluster_t *c = n->cl;
+    c->closing = 1;
+    /* Whoever still waits was abandoned by its adapter (HTTP is closed by now). */
+    while (c->ops) {
+        hc_node_op_t *op = c->ops;
+        op_unlink(c, op);
+        op_free(op);
+    }
+    c->handover_cb = NULL;
+    if (c->handles_open) {
+        c->handles_open = 0;
+        uv_handle_t *hs[] = {(uv_handle_t *)&c->raft_timer, (uv_handle_t *)&c->idle,
+                             (uv_handle_t *)&c->handover_timer};
+        for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
+            hs[i]->data = n;
+            n->closing_handles++;
+            uv_close(hs[i], on_cluster_handle_closed);
+        }
+    }
+    if (c->peers) {
+        n->closing_handles++;
+        hc_peers_close(c->peers, on_peers_closed, n);
+    }
+}
+
+static void cluster_free(hc_node_t *n)
+{
+    cluster_t *c = n->cl;
+    while (c->ops) {
+        hc_node_op_t *op = c->ops;
+        op_unlink(c, op);
+        op_free(op);
+    }
+    raft_free(c->raft);
+    hc_tls_ctx_unref(c->tls);
+    hc_dedupe_free(c->dedupe);
+    free(c->ids);
+    free(c->names);
+    free(c->last_frame);
+    free(c);
+    n->cl = NULL;
+}
+
+static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
+{
+    cluster_t *c = n->cl;
+    if (c->raft == NULL || c->role != RAFT_LEADER || c->nhosts < 2) {
+        cb(ud);
+        return;
+    }
+    int rv = raft_transfer(c->raft, cl_now(c), 0);
+    if (rv != 0) {
+        hc_log(HC_LOG_WARN, "leadership transfer refused", HC_LS("error", raft_strerror(rv)));
+        cb(ud);
+        return;
+    }
+    hc_log(HC_LOG_INFO, "handing leadership over before stopping");
+    c->handover_cb = cb;
+    c->handover_ud = ud;
+    uv_timer_start(&c->handover_timer, on_handover_timeout, n->cfg->election_timeout_ms, 0);
+    cl_kick(c);
+}
+
+static void cluster_status(hc_node_t *n, hc_node_status_t *out)
+{
+    cluster_t *c = n->cl;
+    uint64_t now = cl_now(c);
+    uint64_t T = n->cfg->election_timeout_ms;
+    raft_status_t st;
+    memset(&st, 0, sizeof(st));
+    if (c->raft) {
+        raft_status(c->raft, &st);
+    }
+    switch (c->role) {
+    case RAFT_LEADER:
+        out->role = "leader";
+        break;
+    case RAFT_FOLLOWER:
+        out->role = "follower";
+        break;
+    default:
+        out->role = "candidate";
+        break;
+    }
+    out->term = c->term;
+    out->commit_index = st.commit;
+    out->applied_index = c->applied;
+    out->leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : NULL;
+    out->leader_changes = c->leader_changes;
+    /* quorum: the leader heard from a majority of voters within T, a follower from a leader */
+    int quorum = 0;
+    if (c->role == RAFT_LEADER) {
+        uint32_t voters = 0, heard = 1;
+        for (uint32_t i = 0; i < st.members.n; i++) {
+            voters += st.members.m[i].role == RAFT_VOTER;
+        }
+        for (uint32_t i = 0; i < st.n_peers; i++) {
+            if (st.peers[i].member_role == RAFT_VOTER && st.peers[i].last_heard_ms != 0 &&
+                now - st.peers[i].last_heard_ms <= T) {
+                heard++;
+            }
+        }
+        quorum = heard * 2 > voters;
+    } else if (c->leader_idx >= 0 && c->leader_idx != c->self) {
+        uint64_t lf = c->last_frame[c->leader_idx];
+        quorum = lf != 0 && now - lf <= T;
+    }
+    out->quorum = quorum;
+    const char *why = NULL;
+    if (n->shutting_down) {
+        why = "shutting_down";
+    } else if (c->leader_idx < 0) {
+        why = "no_leader";
+    } else if (st.recovering) {
+        why = "recovering";
+    } else if (c->applied < c->commit_heard) {
+        why = "catching_up";
+    }
+    out->ready = why == NULL;
+    out->not_ready_reason = why;
+    size_t k = 0;
+    for (size_t i = 0; i < c->nhosts && k < HC_NODE_MAX_PEERS; i++) {
+        if ((int)i == c->self) {
+            continue;
+        }
+        hc_node_peer_status_t *p = &out->peers[k++];
+        p->node = c->names[i];
+        p->connected = c->peers ? hc_peers_is_up(c->peers, (int)i) : 0;
+        p->last_contact_ms = c->last_frame[i] ? (int64_t)(now - c->last_frame[i]) : -1;
+        p->protocol_version = c->peers ? hc_peers_version(c->peers, (int)i) : 0;
+        if (c->role == RAFT_LEADER) {
+            for (uint32_t j = 0; j < st.n_peers; j++) {
+                if (st.peers[j].id == c->ids[i]) {
+                    p->has_match = 1;
+                    p->match_index = st.peers[j].match;
+                }
+            }
+        }
+    }
+    out->n_peers = k;
 }

@@ -1,0 +1,191 @@
+"""cluster.py: helpers to run a hacache cluster of real hacached processes on loopback.
+
+    import cluster as C
+    cl = C.Cluster(3)            # certificates from scripts/dev-certs.sh, mTLS, token file
+    leader = cl.wait_leader()    # exactly one leader, every live node agrees on term and leader
+    cl.followers()               # the live nodes that are not the leader
+
+Every node listens for peers on 127.0.0.1:<free port> (HA_HOSTS=https://127.0.0.1:P1,...,
+HOSTNAME_OVERWRITE=127.0.0.1:Pi), serves HTTP on its own free port and keeps its raft hard state
+in its own CACHE_DATA_DIR under the cluster's temp dir. Nothing leaves loopback. Every wait is
+a poll with a deadline.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+
+def _distinct_ports(k):
+    """k distinct free loopback ports (all sockets held open while picking, so no repeats)."""
+    socks = []
+    try:
+        for _ in range(k):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _status(node, timeout=2.0):
+    c = H.Client(node.port, timeout=timeout)
+    try:
+        st, obj, _, _ = c.json("GET", "/v1/status")
+        return obj if st == 200 else None
+    finally:
+        c.close()
+
+
+class Cluster:
+    def __init__(self, n, election_timeout_ms=1000, heartbeat_ms=100, extra_env=None,
+                 log_level="info"):
+        self.n = n
+        self.dir = tempfile.mkdtemp(prefix="hacache-cluster-")
+        certs = os.path.join(self.dir, "certs")
+        subprocess.run(["bash", os.path.join(H.REPO, "scripts", "dev-certs.sh"), certs, "1"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.certs = certs
+        ports = _distinct_ports(2 * n)
+        self.peer_ports, self.http_ports = ports[:n], ports[n:]
+        self.ha_hosts = ",".join("https://127.0.0.1:%d" % p for p in self.peer_ports)
+        self.election_timeout_ms = election_timeout_ms
+        self.heartbeat_ms = heartbeat_ms
+        self.extra_env = dict(extra_env or {})
+        self.log_level = log_level
+        self.nodes = [None] * n
+        for i in range(n):
+            self.start_node(i, wait=False)
+        for node in self.nodes:
+            node.wait_ready(20.0)
+
+    def env(self, i):
+        crt = os.path.join(self.certs, "node-0.crt")
+        key = os.path.join(self.certs, "node-0.key")
+        e = {
+            "HA_MODE": "true",
+            "HA_HOSTS": self.ha_hosts,
+            "HOSTNAME_OVERWRITE": "127.0.0.1:%d" % self.peer_ports[i],
+            "CACHE_LISTEN_ADDR": "127.0.0.1",
+            "CACHE_AUTH_TOKEN_FILE": os.path.join(self.certs, "token"),
+            "CACHE_TLS": "true",
+            "CACHE_TLS_SERVER_CERT": crt,
+            "CACHE_TLS_SERVER_KEY": key,
+            "CACHE_TLS_CA_SERVER": os.path.join(self.certs, "ca.crt"),
+            "CACHE_DATA_DIR": os.path.join(self.dir, "data-%d" % i),
+            "CACHE_ELECTION_TIMEOUT_MS": str(self.election_timeout_ms),
+            "CACHE_HEARTBEAT_MS": str(self.heartbeat_ms),
+            "CACHE_HTTP_ADDR": "127.0.0.1:%d" % self.http_ports[i],
+        }
+        e.update(self.extra_env)
+        return e
+
+    def start_node(self, i, wait=True):
+        node = H.Node(env=self.env(i), name="n%d" % i, log_level=self.log_level, start=False)
+        node.index = i
+        self.nodes[i] = node
+        node.start() if wait else self._spawn(node)
+        return node
+
+    @staticmethod
+    def _spawn(node):
+        # like Node.start() without waiting, so all nodes boot in parallel
+        node.port = int(node.extra_env["CACHE_HTTP_ADDR"].rsplit(":", 1)[1])
+        fd, node.stderr_path = tempfile.mkstemp(prefix="hacached-%s-" % node.name,
+                                                suffix=".stderr")
+        node._stderr_f = os.fdopen(fd, "wb")
+        node.proc = subprocess.Popen([H.binary()] + node.args, env=node._env(),
+                                     stdin=subprocess.DEVNULL, stdout=node._stderr_f,
+                                     stderr=node._stderr_f, cwd=tempfile.gettempdir(),
+                                     start_new_session=True)
+        node.exit_code = None
+
+    def live(self):
+        return [x for x in self.nodes if x is not None and x.alive()]
+
+    def statuses(self, nodes=None):
+        out = {}
+        for node in nodes or self.live():
+            try:
+                out[node] = _status(node)
+            except Exception:
+                out[node] = None
+        return out
+
+    def wait_leader(self, timeout=15.0, nodes=None, exclude_term=None):
+        """Waits until exactly one of `nodes` (default: live ones) is leader and every one of
+        them reports the same term and leader. Returns the leader's Node."""
+        def agreed():
+            sts = self.statuses(nodes)
+            if any(s is None for s in sts.values()):
+                return None
+            leaders = [nd for nd, s in sts.items() if s["role"] == "leader"]
+            if len(leaders) != 1:
+                return None
+            ld = sts[leaders[0]]
+            if exclude_term is not None and ld["term"] <= exclude_term:
+                return None
+            for s in sts.values():
+                if s["term"] != ld["term"] or s["leader"] != ld["node"]:
+                    return None
+            return leaders[0]
+        return H.wait_until(agreed, timeout, interval=0.05, what="one agreed leader")
+
+    def leader(self):
+        for nd, s in self.statuses().items():
+            if s and s["role"] == "leader":
+                return nd
+        return None
+
+    def followers(self):
+        ld = self.leader()
+        return [x for x in self.live() if x is not ld]
+
+    def wait_ready(self, timeout=15.0, nodes=None):
+        def ready():
+            for nd in nodes or self.live():
+                c = H.Client(nd.port, timeout=2)
+                try:
+                    st, _, _ = c.get("/readyz")
+                finally:
+                    c.close()
+                if st != 200:
+                    return False
+            return True
+        return H.wait_until(ready, timeout, interval=0.05, what="every node ready")
+
+    def digests(self, nodes=None):
+        out = {}
+        for nd in nodes or self.live():
+            c = H.Client(nd.port, timeout=5)
+            try:
+                st, obj, _, _ = c.json("GET", "/v1/caches?digest=1")
+            finally:
+                c.close()
+            out[nd] = json.dumps(sorted((x["name"], x.get("digest"), x.get("entries"))
+                                        for x in obj["caches"])) if st == 200 else None
+        return out
+
+    def cleanup(self):
+        for nd in self.nodes:
+            if nd is not None and nd.alive():
+                nd.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_all(pred, timeout, what):
+    return H.wait_until(pred, timeout, interval=0.05, what=what)
+
+
+def now():
+    return time.monotonic()
