@@ -7,17 +7,78 @@ static uint32_t quorum(const raft_t *r)
     return raft_n_voters_(r) / 2 + 1;
 }
 
-/* May this server stand for election (or vote)? Restarted-empty servers may not until a leader
- * caught them up; servers that lost their hard state never may. */
-static bool may_vote(const raft_t *r)
+/* May this server grant (pre)votes? Restarted-empty servers may not until a leader caught them
+ * up; servers that lost their hard state never may. This is about the server's own state only:
+ * as in the Raft thesis it does not consult its own configuration (a server not in its latest
+ * configuration may be needed to elect the leader that commits its removal, and a learner
+ * promoted by an entry it has not received yet must vote). The candidate counts only the
+ * voters of its configuration. */
+static bool may_grant(const raft_t *r)
 {
-    if (!r->can_vote || !raft_is_voter_(r, r->id))
+    if (!r->can_vote)
         return false;
     return !r->recovering || (r->cfg.debug_bugs & RAFT_BUG_RECOVERING_VOTES);
 }
 
-/* A recovering voter that has seen no leader for N election timeouts and knows that a majority
- * of the voters (itself included) are recovering too may start an escape election. */
+/* Was this server a voter just before its latest configuration entry, which is not known to
+ * be committed? (A leader appended its own removal or demotion and lost leadership before it
+ * committed: its log may be the only up-to-date one, so the others cannot elect anyone
+ * without its vote, which it refuses them. Raft thesis 4.2.2: such a server manages a cluster
+ * that does not include itself until the change commits; it then steps down.) */
+static bool pending_self_removal(const raft_t *r)
+{
+    raft_members_t prev;
+    if (r->members_index == 0 || r->members_index <= r->commit ||
+        raft_members_at_(r, r->members_index - 1, &prev) != 0)
+        return false;
+    const raft_member_t *me = raft_member_find_(&prev, r->id);
+    return me && me->role == RAFT_VOTER;
+}
+
+/* May this server stand for election? It must also be a voter of its configuration, or have
+ * been one until an uncommitted change of it. It counts only the votes of the voters of its
+ * latest configuration (its own only if it is one of them). */
+static bool may_campaign(const raft_t *r)
+{
+    return may_grant(r) && (raft_is_voter_(r, r->id) || pending_self_removal(r));
+}
+
+/* Its own vote counts only if it is a voter of its configuration. */
+static uint32_t self_votes(const raft_t *r)
+{
+    return raft_is_voter_(r, r->id) ? 1 : 0;
+}
+
+/* Voters that must be recovering before an escape is allowed: enough that the others (the only
+ * ones that may grant normal votes) cannot form a majority, i.e. n - quorum + 1 (a majority for
+ * an odd number of voters, exactly half for an even number). */
+static uint32_t escape_threshold(const raft_t *r)
+{
+    return raft_n_voters_(r) - quorum(r) + 1;
+}
+
+/* Was p heard from within 4 election timeouts with flag f? */
+static bool heard_with(const raft_t *r, const raft_peer_t *p, uint32_t f)
+{
+    uint64_t t = r->cfg.election_timeout_ms;
+    return p->member_role == RAFT_VOTER && p->last_heard != 0 && r->now < p->last_heard + 4 * t &&
+           (p->last_flags & f);
+}
+
+/* Voters of our configuration known to be unable to grant a normal vote: ourselves if we are
+ * recovering, and those whose last message within 4 election timeouts said they are recovering
+ * or lost their hard state (RAFT_MSGF_NOVOTE: such a server never votes again). */
+static uint32_t unable_voters(const raft_t *r)
+{
+    uint32_t n = (r->recovering || !r->can_vote) && raft_is_voter_(r, r->id) ? 1 : 0;
+    for (uint32_t i = 0; i < r->n_peers; i++)
+        n += heard_with(r, &r->peers[i], RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE);
+    return n;
+}
+
+/* A recovering voter that has seen no leader for N election timeouts and knows that so many
+ * voters (itself included) are unable to vote that the others cannot form a majority may start
+ * an escape election. */
 static bool escape_allowed(const raft_t *r)
 {
     uint64_t t = r->cfg.election_timeout_ms;
@@ -25,15 +86,7 @@ static bool escape_allowed(const raft_t *r)
         return false;
     if (r->now < r->last_leader_contact + (uint64_t)r->cfg.recovery_timeouts * t)
         return false;
-    uint32_t n = 1;
-    for (uint32_t i = 0; i < r->n_peers; i++) {
-        const raft_peer_t *p = &r->peers[i];
-        if (p->member_role != RAFT_VOTER || p->last_heard == 0 || r->now >= p->last_heard + 4 * t)
-            continue;
-        if ((p->last_flags & RAFT_MSGF_RECOVERING) && !(p->last_flags & RAFT_MSGF_NOVOTE))
-            n++;
-    }
-    return n >= quorum(r);
+    return unable_voters(r) >= escape_threshold(r);
 }
 
 static void send_requests(raft_t *r, bool pre, uint32_t flags)
@@ -71,7 +124,7 @@ void raft_campaign_(raft_t *r, bool pre, bool transfer, bool escape)
         TRACE(r, "campaign term=%llu%s%s", (unsigned long long)r->term,
               transfer ? " (transfer)" : "", escape ? " (escape: majority recovering)" : "");
     }
-    if (quorum(r) <= 1) {
+    if (quorum(r) <= self_votes(r)) {
         if (pre)
             raft_campaign_(r, false, transfer, escape);
         else
@@ -86,7 +139,7 @@ void raft_tick_election_(raft_t *r)
 {
     if (r->now < r->election_deadline)
         return;
-    if (may_vote(r)) {
+    if (may_campaign(r)) {
         raft_campaign_(r, !r->cfg.disable_pre_vote, false, false);
         return;
     }
@@ -120,15 +173,21 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
     if (r->cfg.debug_bugs & RAFT_BUG_VOTE_TWICE)
         free_vote = true;
     if (pre) {
-        grant = m->term > r->term && may_vote(r) && log_up_to_date(r, m) &&
+        grant = m->term > r->term && may_grant(r) && log_up_to_date(r, m) &&
                 !(m->flags & (RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE));
     } else if (m->flags & RAFT_MSGF_ESCAPE) {
-        /* escape votes come only from recovering voters, so a candidate that collects a
-         * quorum of them proves a majority of the voters lost their memory */
-        grant = m->term == r->term && free_vote && r->recovering && r->can_vote &&
-                raft_is_voter_(r, r->id) && !raft_in_lease_(r);
+        /* Any server with its hard state grants escape votes (once per term as always, not
+         * while it hears from a live leader): the candidate wins only with a majority of the
+         * voters of which at least escape_threshold() answered recovering, which proves that
+         * the servers that kept their memory could not form a majority (see README.md). A
+         * server that kept its memory checks that claim against its own configuration (the
+         * candidate knows the voters only from its host until a leader told it). A recovering
+         * candidate is by construction not up to date, so no log check. */
+        grant = m->term == r->term && free_vote && r->can_vote && !raft_in_lease_(r) &&
+                (m->flags & RAFT_MSGF_RECOVERING) &&
+                (r->recovering || unable_voters(r) >= escape_threshold(r));
     } else {
-        grant = m->term == r->term && free_vote && may_vote(r) && log_up_to_date(r, m);
+        grant = m->term == r->term && free_vote && may_grant(r) && log_up_to_date(r, m);
     }
     if (grant && !pre) {
         r->vote = m->from;
@@ -158,16 +217,25 @@ void raft_recv_vote_resp_(raft_t *r, const raft_message_t *m)
         return;
     p->vote_responded = true;
     p->vote_granted = m->vote_resp.granted;
-    uint32_t granted = 1, rejected = 0;
+    p->vote_recovering = (m->flags & RAFT_MSGF_RECOVERING) != 0;
+    uint32_t granted = self_votes(r), rejected = 0, unable = r->recovering ? 1 : 0;
     for (uint32_t i = 0; i < r->n_peers; i++) {
-        if (r->peers[i].member_role != RAFT_VOTER || !r->peers[i].vote_responded)
+        const raft_peer_t *q = &r->peers[i];
+        if (q->member_role != RAFT_VOTER)
             continue;
-        if (r->peers[i].vote_granted)
+        /* unable to vote normally: answered this term saying it is recovering, or lost its
+         * hard state (permanent) */
+        unable += (q->vote_responded && q->vote_recovering) || heard_with(r, q, RAFT_MSGF_NOVOTE);
+        if (!q->vote_responded)
+            continue;
+        if (q->vote_granted)
             granted++;
         else
             rejected++;
     }
-    if (granted >= quorum(r)) {
+    /* an escape leader must prove that the voters able to vote normally were no majority */
+    bool proven = !r->escape_campaign || unable >= escape_threshold(r);
+    if (granted >= quorum(r) && proven) {
         if (pre)
             raft_campaign_(r, false, r->transfer_campaign, false);
         else
@@ -181,7 +249,7 @@ void raft_recv_vote_resp_(raft_t *r, const raft_message_t *m)
 
 void raft_recv_timeout_now_(raft_t *r, const raft_message_t *m)
 {
-    if (r->role == RAFT_LEADER || !may_vote(r))
+    if (r->role == RAFT_LEADER || !may_campaign(r))
         return;
     TRACE(r, "timeout_now from %llu", (unsigned long long)m->from);
     raft_campaign_(r, false, true, false);

@@ -172,6 +172,7 @@ raft_message_t *raft_msg_new_(raft_t *r, uint8_t type, raft_id_t to)
     m->to = to;
     m->term = r->term;
     m->incarnation = r->incarnation;
+    m->epoch = r->reset_term;
     if (r->recovering)
         m->flags |= RAFT_MSGF_RECOVERING;
     if (!r->can_vote)
@@ -593,6 +594,7 @@ void raft_status(const raft_t *r, raft_status_t *s)
     s->can_vote = r->can_vote;
     s->transferee = r->transferee;
     s->resets = r->resets;
+    s->epoch = r->reset_term;
     s->pending_reads = (uint32_t)r->n_reads;
     s->members = r->members;
     s->members_index = r->members_index;

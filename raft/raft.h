@@ -178,6 +178,9 @@ typedef struct raft_message {
                              PREVOTE_RESP: that term if granted, else the voter's term) */
     uint64_t incarnation; /* sender's process incarnation (raft_start_t.incarnation) */
     uint32_t flags;       /* RAFT_MSGF_* */
+    raft_term_t epoch;    /* term of the escape election that started the sender's log (0: the
+                             bootstrap history); a follower whose state is from an older epoch
+                             discards it on an AppendEntries of a newer one (README) */
     union {
         struct {
             raft_index_t prev_index;
@@ -439,6 +442,8 @@ typedef struct raft_status {
     raft_id_t transferee; /* leadership transfer target in progress, 0 if none */
     uint64_t resets;      /* times this process discarded its state (RAFT_MSGF_RESET / escape):
                              a checker treats each as the start of a new life */
+    raft_term_t epoch;    /* term of the escape election that started this server's log (0: the
+                             bootstrap history); a reset joins the epoch named here */
     uint32_t pending_reads;
     raft_members_t members;     /* effective configuration */
     raft_index_t members_index; /* index of its entry (0: from start/snapshot) */

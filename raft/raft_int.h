@@ -57,6 +57,7 @@ typedef struct raft_peer {
     raft_index_t snapshot_index;
     /* elections */
     bool vote_responded, vote_granted;
+    bool vote_recovering; /* its vote response said it is recovering (escape proof) */
 } raft_peer_t;
 
 typedef struct raft_pread {
@@ -124,8 +125,9 @@ struct raft {
     size_t n_reads, cap_reads;
 
     /* follower */
-    uint64_t leader_seq; /* last seq seen from the leader */
-    raft_term_t reset_term;
+    uint64_t leader_seq;    /* last seq seen from the leader */
+    raft_term_t reset_term; /* epoch: term of the escape election that started our log */
+    raft_term_t snap_term;  /* leader term of the last snapshot installed */
     uint64_t resets;
 
     /* output */

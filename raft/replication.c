@@ -10,13 +10,6 @@ static uint32_t quorum(const raft_t *r)
     return raft_n_voters_(r) / 2 + 1;
 }
 
-static bool committed_in_term(const raft_t *r)
-{
-    raft_term_t t = 0;
-    raft_log_term_(&r->log, r->commit, &t);
-    return t == r->term;
-}
-
 void raft_progress_init_(raft_t *r, raft_peer_t *p)
 {
     p->match = 0;
@@ -129,6 +122,12 @@ void raft_send_heartbeat_(raft_t *r, raft_peer_t *p)
         m->append.prev_term = t;
     }
     fill_append_common(r, p, m);
+    /* When its match point was compacted away the heartbeat cannot name it (prev = 0) and so
+     * cannot teach it any commit index: count the commit as told anyway, or every
+     * raft_ready() would send another useless heartbeat (one per response: a message storm). */
+    raft_index_t useful = p->match < r->commit ? p->match : r->commit;
+    if (p->sent_commit < useful)
+        p->sent_commit = useful;
 }
 
 /* Sends one AppendEntries from p->next; returns whether it sent entries. */
@@ -228,10 +227,13 @@ void raft_flush_leader_(raft_t *r)
 
 static void maybe_caught_up(raft_t *r, raft_peer_t *p)
 {
-    /* A restarted follower votes and counts again once it holds everything committed. The
-     * leader's commit index covers every entry committed in earlier terms only after the
-     * leader committed an entry of its own term, hence the second condition. */
-    if (p->recovering && p->inc_known && p->match >= r->commit && committed_in_term(r)) {
+    /* A restarted follower votes and counts again once it holds everything committed: what
+     * this leader committed in its term (its commit index) and every entry committed in
+     * earlier terms, which by leader completeness lies below the leader's first entry of its
+     * term. (Waiting for the commit index to cover earlier terms instead, i.e. for an entry of
+     * this term to commit, deadlocks when that needs this very follower: 4 voters, 2 of them
+     * recovering.) */
+    if (p->recovering && p->inc_known && p->match >= r->commit && p->match + 1 >= r->term_start) {
         TRACE(r, "%llu caught up at %llu: counted again", (unsigned long long)p->id,
               (unsigned long long)p->match);
         p->recovering = false;
@@ -350,6 +352,13 @@ void raft_recv_append_resp_(raft_t *r, const raft_message_t *m)
         p->acked_seq = m->append_resp.seq;
 
     raft_index_t idx = m->append_resp.index;
+    if (m->append_resp.success && idx > raft_log_last_(&r->log)) {
+        /* it cannot hold more of our log than we have: its state is from another history (a
+         * missed escape election); never count it (it discards that state on our next append) */
+        TRACE(r, "%llu claims %llu beyond our last %llu: ignored", (unsigned long long)p->id,
+              (unsigned long long)idx, (unsigned long long)raft_log_last_(&r->log));
+        return;
+    }
     if (m->append_resp.success) {
         if (p->need_reset) { /* it discarded its state for this term: a fresh follower */
             p->need_reset = false;
@@ -376,9 +385,12 @@ void raft_recv_append_resp_(raft_t *r, const raft_message_t *m)
             send_timeout_now(r, p);
         return;
     }
-    /* rejected */
-    if ((p->state == RAFT_PROGRESS_REPLICATE && idx <= p->match) ||
-        (p->state == RAFT_PROGRESS_PROBE && idx != p->next - 1) ||
+    /* rejected. A follower of this incarnation never loses an entry it acknowledged in this
+     * term (it truncates only on a conflict with this leader's entries), so a rejection at or
+     * below match is stale in every state (a late or duplicated answer to an older probe);
+     * acting on it would re-probe at the same next forever. Any other rejection moves next
+     * strictly down: next <= idx < next before. */
+    if (idx <= p->match || (p->state == RAFT_PROGRESS_PROBE && idx != p->next - 1) ||
         p->state == RAFT_PROGRESS_SNAPSHOT)
         return; /* stale */
     raft_index_t c =
@@ -485,6 +497,18 @@ void raft_recv_append_(raft_t *r, const raft_message_t *m)
         reset_state(r, "the leader was elected by a majority that lost its memory");
         /* a fresh member of the new log: it never acknowledged anything in it */
         r->recovering = false;
+    } else if (m->epoch > r->reset_term) {
+        /* The leader's log started with an escape election we missed (it stopped leading
+         * before resetting us, or a later leader of its epoch reached us first). Our log,
+         * commit index and applied state are from the dead history: nothing of it may be
+         * matched against the new log (a committed prefix would be claimed as the leader's),
+         * so it all goes. Not if there is nothing to discard, or if what we hold is a
+         * snapshot this very leader sent (same term: one leader per term). */
+        bool empty = raft_log_last_(&r->log) == 0 && r->commit == 0 && r->applied == 0;
+        raft_term_t epoch = m->epoch;
+        if (!empty && r->snap_term != m->term)
+            reset_state(r, "the leader's log started with an escape election we missed");
+        r->reset_term = epoch;
     }
     if ((m->flags & RAFT_MSGF_CAUGHT_UP) && m->append.to_incarnation == r->incarnation &&
         r->recovering) {
@@ -616,9 +640,21 @@ int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, ra
         return RAFT_ESTALE;
     if (leader_term > r->term)
         raft_become_follower_(r, leader_term, 0);
-    TRACE(r, "install snapshot %llu/%llu", (unsigned long long)index, (unsigned long long)term);
-    raft_log_wipe_(r, index, term);
+    raft_term_t have = 0;
+    if (raft_log_term_(&r->log, index, &have) && have == term && index > r->log.base_index) {
+        /* Our log holds the snapshot's last entry: by log matching everything up to it is the
+         * leader's, and what follows may be acknowledged already (even counted toward a
+         * commit), so it is kept (Raft's InstallSnapshot rule); only the prefix goes. */
+        TRACE(r, "install snapshot %llu/%llu (keeping %llu entries after it)",
+              (unsigned long long)index, (unsigned long long)term,
+              (unsigned long long)(raft_log_last_(&r->log) - index));
+        raft_log_compact_(r, index);
+    } else {
+        TRACE(r, "install snapshot %llu/%llu", (unsigned long long)index, (unsigned long long)term);
+        raft_log_wipe_(r, index, term);
+    }
     r->commit = r->applied = index;
+    r->snap_term = leader_term;
     r->base_members = *members;
     r->members_index = (raft_index_t)-1; /* force the recompute to install base_members */
     raft_members_recompute_(r);
@@ -627,7 +663,7 @@ int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, ra
         if (resp) {
             resp->append_resp.success = true;
             resp->append_resp.index = index;
-            resp->append_resp.last_index = index;
+            resp->append_resp.last_index = raft_log_last_(&r->log);
             resp->append_resp.seq = r->leader_seq;
         }
     }

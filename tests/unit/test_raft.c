@@ -696,6 +696,268 @@ static void test_transfer_aborts(void)
     net_free(&net);
 }
 
+/* ---- regressions found by raft-sim ---- */
+
+static void test_vote_without_own_membership(void)
+{
+    /* Raft thesis: a server grants votes without consulting its own configuration. Node 1's
+     * log ends with a configuration (index 2) that leaves it out; the candidate (node 2, log
+     * up to date) must still get its pre-vote and vote. (raft-sim seeds 188, 396) */
+    raft_config_t c = net_default_cfg();
+    c.disable_check_quorum = true;
+    solo_t s;
+    solo_init(&s, 1, 3, &c);
+    raft_members_t m = net_members(3, 0);
+    m.m[0] = m.m[--m.n]; /* {3, 2} without 1 */
+    unsigned char buf[4 + RAFT_MAX_MEMBERS * 9];
+    raft_members_encode(&m, buf);
+    raft_entry_t e = {1, 2, RAFT_ENTRY_CONFIG, buf, raft_members_encoded_size(&m)};
+    raft_message_t a = mk(RAFT_MSG_APPEND, 2, 1, 1);
+    a.append.prev_index = 1;
+    a.append.entries = &e;
+    a.append.n_entries = 1;
+    a.append.commit = 2; /* committed: it is really out */
+    solo_step(&s, &a);
+    solo_ready(&s);
+    REQUIRE(raft_members(s.r)->n == 2);
+    s.now += 3 * NET_T; /* the leader is long gone */
+    raft_message_t pv = mk(RAFT_MSG_PREVOTE, 3, 1, 2);
+    pv.vote.last_index = 2;
+    pv.vote.last_term = 1;
+    solo_step(&s, &pv);
+    raft_update_t *u = solo_ready(&s);
+    const raft_message_t *r = find_msg(u, RAFT_MSG_PREVOTE_RESP, 3);
+    REQUIRE(r);
+    CHECK(r->vote_resp.granted);
+    raft_message_t v = mk(RAFT_MSG_VOTE, 3, 1, 2);
+    v.vote = pv.vote;
+    solo_step(&s, &v);
+    u = solo_ready(&s);
+    r = find_msg(u, RAFT_MSG_VOTE_RESP, 3);
+    REQUIRE(r);
+    CHECK(r->vote_resp.granted);
+    CHECK(u->hard_state_changed && u->hard_state.vote == 3);
+    /* but it does not campaign itself: it is no voter of its configuration */
+    for (int i = 0; i < 10; i++) {
+        solo_tick(&s, 2 * NET_T);
+        u = solo_ready(&s);
+        CHECK(!find_msg(u, RAFT_MSG_PREVOTE, 0));
+        CHECK(!find_msg(u, RAFT_MSG_VOTE, 0));
+    }
+    solo_free(&s);
+}
+
+static void test_pending_self_removal_campaigns(void)
+{
+    /* A leader appended its own removal and lost leadership before committing it; its log is
+     * the most up to date, so nobody else can win without its vote, which it refuses them
+     * (raft-sim seed 994). It campaigns, counting only the voters of its configuration (not
+     * itself), as the thesis' leader that manages a cluster it is not part of. */
+    raft_config_t c = net_default_cfg();
+    c.disable_check_quorum = true;
+    solo_t s;
+    solo_init(&s, 1, 3, &c);
+    raft_members_t m = net_members(3, 0);
+    m.m[0] = m.m[--m.n]; /* {3, 2} without 1 */
+    unsigned char buf[4 + RAFT_MAX_MEMBERS * 9];
+    raft_members_encode(&m, buf);
+    raft_entry_t e = {1, 2, RAFT_ENTRY_CONFIG, buf, raft_members_encoded_size(&m)};
+    raft_message_t a = mk(RAFT_MSG_APPEND, 2, 1, 1);
+    a.append.prev_index = 1;
+    a.append.entries = &e;
+    a.append.n_entries = 1;
+    a.append.commit = 1; /* the removal is not committed */
+    solo_step(&s, &a);
+    solo_ready(&s);
+    raft_update_t *u = NULL;
+    const raft_message_t *pv = NULL;
+    for (int i = 0; i < 10 && !pv; i++) {
+        solo_tick(&s, NET_T);
+        u = solo_ready(&s);
+        pv = find_msg(u, RAFT_MSG_PREVOTE, 2);
+    }
+    REQUIRE(pv);
+    raft_term_t t = pv->term;
+    raft_message_t g = mk(RAFT_MSG_PREVOTE_RESP, 2, 1, t);
+    g.vote_resp.granted = true;
+    solo_step(&s, &g);
+    u = solo_ready(&s);
+    CHECK(!find_msg(u, RAFT_MSG_VOTE, 0)); /* its own vote does not count: 1 of {2, 3} */
+    g = mk(RAFT_MSG_PREVOTE_RESP, 3, 1, t);
+    g.vote_resp.granted = true;
+    solo_step(&s, &g);
+    u = solo_ready(&s);
+    REQUIRE(find_msg(u, RAFT_MSG_VOTE, 2) && find_msg(u, RAFT_MSG_VOTE, 3));
+    for (raft_id_t v = 2; v <= 3; v++) {
+        g = mk(RAFT_MSG_VOTE_RESP, v, 1, t);
+        g.vote_resp.granted = true;
+        solo_step(&s, &g);
+    }
+    raft_status_t st;
+    raft_status(s.r, &st);
+    CHECK(st.role == RAFT_LEADER);
+    /* once its term's entry (and with it the removal) commits, it steps down */
+    raft_message_t ok = ack(&s, 2, 3, true);
+    solo_step(&s, &ok);
+    ok = ack(&s, 3, 3, true);
+    solo_step(&s, &ok);
+    raft_status(s.r, &st);
+    CHECK_EQ_INT(st.commit, 3);
+    CHECK(st.role == RAFT_FOLLOWER);
+    solo_free(&s);
+}
+
+static void test_stale_rejection_below_match(void)
+{
+    /* A rejection at or below matchIndex answers an older probe (late or duplicated): it must
+     * be ignored in every progress state, not re-probe at the same next forever (raft-sim
+     * seed 1285: "rejected 372 (hint 372/3): next 373 -> 373" millions of times). */
+    raft_config_t c = net_default_cfg();
+    c.disable_check_quorum = true;
+    solo_t s;
+    solo_init(&s, 1, 3, &c);
+    solo_elect(&s);                               /* noop at 2 */
+    raft_propose(s.r, s.now, "x", 1, NULL, NULL); /* 3 */
+    solo_ready(&s);
+    raft_message_t ok = ack(&s, 2, 3, true);
+    solo_step(&s, &ok);
+    raft_propose(s.r, s.now, "y", 1, NULL, NULL); /* 4 */
+    raft_propose(s.r, s.now, "z", 1, NULL, NULL); /* 5 */
+    solo_ready(&s);
+    /* 4 was lost: the follower rejects prev 4 (it holds 3): probe from 4 */
+    raft_message_t rj = ack(&s, 2, 4, false);
+    rj.append_resp.hint_index = 3;
+    rj.append_resp.hint_term = 1;
+    solo_step(&s, &rj);
+    raft_status_t st;
+    raft_status(s.r, &st);
+    CHECK_EQ_INT(st.peers[0].next, 4);
+    raft_update_t *u = solo_ready(&s);
+    CHECK_EQ_INT(count_msgs(u, RAFT_MSG_APPEND, 2), 1); /* the probe */
+    /* an old rejection of prev 3 (from before it held 3) arrives late, twice */
+    for (int k = 0; k < 2; k++) {
+        raft_message_t old = ack(&s, 2, 3, false);
+        old.append_resp.hint_index = 2;
+        old.append_resp.hint_term = 1;
+        solo_step(&s, &old);
+        u = solo_ready(&s);
+        CHECK_EQ_INT(count_msgs(u, RAFT_MSG_APPEND, 2), 0); /* no second probe */
+        raft_status(s.r, &st);
+        CHECK_EQ_INT(st.peers[0].match, 3);
+        CHECK_EQ_INT(st.peers[0].next, 4);
+    }
+    solo_free(&s);
+}
+
+static void test_no_heartbeat_storm_below_snapshot(void)
+{
+    /* A follower whose match point was compacted away gets heartbeats with prev = 0 that
+     * cannot carry the commit index. The leader must not answer each of its responses with
+     * another such heartbeat (raft-sim seeds 258, 367: unbounded message growth under
+     * duplication). */
+    raft_config_t c = net_default_cfg();
+    c.disable_check_quorum = true;
+    solo_t s;
+    solo_init(&s, 1, 3, &c);
+    solo_elect(&s);
+    for (int i = 0; i < 10; i++)
+        raft_propose(s.r, s.now, "x", 1, NULL, NULL); /* 3..12 */
+    solo_ready(&s);
+    raft_message_t ok = ack(&s, 2, 12, true);
+    solo_step(&s, &ok);
+    raft_update_t *u = solo_ready(&s);
+    REQUIRE(u->commit == 12);
+    REQUIRE(raft_snapshot_taken(s.r, 10) == 0);
+    solo_ready(&s);
+    /* node 3 is slow: its first answer says it holds 5, below the snapshot base (10), and
+     * its answers keep coming (duplicates) */
+    for (int k = 0; k < 3; k++) {
+        raft_message_t h = ack(&s, 3, 5, true);
+        solo_step(&s, &h);
+        u = solo_ready(&s);
+        if (k > 0) /* the first answer may start a snapshot; the rest must be quiet */
+            CHECK_EQ_INT(count_msgs(u, RAFT_MSG_APPEND, 3), 0);
+    }
+    solo_free(&s);
+}
+
+static void test_snapshot_keeps_matching_suffix(void)
+{
+    /* InstallSnapshot when the follower already holds the snapshot's last entry: the entries
+     * after it are kept. They may have been acknowledged and counted toward a commit
+     * (raft-sim seed 1231: 488 acknowledged, then a snapshot at 487 dropped it, and a leader
+     * without 488 was elected). */
+    solo_t s;
+    solo_init(&s, 1, 3, NULL);
+    raft_entry_t e[6];
+    for (int i = 0; i < 6; i++)
+        e[i] = (raft_entry_t){1, (raft_index_t)(2 + i), RAFT_ENTRY_NORMAL, "v", 1};
+    raft_message_t a = mk(RAFT_MSG_APPEND, 2, 1, 1);
+    a.append.prev_index = 1;
+    a.append.entries = e;
+    a.append.n_entries = 6; /* 2..7 */
+    a.append.commit = 3;
+    solo_step(&s, &a);
+    solo_ready(&s);
+    raft_members_t m = net_members(3, 0);
+    CHECK_EQ_INT(raft_snapshot_installed(s.r, s.now, 1, 5, 1, &m), 0);
+    raft_status_t st;
+    raft_status(s.r, &st);
+    CHECK_EQ_INT(st.snapshot_index, 5);
+    CHECK_EQ_INT(st.last_index, 7); /* 6 and 7 kept */
+    CHECK_EQ_INT(st.commit, 5);
+    raft_entry_t got;
+    CHECK_EQ_INT(raft_debug_entry(s.r, 7, &got), 0);
+    /* a snapshot whose last entry we do not hold (other term) replaces everything */
+    CHECK_EQ_INT(raft_snapshot_installed(s.r, s.now, 2, 6, 2, &m), 0);
+    raft_status(s.r, &st);
+    CHECK_EQ_INT(st.snapshot_index, 6);
+    CHECK_EQ_INT(st.last_index, 6);
+    solo_free(&s);
+}
+
+static void test_stale_epoch_follower_resets(void)
+{
+    /* A follower that missed an escape election still holds the dead history, committed
+     * prefix included. A leader of the new epoch must not be told that prefix matches (a
+     * heartbeat with prev 0 was answered "success at my commit index 454" and counted:
+     * raft-sim seed 993 lost a committed entry). It discards its state first. */
+    solo_t s;
+    solo_init(&s, 1, 3, NULL);
+    raft_entry_t e[5];
+    for (int i = 0; i < 5; i++)
+        e[i] = (raft_entry_t){1, (raft_index_t)(2 + i), RAFT_ENTRY_NORMAL, "old", 3};
+    raft_message_t a = mk(RAFT_MSG_APPEND, 2, 1, 1);
+    a.append.prev_index = 1;
+    a.append.entries = e;
+    a.append.n_entries = 5; /* 2..6 */
+    a.append.commit = 6;
+    solo_step(&s, &a);
+    raft_update_t *u = solo_ready(&s);
+    REQUIRE(u->commit == 6);
+    /* leader 3 of term 6, whose log started with an escape election in term 5 */
+    raft_message_t h = mk(RAFT_MSG_APPEND, 3, 1, 6);
+    h.epoch = 5;
+    h.append.commit = 2;
+    solo_step(&s, &h);
+    u = solo_ready(&s);
+    CHECK(u->reset);
+    const raft_message_t *r = find_msg(u, RAFT_MSG_APPEND_RESP, 3);
+    REQUIRE(r);
+    CHECK_EQ_INT(r->append_resp.index, 0); /* not 6 */
+    CHECK_EQ_INT(r->epoch, 5);
+    raft_status_t st;
+    raft_status(s.r, &st);
+    CHECK_EQ_INT(st.last_index, 0);
+    CHECK_EQ_INT(st.commit, 0);
+    CHECK_EQ_INT(st.resets, 1);
+    /* later messages of that epoch reset nothing */
+    solo_step(&s, &h);
+    u = solo_ready(&s);
+    CHECK(!u->reset);
+    solo_free(&s);
+}
+
 static hc_test_t tests[] = {
     {"election_one_leader", test_election_one_leader},
     {"vote_once_per_term", test_vote_once_per_term},
@@ -717,6 +979,12 @@ static hc_test_t tests[] = {
     {"read_index_needs_quorum", test_read_index_needs_quorum},
     {"transfer", test_transfer},
     {"transfer_aborts", test_transfer_aborts},
+    {"vote_without_own_membership", test_vote_without_own_membership},
+    {"pending_self_removal_campaigns", test_pending_self_removal_campaigns},
+    {"stale_rejection_below_match", test_stale_rejection_below_match},
+    {"no_heartbeat_storm_below_snapshot", test_no_heartbeat_storm_below_snapshot},
+    {"snapshot_keeps_matching_suffix", test_snapshot_keeps_matching_suffix},
+    {"stale_epoch_follower_resets", test_stale_epoch_follower_resets},
 };
 
 HC_TEST_MAIN(tests)

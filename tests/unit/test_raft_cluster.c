@@ -511,6 +511,266 @@ static void test_random_faults(void)
     }
 }
 
+/* ---- Figure 8 and escapes when exactly half the voters lost their memory ---- */
+
+/* Steps time 1 ms at a time and delivers messages one by one until cond() holds; the
+ * messages still queued then are delivered later (or dropped by the cuts made meanwhile). */
+static bool step_until(net_t *net, uint64_t max_ms, bool (*cond)(net_t *, int), int arg)
+{
+    for (uint64_t t = 0; t < max_ms; t++) {
+        if (cond(net, arg))
+            return true;
+        net->now++;
+        for (int i = 0; i < net->n; i++) {
+            if (net->down[i])
+                continue;
+            raft_tick(net->r[i], net->now);
+            net_ready(net, i);
+            if (cond(net, arg))
+                return true;
+        }
+        while (net_deliver_one(net))
+            if (cond(net, arg))
+                return true;
+    }
+    return cond(net, arg);
+}
+
+static int fig8_old_leader = -1;
+static raft_term_t fig8_old_term = 0;
+
+/* a node other than the old leader leads a term above the old leader's */
+static bool other_leads(net_t *net, int unused)
+{
+    (void)unused;
+    for (int i = 0; i < net->n; i++) {
+        raft_status_t s = net_status(net, i);
+        if (i != fig8_old_leader && s.role == RAFT_LEADER && s.term > fig8_old_term)
+            return true;
+    }
+    return false;
+}
+
+/* the old leader, leading again, knows that node b holds "X" (index fig8_x) */
+static raft_index_t fig8_x = 0;
+static bool b_acked_x(net_t *net, int b)
+{
+    raft_status_t s = net_status(net, fig8_old_leader);
+    for (uint32_t i = 0; i < s.n_peers && s.role == RAFT_LEADER; i++)
+        if (s.peers[i].id == (raft_id_t)b + 1 && s.peers[i].match >= fig8_x)
+            return true;
+    return false;
+}
+
+static void cut_all(net_t *net)
+{
+    for (int i = 0; i < net->n; i++)
+        net_isolate(net, i, true);
+}
+
+static void link_pair(net_t *net, int a, int b, bool up)
+{
+    net->cut[a][b] = net->cut[b][a] = !up;
+}
+
+/* Raft paper, Figure 8, on a 3-node cluster: an entry of an older term that a new leader
+ * replicates to a majority is not committed by counting; if it were, a later leader that
+ * never had it (legitimately elected) would overwrite it after it was applied. */
+static void run_figure8(uint32_t bugs, bool *old_committed, bool *consistent)
+{
+    raft_config_t c = net_default_cfg();
+    c.max_entries_per_msg = 1; /* X and the new leader's no-op travel separately */
+    c.max_inflight = 1;
+    c.debug_bugs = bugs;
+    net_t net;
+    net_init_cfg(&net, 3, 0, &c);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    fig8_old_leader = a;
+    /* 1. A, cut off, appends X in its term: on A only */
+    cut_all(&net);
+    net_propose(&net, a, "X", &fig8_x);
+    fig8_old_term = net_status(&net, a).term;
+    /* 2. B and C elect C (term > A's); C's no-op Y lands at X's index on C only */
+    link_pair(&net, (a + 1) % 3, (a + 2) % 3, true);
+    REQUIRE(step_until(&net, 20 * NET_T, other_leads, 0));
+    int cl = net_leader(&net);
+    int b = 3 - a - cl;
+    REQUIRE(cl != a && b != a && b != cl);
+    cut_all(&net); /* Y stays on C */
+    {
+        raft_entry_t y;
+        REQUIRE(raft_debug_entry(net.r[cl], fig8_x, &y) == 0);
+        REQUIRE(y.term > fig8_old_term);
+    }
+    /* 3. A comes back with B only, wins a later term and replicates X to B: X of an old term
+     * is on a majority, its own no-op not yet */
+    link_pair(&net, a, b, true);
+    REQUIRE(step_until(&net, 30 * NET_T, b_acked_x, b));
+    REQUIRE(net_status(&net, a).role == RAFT_LEADER);
+    *old_committed = net_status(&net, a).commit >= fig8_x;
+    /* 4. A goes away before its no-op reaches B; C (last term above X's) wins with B's vote
+     * and overwrites X with Y */
+    cut_all(&net);
+    link_pair(&net, b, cl, true);
+    net_run(&net, 20 * NET_T);
+    int l = net_leader(&net);
+    CHECK(l == cl || l == b);
+    raft_entry_t e;
+    REQUIRE(raft_debug_entry(net.r[b], fig8_x, &e) == 0);
+    CHECK(e.term != fig8_old_term);     /* X is gone from B */
+    *consistent = net_consistent(&net); /* with the bug: A applied X, C applies Y there */
+    net_free(&net);
+}
+
+static void test_figure8_old_term_not_committed(void)
+{
+    /* RAFT_TEST_BUG_OLD_TERM=1 runs it with RAFT_BUG_COMMIT_OLD_TERM: it must then fail */
+    bool committed = true, consistent = false;
+    run_figure8(getenv("RAFT_TEST_BUG_OLD_TERM") ? RAFT_BUG_COMMIT_OLD_TERM : 0, &committed,
+                &consistent);
+    CHECK(!committed);
+    CHECK(consistent);
+}
+
+static void test_figure8_bug_is_caught(void)
+{
+    /* the same scenario with RAFT_BUG_COMMIT_OLD_TERM: the test above would fail */
+    bool committed = false, consistent = true;
+    run_figure8(RAFT_BUG_COMMIT_OLD_TERM, &committed, &consistent);
+    CHECK(committed);
+    CHECK(!consistent);
+}
+
+static void test_escape_half_recovering(void)
+{
+    /* 4 voters, 2 restarted empty (the leader among them): the 2 that kept their memory can
+     * never form a majority of normal votes and the 2 recovering ones are not a majority
+     * either. Escape elections need "the others cannot form a majority", i.e. half of an even
+     * number of voters (raft-sim seed 25, and scaling 3 -> 5 passes through 4 voters). */
+    net_t net;
+    net_init(&net, 4);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "old", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 4;
+    net_restart(&net, a, RAFT_START_RESTART);
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_run(&net, 20 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK(l == a || l == b); /* an escape leader */
+    CHECK_EQ_INT(net_propose(&net, l, "new", NULL), 0);
+    net_run(&net, 5);
+    for (int i = 0; i < 4; i++) {
+        CHECK(net_has_applied(&net, i, "new"));
+        CHECK(!net_has_applied(&net, i, "old")); /* half lost its memory: the log restarts */
+        CHECK(!net_status(&net, i).recovering);
+    }
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static bool is_leader(net_t *net, int i)
+{
+    return net_status(net, i).role == RAFT_LEADER;
+}
+
+static void test_catch_up_before_term_commit(void)
+{
+    /* 4 voters; a new leader's first entry is not committed yet when 2 followers restart
+     * empty. It can count them again only once they are caught up, and may not wait for an
+     * entry of its term to commit first: that needs one of them (raft-sim seed 1097, a leader
+     * stuck with commit frozen). Everything before its term is below its first entry. */
+    net_t net;
+    net_init(&net, 4);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int d = (a + 3) % 4, b = (a + 1) % 4, c = (a + 2) % 4;
+    CHECK_EQ_INT(raft_transfer(net.r[a], net.now, (raft_id_t)d + 1), 0);
+    REQUIRE(step_until(&net, 5 * NET_T, is_leader, d));
+    net_restart(&net, b, RAFT_START_RESTART); /* before d's first entry reached them */
+    net_restart(&net, c, RAFT_START_RESTART);
+    net_run(&net, 10 * NET_T);
+    REQUIRE(net_leader(&net) == d);
+    CHECK_EQ_INT(net_propose(&net, d, "after", NULL), 0);
+    net_run(&net, 5 * NET_T);
+    for (int i = 0; i < 4; i++) {
+        CHECK(net_has_applied(&net, i, "after"));
+        CHECK(!net_status(&net, i).recovering);
+    }
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_escape_with_amnesiac(void)
+{
+    /* 3 voters: the leader restarted empty, another lost its hard state too (never votes
+     * again): the one sound voter is no majority. The amnesiac counts as unable to vote. */
+    net_t net;
+    net_init(&net, 3);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int c = (a + 2) % 3;
+    net_restart(&net, c, RAFT_START_AMNESIA);
+    net_run(&net, 3 * NET_T); /* it catches up (counts toward commit, never votes) */
+    net_restart(&net, a, RAFT_START_RESTART);
+    net_run(&net, 20 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK(l != c);
+    CHECK_EQ_INT(net_propose(&net, l, "new", NULL), 0);
+    net_run(&net, 5);
+    for (int i = 0; i < 3; i++)
+        CHECK(net_has_applied(&net, i, "new"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_escape_needs_proof(void)
+{
+    /* 5 voters, 2 recovering: the 3 sound ones are a majority, so no escape may happen even
+     * though the recovering ones see no leader for a long time (they are cut off) */
+    net_t net;
+    net_init(&net, 5);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "keep", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 5, c = (a + 2) % 5;
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_restart(&net, c, RAFT_START_RESTART);
+    /* b and c reach each other and one sound voter only (not the leader) */
+    int d = (a + 3) % 5;
+    cut_all(&net);
+    link_pair(&net, b, c, true);
+    link_pair(&net, b, d, true);
+    link_pair(&net, c, d, true);
+    net_run(&net, 20 * NET_T);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ_INT(net.resets[i], 0);
+    net_heal(&net);
+    net_run(&net, 10 * NET_T);
+    int l = net_leader(&net);
+    REQUIRE(l >= 0);
+    CHECK_EQ_INT(net_propose(&net, l, "more", NULL), 0);
+    net_run(&net, 5);
+    for (int i = 0; i < 5; i++) {
+        CHECK(net_has_applied(&net, i, "keep") || net_status(&net, i).snapshot_index > 0);
+        CHECK(net_has_applied(&net, i, "more"));
+    }
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -519,6 +779,12 @@ static hc_test_t tests[] = {
     {"amnesia_never_votes", test_amnesia_never_votes},
     {"majority_recovering_escape", test_majority_recovering_escape},
     {"full_cluster_restart", test_full_cluster_restart},
+    {"figure8_old_term_not_committed", test_figure8_old_term_not_committed},
+    {"figure8_bug_is_caught", test_figure8_bug_is_caught},
+    {"escape_half_recovering", test_escape_half_recovering},
+    {"catch_up_before_term_commit", test_catch_up_before_term_commit},
+    {"escape_with_amnesiac", test_escape_with_amnesiac},
+    {"escape_needs_proof", test_escape_needs_proof},
     {"membership_add_promote_remove", test_membership_add_promote_remove},
     {"replace_amnesiac_member", test_replace_amnesiac_member},
     {"snapshot_catch_up", test_snapshot_catch_up},

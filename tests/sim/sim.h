@@ -1,0 +1,261 @@
+/* sim.h: the deterministic cluster simulator for the raft core (raft-sim). One process, virtual
+ * time, one seeded PRNG, one event queue ordered by (time, sequence number): a run is a pure
+ * function of its seed and options. See tests/sim/README.md. */
+#ifndef HC_SIM_H
+#define HC_SIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+
+#define SIM_MAX_SLOTS   16 /* server ids 1..16, slot = id - 1; ids are never reused */
+#define SIM_MAX_SERVERS 5  /* members of a configuration, never more */
+#define SIM_MIN_VOTERS  3  /* membership faults never go below this */
+#define SIM_CLIENTS     3
+#define SIM_RING        64      /* trace lines kept for failure output */
+#define SIM_CONVERGE_MS 60000   /* liveness: all live voters applied everything by then */
+#define SIM_MAX_QUEUE   200000  /* events pending at once: beyond, "message-storm" */
+#define SIM_MAX_EVENTS  5000000 /* events in one run: beyond, "message-storm" */
+
+/* ---- PRNG: xoshiro256** seeded through splitmix64 ---------------------------------------- */
+typedef struct sim_rng {
+    uint64_t s[4];
+} sim_rng_t;
+
+void sim_rng_seed(sim_rng_t *g, uint64_t seed);
+uint64_t sim_rng_next(sim_rng_t *g);
+uint64_t sim_rng_below(sim_rng_t *g, uint64_t n);                 /* [0, n), n > 0 */
+uint64_t sim_rng_between(sim_rng_t *g, uint64_t lo, uint64_t hi); /* [lo, hi] */
+bool sim_rng_ppm(sim_rng_t *g, uint32_t ppm);                     /* true with ppm / 1e6 */
+
+uint64_t sim_mix64(uint64_t x);
+uint64_t sim_fnv(uint64_t h, const void *data, size_t len);
+#define SIM_FNV_INIT 0xcbf29ce484222325ull
+
+/* ---- events ------------------------------------------------------------------------------ */
+typedef enum {
+    EV_DELIVER = 1, /* a message reaches node `slot` */
+    EV_TICK,        /* node `slot`'s raft deadline (gen = tick generation) */
+    EV_FAULT,       /* the fault injector acts */
+    EV_CLIENT,      /* client `a` acts */
+    EV_SNAP_ARRIVE, /* a snapshot reaches node `slot` */
+    EV_SNAP_DONE,   /* the leader `slot` learns how its snapshot transfer ended */
+    EV_RESUME,      /* a paused node resumes (gen = pause generation) */
+    EV_HEAL,        /* end of the fault phase, start of the liveness phase */
+    EV_STOP,        /* end of the run (stability scenario, fault phase without liveness) */
+    EV_FLAKY,       /* stability scenario: toggle the flaky node's isolation */
+    EV_STABILITY,   /* stability scenario: warm-up over, pick the flaky node */
+} sim_ev_type_t;
+
+typedef struct sim_event {
+    uint64_t time;
+    uint64_t seq;
+    uint8_t type;
+    uint8_t slot;
+    uint8_t from;
+    uint32_t a;
+    uint64_t gen, gen2;
+    void *ptr; /* owned by the event: a sim_msg_t or sim_snap_t */
+} sim_event_t;
+
+/* A message in flight: one block holding the message, its entries and their data. */
+typedef struct sim_msg {
+    raft_message_t m;
+    raft_entry_t *entries;
+} sim_msg_t;
+
+/* A snapshot in flight: the leader's state machine digest at `index`. */
+typedef struct sim_snap {
+    raft_term_t leader_term;
+    raft_index_t index;
+    raft_term_t term;
+    raft_members_t members;
+    uint64_t chain;
+    uint32_t epoch;
+} sim_snap_t;
+
+/* ---- the checker's memory ---------------------------------------------------------------- */
+typedef struct sim_slotrec { /* what the checker knows about one log index in one epoch */
+    raft_term_t term;        /* of the entry applied / committed there */
+    uint64_t dhash;          /* hash of (type, data) */
+    uint64_t chain;          /* state machine digest after applying it */
+    raft_term_t t_obs;       /* term in which it was first seen committed */
+    uint8_t applied, committed;
+} sim_slotrec_t;
+
+typedef struct sim_epoch {
+    raft_term_t start_term; /* term of the reset that opened it (0: the first epoch) */
+    bool mem_loss;          /* a majority of some configuration lost its memory in it */
+    sim_slotrec_t *rec;
+    size_t cap;
+    raft_index_t max_committed;
+    raft_index_t max_acked; /* highest index of an acknowledged proposal */
+    uint64_t acked;
+} sim_epoch_t;
+
+typedef struct sim_lmkey { /* log matching: (epoch, index, term) -> (content, prev term) */
+    uint64_t epoch, index, term;
+    uint64_t content;
+    uint64_t prev_term;
+    bool used;
+} sim_lmkey_t;
+
+/* ---- nodes -------------------------------------------------------------------------------- */
+typedef struct sim_node {
+    bool exists;   /* slot in use (false: never used, or shut down after removal) */
+    bool up;       /* process running */
+    bool paused;   /* process stopped (SIGSTOP): events wait */
+    bool removing; /* the host asked to remove it; shut down once that commits */
+    bool amnesiac; /* running after RAFT_START_AMNESIA; the host replaces it */
+    raft_id_t id;
+    raft_t *r;
+    uint64_t life; /* process starts of this slot */
+    uint64_t incarnation;
+    raft_hard_state_t disk; /* "persisted" hard state, survives crashes, not amnesia */
+    uint64_t pause_gen;
+    uint64_t resume_at;
+    uint64_t tick_gen, tick_at;
+    /* state machine: a digest chain of applied entries */
+    raft_index_t sm_index;
+    uint64_t sm_chain;
+    /* checker, per segment (process life, or since the last reset) */
+    uint32_t epoch;
+    uint64_t resets;
+    raft_index_t last_commit;
+    raft_term_t leader_checked_term; /* leader completeness checked when it took office */
+    raft_term_t *shadow;             /* term at each index as last seen (log matching) */
+    size_t shadow_cap;
+    raft_index_t shadow_last;
+    raft_status_t st; /* after the last event */
+} sim_node_t;
+
+/* ---- clients ------------------------------------------------------------------------------ */
+typedef enum { OP_NONE = 0, OP_WRITE, OP_READ } sim_op_kind_t;
+
+typedef struct sim_client {
+    raft_id_t leader_guess;
+    uint32_t seq;
+    uint8_t op;     /* sim_op_kind_t of the outstanding op */
+    bool submitted; /* accepted by a leader (waiting for the outcome) */
+    uint8_t slot;   /* where it was submitted */
+    uint64_t life;  /* that node's life at submission */
+    raft_index_t index;
+    raft_term_t term;
+    uint64_t uid;
+    uint64_t invoked, deadline;
+    raft_index_t need_index; /* read: max acked index when invoked */
+    uint32_t need_epoch;
+    uint64_t op_gen;    /* stale client events are ignored */
+    bool ok_after_heal; /* liveness: one write invoked after healing was acknowledged */
+} sim_client_t;
+
+/* ---- options and results ------------------------------------------------------------------ */
+typedef struct sim_opts {
+    uint64_t seed;
+    int nodes;            /* 0: chosen by seed */
+    uint64_t duration_ms; /* fault phase, 0: chosen by seed */
+    bool verbose;
+    bool no_prevote, no_checkquorum;
+    uint32_t bugs;
+    bool no_faults;   /* stability scenario */
+    bool no_liveness; /* stop after the fault phase */
+    int flaky_mode;   /* stability: 0 none, 1 lossy node, 2 isolated on and off */
+    uint64_t stability_warmup_ms;
+    bool quiet_failure; /* do not print the trace tail (expected failures) */
+} sim_opts_t;
+
+typedef struct sim_result {
+    bool failed;
+    char invariant[48];
+    char what[512];
+    uint64_t trace_hash;
+    uint64_t vtime;
+    uint64_t events;
+    uint64_t leader_changes;
+    uint64_t committed;
+    uint64_t acked, reads_checked;
+    uint64_t majority_term_changes; /* stability */
+    uint64_t resets;
+    int nodes;
+} sim_result_t;
+
+typedef struct sim sim_t;
+
+struct sim {
+    sim_opts_t o;
+    sim_rng_t rng;
+    uint64_t now, seq, events;
+    sim_event_t *q; /* binary min-heap by (time, seq) */
+    size_t qn, qcap;
+
+    raft_config_t rcfg;
+    sim_node_t n[SIM_MAX_SLOTS];
+    int n_slots; /* slots ever used */
+    int n_initial;
+
+    /* network */
+    bool cut[SIM_MAX_SLOTS][SIM_MAX_SLOTS]; /* cut[a][b]: a's messages do not reach b */
+    uint32_t loss_ppm, dup_ppm, tail_ppm;
+    uint32_t node_loss_ppm[SIM_MAX_SLOTS];
+    uint64_t delay_min, delay_max, tail_max;
+
+    /* fault phase / liveness */
+    bool faults_on;
+    bool allow_mem_loss;
+    bool allow_amnesia;
+    uint32_t compact_every; /* compact when this many entries are applied past the base */
+    bool healed;
+    uint64_t heal_at, live_deadline;
+    bool done;
+
+    sim_client_t c[SIM_CLIENTS];
+    uint64_t next_uid, next_ctx;
+
+    /* checker */
+    sim_epoch_t *ep;
+    uint32_t n_ep;
+    raft_id_t *term_leader; /* election safety: term -> leader id */
+    size_t term_leader_cap;
+    sim_lmkey_t *lm;
+    size_t lm_cap, lm_n;
+    raft_term_t maj_term; /* stability: highest term among the healthy majority */
+    int flaky;            /* stability: flaky slot */
+    bool flaky_cut;
+
+    /* trace */
+    uint64_t trace_hash;
+    char ring[SIM_RING][256];
+    unsigned ring_next;
+    bool in_check;
+
+    sim_result_t res;
+};
+
+/* sim.c */
+int sim_run(const sim_opts_t *o, sim_result_t *out);
+void sim_trace(sim_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_fail(sim_t *s, const char *invariant, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+extern const char *const sim_bug_names[];
+uint32_t sim_bug_flag(const char *name);
+
+/* check.c */
+void check_init(sim_t *s);
+void check_free(sim_t *s);
+sim_epoch_t *check_epoch(sim_t *s, uint32_t e);
+void check_after_event(sim_t *s, int slot);
+void check_apply(sim_t *s, int slot, const raft_entry_t *e);
+void check_snapshot_install(sim_t *s, int slot, const sim_snap_t *sn);
+void check_reset(sim_t *s, int slot, raft_term_t term);
+void check_segment_start(sim_t *s, int slot);
+void check_read(sim_t *s, int slot, sim_client_t *c, const raft_read_t *rd);
+void check_ack(sim_t *s, sim_client_t *c);
+bool check_memory_majority(sim_t *s, int victim);
+bool check_memory_majority_of(const sim_t *s, const raft_members_t *m, int victim);
+void check_note_memory(sim_t *s);
+uint64_t check_entry_hash(const raft_entry_t *e);
+uint64_t check_chain(uint64_t chain, const raft_entry_t *e, uint64_t dhash);
+
+#endif
