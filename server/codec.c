@@ -117,6 +117,7 @@ int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen)
     r.to = m->to;
     r.term = m->term;
     r.incarnation = m->incarnation;
+    r.epoch = m->epoch;
     r.flags = m->flags;
     switch (m->type) {
     case RAFT_MSG_APPEND:
@@ -196,6 +197,7 @@ int hc_raft_msg_from_pb(const void *pb_raft, hc_raft_msg_decoded_t *out)
     m->to = r->to;
     m->term = r->term;
     m->incarnation = r->incarnation;
+    m->epoch = r->epoch;
     m->flags = r->flags;
     switch (m->type) {
     case RAFT_MSG_APPEND:

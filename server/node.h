@@ -139,6 +139,19 @@ int hc_dedupe_find(const hc_dedupe_t *d, const uint8_t id[16], hc_dedupe_result_
 /* Records id (the oldest id leaves the window when it is full). */
 void hc_dedupe_add(hc_dedupe_t *d, const uint8_t id[16], const hc_dedupe_result_t *r);
 
+/* The window as bytes (oldest id first): count(u32) then per id: id(16) index(u64)
+ * status(i32) version(u64) integer(i64) existed(i32) removed(u64), little endian. */
+void hc_dedupe_serialize(const hc_dedupe_t *d, hc_buf_t *out);
+/* Replaces d's content with a serialized window. 0 or HC_EINVAL (malformed, or more ids than
+ * d holds); on error d is left empty. */
+int hc_dedupe_load(hc_dedupe_t *d, const void *buf, size_t len);
+
+/* A node snapshot (what the leader streams to a follower that needs one): "HCNS" version(1)
+ * store_len(u64) store snapshot (hc_store_serialize) window_len(u64) hc_dedupe_serialize. */
+void hc_node_snapshot_encode(hc_store_t *s, const hc_dedupe_t *d, hc_buf_t *out);
+/* Loads a node snapshot into an empty store and a window. 0, HC_EINVAL or HC_ENOMEM. */
+int hc_node_snapshot_decode(const void *buf, size_t len, hc_store_t *s, hc_dedupe_t *d);
+
 /* Appends the node's metric families (hacache_up, raft, quorum, caches) in Prometheus text. */
 void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out);
 

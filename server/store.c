@@ -1190,3 +1190,191 @@ void hc_store_digest(hc_store_t *s, const char *cache, size_t cache_len,
     store_le64(buf + 32, count);
     crypto_generichash(out, HC_DIGEST_BYTES, buf, sizeof(buf), NULL, 0);
 }
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+#define SNAP_MAGIC     "HCSS"
+#define SNAP_REC_CACHE 1
+#define SNAP_REC_ENTRY 2
+#define SNAP_REC_END   3
+
+static void put_u64(hc_buf_t *b, uint64_t v)
+{
+    unsigned char p[8];
+    store_le64(p, v);
+    hc_buf_append(b, p, sizeof(p));
+}
+
+static void put_u32(hc_buf_t *b, uint32_t v)
+{
+    unsigned char p[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    hc_buf_append(b, p, sizeof(p));
+}
+
+static void put_rec(hc_buf_t *b, unsigned char type, uint64_t len)
+{
+    hc_buf_append(b, &type, 1);
+    put_u64(b, len);
+}
+
+void hc_store_serialize(hc_store_t *s, hc_buf_t *out)
+{
+    uint64_t nentries = 0;
+    unsigned char v = HC_STORE_SNAP_VERSION;
+    hc_buf_append(out, SNAP_MAGIC, 4);
+    hc_buf_append(out, &v, 1);
+    for (size_t i = 0; i < s->ncaches && !out->failed; i++) {
+        const cache_t *c = s->caches[i];
+        unsigned char nl = (unsigned char)c->name_len, pol = (unsigned char)c->settings.policy;
+        put_rec(out, SNAP_REC_CACHE, 1 + c->name_len + 8 + 8 + 1 + 8);
+        hc_buf_append(out, &nl, 1);
+        hc_buf_append(out, c->name, c->name_len);
+        put_u64(out, c->settings.max_memory);
+        put_u64(out, c->settings.default_ttl_ms);
+        hc_buf_append(out, &pol, 1);
+        put_u64(out, c->settings.max_stale_ms);
+        /* least recently used first: loading pushes each at the head, restoring the order */
+        for (const entry_t *e = c->lru_tail; e != NULL && !out->failed; e = e->lru_prev) {
+            put_rec(out, SNAP_REC_ENTRY, 8 + 8 + 4 + (uint64_t)e->klen + e->vlen);
+            put_u64(out, e->version);
+            put_u64(out, e->expire_at_ms);
+            put_u32(out, e->klen);
+            hc_buf_append(out, e->data, e->klen);
+            hc_buf_append(out, entry_value(e), e->vlen);
+            nentries++;
+        }
+    }
+    put_rec(out, SNAP_REC_END, 16);
+    put_u64(out, s->ncaches);
+    put_u64(out, nentries);
+}
+
+/* Drops every cache (the store becomes empty again). */
+static void store_drop_all(hc_store_t *s)
+{
+    for (size_t i = 0; i < s->ncaches; i++) {
+        cache_t *c = s->caches[i];
+        cache_drop_entries(s, c);
+        free(c);
+    }
+    s->ncaches = 0;
+    s->memory = 0;
+    s->heap_n = 0;
+}
+
+/* Adds a new entry (the key is known to be absent) at the head of c's LRU. */
+static int load_entry(hc_store_t *s, cache_t *c, const unsigned char *key, uint32_t klen,
+                      const unsigned char *val, uint64_t vlen, uint64_t version, uint64_t expire)
+{
+    uint64_t h = key_hash(key, klen);
+    if (table_find(c, h, key, klen, NULL) != NULL)
+        return HC_EINVAL; /* duplicate key */
+    if (table_ensure(c) != 0 || (expire != 0 && heap_reserve(s) != 0))
+        return HC_ENOMEM;
+    if (vlen > SIZE_MAX - ENTRY_HEADER_BYTES - klen)
+        return HC_EINVAL;
+    entry_t *e = malloc(ENTRY_HEADER_BYTES + klen + (size_t)vlen);
+    if (e == NULL)
+        return HC_ENOMEM;
+    e->cache = c;
+    e->hash = h;
+    e->klen = klen;
+    e->vlen = vlen;
+    e->version = version;
+    e->heap_pos = HEAP_NONE;
+    e->expire_at_ms = 0;
+    if (klen != 0)
+        memcpy(e->data, key, klen);
+    if (vlen != 0)
+        memcpy(e->data + klen, val, (size_t)vlen);
+    table_rehash(c, REHASH_WRITE);
+    table_insert(c, e);
+    lru_push_head(s, c, e);
+    entry_set_expiry(s, e, expire);
+    uint64_t fp = entry_footprint(e);
+    c->stats.entries++;
+    c->stats.memory += fp;
+    s->memory += fp;
+    return 0;
+}
+
+static int load_records(hc_store_t *s, const unsigned char *p, size_t len)
+{
+    if (len < 5 || memcmp(p, SNAP_MAGIC, 4) != 0 || p[4] != HC_STORE_SNAP_VERSION)
+        return HC_EINVAL;
+    size_t off = 5;
+    cache_t *cur = NULL;
+    uint64_t nentries = 0;
+    for (;;) {
+        if (len - off < 9)
+            return HC_EINVAL;
+        unsigned char type = p[off];
+        uint64_t rlen = load_le64(p + off + 1);
+        off += 9;
+        if (rlen > len - off)
+            return HC_EINVAL;
+        const unsigned char *r = p + off;
+        off += (size_t)rlen;
+        switch (type) {
+        case SNAP_REC_CACHE: {
+            if (rlen < 1)
+                return HC_EINVAL;
+            size_t nl = r[0];
+            if (nl < 1 || rlen != 1 + nl + 8 + 8 + 1 + 8)
+                return HC_EINVAL;
+            const char *name = (const char *)r + 1;
+            /* strictly increasing names: no duplicates, and the serializer's order */
+            if (s->ncaches > 0 && cache_name_cmp(s->caches[s->ncaches - 1], name, nl) >= 0)
+                return HC_EINVAL;
+            const unsigned char *q = r + 1 + nl;
+            hc_cache_settings_t set = {.max_memory = load_le64(q),
+                                       .default_ttl_ms = load_le64(q + 8),
+                                       .policy = (hc_qloss_policy_t)q[16],
+                                       .max_stale_ms = load_le64(q + 17)};
+            if (q[16] != HC_POLICY_INVALIDATE && q[16] != HC_POLICY_SERVE_STALE)
+                return HC_EINVAL;
+            cur = cache_alloc(name, nl);
+            if (cur == NULL || caches_reserve(s) != 0) {
+                free(cur);
+                return HC_ENOMEM;
+            }
+            cur->settings = set;
+            s->caches[s->ncaches++] = cur; /* in order: append */
+            break;
+        }
+        case SNAP_REC_ENTRY: {
+            if (cur == NULL || rlen < 20)
+                return HC_EINVAL;
+            uint64_t version = load_le64(r), expire = load_le64(r + 8);
+            uint32_t klen = (uint32_t)r[16] | (uint32_t)r[17] << 8 | (uint32_t)r[18] << 16 |
+                            (uint32_t)r[19] << 24;
+            if (klen > rlen - 20)
+                return HC_EINVAL;
+            int rc =
+                load_entry(s, cur, r + 20, klen, r + 20 + klen, rlen - 20 - klen, version, expire);
+            if (rc != 0)
+                return rc;
+            nentries++;
+            break;
+        }
+        case SNAP_REC_END:
+            if (rlen != 16 || off != len || load_le64(r) != s->ncaches ||
+                load_le64(r + 8) != nentries)
+                return HC_EINVAL;
+            return 0;
+        default:
+            return HC_EINVAL;
+        }
+    }
+}
+
+int hc_store_load(hc_store_t *s, const void *buf, size_t len)
+{
+    if (s->ncaches != 0 || (buf == NULL && len != 0))
+        return HC_EINVAL;
+    int rc = load_records(s, buf, len);
+    if (rc != 0)
+        store_drop_all(s);
+    return rc;
+}

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 typedef struct hc_store hc_store_t;
 
 typedef enum { HC_POLICY_INVALIDATE = 0, HC_POLICY_SERVE_STALE } hc_qloss_policy_t;
@@ -138,5 +140,29 @@ void hc_store_totals(hc_store_t *s, hc_cache_stats_t *out);
 #define HC_DIGEST_BYTES 32
 void hc_store_digest(hc_store_t *s, const char *cache, size_t cache_len,
                      uint8_t out[HC_DIGEST_BYTES]);
+
+/* ---- snapshots ---------------------------------------------------------------------------
+ * A snapshot is the replicated content of the store: every cache (in name order) with its
+ * settings, then its entries (key, value, version, expire_at_ms) from least to most recently
+ * used, so the loaded store keeps the LRU order. Statistics (hits, misses, evictions,
+ * expirations) are local and not included. The format, all integers little endian:
+ *   "HCSS" version(1 byte, HC_STORE_SNAP_VERSION)
+ *   records: type(1) len(u64) payload(len)
+ *     CACHE (1): name_len(u8, 1..255) name max_memory(u64) default_ttl_ms(u64) policy(u8)
+ *                max_stale_ms(u64)
+ *     ENTRY (2): version(u64) expire_at_ms(u64) klen(u32) key value(the rest); belongs to the
+ *                last CACHE record
+ *     END (3):   caches(u64) entries(u64); must be the last record
+ * Deterministic: the same store state gives the same bytes. */
+#define HC_STORE_SNAP_VERSION 1
+
+/* Appends the snapshot of s to out (check out->failed). */
+void hc_store_serialize(hc_store_t *s, hc_buf_t *out);
+/* Loads a snapshot into an empty store (HC_EINVAL if it is not empty). Every length is checked
+ * against the input before use; a malformed, truncated or trailing-garbage input, a cache out of
+ * name order, a duplicate key or an unknown record gives HC_EINVAL, HC_ENOMEM on allocation
+ * failure; on any error the store is left empty. The store-wide memory bound is not enforced
+ * (the snapshot mirrors the leader). 0 on success. */
+int hc_store_load(hc_store_t *s, const void *buf, size_t len);
 
 #endif

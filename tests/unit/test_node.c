@@ -1,5 +1,6 @@
 /* test_node.c: the pieces of the cluster glue that can be tested without a loop: raft ids, the
- * hard state file, the raft message and command codecs, and the request-id dedupe window. */
+ * hard state file, the raft message and command codecs, the request-id dedupe window and the
+ * node snapshot format. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -77,6 +78,7 @@ static void test_raft_message_roundtrip(void)
     m.to = 0x8877665544332211ULL;
     m.term = 4;
     m.incarnation = 0xdeadbeef00000001ULL;
+    m.epoch = 9;
     m.flags = RAFT_MSGF_CAUGHT_UP | RAFT_MSGF_RESET;
     m.append.prev_index = 10;
     m.append.prev_term = 3;
@@ -94,6 +96,7 @@ static void test_raft_message_roundtrip(void)
     const raft_message_t *g = &d.msg;
     CHECK_EQ_INT(g->type, RAFT_MSG_APPEND);
     CHECK(g->from == m.from && g->to == m.to && g->incarnation == m.incarnation);
+    CHECK_EQ_INT(g->epoch, 9);
     CHECK_EQ_INT(g->term, 4);
     CHECK_EQ_INT(g->flags, m.flags);
     CHECK_EQ_INT(g->append.prev_index, 10);
@@ -258,12 +261,125 @@ static void test_dedupe_window(void)
     hc_dedupe_free(d);
 }
 
+static void test_dedupe_serialize(void)
+{
+    hc_dedupe_t *d = hc_dedupe_new(8), *e = hc_dedupe_new(8), *small = hc_dedupe_new(2);
+    REQUIRE(d != NULL && e != NULL && small != NULL);
+    uint8_t id[16];
+    hc_dedupe_result_t r, got;
+    for (uint32_t i = 1; i <= 11; i++) { /* wraps the ring: ids 4..11 stay */
+        mkid(id, i);
+        memset(&r, 0, sizeof(r));
+        r.index = 1000 + i;
+        r.status = i % 2 ? HC_ECONFLICT : 0;
+        r.res.version = 2000 + i;
+        r.res.integer = -(int64_t)i;
+        r.res.existed = 1;
+        r.res.removed = i;
+        hc_dedupe_add(d, id, &r);
+    }
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_dedupe_serialize(d, &b);
+    REQUIRE(!b.failed);
+    CHECK_EQ_INT(hc_dedupe_load(e, b.data, b.len), 0);
+    for (uint32_t i = 1; i <= 11; i++) {
+        mkid(id, i);
+        int in = hc_dedupe_find(e, id, &got);
+        CHECK_EQ_INT(in, i >= 4);
+        if (in) {
+            CHECK_EQ_INT(got.index, 1000 + i);
+            CHECK_EQ_INT(got.status, i % 2 ? HC_ECONFLICT : 0);
+            CHECK_EQ_INT(got.res.version, 2000 + i);
+            CHECK_EQ_INT(got.res.integer, -(int64_t)i);
+            CHECK_EQ_INT(got.res.removed, i);
+        }
+    }
+    /* the loaded window keeps the age order: the next add evicts id 4 */
+    mkid(id, 12);
+    hc_dedupe_add(e, id, &r);
+    mkid(id, 4);
+    CHECK(!hc_dedupe_find(e, id, NULL));
+    mkid(id, 5);
+    CHECK(hc_dedupe_find(e, id, NULL));
+    /* malformed: truncated, too many ids for the window, trailing bytes */
+    CHECK_EQ_INT(hc_dedupe_load(e, b.data, b.len - 1), HC_EINVAL);
+    CHECK_EQ_INT(hc_dedupe_load(e, b.data, 3), HC_EINVAL);
+    CHECK_EQ_INT(hc_dedupe_load(small, b.data, b.len), HC_EINVAL);
+    hc_buf_append(&b, "x", 1);
+    CHECK_EQ_INT(hc_dedupe_load(e, b.data, b.len), HC_EINVAL);
+    mkid(id, 5);
+    CHECK(!hc_dedupe_find(e, id, NULL)); /* left empty */
+    hc_buf_free(&b);
+    hc_dedupe_free(d);
+    hc_dedupe_free(e);
+    hc_dedupe_free(small);
+}
+
+static void test_node_snapshot_roundtrip(void)
+{
+    hc_store_t *s = hc_store_new(0);
+    hc_dedupe_t *d = hc_dedupe_new(16);
+    REQUIRE(s != NULL && d != NULL);
+    for (int i = 0; i < 50; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "key%d", i);
+        hc_cmd_t c = {.op = HC_OP_PUT,
+                      .cache = "c",
+                      .cache_len = 1,
+                      .key = k,
+                      .klen = strlen(k),
+                      .val = "v",
+                      .vlen = 1,
+                      .expire_at_ms = i % 2 ? 0 : 90000};
+        REQUIRE(hc_store_apply(s, &c, 10 + (uint64_t)i, 1000, NULL) == 0);
+    }
+    uint8_t id[16];
+    hc_dedupe_result_t r = {.index = 42, .status = 0};
+    mkid(id, 7);
+    hc_dedupe_add(d, id, &r);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_node_snapshot_encode(s, d, &b);
+    REQUIRE(!b.failed);
+    hc_store_t *t = hc_store_new(0);
+    hc_dedupe_t *e = hc_dedupe_new(16);
+    REQUIRE(t != NULL && e != NULL);
+    CHECK_EQ_INT(hc_node_snapshot_decode(b.data, b.len, t, e), 0);
+    uint8_t d1[HC_DIGEST_BYTES], d2[HC_DIGEST_BYTES];
+    hc_store_digest(s, "c", 1, d1);
+    hc_store_digest(t, "c", 1, d2);
+    CHECK(memcmp(d1, d2, sizeof(d1)) == 0);
+    hc_dedupe_result_t got;
+    CHECK(hc_dedupe_find(e, id, &got) && got.index == 42);
+    hc_store_free(t);
+    /* every truncation and trailing garbage rejected; the store stays empty */
+    for (size_t n = 0; n < b.len; n++) {
+        t = hc_store_new(0);
+        REQUIRE(t != NULL);
+        CHECK_EQ_INT(hc_node_snapshot_decode(b.data, n, t, e), HC_EINVAL);
+        CHECK_EQ_INT(hc_store_memory(t), 0);
+        hc_store_free(t);
+    }
+    hc_buf_append(&b, "z", 1);
+    t = hc_store_new(0);
+    REQUIRE(t != NULL);
+    CHECK_EQ_INT(hc_node_snapshot_decode(b.data, b.len, t, e), HC_EINVAL);
+    hc_store_free(t);
+    hc_buf_free(&b);
+    hc_store_free(s);
+    hc_dedupe_free(d);
+    hc_dedupe_free(e);
+}
+
 static hc_test_t tests[] = {
     {"node_ids", test_node_ids},
     {"hardstate_roundtrip", test_hardstate_roundtrip},
     {"raft_message_roundtrip", test_raft_message_roundtrip},
     {"command_meta_roundtrip", test_command_meta_roundtrip},
     {"dedupe_window", test_dedupe_window},
+    {"dedupe_serialize", test_dedupe_serialize},
+    {"node_snapshot_roundtrip", test_node_snapshot_roundtrip},
 };
 
 HC_TEST_MAIN(tests)

@@ -1440,6 +1440,220 @@ static void test_model_random(void)
     hc_store_free(s);
 }
 
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+static void null_victim(void *ud, const char *cache, size_t cache_len, const void *key, size_t klen,
+                        int expired)
+{
+    (void)ud, (void)cache, (void)cache_len, (void)key, (void)klen, (void)expired;
+}
+
+static int digests_equal(hc_store_t *a, hc_store_t *b, const char *cache)
+{
+    uint8_t d1[HC_DIGEST_BYTES], d2[HC_DIGEST_BYTES];
+    hc_store_digest(a, cache, strlen(cache), d1);
+    hc_store_digest(b, cache, strlen(cache), d2);
+    return memcmp(d1, d2, sizeof(d1)) == 0;
+}
+
+/* A store with two configured caches, binary keys (NUL bytes, empty key), expiring entries, an
+ * empty value, a rewritten key and a deleted one. */
+static hc_store_t *snap_source(void)
+{
+    hc_store_t *s = hc_store_new(1 << 24);
+    if (s == NULL)
+        return NULL;
+    hc_cmd_t cfg = mk(HC_OP_CACHE_CONFIG, "b-cache", NULL, 0);
+    cfg.settings.max_memory = 123456;
+    cfg.settings.default_ttl_ms = 5000;
+    cfg.settings.policy = HC_POLICY_SERVE_STALE;
+    cfg.settings.max_stale_ms = 777;
+    hc_store_apply(s, &cfg, 1, 1000, NULL);
+    uint64_t idx = 2;
+    static const unsigned char bk[] = {0, 1, 2, 0xff, 0};
+    hc_cmd_t c = mk(HC_OP_PUT, "b-cache", bk, sizeof(bk));
+    c.val = "\0\1binary";
+    c.vlen = 8;
+    hc_store_apply(s, &c, idx++, 1000, NULL); /* default TTL: expires at 6000 */
+    c = mk(HC_OP_PUT, "b-cache", "", 0);
+    c.val = "";
+    c.vlen = 0;
+    c.expire_at_ms = 99999;
+    hc_store_apply(s, &c, idx++, 1000, NULL);
+    for (int i = 0; i < 200; i++) {
+        char k[16], v[32];
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "value-%d", i * 7);
+        put(s, "a-cache", k, v, i % 3 == 0 ? 50000 + (uint64_t)i : 0, idx++, 1000);
+    }
+    put(s, "a-cache", "k5", "rewritten", 0, idx++, 1000);
+    op_key(s, HC_OP_DEL, "a-cache", "k6", idx++, 1000);
+    hc_entry_view_t v;
+    hc_store_get(s, "a-cache", 7, "k10", 3, 1000, &v); /* touch: LRU order changes */
+    return s;
+}
+
+static void test_snapshot_roundtrip(void)
+{
+    hc_store_t *s = snap_source();
+    REQUIRE(s != NULL);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_store_serialize(s, &b);
+    REQUIRE(!b.failed);
+    REQUIRE(b.len > 5 && memcmp(b.data, "HCSS", 4) == 0);
+    hc_store_t *t = hc_store_new(1 << 24);
+    REQUIRE(t != NULL);
+    CHECK_EQ_INT(hc_store_load(t, b.data, b.len), 0);
+    CHECK(digests_equal(s, t, "a-cache"));
+    CHECK(digests_equal(s, t, "b-cache"));
+    CHECK_EQ_INT(hc_store_memory(t), hc_store_memory(s));
+    hc_cache_settings_t set;
+    hc_cache_stats_t st, st0;
+    CHECK_EQ_INT(hc_store_cache_info(t, "b-cache", 7, &set, &st), 0);
+    CHECK_EQ_INT(set.max_memory, 123456);
+    CHECK_EQ_INT(set.default_ttl_ms, 5000);
+    CHECK_EQ_INT(set.policy, HC_POLICY_SERVE_STALE);
+    CHECK_EQ_INT(set.max_stale_ms, 777);
+    CHECK_EQ_INT(hc_store_cache_info(s, "a-cache", 7, NULL, &st0), 0);
+    CHECK_EQ_INT(hc_store_cache_info(t, "a-cache", 7, NULL, &st), 0);
+    CHECK_EQ_INT(st.entries, st0.entries);
+    CHECK_EQ_INT(st.memory, st0.memory);
+    CHECK_EQ_INT(st.hits, 0); /* statistics are local */
+    /* binary key, value, version and expiry survive */
+    static const unsigned char bk[] = {0, 1, 2, 0xff, 0};
+    hc_entry_view_t v, v0;
+    REQUIRE(hc_store_get(t, "b-cache", 7, bk, sizeof(bk), 1000, &v) == 0);
+    REQUIRE(hc_store_get(s, "b-cache", 7, bk, sizeof(bk), 1000, &v0) == 0);
+    CHECK(v.len == 8 && memcmp(v.data, "\0\1binary", 8) == 0);
+    CHECK_EQ_INT(v.version, v0.version);
+    CHECK_EQ_INT(v.expire_at_ms, 6000);
+    CHECK_EQ_INT(hc_store_get(t, "b-cache", 7, "", 0, 1000, &v), 0);
+    CHECK_EQ_INT(v.len, 0);
+    CHECK_EQ_INT(hc_store_get(t, "a-cache", 7, "k6", 2, 1000, &v), HC_ENOTFOUND);
+    /* expiry works on the loaded store: reads hide, the collector finds the same entries */
+    CHECK_EQ_INT(hc_store_get(t, "b-cache", 7, bk, sizeof(bk), 6000, &v), HC_ENOTFOUND);
+    CHECK_EQ_INT(hc_store_collect_expired(t, 60000, 1000, null_victim, NULL),
+                 hc_store_collect_expired(s, 60000, 1000, null_victim, NULL));
+    /* deterministic: serializing the loaded store gives the same bytes (LRU order kept) */
+    hc_buf_t b2;
+    hc_buf_init(&b2);
+    hc_store_serialize(t, &b2);
+    CHECK(b2.len == b.len && memcmp(b2.data, b.data, b.len) == 0);
+    /* and the loaded store keeps working */
+    CHECK_EQ_INT(put(t, "a-cache", "k5", "again", 0, 10000, 1000), 0);
+    CHECK(!digests_equal(s, t, "a-cache"));
+    /* only into an empty store */
+    CHECK_EQ_INT(hc_store_load(t, b.data, b.len), HC_EINVAL);
+    hc_buf_free(&b2);
+    hc_buf_free(&b);
+    hc_store_free(t);
+    hc_store_free(s);
+}
+
+static void test_snapshot_empty_store(void)
+{
+    hc_store_t *s = hc_store_new(0), *t = hc_store_new(0);
+    REQUIRE(s != NULL && t != NULL);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_store_serialize(s, &b);
+    CHECK_EQ_INT(hc_store_load(t, b.data, b.len), 0);
+    CHECK_EQ_INT(hc_store_memory(t), 0);
+    hc_buf_free(&b);
+    hc_store_free(t);
+    hc_store_free(s);
+}
+
+static void test_snapshot_rejects_malformed(void)
+{
+    hc_store_t *s = snap_source();
+    REQUIRE(s != NULL);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_store_serialize(s, &b);
+    REQUIRE(!b.failed);
+    hc_store_t *t = hc_store_new(1 << 24);
+    REQUIRE(t != NULL);
+    /* every truncation is rejected, and leaves the store empty and usable */
+    for (size_t n = 0; n < b.len; n += (n < 64 ? 1 : 37)) {
+        CHECK_EQ_INT(hc_store_load(t, b.data, n), HC_EINVAL);
+        CHECK_EQ_INT(hc_store_memory(t), 0);
+    }
+    /* trailing garbage */
+    char *x = malloc(b.len + 1);
+    REQUIRE(x != NULL);
+    memcpy(x, b.data, b.len);
+    x[b.len] = 0;
+    CHECK_EQ_INT(hc_store_load(t, x, b.len + 1), HC_EINVAL);
+    /* bad magic, bad version */
+    x[0] = 'X';
+    CHECK_EQ_INT(hc_store_load(t, x, b.len), HC_EINVAL);
+    x[0] = 'H';
+    x[4] = 9;
+    CHECK_EQ_INT(hc_store_load(t, x, b.len), HC_EINVAL);
+    x[4] = HC_STORE_SNAP_VERSION;
+    CHECK_EQ_INT(hc_store_load(t, x, b.len), 0);
+    hc_store_free(t);
+    t = hc_store_new(1 << 24);
+    REQUIRE(t != NULL);
+    /* single-byte corruption anywhere: rejected or loaded, never a crash (ASan) */
+    uint32_t seed = 12345;
+    for (int i = 0; i < 2000; i++) {
+        memcpy(x, b.data, b.len);
+        seed = seed * 1103515245u + 12345u;
+        size_t at = (seed >> 8) % b.len;
+        x[at] = (char)(x[at] ^ (char)(1 + (seed >> 24) % 255));
+        int rc = hc_store_load(t, x, b.len);
+        CHECK(rc == 0 || rc == HC_EINVAL);
+        if (rc == 0) {
+            hc_store_free(t);
+            t = hc_store_new(1 << 24);
+            REQUIRE(t != NULL);
+        }
+    }
+    /* garbage */
+    static const char junk[] = "HCSS\1\2\377\377\377\377\377\377\377\377";
+    CHECK_EQ_INT(hc_store_load(t, junk, sizeof(junk) - 1), HC_EINVAL);
+    CHECK_EQ_INT(hc_store_load(t, NULL, 0), HC_EINVAL);
+    free(x);
+    hc_buf_free(&b);
+    hc_store_free(t);
+    hc_store_free(s);
+}
+
+static void test_snapshot_duplicates_rejected(void)
+{
+    /* a cache whose entries repeat a key, and caches out of name order */
+    hc_store_t *s = hc_store_new(0);
+    REQUIRE(s != NULL);
+    put(s, "c", "k", "v", 0, 1, 0);
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_store_serialize(s, &b);
+    /* layout: header(5) CACHE(9 + 1+1+25) ENTRY(9 + 20+1+1) END(9 + 16) */
+    size_t cache_rec = 9 + 1 + 1 + 25, entry_rec = 9 + 20 + 1 + 1;
+    REQUIRE(b.len == 5 + cache_rec + entry_rec + 25);
+    hc_buf_t d;
+    hc_buf_init(&d);
+    hc_buf_append(&d, b.data, 5 + cache_rec + entry_rec);
+    hc_buf_append(&d, b.data + 5 + cache_rec, entry_rec); /* the entry twice */
+    hc_buf_append(&d, b.data + 5 + cache_rec + entry_rec, 25);
+    hc_store_t *t = hc_store_new(0);
+    REQUIRE(t != NULL);
+    CHECK_EQ_INT(hc_store_load(t, d.data, d.len), HC_EINVAL);
+    hc_buf_reset(&d);
+    hc_buf_append(&d, b.data, 5 + cache_rec);
+    hc_buf_append(&d, b.data + 5, cache_rec); /* the cache twice */
+    hc_buf_append(&d, b.data + 5 + cache_rec, entry_rec + 25);
+    CHECK_EQ_INT(hc_store_load(t, d.data, d.len), HC_EINVAL);
+    CHECK_EQ_INT(hc_store_memory(t), 0);
+    hc_buf_free(&d);
+    hc_buf_free(&b);
+    hc_store_free(t);
+    hc_store_free(s);
+}
+
 static hc_test_t tests[] = {
     {"roundtrip_binary_keys", test_roundtrip_binary_keys},
     {"absent_and_invalid", test_absent_and_invalid},
@@ -1461,6 +1675,10 @@ static hc_test_t tests[] = {
     {"table_shrink_then_grow", test_table_shrink_then_grow},
     {"stats_and_listing", test_stats_and_listing},
     {"model_random", test_model_random},
+    {"snapshot_roundtrip", test_snapshot_roundtrip},
+    {"snapshot_empty_store", test_snapshot_empty_store},
+    {"snapshot_rejects_malformed", test_snapshot_rejects_malformed},
+    {"snapshot_duplicates_rejected", test_snapshot_duplicates_rejected},
 };
 
 HC_TEST_MAIN(tests)
