@@ -233,6 +233,16 @@ static bool is_member(const raft_members_t *m, raft_id_t id, int *role)
     return false;
 }
 
+static bool members_equal(const raft_members_t *a, const raft_members_t *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (a->m[i].id != b->m[i].id || a->m[i].role != b->m[i].role)
+            return false;
+    return true;
+}
+
 /* The configuration the host believes in (like HA_HOSTS): the newest one any live server has. */
 static void host_members(const sim_t *s, raft_members_t *out)
 {
@@ -395,6 +405,24 @@ static void node_drain(sim_t *s, int slot)
         check_apply(s, slot, e);
         client_on_apply(s, slot, e);
     }
+    /* persist the last committed configuration next to the hard state (a restart starts with
+     * it): the configuration in effect at the commit index, i.e. only once its entry commits */
+    if (u.commit > 0) {
+        raft_members_t cm;
+        raft_status_t ms;
+        raft_status(nd->r, &ms);
+        bool newer = ms.epoch > nd->disk_members_epoch ||
+                     (ms.epoch == nd->disk_members_epoch && u.commit >= nd->disk_members_at);
+        if (newer && raft_snapshot_meta(nd->r, u.commit, NULL, &cm) == 0) {
+            nd->disk_members_epoch = ms.epoch;
+            nd->disk_members_at = u.commit;
+        }
+        if (newer && nd->disk_members_at == u.commit && !members_equal(&cm, &nd->disk_members)) {
+            nd->disk_members = cm;
+            sim_trace(s, "t=%" PRIu64 " n%d persist members (%u) at commit %" PRIu64, s->now,
+                      slot + 1, cm.n, u.commit);
+        }
+    }
     for (size_t i = 0; i < u.n_reads && !s->done; i++)
         client_on_read(s, slot, &u.reads[i]);
     if (u.state_changed) {
@@ -444,8 +472,15 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
     nd->id = (raft_id_t)slot + 1;
     nd->life++;
     nd->incarnation = (sim_rng_next(&s->rng) << 8) | (nd->life & 0xff);
-    if (mode == RAFT_START_AMNESIA || mode == RAFT_START_JOIN)
+    if (mode == RAFT_START_AMNESIA || mode == RAFT_START_JOIN) {
         memset(&nd->disk, 0, sizeof nd->disk);
+        memset(&nd->disk_members, 0, sizeof nd->disk_members);
+        nd->disk_members_epoch = 0;
+        nd->disk_members_at = 0;
+    }
+    /* a restart starts with the configuration it persisted, not the host's global view */
+    if (mode == RAFT_START_RESTART && nd->disk_members.n > 0)
+        members = &nd->disk_members;
     raft_start_t st = {.id = nd->id,
                        .incarnation = nd->incarnation,
                        .seed = sim_rng_next(&s->rng),

@@ -114,6 +114,11 @@ typedef struct sim_node {
     uint64_t life; /* process starts of this slot */
     uint64_t incarnation;
     raft_hard_state_t disk; /* "persisted" hard state, survives crashes, not amnesia */
+    /* "persisted" next to `disk`: the configuration at the commit index as last seen (what the
+     * node glue keeps for a restart); survives crashes, not amnesia. n == 0: none yet */
+    raft_members_t disk_members;
+    raft_term_t disk_members_epoch; /* (epoch, commit index) it was persisted at: never */
+    raft_index_t disk_members_at;   /* replaced by an older one while catching up */
     uint64_t pause_gen;
     uint64_t resume_at;
     uint64_t tick_gen, tick_at;
