@@ -180,12 +180,13 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
          * while it hears from a live leader): the candidate wins only with a majority of the
          * voters of which at least escape_threshold() answered recovering, which proves that
          * the servers that kept their memory could not form a majority (see README.md). A
-         * server that kept its memory checks that claim against its own configuration (the
-         * candidate knows the voters only from its host until a leader told it). A recovering
-         * candidate is by construction not up to date, so no log check. */
+         * voter, recovering or not, checks that claim against its own configuration (the
+         * candidate may know the voters only from a stale host view: raft-sim seed 1200 had
+         * a candidate with {1,2,3} win an escape with a recovering voter whose configuration
+         * was {1..5}, while 3 of those 5 elected a normal leader in the same term). A
+         * recovering candidate is by construction not up to date, so no log check. */
         grant = m->term == r->term && free_vote && r->can_vote && !raft_in_lease_(r) &&
-                (m->flags & RAFT_MSGF_RECOVERING) &&
-                (r->recovering || unable_voters(r) >= escape_threshold(r));
+                (m->flags & RAFT_MSGF_RECOVERING) && unable_voters(r) >= escape_threshold(r);
     } else {
         grant = m->term == r->term && free_vote && may_grant(r) && log_up_to_date(r, m);
     }
