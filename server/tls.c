@@ -290,7 +290,8 @@ static void fail_reason(hc_tls_conn_t *c, int ret)
     long v = SSL_get_verify_result(c->ssl);
     unsigned long e = ERR_peek_last_error();
     int reason = ERR_GET_REASON(e);
-    if (v != X509_V_OK && SSL_get0_peer_certificate(c->ssl) != NULL) {
+    /* OpenSSL 3 may drop the peer certificate after a failed verify: the result stays */
+    if (v != X509_V_OK) {
         verify_reason(c, v);
     } else if (e == 0) {
         snprintf(c->err, sizeof(c->err), "TLS connection failed (%s)",
