@@ -452,12 +452,6 @@ static void read_done(void *ud, int status, const hc_entry_view_t *view)
     h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
                           h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
-    if (hc_node_read_stale(call->http->node)) {
-        /* served from data kept after quorum loss (serve_stale cache) */
-        h2o_iovec_t sname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-stale"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, sname.base, sname.len, 0, NULL,
-                              H2O_STRLIT("1"));
-    }
     send_body(call, 200, "application/octet-stream", view->data, view->len);
 }
 
