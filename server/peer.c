@@ -229,6 +229,18 @@ static void free_frames(txframe_t *f)
     }
 }
 
+/* Links f (f->next == NULL) at the tail of l's queue. */
+static void queue_push(link_t *l, txframe_t *f)
+{
+    if (l->q_tail != NULL) {
+        l->q_tail->next = f;
+    } else {
+        l->q_head = f;
+    }
+    l->q_tail = f;
+    l->q_bytes += f->len;
+}
+
 /* Appends one frame to l's queue. Handshake and keepalive frames skip the queue bound. */
 static int enqueue(link_t *l, uint8_t type, const void *payload, size_t len)
 {
@@ -242,13 +254,7 @@ static int enqueue(link_t *l, uint8_t type, const void *payload, size_t len)
     if (len > 0) {
         memcpy(f->data + HC_FRAME_HEADER, payload, len);
     }
-    if (l->q_tail != NULL) {
-        l->q_tail->next = f;
-    } else {
-        l->q_head = f;
-    }
-    l->q_tail = f;
-    l->q_bytes += f->len;
+    queue_push(l, f);
     want_flush(l->p);
     return 0;
 }
@@ -737,32 +743,14 @@ static void link_retire(link_t *drop, link_t *keep)
     hc_peers_t *p = drop->p;
     /* DATA moves to keep; handshake frames stay, so the peer can finish authenticating this
      * link and retire it by the same rule */
-    txframe_t *stay = NULL, *stay_last = NULL;
-    size_t stay_bytes = 0;
-    for (txframe_t *f = drop->q_head, *next; f != NULL; f = next) {
+    txframe_t *f = drop->q_head, *next;
+    drop->q_head = drop->q_tail = NULL;
+    drop->q_bytes = 0;
+    for (; f != NULL; f = next) {
         next = f->next;
         f->next = NULL;
-        if (f->data[4] == HC_FRAME_DATA) {
-            if (keep->q_tail != NULL) {
-                keep->q_tail->next = f;
-            } else {
-                keep->q_head = f;
-            }
-            keep->q_tail = f;
-            keep->q_bytes += f->len;
-        } else {
-            if (stay_last != NULL) {
-                stay_last->next = f;
-            } else {
-                stay = f;
-            }
-            stay_last = f;
-            stay_bytes += f->len;
-        }
+        queue_push(f->data[4] == HC_FRAME_DATA ? keep : drop, f);
     }
-    drop->q_head = stay;
-    drop->q_tail = stay_last;
-    drop->q_bytes = stay_bytes;
     if (keep->q_head != NULL) {
         want_flush(p);
     }
