@@ -348,6 +348,13 @@ const char *hc_node_name(hc_node_t *n)
     return n->name;
 }
 
+static hc_peers_t *cluster_peers(hc_node_t *n);
+
+struct hc_peers *hc_node_peers(hc_node_t *n)
+{
+    return n->cl != NULL ? cluster_peers(n) : NULL;
+}
+
 typedef struct {
     hc_buf_t *out;
     int memory; /* 0: entries family, 1: memory family */
@@ -2474,6 +2481,11 @@ static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
     c->handover_ud = ud;
     uv_timer_start(&c->handover_timer, on_handover_timeout, n->cfg->election_timeout_ms, 0);
     cl_kick(c);
+}
+
+static hc_peers_t *cluster_peers(hc_node_t *n)
+{
+    return n->cl->peers;
 }
 
 static void cluster_status(hc_node_t *n, hc_node_status_t *out)

@@ -105,6 +105,10 @@ void hc_node_status(hc_node_t *n, hc_node_status_t *out);
 hc_store_t *hc_node_store(hc_node_t *n);
 /* Name of this node (host:port) for status and logs. */
 const char *hc_node_name(hc_node_t *n);
+/* Cluster mode: the peer link layer (NULL standalone or before hc_node_start), for credential
+ * reloads (hc_peers_set_tls and friends). Owned by the node. */
+struct hc_peers;
+struct hc_peers *hc_node_peers(hc_node_t *n);
 
 /* ---- pieces of the cluster glue, exported for unit tests ---- */
 
