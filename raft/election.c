@@ -139,6 +139,8 @@ void raft_tick_election_(raft_t *r)
 {
     if (r->now < r->election_deadline)
         return;
+    if (r->leaderless_timeouts < UINT32_MAX)
+        r->leaderless_timeouts++;
     if (may_campaign(r)) {
         raft_campaign_(r, !r->cfg.disable_pre_vote, false, false);
         return;
@@ -158,6 +160,17 @@ void raft_tick_election_(raft_t *r)
     }
 }
 
+/* A candidate whose host dropped its state machine (raft_state_lost) would, as leader, make
+ * every replica drop the same data: a voter that kept its state refuses it for recovery_timeouts
+ * expired election timeouts without a leader (counted, not timed: a process waking from a
+ * long pause counts one), so that a candidate with its state wins first when there is one. A
+ * refusal only delays: liveness is kept by the bound. Leadership transfers are not refused. */
+static bool refuse_state_lost(const raft_t *r, const raft_message_t *m)
+{
+    return (m->flags & RAFT_MSGF_STATE_LOST) && !(m->flags & RAFT_MSGF_TRANSFER) &&
+           !r->state_lost && r->leaderless_timeouts < r->cfg.recovery_timeouts;
+}
+
 static bool log_up_to_date(const raft_t *r, const raft_message_t *m)
 {
     raft_term_t lt = raft_log_last_term_(&r->log);
@@ -174,7 +187,7 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
         free_vote = true;
     if (pre) {
         grant = m->term > r->term && may_grant(r) && log_up_to_date(r, m) &&
-                !(m->flags & (RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE));
+                !(m->flags & (RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE)) && !refuse_state_lost(r, m);
     } else if (m->flags & RAFT_MSGF_ESCAPE) {
         /* Any server with its hard state grants escape votes (once per term as always, not
          * while it hears from a live leader): the candidate wins only with a majority of the
@@ -188,7 +201,8 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
         grant = m->term == r->term && free_vote && r->can_vote && !raft_in_lease_(r) &&
                 (m->flags & RAFT_MSGF_RECOVERING) && unable_voters(r) >= escape_threshold(r);
     } else {
-        grant = m->term == r->term && free_vote && may_grant(r) && log_up_to_date(r, m);
+        grant = m->term == r->term && free_vote && may_grant(r) && log_up_to_date(r, m) &&
+                !refuse_state_lost(r, m);
     }
     if (grant && !pre) {
         r->vote = m->from;

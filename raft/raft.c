@@ -177,6 +177,8 @@ raft_message_t *raft_msg_new_(raft_t *r, uint8_t type, raft_id_t to)
         m->flags |= RAFT_MSGF_RECOVERING;
     if (!r->can_vote)
         m->flags |= RAFT_MSGF_NOVOTE;
+    if (r->state_lost)
+        m->flags |= RAFT_MSGF_STATE_LOST;
     return m;
 }
 
@@ -195,8 +197,10 @@ void raft_become_follower_(raft_t *r, raft_term_t term, raft_id_t leader)
     r->leader = leader;
     r->escape_campaign = false;
     r->transfer_campaign = false;
-    if (leader != 0)
+    if (leader != 0) {
         r->last_leader_contact = r->now;
+        r->leaderless_timeouts = 0;
+    }
     raft_reset_election_timer_(r);
     if (was_leader) {
         raft_reads_fail_all_(r, RAFT_ESTEPPEDDOWN);
@@ -400,7 +404,7 @@ int raft_ready(raft_t *r, raft_update_t *u)
     u->reset = r->reset_pending;
     r->reset_pending = false;
 
-    if (r->commit > r->applied) {
+    if (r->commit > r->applied && !r->state_lost) {
         size_t n = (size_t)(r->commit - r->applied);
         o->apply = raft_malloc_(r, n * sizeof(*o->apply));
         if (o->apply) {
@@ -592,6 +596,7 @@ void raft_status(const raft_t *r, raft_status_t *s)
     s->log_bytes = r->log.bytes;
     s->recovering = r->recovering;
     s->can_vote = r->can_vote;
+    s->state_lost = r->state_lost;
     s->transferee = r->transferee;
     s->resets = r->resets;
     s->epoch = r->reset_term;
@@ -627,5 +632,18 @@ int raft_debug_entry(const raft_t *r, raft_index_t index, raft_entry_t *out)
     if (index > raft_log_last_(&r->log))
         return RAFT_ENOENT;
     raft_entry_view_(&r->log, index, out);
+    return 0;
+}
+
+int raft_state_lost(raft_t *r, uint64_t now)
+{
+    if (now > r->now)
+        r->now = now;
+    if (r->role == RAFT_LEADER)
+        return RAFT_EINVAL;
+    if (!r->state_lost)
+        TRACE(r, "state machine lost at applied %llu: waiting for a snapshot",
+              (unsigned long long)r->applied);
+    r->state_lost = true;
     return 0;
 }

@@ -168,6 +168,8 @@ enum {
     RAFT_MSGF_TRANSFER = 1u << 3,   /* VOTE: campaign caused by TimeoutNow, bypasses stickiness */
     RAFT_MSGF_ESCAPE = 1u << 4,     /* VOTE: majority-recovering escape election (README) */
     RAFT_MSGF_RESET = 1u << 5,      /* APPEND from an escape leader: discard all state first */
+    RAFT_MSGF_STATE_LOST = 1u << 6, /* sender's host dropped its state machine (raft_state_lost)
+                                       and waits for a snapshot */
 };
 
 typedef struct raft_message {
@@ -396,6 +398,21 @@ int raft_snapshot_sent(raft_t *r, uint64_t now, raft_id_t to, raft_index_t index
 int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, raft_index_t index,
                             raft_term_t term, const raft_members_t *members);
 
+/* The host dropped its state machine while keeping this raft_t (hacache: quorum-loss
+ * invalidation). The log, term, vote and voting rights stay; raft stops handing out entries to
+ * apply (the last applied index stays where it was) and flags its messages
+ * RAFT_MSGF_STATE_LOST, which makes a leader stream it a snapshot captured at the leader's
+ * commit index or later. raft_snapshot_installed then accepts any snapshot at or after the
+ * applied index (keeping the log after it when it matches) and applying resumes after it.
+ * Until then, voters that still have their state refuse this server's (pre)votes for
+ * recovery_timeouts election timeouts without a leader (a leader without its state would make
+ * every replica drop the same data). If it becomes leader anyway, the wait ends there:
+ * applying resumes after the applied index on whatever the host kept, and the host must make
+ * the replicas converge (hacache replicates a clear of the dropped caches). A reset
+ * (RAFT_MSGF_RESET, escape) also ends it. Returns 0, or RAFT_EINVAL when this
+ * server leads (a leader without a quorum steps down first). */
+int raft_state_lost(raft_t *r, uint64_t now);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Introspection (read-only, never allocates). */
 
@@ -439,6 +456,7 @@ typedef struct raft_status {
     uint64_t log_bytes;   /* data bytes retained */
     bool recovering;      /* restarted empty, not yet caught up: neither votes nor counts */
     bool can_vote;        /* false after RAFT_START_AMNESIA */
+    bool state_lost;      /* raft_state_lost() and no snapshot installed since */
     raft_id_t transferee; /* leadership transfer target in progress, 0 if none */
     uint64_t resets;      /* times this process discarded its state (RAFT_MSGF_RESET / escape):
                              a checker treats each as the start of a new life */

@@ -55,6 +55,7 @@ typedef struct raft_peer {
     bool active;              /* heard from since the last check-quorum */
     uint64_t progress_at;     /* when match last advanced (or replication started) */
     raft_index_t snapshot_index;
+    uint64_t lost_snap_at; /* no new snapshot for its RAFT_MSGF_STATE_LOST before this */
     /* elections */
     bool vote_responded, vote_granted;
     bool vote_recovering; /* its vote response said it is recovering (escape proof) */
@@ -95,6 +96,8 @@ struct raft {
     raft_id_t leader;
     bool can_vote;
     bool recovering;
+    bool state_lost;              /* raft_state_lost(): not applying, waiting for a snapshot */
+    uint32_t leaderless_timeouts; /* election timeouts expired since we last heard a leader */
 
     raft_log_t log;
     raft_index_t commit, applied;

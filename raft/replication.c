@@ -61,6 +61,12 @@ void raft_become_leader_(raft_t *r)
         r->reset_term = r->term;
         raft_members_recompute_(r);
     }
+    if (r->state_lost) {
+        /* nobody to stream a snapshot from: go on from what the host kept (raft.h) */
+        TRACE(r, "leading without a state machine: applying resumes after %llu",
+              (unsigned long long)r->applied);
+        r->state_lost = false;
+    }
     r->recovering = false;
     for (uint32_t i = 0; i < r->n_peers; i++) {
         raft_progress_init_(r, &r->peers[i]);
@@ -308,6 +314,24 @@ static void become_probe(raft_peer_t *p)
     p->inflight_head = p->inflight_n = 0;
 }
 
+/* p dropped its state machine (raft_state_lost): stream it one captured at our commit index or
+ * later, which covers everything it applied. Not again within an election timeout of the last
+ * transfer to it (its answers sent while the chunks were on the way still carry the flag). */
+static void snapshot_for_lost_state(raft_t *r, raft_peer_t *p, const raft_message_t *m)
+{
+    if (!(m->flags & RAFT_MSGF_STATE_LOST) || p->state == RAFT_PROGRESS_SNAPSHOT ||
+        r->now < p->lost_snap_at)
+        return;
+    raft_index_t at = r->commit > r->log.base_index ? r->commit : r->log.base_index;
+    if (!raft_out_snapshot_(r, p->id, at))
+        return;
+    TRACE(r, "%llu lost its state machine: snapshot at %llu", (unsigned long long)p->id,
+          (unsigned long long)at);
+    p->state = RAFT_PROGRESS_SNAPSHOT;
+    p->snapshot_index = at;
+    p->lost_snap_at = r->now + r->cfg.election_timeout_ms;
+}
+
 void raft_recv_append_resp_(raft_t *r, const raft_message_t *m)
 {
     if (r->role != RAFT_LEADER)
@@ -383,6 +407,8 @@ void raft_recv_append_resp_(raft_t *r, const raft_message_t *m)
         raft_maybe_commit_(r);
         if (r->role == RAFT_LEADER && r->transferee == p->id && p->match == raft_log_last_(&r->log))
             send_timeout_now(r, p);
+        if (r->role == RAFT_LEADER)
+            snapshot_for_lost_state(r, p, m);
         return;
     }
     /* rejected. A follower of this incarnation never loses an entry it acknowledged in this
@@ -404,6 +430,7 @@ void raft_recv_append_resp_(raft_t *r, const raft_message_t *m)
           (unsigned long long)next);
     become_probe(p);
     p->next = next;
+    snapshot_for_lost_state(r, p, m);
 }
 
 void raft_tick_leader_(raft_t *r)
@@ -463,6 +490,7 @@ static void reset_state(raft_t *r, const char *why)
     raft_members_recompute_(r);
     r->reset_pending = true;
     r->resets++;
+    r->state_lost = false; /* the whole state machine restarts empty anyway */
 }
 
 static void respond(raft_t *r, const raft_message_t *m, bool ok, raft_index_t index,
@@ -489,6 +517,7 @@ void raft_recv_append_(raft_t *r, const raft_message_t *m)
     if (r->role != RAFT_FOLLOWER || r->leader != m->from)
         raft_become_follower_(r, r->term, m->from);
     r->last_leader_contact = r->now;
+    r->leaderless_timeouts = 0;
     raft_reset_election_timer_(r);
     r->leader_seq = m->append.seq;
 
@@ -617,6 +646,7 @@ int raft_snapshot_sent(raft_t *r, uint64_t now, raft_id_t to, raft_index_t index
         return RAFT_ENOENT;
     if (p->state != RAFT_PROGRESS_SNAPSHOT)
         return 0;
+    p->lost_snap_at = r->now + r->cfg.election_timeout_ms;
     become_probe(p);
     if (ok && index >= r->log.base_index && index <= raft_log_last_(&r->log)) {
         p->next = index + 1;
@@ -629,6 +659,19 @@ int raft_snapshot_sent(raft_t *r, uint64_t now, raft_id_t to, raft_index_t index
     return 0;
 }
 
+static void send_installed_ack(raft_t *r, raft_index_t index)
+{
+    if (r->leader != 0 && r->role == RAFT_FOLLOWER) {
+        raft_message_t *resp = raft_msg_new_(r, RAFT_MSG_APPEND_RESP, r->leader);
+        if (resp) {
+            resp->append_resp.success = true;
+            resp->append_resp.index = index;
+            resp->append_resp.last_index = raft_log_last_(&r->log);
+            resp->append_resp.seq = r->leader_seq;
+        }
+    }
+}
+
 int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, raft_index_t index,
                             raft_term_t term, const raft_members_t *members)
 {
@@ -636,11 +679,31 @@ int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, ra
         r->now = now;
     if (!members || members->n > RAFT_MAX_MEMBERS)
         return RAFT_EINVAL;
-    if (leader_term < r->term || index <= r->commit)
+    if (leader_term < r->term || (r->state_lost ? index < r->applied : index <= r->commit))
         return RAFT_ESTALE;
     if (leader_term > r->term)
         raft_become_follower_(r, leader_term, 0);
     raft_term_t have = 0;
+    if (r->state_lost && raft_log_term_(&r->log, index, &have) && have == term) {
+        /* The host lost its state machine, not its log: the snapshot replaces the state up to
+         * index; the log after it (which may hold committed entries: index may be below our
+         * commit index) stays, and is applied from index + 1 on. */
+        TRACE(r, "install snapshot %llu/%llu for the lost state machine (commit %llu)",
+              (unsigned long long)index, (unsigned long long)term, (unsigned long long)r->commit);
+        if (index > r->log.base_index)
+            raft_log_compact_(r, index);
+        r->applied = index;
+        if (r->commit < index)
+            r->commit = index;
+        r->state_lost = false;
+        r->snap_term = leader_term;
+        r->base_members = *members;
+        r->members_index = (raft_index_t)-1; /* force the recompute to install base_members */
+        raft_members_recompute_(r);
+        send_installed_ack(r, index);
+        return 0;
+    }
+    r->state_lost = false;
     if (raft_log_term_(&r->log, index, &have) && have == term && index > r->log.base_index) {
         /* Our log holds the snapshot's last entry: by log matching everything up to it is the
          * leader's, and what follows may be acknowledged already (even counted toward a
@@ -658,15 +721,7 @@ int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, ra
     r->base_members = *members;
     r->members_index = (raft_index_t)-1; /* force the recompute to install base_members */
     raft_members_recompute_(r);
-    if (r->leader != 0 && r->role == RAFT_FOLLOWER) {
-        raft_message_t *resp = raft_msg_new_(r, RAFT_MSG_APPEND_RESP, r->leader);
-        if (resp) {
-            resp->append_resp.success = true;
-            resp->append_resp.index = index;
-            resp->append_resp.last_index = raft_log_last_(&r->log);
-            resp->append_resp.seq = r->leader_seq;
-        }
-    }
+    send_installed_ack(r, index);
     return 0;
 }
 

@@ -26,59 +26,6 @@ static bool trace_has(net_t *net, const char *needle)
     return false;
 }
 
-/* Plays the host's part of snapshot transfers: the leader's state machine "captured" at its
- * applied index is installed on the follower, then the leader is told it was sent. */
-static void net_do_snapshots(net_t *net)
-{
-    for (int i = 0; i < net->n; i++) {
-        for (size_t k = 0; k < net->n_snaps[i]; k++) {
-            raft_snapshot_req_t q = net->snaps[i][k];
-            raft_status_t ls = net_status(net, i);
-            raft_index_t idx = ls.applied;
-            raft_term_t term;
-            raft_members_t m;
-            if (raft_snapshot_meta(net->r[i], idx, &term, &m) != 0) {
-                raft_snapshot_sent(net->r[i], net->now, q.to, idx, false);
-                continue;
-            }
-            int to = (int)q.to - 1;
-            bool ok = !net->down[to] && !net->cut[i][to];
-            if (ok) {
-                int rv = raft_snapshot_installed(net->r[to], net->now, ls.term, idx, term, &m);
-                if (rv == 0) {
-                    /* the follower's state machine is now the leader's */
-                    net_clear_applied(net, to);
-                    for (size_t e = 0; e < net->n_applied[i]; e++) {
-                        raft_entry_t x = net->applied[i][e].e;
-                        if (x.index > idx)
-                            break;
-                        if (x.len) {
-                            void *d = malloc(x.len);
-                            memcpy(d, x.data, x.len);
-                            x.data = d;
-                        }
-                        net->applied[to] =
-                            realloc(net->applied[to], (net->n_applied[to] + 1) * sizeof(applied_t));
-                        net->applied[to][net->n_applied[to]++].e = x;
-                    }
-                }
-                net_ready(net, to);
-            }
-            raft_snapshot_sent(net->r[i], net->now, q.to, idx, ok);
-            net_ready(net, i);
-        }
-        net->n_snaps[i] = 0;
-    }
-}
-
-static void net_run_snap(net_t *net, uint64_t ms)
-{
-    for (uint64_t t = 0; t < ms; t++) {
-        net_run(net, 1);
-        net_do_snapshots(net);
-    }
-}
-
 /* ---- restarts ---- */
 
 static void test_committed_survives_restart(void)
