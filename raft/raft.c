@@ -639,8 +639,11 @@ int raft_state_lost(raft_t *r, uint64_t now)
 {
     if (now > r->now)
         r->now = now;
-    if (r->role == RAFT_LEADER)
-        return RAFT_EINVAL;
+    if (r->role == RAFT_LEADER) {
+        /* the host decided it has no quorum (it may know before check-quorum does) */
+        TRACE(r, "stepping down: the state machine is lost");
+        raft_become_follower_(r, r->term, 0);
+    }
     if (!r->state_lost)
         TRACE(r, "state machine lost at applied %llu: waiting for a snapshot",
               (unsigned long long)r->applied);

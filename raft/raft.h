@@ -409,8 +409,7 @@ int raft_snapshot_installed(raft_t *r, uint64_t now, raft_term_t leader_term, ra
  * every replica drop the same data). If it becomes leader anyway, the wait ends there:
  * applying resumes after the applied index on whatever the host kept, and the host must make
  * the replicas converge (hacache replicates a clear of the dropped caches). A reset
- * (RAFT_MSGF_RESET, escape) also ends it. Returns 0, or RAFT_EINVAL when this
- * server leads (a leader without a quorum steps down first). */
+ * (RAFT_MSGF_RESET, escape) also ends it. A leader steps down first (same term). Returns 0. */
 int raft_state_lost(raft_t *r, uint64_t now);
 
 /* ---------------------------------------------------------------------------------------- */

@@ -63,8 +63,8 @@ int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded
     if (m == NULL) {
         return HC_EINVAL;
     }
-    if (m->op < HACACHE__COMMAND__OP__PUT || m->op > HACACHE__COMMAND__OP__CACHE_CONFIG ||
-        m->cache.len == 0 || m->cache.len > 255) {
+    if (m->op < HACACHE__COMMAND__OP__PUT || m->op > HACACHE__COMMAND__OP__INVALIDATE ||
+        (m->cache.len == 0 && m->op != HACACHE__COMMAND__OP__INVALIDATE) || m->cache.len > 255) {
         hacache__command__free_unpacked(m, NULL);
         return HC_EINVAL;
     }

@@ -54,7 +54,8 @@ struct hc_node {
     void (*close_cb)(void *ud);
     void *close_ud;
     char name[300];
-    cluster_t *cl; /* cluster mode state, NULL standalone */
+    cluster_t *cl;  /* cluster mode state, NULL standalone */
+    int read_stale; /* the local read being answered comes from data kept after quorum loss */
 };
 
 /* cluster-mode entry points (second half of this file) */
@@ -72,6 +73,9 @@ static void cluster_cancel(hc_node_t *n, hc_node_op_t *op);
 static void cluster_status(hc_node_t *n, hc_node_status_t *out);
 static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud);
 static void cluster_render_metrics(hc_node_t *n, hc_buf_t *out);
+static int cluster_local_read(hc_node_t *n, const char *cache, size_t cache_len, const void *key,
+                              size_t klen, hc_entry_view_t *out);
+static uint64_t cluster_invalidations(hc_node_t *n);
 
 hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg)
 {
@@ -255,9 +259,16 @@ hc_node_op_t *hc_node_read_async(hc_node_t *n, const char *cache, size_t cache_l
         return cluster_read(n, cache, cache_len, key, klen, consistency, cb, ud);
     }
     hc_entry_view_t v;
-    int rv = hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), &v);
+    int rv = n->cl != NULL ? cluster_local_read(n, cache, cache_len, key, klen, &v)
+                           : hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), &v);
     cb(ud, rv, rv == 0 ? &v : NULL);
+    n->read_stale = 0;
     return NULL;
+}
+
+int hc_node_read_stale(hc_node_t *n)
+{
+    return n->read_stale;
 }
 
 void hc_node_cancel(hc_node_t *n, hc_node_op_t *op)
@@ -318,6 +329,9 @@ int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *
      * cluster serves leader / linearizable reads through hc_node_read_async only. */
     if (n->cl != NULL && consistency != HC_READ_LOCAL) {
         return HC_EUNAVAILABLE;
+    }
+    if (n->cl != NULL) {
+        return cluster_local_read(n, cache, cache_len, key, klen, out);
     }
     return hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), out);
 }
@@ -394,9 +408,10 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
         "# TYPE hacache_raft_applied_index gauge\nhacache_raft_applied_index %" PRIu64 "\n"
         "# HELP hacache_quorum 1 while in contact with a quorum.\n"
         "# TYPE hacache_quorum gauge\nhacache_quorum %d\n"
-        "# HELP hacache_invalidations_total Caches dropped after quorum loss.\n"
-        "# TYPE hacache_invalidations_total counter\nhacache_invalidations_total 0\n",
-        st.term, is_leader, st.leader_changes, st.commit_index, st.applied_index, st.quorum);
+        "# HELP hacache_invalidations_total Quorum-loss invalidation events.\n"
+        "# TYPE hacache_invalidations_total counter\nhacache_invalidations_total %" PRIu64 "\n",
+        st.term, is_leader, st.leader_changes, st.commit_index, st.applied_index, st.quorum,
+        n->cl != NULL ? cluster_invalidations(n) : 0);
     if (n->cl != NULL) {
         hc_buf_puts(out, "# HELP hacache_peer_connected 1 while the link to a peer is up.\n"
                          "# TYPE hacache_peer_connected gauge\n");
@@ -408,14 +423,15 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
         cluster_render_metrics(n, out);
     }
     /* Prometheus wants each family's samples in one group: one pass per family. */
+    hc_store_t *ms = n->store;
     cache_series_t cs = {.out = out, .memory = 0};
     hc_buf_puts(out, "# HELP hacache_cache_entries Entries per cache.\n"
                      "# TYPE hacache_cache_entries gauge\n");
-    hc_store_foreach_cache(n->store, render_cache_series, &cs);
+    hc_store_foreach_cache(ms, render_cache_series, &cs);
     cs.memory = 1;
     hc_buf_puts(out, "# HELP hacache_cache_memory_bytes Accounted bytes per cache.\n"
                      "# TYPE hacache_cache_memory_bytes gauge\n");
-    hc_store_foreach_cache(n->store, render_cache_series, &cs);
+    hc_store_foreach_cache(ms, render_cache_series, &cs);
     hc_buf_printf(
         out,
         "# HELP hacache_cache_hits_total Reads that found a live entry.\n"
@@ -445,6 +461,8 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
  * (hc_node_snapshot_encode: store + request-id window, captured at the leader's applied index)
  * streamed as SnapshotChunk frames on the peer link; every node compacts its own log after
  * applying (see COMPACT_*).
+ * Quorum loss: see "quorum loss" below (local invalidation, raft_state_lost, then a snapshot
+ * from the next leader).
  * Not done yet (next step): amnesia detection (a node whose file vanished rejoins as a fresh id
  * through JOIN) and membership changes that follow HA_HOSTS.
  * ========================================================================================== */
@@ -559,6 +577,16 @@ struct cluster {
     uint64_t compact_hold_max; /* never hold more than this many entries back for followers */
     uint64_t snapshots_sent, snapshots_installed, snapshots_failed, compactions;
     uint64_t last_snapshot_bytes, last_snapshot_ms;
+    /* quorum loss (see on_ql_timer, "quorum loss") */
+    uv_timer_t ql_timer;
+    uint64_t ql_deadline;    /* loop ms: invalidate at this instant without fresh contact */
+    uint64_t ql_last_tick;   /* loop ms of the last check, to notice a suspended process */
+    int ql_armed;            /* quorum was seen since raft (re)started */
+    int ql_hold;             /* resumed after a stall: not serving until a fresh quorum contact */
+    int ql_tripped;          /* invalidated: not serving until caught up again */
+    uint64_t ql_reset_index; /* leading while tripped: the HC_OP_INVALIDATE proposed (index, */
+    uint64_t ql_reset_term;  /* term); applying it ends the trip */
+    uint64_t invalidations;
 };
 
 /* ---- ids, hard state, dedupe window (exported for tests) ---- */
@@ -909,6 +937,11 @@ static int peer_of_id(const cluster_t *c, uint64_t id)
 }
 
 static void cl_kick(cluster_t *c);
+static int cl_ql_serving(cluster_t *c);
+static void ql_lead_tripped(cluster_t *c);
+static void cl_invalidate(cluster_t *c, uint64_t now);
+static void on_ql_timer(uv_timer_t *t);
+static uint64_t ql_grace(const cluster_t *c);
 static void on_raft_timer(uv_timer_t *t);
 static void cl_maybe_compact(cluster_t *c);
 static void snap_start(cluster_t *c, const raft_snapshot_req_t *req);
@@ -1092,6 +1125,15 @@ static void apply_entry(cluster_t *c, const raft_entry_t *e)
     }
     (void)counted;
     c->applied = e->index;
+    if (c->ql_tripped && c->ql_reset_index == e->index) {
+        if (e->term == c->ql_reset_term) {
+            /* every replica drops the same data here: this node is consistent again */
+            c->ql_tripped = 0;
+            hc_log(HC_LOG_INFO, "invalidation applied on every node, serving again",
+                   HC_LU("index", e->index));
+        }
+        c->ql_reset_index = 0;
+    }
     /* waiters on this index */
     hc_node_op_t *op = c->ops, *next;
     for (; op; op = next) {
@@ -1628,6 +1670,7 @@ static void cl_process(cluster_t *c)
     for (size_t i = 0; i < u.n_messages; i++) {
         send_raft_msg(c, &u.messages[i]);
     }
+    int was_leader = c->role == RAFT_LEADER;
     if (u.state_changed) {
         int term_moved = u.term != c->term;
         int role_moved = u.role != c->role;
@@ -1651,6 +1694,13 @@ static void cl_process(cluster_t *c)
         if (u.leader != old_leader) {
             on_leader_changed(c);
         }
+    }
+    if (c->ql_tripped && c->role == RAFT_LEADER) {
+        ql_lead_tripped(c);
+    } else if (c->ql_tripped && was_leader && c->role != RAFT_LEADER) {
+        /* it led with what it kept and lost leadership before its invalidation was applied:
+         * its state may differ from the others', so it is dropped again and caught up */
+        cl_invalidate(c, cl_now(c));
     }
     /* after the state update: a leadership won in this very update is already known */
     for (size_t i = 0; i < u.n_snapshots; i++) {
@@ -1835,6 +1885,10 @@ static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t t
     memset(&res, 0, sizeof(res));
     uint8_t rid[HC_REQUEST_ID_BYTES];
     randombytes_buf(rid, sizeof(rid));
+    if (!cl_ql_serving(c)) {
+        cb(ud, HC_EUNAVAILABLE, &res);
+        return NULL;
+    }
     hc_cmd_t w = *cmd;
     if (c->role == RAFT_LEADER) {
         w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
@@ -1945,6 +1999,10 @@ static hc_node_op_t *cluster_read(hc_node_t *n, const char *cache, size_t cache_
                                   hc_read_cb cb, void *ud)
 {
     cluster_t *c = n->cl;
+    if (!cl_ql_serving(c)) {
+        cb(ud, HC_EUNAVAILABLE, NULL);
+        return NULL;
+    }
     if (c->role == RAFT_LEADER && consistency == HC_READ_LEADER) {
         hc_entry_view_t v;
         int rv = hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), &v);
@@ -2262,6 +2320,36 @@ static void on_handover_timeout(uv_timer_t *t)
     }
 }
 
+static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, uint64_t vote)
+{
+    const hc_config_t *cfg = c->n->cfg;
+    raft_start_t start;
+    memset(&start, 0, sizeof(start));
+    start.id = c->ids[c->self];
+    randombytes_buf(&start.incarnation, sizeof(start.incarnation));
+    randombytes_buf(&start.seed, sizeof(start.seed));
+    if (start.incarnation == 0) {
+        start.incarnation = 1;
+    }
+    start.mode = mode;
+    if (mode == RAFT_START_RESTART) {
+        start.hard_state.term = term;
+        start.hard_state.vote = vote;
+    }
+    start.members.n = (uint32_t)c->nhosts;
+    for (size_t i = 0; i < c->nhosts; i++) {
+        start.members.m[i].id = c->ids[i];
+        start.members.m[i].role = RAFT_VOTER;
+    }
+    raft_config_t rc;
+    memset(&rc, 0, sizeof(rc));
+    rc.election_timeout_ms = cfg->election_timeout_ms;
+    rc.heartbeat_ms = cfg->heartbeat_ms;
+    rc.max_log_entries = CL_MAX_LOG_ENTRIES;
+    rc.max_log_bytes = CL_MAX_LOG_BYTES;
+    return raft_new(&c->raft, &rc, &start, uv_now(c->n->loop));
+}
+
 static int cluster_start(hc_node_t *n)
 {
     cluster_t *c = n->cl;
@@ -2276,41 +2364,21 @@ static int cluster_start(hc_node_t *n)
         fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
         return HC_EINVAL;
     }
-    raft_start_t start;
-    memset(&start, 0, sizeof(start));
-    start.id = c->ids[c->self];
-    randombytes_buf(&start.incarnation, sizeof(start.incarnation));
-    randombytes_buf(&start.seed, sizeof(start.seed));
-    if (start.incarnation == 0) {
-        start.incarnation = 1;
-    }
+    raft_start_mode_t mode;
     uint64_t term = 0, vote = 0;
     rv = hc_hardstate_load(c->state_path, &term, &vote);
     if (rv == 0) {
-        start.mode = RAFT_START_RESTART;
-        start.hard_state.term = term;
-        start.hard_state.vote = vote;
+        mode = RAFT_START_RESTART;
     } else if (rv == HC_ENOTFOUND) {
         /* No hard state: a founding member. Amnesia detection (the file vanished but the
          * cluster knows this id) and JOIN as a fresh id come with membership changes. */
-        start.mode = RAFT_START_BOOTSTRAP;
+        mode = RAFT_START_BOOTSTRAP;
     } else {
         fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
                 c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
         return HC_EINVAL;
     }
-    start.members.n = (uint32_t)c->nhosts;
-    for (size_t i = 0; i < c->nhosts; i++) {
-        start.members.m[i].id = c->ids[i];
-        start.members.m[i].role = RAFT_VOTER;
-    }
-    raft_config_t rc;
-    memset(&rc, 0, sizeof(rc));
-    rc.election_timeout_ms = cfg->election_timeout_ms;
-    rc.heartbeat_ms = cfg->heartbeat_ms;
-    rc.max_log_entries = CL_MAX_LOG_ENTRIES;
-    rc.max_log_bytes = CL_MAX_LOG_BYTES;
-    rv = raft_new(&c->raft, &rc, &start, uv_now(n->loop));
+    rv = cl_raft_create(c, mode, term, vote);
     if (rv != 0) {
         hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
         return HC_EINTERNAL;
@@ -2343,15 +2411,21 @@ static int cluster_start(hc_node_t *n)
     c->handover_timer.data = c;
     uv_timer_init(n->loop, &c->snap_timer);
     c->snap_timer.data = c;
+    uv_timer_init(n->loop, &c->ql_timer);
+    c->ql_timer.data = c;
     c->handles_open = 1;
+    uint64_t qp = ql_grace(c) / 4 ? ql_grace(c) / 4 : 1;
+    c->ql_last_tick = uv_now(n->loop);
+    c->ql_deadline = c->ql_last_tick + ql_grace(c);
+    uv_timer_start(&c->ql_timer, on_ql_timer, qp, qp);
     rv = hc_peers_start(c->peers);
     if (rv != 0) {
         return HC_EINTERNAL;
     }
     hc_log(HC_LOG_INFO, "node started", HC_LS("node", n->name), HC_LS("role", "follower"),
-           HC_LS("start", start.mode == RAFT_START_RESTART ? "restart" : "bootstrap"),
-           HC_LU("term", start.hard_state.term), HC_LU("peers", c->nhosts - 1),
-           HC_LS("data_dir", cfg->data_dir), HC_LU("max_memory", cfg->max_memory));
+           HC_LS("start", mode == RAFT_START_RESTART ? "restart" : "bootstrap"),
+           HC_LU("term", term), HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
+           HC_LU("max_memory", cfg->max_memory));
     cl_kick(c);
     return 0;
 }
@@ -2426,7 +2500,8 @@ static void cluster_close(hc_node_t *n)
     if (c->handles_open) {
         c->handles_open = 0;
         uv_handle_t *hs[] = {(uv_handle_t *)&c->raft_timer, (uv_handle_t *)&c->idle,
-                             (uv_handle_t *)&c->handover_timer, (uv_handle_t *)&c->snap_timer};
+                             (uv_handle_t *)&c->handover_timer, (uv_handle_t *)&c->snap_timer,
+                             (uv_handle_t *)&c->ql_timer};
         for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++) {
             hs[i]->data = n;
             n->closing_handles++;
@@ -2483,6 +2558,286 @@ static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
     cl_kick(c);
 }
 
+/* ---- quorum loss ----
+ * A uv_timer checks every grace/4 whether this node is in contact with a quorum (cl_quorum_st:
+ * a leader heard from a majority of voters within the election timeout, a follower from its
+ * leader). Once quorum was seen since the start, CACHE_QUORUM_LOSS_GRACE_MS without it trips the
+ * node (cl_invalidate): every `invalidate` cache is cleared locally (HC_OP_INVALIDATE applied
+ * here only, never proposed), `serve_stale` caches keep their data (read, marked stale, for at
+ * most max_stale_ms after the last instant quorum was seen), reads and writes answer
+ * "unavailable", and raft is told the state machine is gone (raft_state_lost): the node keeps
+ * its log, term and vote (it still votes: a tripped node must never be what keeps the others
+ * from electing a leader), stops applying, and the next leader that hears from it streams it a
+ * snapshot. It serves again (cl_ql_serving) once that snapshot is installed, it hears from its
+ * leader and it applied everything it heard committed. A leader that trips steps down first
+ * (it may notice before raft's check-quorum does).
+ * If the tripped node itself becomes leader (only once the voters that kept their data gave up
+ * waiting for one of them to lead, raft.h), there is no one to catch up from: it proposes one
+ * HC_OP_INVALIDATE so that every replica drops the same data at the same log index (stale data
+ * is not brought back), and serves once that entry is applied.
+ * A process that was suspended (SIGSTOP, a frozen VM) sees a tick late by far more than its
+ * period: it must not invalidate on the stale contact times it wakes up with (if every member
+ * did, the whole cluster would drop its data), so it instead stops serving (ql_hold) until it
+ * hears from a quorum again, and invalidates only if that takes another grace period. */
+
+static int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st)
+{
+    uint64_t T = c->n->cfg->election_timeout_ms;
+    if (c->role == RAFT_LEADER) {
+        uint32_t voters = 0, heard = 1;
+        for (uint32_t i = 0; i < st->members.n; i++) {
+            voters += st->members.m[i].role == RAFT_VOTER;
+        }
+        for (uint32_t i = 0; i < st->n_peers; i++) {
+            if (st->peers[i].member_role == RAFT_VOTER && st->peers[i].last_heard_ms != 0 &&
+                now - st->peers[i].last_heard_ms <= T) {
+                heard++;
+            }
+        }
+        return heard * 2 > voters;
+    }
+    if (c->leader_idx >= 0 && c->leader_idx != c->self) {
+        uint64_t lf = c->last_frame[c->leader_idx];
+        return lf != 0 && now - lf <= T;
+    }
+    return 0;
+}
+
+static int cl_quorum(cluster_t *c, uint64_t now)
+{
+    if (c->raft == NULL) {
+        return 0;
+    }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    return cl_quorum_st(c, now, &st);
+}
+
+static uint64_t ql_grace(const cluster_t *c)
+{
+    uint64_t g = c->n->cfg->quorum_loss_grace_ms;
+    return g ? g : c->n->cfg->election_timeout_ms;
+}
+
+/* 1 when the node serves normally; clears the hold / the trip once that is true again. */
+static int cl_ql_serving(cluster_t *c)
+{
+    if (!c->ql_tripped && !c->ql_hold) {
+        return 1;
+    }
+    if (c->raft == NULL || c->closing) {
+        return 0;
+    }
+    uint64_t now = cl_now(c);
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    if (!cl_quorum_st(c, now, &st)) {
+        return 0;
+    }
+    if (c->ql_hold) {
+        c->ql_hold = 0;
+        hc_log(HC_LOG_INFO, "quorum contact regained after a stall");
+    }
+    if (c->ql_tripped) {
+        if (c->leader_idx < 0 || st.state_lost || c->applied < c->commit_heard) {
+            return 0;
+        }
+        if (c->role == RAFT_LEADER) {
+            return 0; /* until its HC_OP_INVALIDATE is applied (apply_entry) */
+        }
+        c->ql_tripped = 0;
+        c->ql_reset_index = 0;
+        hc_log(HC_LOG_INFO, "quorum regained and caught up, serving again",
+               HC_LU("applied", c->applied));
+    }
+    return 1;
+}
+
+/* This node leads while tripped: make every replica drop what it dropped (see above). */
+static void ql_lead_tripped(cluster_t *c)
+{
+    if (!c->ql_tripped || c->role != RAFT_LEADER || c->ql_reset_index != 0) {
+        return;
+    }
+    hc_cmd_t inv = {.op = HC_OP_INVALIDATE};
+    hc_cmd_meta_t meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.now_ms = hc_wall_ms();
+    uint64_t index = 0, term = 0;
+    int rv = propose_cmd(c, &inv, &meta, &index, &term);
+    if (rv == 0) {
+        c->ql_reset_index = index;
+        c->ql_reset_term = term;
+        hc_log(HC_LOG_WARN, "leading after a quorum loss: invalidating on every node",
+               HC_LU("index", index));
+    }
+}
+
+typedef struct {
+    uint64_t entries;
+    size_t dropped, kept;
+} ql_count_t;
+
+static void ql_count(void *ud, const char *name, size_t name_len,
+                     const hc_cache_settings_t *settings, const hc_cache_stats_t *stats)
+{
+    ql_count_t *q = ud;
+    (void)name;
+    (void)name_len;
+    if (settings->policy == HC_POLICY_SERVE_STALE) {
+        q->kept++;
+    } else {
+        q->dropped++;
+        q->entries += stats->entries;
+    }
+}
+
+static void cl_invalidate(cluster_t *c, uint64_t now)
+{
+    hc_node_t *n = c->n;
+    ql_count_t q;
+    memset(&q, 0, sizeof(q));
+    hc_store_foreach_cache(n->store, ql_count, &q);
+    /* local only: this node is cut off; raft no longer hands it entries to apply */
+    hc_cmd_t inv = {.op = HC_OP_INVALIDATE};
+    hc_apply_result_t r;
+    hc_store_apply(n->store, &inv, c->applied, hc_wall_ms(), &r);
+    int rv = raft_state_lost(c->raft, now);
+    if (rv != 0) {
+        hc_log(HC_LOG_ERROR, "raft refused the state-machine loss",
+               HC_LS("error", raft_strerror(rv)));
+    }
+    if (!c->ql_tripped) {
+        c->invalidations++;
+        hc_log(HC_LOG_WARN, "quorum lost, invalidating", HC_LU("grace_ms", ql_grace(c)),
+               HC_LU("caches_dropped", q.dropped), HC_LU("entries_dropped", q.entries),
+               HC_LU("serve_stale_caches", q.kept),
+               HC_LU("without_quorum_ms", now - (c->ql_deadline - ql_grace(c))));
+    }
+    c->ql_tripped = 1;
+    c->ql_reset_index = 0;
+    c->ql_hold = 0;
+    c->ql_armed = 0;
+    /* reads waiting for this node to apply will not be answered from dropped data */
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->wait_apply && op->kind != OP_FWD_WRITE) {
+            op_finish_read(c, op, HC_EUNAVAILABLE);
+        }
+    }
+    cl_kick(c);
+}
+
+static int cmp_desc_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The instant this node invalidates at, from what it heard so far: grace after the last instant
+ * it heard (directly, any frame) from a majority of voters counting itself, or, for a follower,
+ * grace after the last instant its leader counted as alive (last frame + election timeout + one
+ * heartbeat: a follower cannot tell a dead leader from an election under way, whose first
+ * (pre)vote reaches the other followers within 2T). 0: no contact at all. */
+static uint64_t ql_contact_deadline(cluster_t *c, uint64_t now)
+{
+    uint64_t T = c->n->cfg->election_timeout_ms, grace = ql_grace(c);
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    uint64_t times[RAFT_MAX_MEMBERS];
+    uint32_t voters = 0;
+    for (uint32_t i = 0; i < st.members.n && voters < RAFT_MAX_MEMBERS; i++) {
+        if (st.members.m[i].role != RAFT_VOTER) {
+            continue;
+        }
+        uint64_t id = st.members.m[i].id, t = 0;
+        int pi = peer_of_id(c, id);
+        if (pi == c->self) {
+            t = now;
+        } else if (pi >= 0) {
+            t = c->last_frame[pi];
+        }
+        for (uint32_t j = 0; j < st.n_peers; j++) {
+            if (st.peers[j].id == id && st.peers[j].last_heard_ms > t) {
+                t = st.peers[j].last_heard_ms;
+            }
+        }
+        times[voters++] = t;
+    }
+    uint64_t d = 0;
+    if (voters > 0) {
+        qsort(times, voters, sizeof(times[0]), cmp_desc_u64);
+        uint64_t t = times[voters / 2];
+        d = t != 0 ? t + grace : 0;
+    }
+    if (c->role != RAFT_LEADER && c->leader_idx >= 0 && c->leader_idx != c->self &&
+        c->last_frame[c->leader_idx] != 0) {
+        /* + one heartbeat: the first (pre)vote of the next election comes before lf + 2T */
+        uint64_t dl = c->last_frame[c->leader_idx] + T + c->n->cfg->heartbeat_ms + grace;
+        d = dl > d ? dl : d;
+    }
+    return d;
+}
+
+static void on_ql_timer(uv_timer_t *t)
+{
+    cluster_t *c = t->data;
+    if (c->closing || c->raft == NULL) {
+        return;
+    }
+    uint64_t now = cl_now(c);
+    uint64_t grace = ql_grace(c);
+    uint64_t period = grace / 4 ? grace / 4 : 1;
+    if (now - c->ql_last_tick > period + grace / 2) {
+        /* the process did not run for a while: the contact times are stale, start over */
+        if (c->ql_armed && !c->ql_tripped) {
+            c->ql_hold = 1;
+            hc_log(HC_LOG_WARN, "process was suspended, waiting for a quorum before serving",
+                   HC_LU("stalled_ms", now - c->ql_last_tick));
+        }
+        c->ql_deadline = now + grace;
+    }
+    c->ql_last_tick = now;
+    if (cl_quorum(c, now)) {
+        c->ql_armed = 1;
+    }
+    uint64_t d = ql_contact_deadline(c, now);
+    if (d > c->ql_deadline) {
+        c->ql_deadline = d;
+    }
+    if (c->ql_armed && now >= c->ql_deadline) {
+        cl_invalidate(c, now);
+    }
+    (void)cl_ql_serving(c);
+}
+
+static int cluster_local_read(hc_node_t *n, const char *cache, size_t cache_len, const void *key,
+                              size_t klen, hc_entry_view_t *out)
+{
+    cluster_t *c = n->cl;
+    n->read_stale = 0;
+    if (cl_ql_serving(c)) {
+        return hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), out);
+    }
+    /* tripped or held: only serve_stale caches answer, marked stale, for max_stale_ms after the
+     * last instant a quorum was seen */
+    hc_cache_settings_t set;
+    if (hc_store_cache_info(n->store, cache, cache_len, &set, NULL) != 0 ||
+        set.policy != HC_POLICY_SERVE_STALE ||
+        cl_now(c) + ql_grace(c) - c->ql_deadline > set.max_stale_ms) {
+        return HC_EUNAVAILABLE;
+    }
+    int rv = hc_store_get(n->store, cache, cache_len, key, klen, hc_wall_ms(), out);
+    n->read_stale = rv == 0;
+    return rv;
+}
+
+static uint64_t cluster_invalidations(hc_node_t *n)
+{
+    return n->cl->invalidations;
+}
+
 static hc_peers_t *cluster_peers(hc_node_t *n)
 {
     return n->cl->peers;
@@ -2514,33 +2869,20 @@ static void cluster_status(hc_node_t *n, hc_node_status_t *out)
     out->applied_index = c->applied;
     out->leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : NULL;
     out->leader_changes = c->leader_changes;
-    /* quorum: the leader heard from a majority of voters within T, a follower from a leader */
-    int quorum = 0;
-    if (c->role == RAFT_LEADER) {
-        uint32_t voters = 0, heard = 1;
-        for (uint32_t i = 0; i < st.members.n; i++) {
-            voters += st.members.m[i].role == RAFT_VOTER;
-        }
-        for (uint32_t i = 0; i < st.n_peers; i++) {
-            if (st.peers[i].member_role == RAFT_VOTER && st.peers[i].last_heard_ms != 0 &&
-                now - st.peers[i].last_heard_ms <= T) {
-                heard++;
-            }
-        }
-        quorum = heard * 2 > voters;
-    } else if (c->leader_idx >= 0 && c->leader_idx != c->self) {
-        uint64_t lf = c->last_frame[c->leader_idx];
-        quorum = lf != 0 && now - lf <= T;
-    }
+    (void)T;
+    int quorum = cl_quorum_st(c, now, &st);
     out->quorum = quorum;
+    int serving = cl_ql_serving(c);
     const char *why = NULL;
     if (n->shutting_down) {
         why = "shutting_down";
+    } else if (!serving && !quorum) {
+        why = "no_quorum";
     } else if (c->leader_idx < 0) {
         why = "no_leader";
     } else if (st.recovering) {
         why = "recovering";
-    } else if (c->applied < c->commit_heard) {
+    } else if (c->applied < c->commit_heard || !serving) {
         why = "catching_up";
     }
     out->ready = why == NULL;

@@ -101,6 +101,10 @@ void hc_node_cancel(hc_node_t *n, hc_node_op_t *op);
 int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *key, size_t klen,
                  hc_consistency_t consistency, hc_entry_view_t *out);
 
+/* 1 when the local read being answered (inside its hc_read_cb, or right after hc_node_read)
+ * came from data this node kept after losing quorum (a serve_stale cache, SPEC §3). */
+int hc_node_read_stale(hc_node_t *n);
+
 void hc_node_status(hc_node_t *n, hc_node_status_t *out);
 hc_store_t *hc_node_store(hc_node_t *n);
 /* Name of this node (host:port) for status and logs. */

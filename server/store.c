@@ -933,6 +933,18 @@ int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t 
     case HC_OP_EVICT:
     case HC_OP_EXPIRE:
         return store_remove(s, cmd, now_ms, res);
+    case HC_OP_INVALIDATE: {
+        for (size_t i = 0; i < s->ncaches; i++) {
+            cache_t *c = s->caches[i];
+            if (c->settings.policy != HC_POLICY_INVALIDATE)
+                continue;
+            res->removed += cache_drop_entries(s, c);
+            s->memory -= c->stats.memory;
+            c->stats.memory = 0;
+            c->stats.entries = 0;
+        }
+        return 0;
+    }
     case HC_OP_CLEAR: {
         if (!valid_name(cmd->cache, cmd->cache_len))
             return HC_EINVAL;

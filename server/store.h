@@ -43,7 +43,9 @@ typedef enum {
     HC_OP_EXPIRE,  /* drop one key whose expiry passed; counted as an expiration. HC_EINVAL if the
                     * entry has no expiry; with expire_at_ms != 0, HC_ECONFLICT if the entry now
                     * expires later than that (it was rewritten after the EXPIRE was planned) */
-    HC_OP_CACHE_CONFIG /* create the cache if needed and set its settings */
+    HC_OP_CACHE_CONFIG, /* create the cache if needed and set its settings */
+    HC_OP_INVALIDATE    /* quorum-loss invalidation made cluster-wide (no cache name): drop every
+                         * entry of every cache whose policy is `invalidate`; result.removed */
 } hc_op_t;
 
 /* A command. All pointers are borrowed for the duration of the call; the store copies what it

@@ -68,6 +68,25 @@ static void test_roundtrip_incr_and_config(void)
     free(buf);
 }
 
+/* INVALIDATE is the only command without a cache name; every other one still needs one */
+static void test_invalidate_has_no_cache(void)
+{
+    hc_cmd_t c = {.op = HC_OP_INVALIDATE};
+    uint8_t *buf;
+    size_t len;
+    REQUIRE(hc_cmd_encode(&c, &buf, &len) == 0);
+    hc_cmd_decoded_t d;
+    REQUIRE(hc_cmd_decode(buf, len, HC_CMD_MAX_ENCODED, &d) == 0);
+    CHECK(d.cmd.op == HC_OP_INVALIDATE);
+    CHECK_EQ_INT(d.cmd.cache_len, 0);
+    hc_cmd_decoded_free(&d);
+    free(buf);
+    hc_cmd_t del = {.op = HC_OP_DEL, .key = "k", .klen = 1};
+    REQUIRE(hc_cmd_encode(&del, &buf, &len) == 0);
+    CHECK_EQ_INT(hc_cmd_decode(buf, len, HC_CMD_MAX_ENCODED, &d), HC_EINVAL);
+    free(buf);
+}
+
 static void test_rejects_bad_input(void)
 {
     hc_cmd_decoded_t d;
@@ -91,6 +110,7 @@ static void test_rejects_bad_input(void)
 static hc_test_t tests[] = {
     {"roundtrip_put", test_roundtrip_put},
     {"roundtrip_incr_and_config", test_roundtrip_incr_and_config},
+    {"invalidate_has_no_cache", test_invalidate_has_no_cache},
     {"rejects_bad_input", test_rejects_bad_input},
 };
 HC_TEST_MAIN(tests)

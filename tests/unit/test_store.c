@@ -402,6 +402,42 @@ static void test_clear(void)
     hc_store_free(s);
 }
 
+/* HC_OP_INVALIDATE: every `invalidate` cache loses its entries (cache and settings stay),
+ * `serve_stale` caches keep theirs; accounting follows. */
+static void test_invalidate(void)
+{
+    hc_store_t *s = hc_store_new(0);
+    hc_apply_result_t r;
+    uint64_t index = 0;
+    hc_cmd_t keep = mk(HC_OP_CACHE_CONFIG, "stale", NULL, 0);
+    keep.settings.policy = HC_POLICY_SERVE_STALE;
+    keep.settings.max_stale_ms = 5000;
+    CHECK_EQ_INT(hc_store_apply(s, &keep, ++index, 0, NULL), 0);
+    for (int i = 0; i < 10; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%d", i);
+        CHECK_EQ_INT(put(s, "a", k, "v", i % 2 ? 0 : 1000, ++index, 0), 0);
+        CHECK_EQ_INT(put(s, "b", k, "w", 0, ++index, 0), 0);
+        CHECK_EQ_INT(put(s, "stale", k, "x", 0, ++index, 0), 0);
+    }
+    uint64_t stale_mem = stats_of(s, "stale").memory;
+    hc_cmd_t inv = {.op = HC_OP_INVALIDATE};
+    CHECK_EQ_INT(hc_store_apply(s, &inv, ++index, 0, &r), 0);
+    CHECK_EQ_INT(r.removed, 20);
+    CHECK_EQ_STR(get_str(s, "a", "k1", 0, NULL), "<absent>");
+    CHECK_EQ_STR(get_str(s, "b", "k1", 0, NULL), "<absent>");
+    CHECK_EQ_STR(get_str(s, "stale", "k1", 0, NULL), "x");
+    CHECK_EQ_INT(stats_of(s, "a").entries, 0);
+    CHECK_EQ_INT(stats_of(s, "b").memory, 0);
+    CHECK_EQ_INT(hc_store_memory(s), stale_mem);
+    size_t n;
+    collect(s, 5000, 100, &n);
+    CHECK_EQ_INT(n, 0); /* the dropped entries left the expiry index */
+    CHECK_EQ_INT(put(s, "a", "k1", "again", 0, ++index, 0), 0);
+    CHECK_EQ_STR(get_str(s, "a", "k1", 0, NULL), "again");
+    hc_store_free(s);
+}
+
 /* ---- TTL -------------------------------------------------------------------------------- */
 
 static void test_ttl_visibility(void)
@@ -1660,6 +1696,7 @@ static hc_test_t tests[] = {
     {"versions_and_conditions", test_versions_and_conditions},
     {"incr", test_incr},
     {"clear", test_clear},
+    {"invalidate", test_invalidate},
     {"ttl_visibility", test_ttl_visibility},
     {"ttl_collect_and_expire", test_ttl_collect_and_expire},
     {"ttl_collect_many", test_ttl_collect_many},
