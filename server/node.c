@@ -468,7 +468,8 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
  * ========================================================================================== */
 
 #define DEDUPE_WINDOW      8192
-#define CL_MAX_LOG_ENTRIES 65536u                /* raft refuses proposals (EFULL) beyond */
+#define RETRY_PAUSE_MS     20     /* a parked write refused by a former leader waits this long */
+#define CL_MAX_LOG_ENTRIES 65536u /* raft refuses proposals (EFULL) beyond */
 #define CL_MAX_LOG_BYTES   ((uint64_t)256 << 20) /* ... or this many retained data bytes */
 /* Compaction: after applying, when the retained log holds more than COMPACT_ENTRIES entries
  * the log is cut at applied - COMPACT_KEEP (the tail stays for followers that lag a little);
@@ -515,6 +516,8 @@ typedef enum {
     OP_FWD_WRITE,        /* forwarded to the leader, waiting for ForwardResult */
     OP_FWD_READ,         /* leader read or ReadIndex request sent to the leader */
     OP_READ_INDEX,       /* raft_read_index on this (leader) node, ctx = op->ctx */
+    OP_RETRY_WRITE,      /* a local write whose fate became unknown, parked until a leader is
+                            known; sent again with its request id (retry_parked_writes) */
 } op_kind_t;
 
 struct hc_node_op {
@@ -538,6 +541,12 @@ struct hc_node_op {
     size_t klen;
     hc_apply_result_t res; /* OP_FWD_WRITE waiting for the local apply: the leader's answer */
     uint64_t remote_id;    /* OP_READ_INDEX for a follower: its correlation id */
+    /* local writes: what it takes to send the write again after a leader change */
+    uint8_t *enc; /* the command as forwarded (relative TTL in ttl_ms), NULL: no retry */
+    size_t enc_len;
+    uint64_t ttl_ms;
+    uint64_t retry_until; /* loop ms: after this, an unknown fate is reported as such */
+    uint64_t retry_after; /* loop ms: not sent again before (a refusal from a former leader) */
 };
 
 struct cluster {
@@ -587,6 +596,7 @@ struct cluster {
     uint64_t ql_reset_index; /* leading while tripped: the HC_OP_INVALIDATE proposed (index, */
     uint64_t ql_reset_term;  /* term); applying it ends the trip */
     uint64_t invalidations;
+    uint64_t write_retries; /* local writes sent again after a leader change */
 };
 
 /* ---- ids, hard state, dedupe window (exported for tests) ---- */
@@ -937,6 +947,7 @@ static int peer_of_id(const cluster_t *c, uint64_t id)
 }
 
 static void cl_kick(cluster_t *c);
+static void retry_parked_writes(cluster_t *c);
 static int cl_ql_serving(cluster_t *c);
 static void ql_lead_tripped(cluster_t *c);
 static void cl_invalidate(cluster_t *c, uint64_t now);
@@ -972,6 +983,7 @@ static void op_unlink(cluster_t *c, hc_node_op_t *op)
 
 static void op_free(hc_node_op_t *op)
 {
+    free(op->enc);
     free(op->cache);
     free(op->key);
     free(op);
@@ -1041,9 +1053,37 @@ static void send_read_resp(cluster_t *c, int peer, uint64_t id, int status, uint
 }
 
 /* Completes a write op: answers the local caller or the follower, then frees it. */
+/* A local write whose fate is unknown (the leader changed or stepped down with it in flight), or
+ * that a former leader refused: it carries a request id, so sending it again to the current
+ * leader is safe (applied once: the dedupe window answers a retry of an applied write with its
+ * first outcome) and gives the real outcome. Parked until a leader is known, at most until
+ * retry_until; then reported as unknown_outcome. */
+static int op_park_for_retry(cluster_t *c, hc_node_op_t *op, int status)
+{
+    if (op->enc == NULL || op->remote_peer >= 0 || c->closing || cl_now(c) >= op->retry_until ||
+        !(status == HC_EUNKNOWN_OUTCOME ||
+          (status == HC_EUNAVAILABLE && op->kind == OP_FWD_WRITE))) {
+        return 0;
+    }
+    op->kind = OP_RETRY_WRITE;
+    op->wait_apply = 0;
+    op->index = op->term = 0;
+    op->peer = -1;
+    op->deadline = op->retry_until;
+    /* a node that said "not the leader" is not asked again at once (the next leader may not be
+     * known yet); retried on a later state change or expiry tick */
+    op->retry_after = cl_now(c) + (status == HC_EUNAVAILABLE ? RETRY_PAUSE_MS : 0);
+    c->write_retries++;
+    cl_kick(c);
+    return 1;
+}
+
 static void op_finish_write(cluster_t *c, hc_node_op_t *op, int status,
                             const hc_apply_result_t *res)
 {
+    if (op_park_for_retry(c, op, status)) {
+        return;
+    }
     op_unlink(c, op);
     hc_apply_result_t zero;
     memset(&zero, 0, sizeof(zero));
@@ -1080,7 +1120,7 @@ static void op_finish_read(cluster_t *c, hc_node_op_t *op, int status)
 
 static void op_finish(cluster_t *c, hc_node_op_t *op, int status)
 {
-    if (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE) {
+    if (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE || op->kind == OP_RETRY_WRITE) {
         op_finish_write(c, op, status, NULL);
     } else {
         op_finish_read(c, op, status);
@@ -1710,6 +1750,7 @@ static void cl_process(cluster_t *c)
     if (c->role == RAFT_LEADER) {
         check_once_waiters(c);
     }
+    retry_parked_writes(c);
     if (c->handover_cb && c->role != RAFT_LEADER) {
         void (*cb)(void *) = c->handover_cb;
         c->handover_cb = NULL;
@@ -1877,6 +1918,23 @@ static hc_node_op_t *leader_write(cluster_t *c, const hc_cmd_t *cmd, const uint8
     return remote_peer >= 0 ? NULL : op;
 }
 
+static int send_fwd(cluster_t *c, int leader, const uint8_t rid[16], hc_ack_t ack, uint64_t ttl_ms,
+                    uint8_t *enc, size_t enclen)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ForwardWrite fw = HACACHE__FORWARD_WRITE__INIT;
+    fw.request_id.data = (uint8_t *)rid;
+    fw.request_id.len = HC_REQUEST_ID_BYTES;
+    fw.ack = ack;
+    fw.ttl_ms = ttl_ms;
+    fw.command.data = enc;
+    fw.command.len = enclen;
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_FWD;
+    pm.fwd = &fw;
+    int rv = send_pm(c, leader, &pm);
+    return rv == 0 ? 0 : rv == HC_ETOOLARGE ? HC_ETOOLARGE : HC_EUNAVAILABLE;
+}
+
 static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
                                    hc_write_cb cb, void *ud)
 {
@@ -1890,15 +1948,6 @@ static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t t
         return NULL;
     }
     hc_cmd_t w = *cmd;
-    if (c->role == RAFT_LEADER) {
-        w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
-        return leader_write(c, &w, rid, ack, -1, cb, ud);
-    }
-    int leader = c->leader_idx;
-    if (leader < 0 || leader == c->self || !hc_peers_is_up(c->peers, leader)) {
-        cb(ud, HC_EUNAVAILABLE, &res);
-        return NULL;
-    }
     w.expire_at_ms = 0;
     uint8_t *enc;
     size_t enclen;
@@ -1906,39 +1955,93 @@ static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t t
         cb(ud, HC_EINTERNAL, &res);
         return NULL;
     }
-    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
-    Hacache__ForwardWrite fw = HACACHE__FORWARD_WRITE__INIT;
-    fw.request_id.data = rid;
-    fw.request_id.len = sizeof(rid);
-    fw.ack = ack;
-    fw.ttl_ms = ttl_ms;
-    fw.command.data = enc;
-    fw.command.len = enclen;
-    pm.body_case = HACACHE__PEER_MESSAGE__BODY_FWD;
-    pm.fwd = &fw;
-    int rv = send_pm(c, leader, &pm);
-    free(enc);
-    if (rv != 0) {
-        cb(ud, rv == HC_ETOOLARGE ? HC_ETOOLARGE : HC_EUNAVAILABLE, &res);
-        return NULL;
+    hc_node_op_t *op = NULL;
+    if (c->role == RAFT_LEADER) {
+        w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
+        op = leader_write(c, &w, rid, ack, -1, cb, ud);
+    } else {
+        int leader = c->leader_idx;
+        int rv = leader < 0 || leader == c->self || !hc_peers_is_up(c->peers, leader)
+                     ? HC_EUNAVAILABLE
+                     : send_fwd(c, leader, rid, ack, ttl_ms, enc, enclen);
+        if (rv != 0 || ack == HC_ACK_NONE) {
+            free(enc);
+            cb(ud, rv, &res);
+            return NULL;
+        }
+        op = op_new(OP_FWD_WRITE);
+        if (op == NULL) {
+            free(enc);
+            cb(ud, HC_EUNKNOWN_OUTCOME, &res);
+            return NULL;
+        }
+        op->ack = ack;
+        op->peer = leader;
+        memcpy(op->rid, rid, sizeof(rid));
+        op->deadline = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
+        op->wcb = cb;
+        op->ud = ud;
+        op_link(c, op);
     }
-    if (ack == HC_ACK_NONE) {
-        cb(ud, 0, &res);
-        return NULL;
-    }
-    hc_node_op_t *op = op_new(OP_FWD_WRITE);
     if (op == NULL) {
-        cb(ud, HC_EUNKNOWN_OUTCOME, &res);
+        free(enc); /* answered already */
         return NULL;
     }
-    op->ack = ack;
-    op->peer = leader;
-    memcpy(op->rid, rid, sizeof(rid));
-    op->deadline = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
-    op->wcb = cb;
-    op->ud = ud;
-    op_link(c, op);
+    op->enc = enc;
+    op->enc_len = enclen;
+    op->ttl_ms = ttl_ms;
+    op->retry_until = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
     return op;
+}
+
+/* Sends the parked writes again once a leader is known (see op_park_for_retry). */
+static void retry_parked_writes(cluster_t *c)
+{
+    int leader = c->leader_idx;
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->kind != OP_RETRY_WRITE || cl_now(c) < op->retry_after) {
+            continue;
+        }
+        if (c->role == RAFT_LEADER) {
+            hc_dedupe_result_t prev;
+            if (hc_dedupe_find(c->dedupe, op->rid, &prev)) {
+                op_finish_write(c, op, prev.status, &prev.res);
+                continue;
+            }
+            hc_cmd_decoded_t d;
+            if (hc_cmd_decode(op->enc, op->enc_len, HC_CMD_MAX_ENCODED, &d) != 0) {
+                op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+                continue;
+            }
+            d.cmd.expire_at_ms = op->ttl_ms ? hc_wall_ms() + op->ttl_ms : 0;
+            uint64_t index = 0, term = 0;
+            int rv = leader_propose_write(c, &d.cmd, op->rid, &index, &term);
+            int versioned = d.cmd.op == HC_OP_PUT || d.cmd.op == HC_OP_INCR;
+            hc_cmd_decoded_free(&d);
+            if (rv == HC_EUNAVAILABLE) {
+                continue; /* e.g. a transfer under way: stays parked until retry_until */
+            }
+            if (rv != 0 || op->ack == HC_ACK_LEADER || op->ack == HC_ACK_NONE) {
+                hc_apply_result_t r;
+                memset(&r, 0, sizeof(r));
+                r.version = rv == 0 && versioned ? index : 0;
+                op->retry_until = 0; /* answered for real */
+                op_finish_write(c, op, rv, &r);
+                continue;
+            }
+            op->kind = OP_LEADER_WRITE;
+            op->index = index;
+            op->term = term;
+            op->deadline = 0;
+        } else if (leader >= 0 && leader != c->self && hc_peers_is_up(c->peers, leader)) {
+            if (send_fwd(c, leader, op->rid, op->ack, op->ttl_ms, op->enc, op->enc_len) == 0) {
+                op->kind = OP_FWD_WRITE;
+                op->peer = leader;
+            }
+        }
+    }
 }
 
 static void on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw)
@@ -2442,9 +2545,11 @@ static void cluster_expiry_tick(hc_node_t *n)
     for (; op; op = next) {
         next = op->next;
         if (op->deadline != 0 && now >= op->deadline) {
-            op_finish(c, op, HC_ETIMEDOUT);
+            /* a parked retry may have been applied by a leader before it was lost */
+            op_finish(c, op, op->kind == OP_RETRY_WRITE ? HC_EUNKNOWN_OUTCOME : HC_ETIMEDOUT);
         }
     }
+    retry_parked_writes(c);
     /* expiry is decided by the leader only; one batch in flight at a time */
     if (c->role != RAFT_LEADER || c->applied < c->expire_barrier) {
         return;
@@ -2938,7 +3043,10 @@ static void cluster_render_metrics(hc_node_t *n, hc_buf_t *out)
         "# TYPE hacache_snapshots_installed_total counter\n"
         "hacache_snapshots_installed_total %" PRIu64 "\n"
         "# HELP hacache_snapshot_last_bytes Size of the last snapshot sent or installed.\n"
-        "# TYPE hacache_snapshot_last_bytes gauge\nhacache_snapshot_last_bytes %" PRIu64 "\n",
+        "# TYPE hacache_snapshot_last_bytes gauge\nhacache_snapshot_last_bytes %" PRIu64 "\n"
+        "# HELP hacache_write_retries_total Writes sent again to a new leader after a leader "
+        "change left their outcome unknown.\n"
+        "# TYPE hacache_write_retries_total counter\nhacache_write_retries_total %" PRIu64 "\n",
         retained, st.log_bytes, st.snapshot_index, c->compactions, c->snapshots_sent,
-        c->snapshots_failed, c->snapshots_installed, c->last_snapshot_bytes);
+        c->snapshots_failed, c->snapshots_installed, c->last_snapshot_bytes, c->write_retries);
 }
