@@ -101,6 +101,7 @@ typedef enum {
     K_TOKENS,     /* char ** plus size_t count at off_n: one token given inline */
     K_SIZE,       /* uint64_t bytes */
     K_MS,         /* uint32_t milliseconds */
+    K_COUNT,      /* uint32_t count */
     K_LOG_LEVEL,  /* hc_log_level_t */
     K_LOG_FORMAT, /* hc_log_format_t */
 } knob_type_t;
@@ -115,7 +116,7 @@ typedef struct {
     knob_type_t type;
     size_t off;           /* the field in hc_config_t */
     size_t off_n;         /* K_TOKENS: the count field */
-    uint64_t min, max;    /* K_SIZE, K_MS: accepted range, checked by validate */
+    uint64_t min, max;    /* K_SIZE, K_MS, K_COUNT: accepted range, checked by validate */
     int flags;            /* KF_* */
     const char *def;      /* default applied by hc_config_init (NULL: unset) */
     const char *def_text; /* default as --help shows it when it is not `def` */
@@ -357,6 +358,17 @@ static const knob_t knobs[] = {
      .def = "100",
      .metavar = "MS",
      .help = "how often expired entries are reclaimed (they are never returned either way)"},
+    {.env = "CACHE_BOOTSTRAP_EXPECT",
+     .flag = "bootstrap-expect",
+     .type = K_COUNT,
+     .off = F(bootstrap_expect),
+     .min = 0,
+     .max = 32,
+     .def = "0",
+     .def_text = "all of HA_HOSTS",
+     .metavar = "N",
+     .help = "first start of a new cluster: bootstrap once N nodes of HA_HOSTS (me included) are "
+             "up; a founder that comes later never votes"},
     {.env = "CACHE_SHUTDOWN_TIMEOUT_MS",
      .flag = "shutdown-timeout-ms",
      .type = K_MS,
@@ -1036,6 +1048,11 @@ static void knob_set(hc_config_t *c, const knob_t *k, const char *text, const ch
                    VALUE_TEXT_MAX, text);
         }
         break;
+    case K_COUNT:
+        if (parse_u32(v, FIELD(c, k, uint32_t)) != 0) {
+            report(r, "%s: %s\"%.*s\" is not a whole number", k->env, where, VALUE_TEXT_MAX, text);
+        }
+        break;
     case K_LOG_LEVEL:
         if (hc_log_level_parse(v, FIELD(c, k, hc_log_level_t)) != 0) {
             report(r, "%s: %s\"%.*s\" is not a log level (error, warn, info, debug, trace)", k->env,
@@ -1694,13 +1711,17 @@ static void check_ranges(const hc_config_t *c, report_t *r)
                     report(r, "%s: %s is out of range %s..%s", k->env, v, lo, hi);
                 }
             }
-        } else if (k->type == K_MS) {
+        } else if (k->type == K_MS || k->type == K_COUNT) {
             uint32_t x = *FIELD(c, k, const uint32_t);
             if (x < k->min || x > k->max) {
                 report(r, "%s: %" PRIu32 " is out of range %" PRIu64 "..%" PRIu64, k->env, x,
                        k->min, k->max);
             }
         }
+    }
+    if (c->bootstrap_expect > c->hosts.n && c->hosts.n > 0) {
+        report(r, "CACHE_BOOTSTRAP_EXPECT: %" PRIu32 " is more than the %zu entries of HA_HOSTS",
+               c->bootstrap_expect, c->hosts.n);
     }
     if (c->heartbeat_ms >= c->election_timeout_ms) {
         report(r,

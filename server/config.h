@@ -72,6 +72,7 @@ typedef struct hc_config {
     uint32_t heartbeat_ms;         /* CACHE_HEARTBEAT_MS */
     uint32_t election_timeout_ms;  /* CACHE_ELECTION_TIMEOUT_MS */
     uint32_t quorum_loss_grace_ms; /* CACHE_QUORUM_LOSS_GRACE_MS (default = election timeout) */
+    uint32_t bootstrap_expect;     /* CACHE_BOOTSTRAP_EXPECT, 0 = every HA_HOSTS entry */
     char *data_dir;                /* CACHE_DATA_DIR */
     hc_log_level_t log_level;      /* CACHE_LOG_LEVEL */
     hc_log_format_t log_format;    /* CACHE_LOG_FORMAT */

@@ -554,7 +554,9 @@ struct cluster {
     raft_t *raft;
     hc_peers_t *peers;
     hc_tls_ctx_t *tls;
-    size_t nhosts;
+    size_t nhosts; /* my HA_HOSTS entries: peer slots 0..nhosts-1 */
+    size_t npeers; /* slots in use: HA_HOSTS, then peers that only list me (peer_known) */
+    size_t cap;    /* slots allocated */
     int self;
     uint64_t *ids;
     char (*names)[HC_NODE_NAME_MAX + 1];
@@ -597,6 +599,14 @@ struct cluster {
     uint64_t ql_reset_term;  /* term); applying it ends the trip */
     uint64_t invalidations;
     uint64_t write_retries; /* local writes sent again after a leader change */
+    /* membership (see "membership") */
+    int discovering;          /* no raft yet: asking the peers whether a cluster exists */
+    uint8_t *info_state;      /* per peer slot: 0 no answer, 1 not established, 2 established */
+    raft_members_t found;     /* configuration reported by an established peer */
+    int found_leader;         /* its leader's slot, -1 unknown */
+    int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
+    uint64_t member_tick_at;  /* loop ms of the next membership step */
+    uint64_t members_changes; /* configuration changes this node proposed as leader */
 };
 
 /* ---- ids, hard state, dedupe window (exported for tests) ---- */
@@ -938,7 +948,7 @@ static uint64_t cl_now(const cluster_t *c)
 
 static int peer_of_id(const cluster_t *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nhosts; i++) {
+    for (size_t i = 0; i < c->npeers; i++) {
         if (c->ids[i] == id) {
             return (int)i;
         }
@@ -1289,7 +1299,7 @@ static void cl_maybe_compact(cluster_t *c)
     uint64_t now = cl_now(c);
     if (c->role == RAFT_LEADER && to > st.snapshot_index) {
         uint64_t floor = to;
-        for (size_t i = 0; i < c->nhosts; i++) {
+        for (size_t i = 0; i < c->npeers; i++) {
             const snap_tx_t *t = &c->tx[i];
             uint64_t h = t->active ? t->index : 0;
             if (!t->active && t->hold_index != 0 && now < t->hold_until) {
@@ -1369,7 +1379,7 @@ static void snap_tx_end(cluster_t *c, int peer, int ok, const char *why)
 
 static void snap_tx_drop_all(cluster_t *c)
 {
-    for (size_t i = 0; c->tx != NULL && i < c->nhosts; i++) {
+    for (size_t i = 0; c->tx != NULL && i < c->npeers; i++) {
         if (c->tx[i].active) {
             snap_tx_end(c, (int)i, 0, "leadership lost");
         }
@@ -1386,7 +1396,7 @@ static void on_snap_timer(uv_timer_t *t);
 static void snap_pump(cluster_t *c)
 {
     int waiting = 0;
-    for (size_t p = 0; c->tx != NULL && p < c->nhosts; p++) {
+    for (size_t p = 0; c->tx != NULL && p < c->npeers; p++) {
         snap_tx_t *t = &c->tx[p];
         if (!t->active) {
             continue;
@@ -1592,7 +1602,7 @@ static void snap_install(cluster_t *c)
 static void on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *sc)
 {
     snap_rx_t *r = &c->rx;
-    if (c->role == RAFT_LEADER) {
+    if (c->role == RAFT_LEADER || c->raft == NULL) {
         return;
     }
     if (sc->offset == 0) {
@@ -1669,6 +1679,9 @@ static void send_raft_msg(cluster_t *c, const raft_message_t *m)
 
 static void cl_process(cluster_t *c)
 {
+    if (c->raft == NULL) {
+        return; /* discovering: nothing to drive yet */
+    }
     raft_update_t u;
     if (raft_ready(c->raft, &u) != 0) {
         cl_kick(c);
@@ -1787,7 +1800,7 @@ static void cl_kick(cluster_t *c)
 static void on_raft_timer(uv_timer_t *t)
 {
     cluster_t *c = t->data;
-    if (c->closing) {
+    if (c->closing || c->raft == NULL) {
         return;
     }
     raft_tick(c->raft, cl_now(c));
@@ -2239,11 +2252,45 @@ static void cluster_cancel(hc_node_t *n, hc_node_op_t *op)
 
 /* ---- peer callbacks ---- */
 
+static void send_info_req(cluster_t *c, int peer);
+static const char *name_of_id(const cluster_t *c, uint64_t id);
+static void send_cluster_info(cluster_t *c, int peer);
+static void on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
+static void on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
+
+/* A peer slot: my HA_HOSTS entries have theirs from the start; a peer that only lists me (a
+ * node added by a membership change that my HA_HOSTS does not name yet) gets one here, with
+ * the raft id of its name. 0 when the slot cannot be used. */
+static int peer_known(cluster_t *c, int peer)
+{
+    if (peer < 0 || (size_t)peer >= c->cap) {
+        return 0;
+    }
+    if ((size_t)peer < c->npeers) {
+        return 1;
+    }
+    const char *name = c->peers ? hc_peers_name(c->peers, peer) : NULL;
+    if (name == NULL) {
+        return 0;
+    }
+    for (size_t i = c->npeers; i <= (size_t)peer; i++) {
+        const char *nm = hc_peers_name(c->peers, (int)i);
+        snprintf(c->names[i], sizeof(c->names[i]), "%s", nm ? nm : "");
+        c->ids[i] = nm ? hc_node_id_of(nm) : 0;
+    }
+    c->npeers = (size_t)peer + 1;
+    hc_log(HC_LOG_INFO, "peer outside my HA_HOSTS", HC_LS("peer", c->names[peer]));
+    return 1;
+}
+
 static void on_peer_up(void *ud, int peer, uint32_t version)
 {
     cluster_t *c = ud;
-    if (peer >= 0 && (size_t)peer < c->nhosts) {
+    if (peer_known(c, peer)) {
         c->last_frame[peer] = cl_now(c);
+        if (c->discovering || c->joining) {
+            send_info_req(c, peer);
+        }
     }
     (void)version;
     cl_kick(c);
@@ -2253,7 +2300,7 @@ static void on_peer_down(void *ud, int peer, const char *reason)
 {
     cluster_t *c = ud;
     (void)reason;
-    if (peer >= 0 && (size_t)peer < c->nhosts && c->tx != NULL) {
+    if (peer_known(c, peer) && c->tx != NULL) {
         if (c->tx[peer].active) {
             snap_tx_end(c, peer, 0, "link down");
         }
@@ -2279,8 +2326,8 @@ static void on_peer_down(void *ud, int peer, const char *reason)
 static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
 {
     cluster_t *c = ud;
-    if (c->closing || peer < 0 || (size_t)peer >= c->nhosts) {
-        return; /* peers outside my HA_HOSTS take part from the next step on */
+    if (c->closing || !peer_known(c, peer)) {
+        return;
     }
     c->last_frame[peer] = cl_now(c);
     Hacache__PeerMessage *pm = hacache__peer_message__unpack(NULL, len, data);
@@ -2293,7 +2340,9 @@ static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
         hc_raft_msg_decoded_t d;
         if (hc_raft_msg_from_pb(pm->raft, &d) == 0) {
             if (d.msg.from == c->ids[peer]) {
-                raft_step(c->raft, cl_now(c), &d.msg);
+                if (c->raft != NULL) {
+                    raft_step(c->raft, cl_now(c), &d.msg);
+                }
                 cl_kick(c);
             }
             free(d.entries);
@@ -2315,6 +2364,15 @@ static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
     case HACACHE__PEER_MESSAGE__BODY_SNAPSHOT:
         on_snapshot_chunk(c, peer, pm->snapshot);
         break;
+    case HACACHE__PEER_MESSAGE__BODY_INFO_REQ:
+        send_cluster_info(c, peer);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_INFO:
+        on_cluster_info(c, peer, pm->info);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_JOIN:
+        on_join_request(c, peer, pm->join);
+        break;
     default:
         break;
     }
@@ -2332,14 +2390,17 @@ static int cluster_new(hc_node_t *n)
     }
     n->cl = c;
     c->n = n;
-    c->nhosts = cfg->hosts.n;
+    c->nhosts = c->npeers = cfg->hosts.n;
+    c->cap = c->nhosts + RAFT_MAX_MEMBERS;
     c->self = cfg->self_index;
     c->leader_idx = -1;
-    c->ids = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->ids));
-    c->names = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->names));
-    c->last_frame = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->last_frame));
+    c->ids = calloc(c->cap, sizeof(*c->ids));
+    c->names = calloc(c->cap, sizeof(*c->names));
+    c->last_frame = calloc(c->cap, sizeof(*c->last_frame));
     c->dedupe = hc_dedupe_new(DEDUPE_WINDOW);
-    c->tx = calloc(c->nhosts ? c->nhosts : 1, sizeof(*c->tx));
+    c->tx = calloc(c->cap, sizeof(*c->tx));
+    c->info_state = calloc(c->cap, 1);
+    c->found_leader = -1;
     hc_buf_init(&c->rx.buf);
     c->rx.peer = -1;
     c->compact_entries = COMPACT_ENTRIES;
@@ -2353,7 +2414,7 @@ static int cluster_new(hc_node_t *n)
         c->compact_hold_max = cev * 10 < CL_MAX_LOG_ENTRIES / 2 ? cev * 10 : CL_MAX_LOG_ENTRIES / 2;
     }
     if (c->ids == NULL || c->names == NULL || c->last_frame == NULL || c->dedupe == NULL ||
-        c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
+        c->info_state == NULL || c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
         c->nhosts > RAFT_MAX_MEMBERS) {
         cluster_free(n);
         return HC_EINVAL;
@@ -2423,7 +2484,8 @@ static void on_handover_timeout(uv_timer_t *t)
     }
 }
 
-static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, uint64_t vote)
+static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, uint64_t vote,
+                          const raft_members_t *members)
 {
     const hc_config_t *cfg = c->n->cfg;
     raft_start_t start;
@@ -2439,10 +2501,14 @@ static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, u
         start.hard_state.term = term;
         start.hard_state.vote = vote;
     }
-    start.members.n = (uint32_t)c->nhosts;
-    for (size_t i = 0; i < c->nhosts; i++) {
-        start.members.m[i].id = c->ids[i];
-        start.members.m[i].role = RAFT_VOTER;
+    if (members != NULL) {
+        start.members = *members;
+    } else {
+        start.members.n = (uint32_t)c->nhosts;
+        for (size_t i = 0; i < c->nhosts; i++) {
+            start.members.m[i].id = c->ids[i];
+            start.members.m[i].role = RAFT_VOTER;
+        }
     }
     raft_config_t rc;
     memset(&rc, 0, sizeof(rc));
@@ -2467,24 +2533,21 @@ static int cluster_start(hc_node_t *n)
         fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
         return HC_EINVAL;
     }
-    raft_start_mode_t mode;
     uint64_t term = 0, vote = 0;
     rv = hc_hardstate_load(c->state_path, &term, &vote);
     if (rv == 0) {
-        mode = RAFT_START_RESTART;
+        rv = cl_raft_create(c, RAFT_START_RESTART, term, vote, NULL);
+        if (rv != 0) {
+            hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
+            return HC_EINTERNAL;
+        }
     } else if (rv == HC_ENOTFOUND) {
-        /* No hard state: a founding member. Amnesia detection (the file vanished but the
-         * cluster knows this id) and JOIN as a fresh id come with membership changes. */
-        mode = RAFT_START_BOOTSTRAP;
+        /* no raft state: ask the peers first (see "membership") */
+        c->discovering = 1;
     } else {
         fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
                 c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
         return HC_EINVAL;
-    }
-    rv = cl_raft_create(c, mode, term, vote);
-    if (rv != 0) {
-        hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
-        return HC_EINTERNAL;
     }
     if (cfg->tls) {
         char err[512];
@@ -2526,16 +2589,21 @@ static int cluster_start(hc_node_t *n)
         return HC_EINTERNAL;
     }
     hc_log(HC_LOG_INFO, "node started", HC_LS("node", n->name), HC_LS("role", "follower"),
-           HC_LS("start", mode == RAFT_START_RESTART ? "restart" : "bootstrap"),
-           HC_LU("term", term), HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
+           HC_LS("start", c->discovering ? "discovering" : "restart"), HC_LU("term", term),
+           HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
            HC_LU("max_memory", cfg->max_memory));
     cl_kick(c);
     return 0;
 }
 
+static void membership_tick(cluster_t *c);
+
 static void cluster_expiry_tick(hc_node_t *n)
 {
     cluster_t *c = n->cl;
+    if (!c->closing) {
+        membership_tick(c);
+    }
     if (c->closing || c->raft == NULL) {
         return;
     }
@@ -2630,7 +2698,7 @@ static void cluster_free(hc_node_t *n)
     raft_free(c->raft);
     hc_tls_ctx_unref(c->tls);
     hc_dedupe_free(c->dedupe);
-    for (size_t i = 0; c->tx != NULL && i < c->nhosts; i++) {
+    for (size_t i = 0; c->tx != NULL && i < c->npeers; i++) {
         snap_tx_free(&c->tx[i]);
     }
     free(c->tx);
@@ -2639,6 +2707,7 @@ static void cluster_free(hc_node_t *n)
     free(c->ids);
     free(c->names);
     free(c->last_frame);
+    free(c->info_state);
     free(c);
     n->cl = NULL;
 }
@@ -2943,6 +3012,277 @@ static uint64_t cluster_invalidations(hc_node_t *n)
     return n->cl->invalidations;
 }
 
+/* ---- membership ----
+ * Who is a member is raft's configuration (a log entry), never HA_HOSTS directly. HA_HOSTS is
+ * the desired membership, which a leader steers the configuration toward one committed change
+ * at a time (raft_change: add a learner, promote it, remove a member), so two majorities never
+ * exist:
+ *  - Start. A node with a hard state file restarts (RAFT_START_RESTART). A node without one
+ *    cannot tell a new cluster from an existing one, so it runs no raft yet ("discovering") and
+ *    asks every peer it links to for a ClusterInfo (again every second). If an established
+ *    peer's configuration does not hold my id, I am a new member: RAFT_START_JOIN with that
+ *    configuration, then a JoinRequest to its leader every second until a configuration holds
+ *    me. If it holds my id, this node lost its CACHE_DATA_DIR: RAFT_START_AMNESIA (it follows
+ *    and serves but never votes again: it may have voted in any term; replacing it with a
+ *    fresh id is not done yet). If every other HA_HOSTS entry (or CACHE_BOOTSTRAP_EXPECT - 1
+ *    of them) answered and none is established, this is a new cluster: RAFT_START_BOOTSTRAP
+ *    with all of HA_HOSTS as the first configuration (every founder computes the same one,
+ *    whoever was there). A founder absent at that moment comes later to an established
+ *    cluster that holds its id, which it cannot tell from a lost CACHE_DATA_DIR: it follows
+ *    and never votes (hence the default: wait for every founder).
+ *  - Leader (membership_tick, every 500 ms, once the configuration is committed and no change
+ *    is pending): a JoinRequest from a node in my HA_HOSTS adds it as a learner; a learner in
+ *    my HA_HOSTS that caught up (match >= commit) is promoted; a member not in my HA_HOSTS is
+ *    removed. A node that joined never asks again once it was in a configuration, so a node
+ *    removed while a leader with an older HA_HOSTS list... is not added back by it.
+ * Scaling therefore works by rolling restarts with the new HA_HOSTS (README, "Scaling"): new
+ * nodes join as soon as a leader lists them; members leave as soon as a leader no longer
+ * lists them. A leader with an old list does not undo a change, except that it removes members
+ * it does not list: roll the new list out before starting or stopping nodes. */
+
+static int in_my_hosts(const cluster_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nhosts; i++) {
+        if (c->ids[i] == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void send_info_req(cluster_t *c, int peer)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ClusterInfoRequest rq = HACACHE__CLUSTER_INFO_REQUEST__INIT;
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO_REQ;
+    pm.info_req = &rq;
+    send_pm(c, peer, &pm);
+}
+
+static void send_cluster_info(cluster_t *c, int peer)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__ClusterInfo ci = HACACHE__CLUSTER_INFO__INIT;
+    uint8_t buf[4 + RAFT_MAX_MEMBERS * 9];
+    /* a founder that bootstrapped moments ago (term 0, nothing voted) is not established yet:
+     * the founders that are still discovering must bootstrap too, not join */
+    if (c->raft != NULL && c->term > 0) {
+        const raft_members_t *m = raft_members(c->raft);
+        ci.established = 1;
+        ci.term = c->term;
+        raft_members_encode(m, buf);
+        ci.members.data = buf;
+        ci.members.len = raft_members_encoded_size(m);
+        ci.leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : "";
+    } else {
+        ci.leader = "";
+    }
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO;
+    pm.info = &ci;
+    send_pm(c, peer, &pm);
+}
+
+static int slot_of_name(const cluster_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (strcasecmp(c->names[i], name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int self_in(const cluster_t *c, const raft_members_t *m)
+{
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->m[i].id == c->ids[c->self]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
+                                       const raft_members_t *members)
+{
+    int rv = cl_raft_create(c, mode, 0, 0, members);
+    if (rv != 0) {
+        hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
+        return; /* stays discovering; tried again on the next answer */
+    }
+    c->discovering = 0;
+    c->joining = mode == RAFT_START_JOIN;
+    if (mode == RAFT_START_BOOTSTRAP) {
+        /* a founder that restarts now must come back as one (RESTART), not as a node that
+         * lost its state: it never voted, so (0, no vote) is its true hard state */
+        raft_hard_state_t hs = {0, 0};
+        persist_or_die(c, &hs);
+    }
+    hc_log(mode == RAFT_START_AMNESIA ? HC_LOG_WARN : HC_LOG_INFO,
+           mode == RAFT_START_BOOTSTRAP ? "new cluster: bootstrapping from HA_HOSTS"
+           : mode == RAFT_START_JOIN
+               ? "joining the existing cluster as a new member"
+               : "this node is a member but lost its raft state (CACHE_DATA_DIR): it follows "
+                 "and serves but never votes again",
+           HC_LU("members", members ? members->n : c->nhosts));
+    cl_kick(c);
+}
+
+static void on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
+{
+    if (!c->discovering && !c->joining) {
+        return;
+    }
+    c->info_state[peer] = ci->established ? 2 : 1;
+    if (!ci->established) {
+        return;
+    }
+    raft_members_t m;
+    if (raft_members_decode(ci->members.data, ci->members.len, &m) != 0) {
+        return;
+    }
+    c->found = m;
+    c->found_leader = ci->leader != NULL && ci->leader[0] ? slot_of_name(c, ci->leader) : -1;
+    if (c->discovering) {
+        start_raft_after_discovery(c, self_in(c, &m) ? RAFT_START_AMNESIA : RAFT_START_JOIN, &m);
+    }
+}
+
+static void on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
+{
+    (void)peer;
+    if (c->raft == NULL || c->role != RAFT_LEADER || jr->node == NULL) {
+        return;
+    }
+    uint64_t id = hc_node_id_of(jr->node);
+    if (!in_my_hosts(c, id)) {
+        hc_log(HC_LOG_DEBUG, "join request from a node not in my HA_HOSTS ignored",
+               HC_LS("node", jr->node));
+        return;
+    }
+    const raft_members_t *m = raft_members(c->raft);
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->m[i].id == id) {
+            return; /* a member already */
+        }
+    }
+    raft_index_t idx = 0;
+    int rv = raft_change(c->raft, cl_now(c), RAFT_CHANGE_ADD_LEARNER, id, &idx);
+    if (rv == 0) {
+        c->members_changes++;
+        hc_log(HC_LOG_INFO, "membership: adding a learner", HC_LS("node", jr->node),
+               HC_LU("index", idx));
+        cl_kick(c);
+    }
+}
+
+static const char *name_of_id(const cluster_t *c, uint64_t id)
+{
+    int p = peer_of_id(c, id);
+    return p >= 0 ? c->names[p] : "unknown";
+}
+
+/* The leader's step toward HA_HOSTS: at most one change, when none is pending. */
+static void leader_reconcile(cluster_t *c)
+{
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    if (!st.members_committed) {
+        return;
+    }
+    raft_change_t kind = 0;
+    uint64_t id = 0;
+    for (uint32_t i = 0; i < st.members.n && kind == 0; i++) {
+        const raft_member_t *mm = &st.members.m[i];
+        if (mm->id == st.id) {
+            continue;
+        }
+        if (!in_my_hosts(c, mm->id)) {
+            kind = RAFT_CHANGE_REMOVE;
+            id = mm->id;
+        } else if (mm->role == RAFT_LEARNER) {
+            for (uint32_t j = 0; j < st.n_peers; j++) {
+                const raft_peer_status_t *ps = &st.peers[j];
+                if (ps->id == mm->id && ps->match >= st.commit && !ps->recovering) {
+                    kind = RAFT_CHANGE_PROMOTE;
+                    id = mm->id;
+                }
+            }
+        }
+    }
+    if (kind == 0) {
+        return;
+    }
+    raft_index_t idx = 0;
+    int rv = raft_change(c->raft, cl_now(c), kind, id, &idx);
+    if (rv == 0) {
+        c->members_changes++;
+        hc_log(HC_LOG_INFO,
+               kind == RAFT_CHANGE_REMOVE ? "membership: removing a member not in HA_HOSTS"
+                                          : "membership: promoting a caught-up learner",
+               HC_LS("node", name_of_id(c, id)), HC_LU("index", idx));
+        cl_kick(c);
+    } else if (rv != RAFT_EBUSY) {
+        hc_log(HC_LOG_DEBUG, "membership change refused", HC_LS("error", raft_strerror(rv)));
+    }
+}
+
+static void membership_tick(cluster_t *c)
+{
+    uint64_t now = cl_now(c);
+    if (now < c->member_tick_at) {
+        return;
+    }
+    c->member_tick_at = now + 500;
+    if (c->discovering) {
+        size_t answered = 0, others = 0;
+        for (size_t i = 0; i < c->nhosts; i++) {
+            if ((int)i == c->self) {
+                continue;
+            }
+            others++;
+            answered += c->info_state[i] == 1;
+            if (c->peers != NULL && hc_peers_is_up(c->peers, (int)i) && c->info_state[i] == 0) {
+                send_info_req(c, (int)i);
+            }
+        }
+        size_t expect = c->n->cfg->bootstrap_expect ? c->n->cfg->bootstrap_expect : others + 1;
+        if (answered + 1 >= expect) {
+            start_raft_after_discovery(c, RAFT_START_BOOTSTRAP, NULL);
+        }
+        return;
+    }
+    if (c->raft == NULL) {
+        return;
+    }
+    if (c->joining) {
+        if (self_in(c, raft_members(c->raft))) {
+            c->joining = 0;
+            hc_log(HC_LOG_INFO, "joined: this node is in the cluster configuration");
+            return;
+        }
+        /* ask again who leads, and ask it to add me */
+        for (size_t i = 0; i < c->npeers; i++) {
+            if ((int)i != c->self && c->peers != NULL && hc_peers_is_up(c->peers, (int)i)) {
+                send_info_req(c, (int)i);
+            }
+        }
+        int l = c->found_leader;
+        if (l >= 0 && l != c->self && c->peers != NULL && hc_peers_is_up(c->peers, l)) {
+            Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+            Hacache__JoinRequest jr = HACACHE__JOIN_REQUEST__INIT;
+            jr.node = c->names[c->self];
+            pm.body_case = HACACHE__PEER_MESSAGE__BODY_JOIN;
+            pm.join = &jr;
+            send_pm(c, l, &pm);
+        }
+        return;
+    }
+    if (c->role == RAFT_LEADER && !c->closing) {
+        leader_reconcile(c);
+    }
+}
+
 static hc_peers_t *cluster_peers(hc_node_t *n)
 {
     return n->cl->peers;
@@ -2983,6 +3323,10 @@ static void cluster_status(hc_node_t *n, hc_node_status_t *out)
         why = "shutting_down";
     } else if (!serving && !quorum) {
         why = "no_quorum";
+    } else if (c->discovering) {
+        why = "discovering";
+    } else if (c->joining) {
+        why = "joining";
     } else if (c->leader_idx < 0) {
         why = "no_leader";
     } else if (st.recovering) {
@@ -2993,7 +3337,7 @@ static void cluster_status(hc_node_t *n, hc_node_status_t *out)
     out->ready = why == NULL;
     out->not_ready_reason = why;
     size_t k = 0;
-    for (size_t i = 0; i < c->nhosts && k < HC_NODE_MAX_PEERS; i++) {
+    for (size_t i = 0; i < c->npeers && k < HC_NODE_MAX_PEERS; i++) {
         if ((int)i == c->self) {
             continue;
         }
@@ -3049,4 +3393,26 @@ static void cluster_render_metrics(hc_node_t *n, hc_buf_t *out)
         "# TYPE hacache_write_retries_total counter\nhacache_write_retries_total %" PRIu64 "\n",
         retained, st.log_bytes, st.snapshot_index, c->compactions, c->snapshots_sent,
         c->snapshots_failed, c->snapshots_installed, c->last_snapshot_bytes, c->write_retries);
+    uint64_t voters = 0, learners = 0;
+    for (uint32_t i = 0; i < st.members.n; i++) {
+        voters += st.members.m[i].role == RAFT_VOTER;
+        learners += st.members.m[i].role == RAFT_LEARNER;
+    }
+    hc_buf_printf(out,
+                  "# HELP hacache_raft_members Members of the raft configuration this node "
+                  "knows, by role.\n"
+                  "# TYPE hacache_raft_members gauge\n"
+                  "hacache_raft_members{role=\"voter\"} %" PRIu64 "\n"
+                  "hacache_raft_members{role=\"learner\"} %" PRIu64 "\n"
+                  "# HELP hacache_raft_members_committed 1 when that configuration is committed.\n"
+                  "# TYPE hacache_raft_members_committed gauge\n"
+                  "hacache_raft_members_committed %d\n"
+                  "# HELP hacache_raft_member_info One series per member of the configuration.\n"
+                  "# TYPE hacache_raft_member_info gauge\n",
+                  voters, learners, st.members_committed ? 1 : 0);
+    for (uint32_t i = 0; i < st.members.n; i++) {
+        hc_buf_printf(out, "hacache_raft_member_info{node=\"%s\",role=\"%s\"} 1\n",
+                      name_of_id(c, st.members.m[i].id),
+                      st.members.m[i].role == RAFT_VOTER ? "voter" : "learner");
+    }
 }

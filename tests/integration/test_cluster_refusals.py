@@ -111,6 +111,8 @@ class Setup:
             "CACHE_ELECTION_TIMEOUT_MS": str(ELECTION_MS),
             "CACHE_HEARTBEAT_MS": "100",
             "CACHE_HTTP_ADDR": "127.0.0.1:%d" % self.http_ports[i],
+            # the third seat is never taken by a legitimate node: A and B bootstrap on their own
+            "CACHE_BOOTSTRAP_EXPECT": "2",
         }
         e.update(over)
         return e
