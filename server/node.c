@@ -420,6 +420,17 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
             hc_buf_prom_label(out, st.peers[i].node, strlen(st.peers[i].node));
             hc_buf_printf(out, "\"} %d\n", st.peers[i].connected);
         }
+        hc_buf_puts(out, "# HELP hacache_peer_clock_offset_seconds The peer's wall clock minus "
+                         "this node's (estimate, good to half a round trip).\n"
+                         "# TYPE hacache_peer_clock_offset_seconds gauge\n");
+        for (size_t i = 0; i < st.n_peers; i++) {
+            if (!st.peers[i].has_clock) {
+                continue;
+            }
+            hc_buf_puts(out, "hacache_peer_clock_offset_seconds{peer=\"");
+            hc_buf_prom_label(out, st.peers[i].node, strlen(st.peers[i].node));
+            hc_buf_printf(out, "\"} %.3f\n", (double)st.peers[i].clock_offset_ms / 1000.0);
+        }
         cluster_render_metrics(n, out);
     }
     /* Prometheus wants each family's samples in one group: one pass per family. */
@@ -468,6 +479,8 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
  * ========================================================================================== */
 
 #define DEDUPE_WINDOW      8192
+#define CLOCK_PERIOD_MS    5000   /* clock comparison with each peer */
+#define CLOCK_WARN_MS      500    /* offsets above this are logged */
 #define RETRY_PAUSE_MS     20     /* a parked write refused by a former leader waits this long */
 #define CL_MAX_LOG_ENTRIES 65536u /* raft refuses proposals (EFULL) beyond */
 #define CL_MAX_LOG_BYTES   ((uint64_t)256 << 20) /* ... or this many retained data bytes */
@@ -607,6 +620,11 @@ struct cluster {
     int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
     uint64_t members_changes; /* configuration changes this node proposed as leader */
+    /* clocks (see "clock skew") */
+    int64_t *clock_offset; /* per peer slot: its wall clock minus mine, ms */
+    uint64_t *clock_rtt;   /* per peer slot: round trip of the last comparison, 0: none yet */
+    uint8_t *clock_warned; /* per peer slot: a skew warning was logged */
+    uint64_t clock_tick_at;
 };
 
 /* ---- ids, hard state, dedupe window (exported for tests) ---- */
@@ -2257,6 +2275,8 @@ static const char *name_of_id(const cluster_t *c, uint64_t id);
 static void send_cluster_info(cluster_t *c, int peer);
 static void on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
 static void on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
+static void on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
+static void send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 
 /* A peer slot: my HA_HOSTS entries have theirs from the start; a peer that only lists me (a
  * node added by a membership change that my HA_HOSTS does not name yet) gets one here, with
@@ -2291,6 +2311,7 @@ static void on_peer_up(void *ud, int peer, uint32_t version)
         if (c->discovering || c->joining) {
             send_info_req(c, peer);
         }
+        send_time(c, peer, hc_wall_ms(), 0);
     }
     (void)version;
     cl_kick(c);
@@ -2373,6 +2394,9 @@ static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
     case HACACHE__PEER_MESSAGE__BODY_JOIN:
         on_join_request(c, peer, pm->join);
         break;
+    case HACACHE__PEER_MESSAGE__BODY_TIME:
+        on_time_sync(c, peer, pm->time);
+        break;
     default:
         break;
     }
@@ -2400,6 +2424,9 @@ static int cluster_new(hc_node_t *n)
     c->dedupe = hc_dedupe_new(DEDUPE_WINDOW);
     c->tx = calloc(c->cap, sizeof(*c->tx));
     c->info_state = calloc(c->cap, 1);
+    c->clock_offset = calloc(c->cap, sizeof(*c->clock_offset));
+    c->clock_rtt = calloc(c->cap, sizeof(*c->clock_rtt));
+    c->clock_warned = calloc(c->cap, 1);
     c->found_leader = -1;
     hc_buf_init(&c->rx.buf);
     c->rx.peer = -1;
@@ -2414,7 +2441,8 @@ static int cluster_new(hc_node_t *n)
         c->compact_hold_max = cev * 10 < CL_MAX_LOG_ENTRIES / 2 ? cev * 10 : CL_MAX_LOG_ENTRIES / 2;
     }
     if (c->ids == NULL || c->names == NULL || c->last_frame == NULL || c->dedupe == NULL ||
-        c->info_state == NULL || c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
+        c->info_state == NULL || c->clock_offset == NULL || c->clock_rtt == NULL ||
+        c->clock_warned == NULL || c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
         c->nhosts > RAFT_MAX_MEMBERS) {
         cluster_free(n);
         return HC_EINVAL;
@@ -2597,12 +2625,14 @@ static int cluster_start(hc_node_t *n)
 }
 
 static void membership_tick(cluster_t *c);
+static void clock_tick(cluster_t *c);
 
 static void cluster_expiry_tick(hc_node_t *n)
 {
     cluster_t *c = n->cl;
     if (!c->closing) {
         membership_tick(c);
+        clock_tick(c);
     }
     if (c->closing || c->raft == NULL) {
         return;
@@ -2708,6 +2738,9 @@ static void cluster_free(hc_node_t *n)
     free(c->names);
     free(c->last_frame);
     free(c->info_state);
+    free(c->clock_offset);
+    free(c->clock_rtt);
+    free(c->clock_warned);
     free(c);
     n->cl = NULL;
 }
@@ -3283,6 +3316,66 @@ static void membership_tick(cluster_t *c)
     }
 }
 
+/* ---- clock skew ----
+ * Every CLOCK_PERIOD_MS each node asks every linked peer for its wall clock (TimeSync) and
+ * estimates the peer's offset as t1 - (t0 + t2) / 2, good to about half the round trip. TTL
+ * instants are fixed by the leader's clock and checked by each node's own, so an offset is how
+ * early (negative) or late an entry expires on that node compared with the leader. Shown per
+ * peer in /v1/status (clock_offset_ms) and hacache_peer_clock_offset_seconds; an offset above
+ * CLOCK_WARN_MS logs one warning per peer (and one line when it is back under). */
+
+static void send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__TimeSync ts = HACACHE__TIME_SYNC__INIT;
+    ts.t0 = t0;
+    ts.t1 = t1;
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
+    pm.time = &ts;
+    send_pm(c, peer, &pm);
+}
+
+static void clock_tick(cluster_t *c)
+{
+    uint64_t now = cl_now(c);
+    if (now < c->clock_tick_at || c->peers == NULL) {
+        return;
+    }
+    c->clock_tick_at = now + CLOCK_PERIOD_MS;
+    uint64_t wall = hc_wall_ms();
+    for (size_t i = 0; i < c->npeers; i++) {
+        if ((int)i != c->self && hc_peers_is_up(c->peers, (int)i)) {
+            send_time(c, (int)i, wall, 0);
+        }
+    }
+}
+
+static void on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts)
+{
+    uint64_t t2 = hc_wall_ms();
+    if (ts->t1 == 0) {
+        send_time(c, peer, ts->t0, t2 ? t2 : 1); /* a question: answer with my clock */
+        return;
+    }
+    if (ts->t0 > t2 || t2 - ts->t0 > 60000) {
+        return; /* not an answer to a recent question of mine (or my clock stepped back) */
+    }
+    int64_t offset = (int64_t)ts->t1 - (int64_t)(ts->t0 + (t2 - ts->t0) / 2);
+    c->clock_offset[peer] = offset;
+    c->clock_rtt[peer] = t2 - ts->t0 ? t2 - ts->t0 : 1;
+    int64_t mag = offset < 0 ? -offset : offset;
+    if (mag > CLOCK_WARN_MS && !c->clock_warned[peer]) {
+        c->clock_warned[peer] = 1;
+        hc_log(HC_LOG_WARN, "clock skew with a peer: TTLs expire at different instants",
+               HC_LS("peer", c->names[peer]), HC_LI("offset_ms", offset),
+               HC_LU("rtt_ms", c->clock_rtt[peer]));
+    } else if (mag <= CLOCK_WARN_MS / 2 && c->clock_warned[peer]) {
+        c->clock_warned[peer] = 0;
+        hc_log(HC_LOG_INFO, "clock skew with a peer back to normal", HC_LS("peer", c->names[peer]),
+               HC_LI("offset_ms", offset));
+    }
+}
+
 static hc_peers_t *cluster_peers(hc_node_t *n)
 {
     return n->cl->peers;
@@ -3346,6 +3439,9 @@ static void cluster_status(hc_node_t *n, hc_node_status_t *out)
         p->connected = c->peers ? hc_peers_is_up(c->peers, (int)i) : 0;
         p->last_contact_ms = c->last_frame[i] ? (int64_t)(now - c->last_frame[i]) : -1;
         p->protocol_version = c->peers ? hc_peers_version(c->peers, (int)i) : 0;
+        p->has_clock = c->clock_rtt[i] != 0;
+        p->clock_offset_ms = c->clock_offset[i];
+        p->clock_rtt_ms = c->clock_rtt[i];
         if (c->role == RAFT_LEADER) {
             for (uint32_t j = 0; j < st.n_peers; j++) {
                 if (st.peers[j].id == c->ids[i]) {

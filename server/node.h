@@ -37,6 +37,9 @@ typedef struct {
     int has_match;           /* match_index known (this node leads) */
     uint64_t match_index;
     uint32_t protocol_version; /* 0 when not connected */
+    int has_clock;             /* a clock comparison with it completed */
+    int64_t clock_offset_ms;   /* its wall clock minus mine (NTP-style estimate) */
+    uint64_t clock_rtt_ms;     /* round trip of that comparison */
 } hc_node_peer_status_t;
 
 typedef struct {

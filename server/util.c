@@ -6,11 +6,33 @@
 #include <string.h>
 #include <time.h>
 
+/* Tests only: HACACHE_TEST_CLOCK_OFFSET_MS (signed) shifts this process's wall clock, to
+ * exercise clock-skew reporting and TTLs across skewed nodes without touching the system clock.
+ * Read once; the loop is single-threaded. */
+static int64_t wall_offset_ms(void)
+{
+    static int done;
+    static int64_t off;
+    if (!done) {
+        done = 1;
+        const char *e = getenv("HACACHE_TEST_CLOCK_OFFSET_MS");
+        if (e != NULL && *e != '\0') {
+            char *end = NULL;
+            long long v = strtoll(e, &end, 10);
+            if (end != NULL && *end == '\0' && v > -86400000LL && v < 86400000LL) {
+                off = (int64_t)v;
+            }
+        }
+    }
+    return off;
+}
+
 uint64_t hc_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)((int64_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u) +
+                      wall_offset_ms());
 }
 
 uint64_t hc_mono_ns(void)
