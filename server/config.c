@@ -101,6 +101,7 @@ typedef enum {
     K_TOKENS,     /* char ** plus size_t count at off_n: one token given inline */
     K_SIZE,       /* uint64_t bytes */
     K_MS,         /* uint32_t milliseconds */
+    K_COUNT,      /* uint32_t whole number (days, ...) */
     K_LOG_LEVEL,  /* hc_log_level_t */
     K_LOG_FORMAT, /* hc_log_format_t */
 } knob_type_t;
@@ -115,7 +116,7 @@ typedef struct {
     knob_type_t type;
     size_t off;           /* the field in hc_config_t */
     size_t off_n;         /* K_TOKENS: the count field */
-    uint64_t min, max;    /* K_SIZE, K_MS: accepted range, checked by validate */
+    uint64_t min, max;    /* K_SIZE, K_MS, K_COUNT: accepted range, checked by validate */
     int flags;            /* KF_* */
     const char *def;      /* default applied by hc_config_init (NULL: unset) */
     const char *def_text; /* default as --help shows it when it is not `def` */
@@ -226,6 +227,16 @@ static const knob_t knobs[] = {
      .def_text = "CACHE_TLS_CA_SERVER",
      .metavar = "PATH",
      .help = "CA bundle that verifies peers dialing this node"},
+    {.env = "CACHE_TLS_EXPIRY_WARN_DAYS",
+     .flag = "tls-expiry-warn-days",
+     .type = K_COUNT,
+     .off = F(tls_expiry_warn_days),
+     .min = 0,
+     .max = 3650,
+     .def = "7",
+     .metavar = "DAYS",
+     .help = "warn (log at load and daily, expires_soon in /v1/status) when a certificate expires "
+             "within this many days; 0 = never"},
     {.env = "CACHE_TLS_CLIENT_VALIDATE_DOMAIN",
      .flag = "tls-client-validate-domain",
      .type = K_STR,
@@ -1036,6 +1047,11 @@ static void knob_set(hc_config_t *c, const knob_t *k, const char *text, const ch
                    VALUE_TEXT_MAX, text);
         }
         break;
+    case K_COUNT:
+        if (parse_u32(v, FIELD(c, k, uint32_t)) != 0) {
+            report(r, "%s: %s\"%.*s\" is not a whole number", k->env, where, VALUE_TEXT_MAX, text);
+        }
+        break;
     case K_LOG_LEVEL:
         if (hc_log_level_parse(v, FIELD(c, k, hc_log_level_t)) != 0) {
             report(r, "%s: %s\"%.*s\" is not a log level (error, warn, info, debug, trace)", k->env,
@@ -1354,6 +1370,33 @@ static void read_token_file(const char *var, const char *path, int api, char ***
     }
     OPENSSL_cleanse(buf, len);
     free(buf);
+}
+
+int hc_config_read_tokens(const char *var, const char *path, int api, char ***tokens, size_t *n,
+                          char *err, size_t errlen)
+{
+    hc_config_errors_t errs;
+    errs.n = 0;
+    report_t r = {.errs = &errs};
+    char **v = NULL;
+    size_t nv = 0;
+    read_token_file(var, path, api, &v, &nv, &r);
+    if (r.n > 0 || nv == 0) {
+        tokens_free(&v, &nv);
+        snprintf(err, errlen, "%s", errs.n > 0 ? errs.line[0] : "no token");
+        return HC_EINVAL;
+    }
+    *tokens = v;
+    *n = nv;
+    return 0;
+}
+
+void hc_config_tokens_free(char **tokens, size_t n)
+{
+    for (size_t i = 0; tokens != NULL && i < n; i++) {
+        OPENSSL_cleanse(tokens[i], strlen(tokens[i]));
+    }
+    tokens_free(&tokens, &n);
 }
 
 /* Peer or API tokens: read the file form, then check every token given inline. */
@@ -1694,7 +1737,7 @@ static void check_ranges(const hc_config_t *c, report_t *r)
                     report(r, "%s: %s is out of range %s..%s", k->env, v, lo, hi);
                 }
             }
-        } else if (k->type == K_MS) {
+        } else if (k->type == K_MS || k->type == K_COUNT) {
             uint32_t x = *FIELD(c, k, const uint32_t);
             if (x < k->min || x > k->max) {
                 report(r, "%s: %" PRIu32 " is out of range %" PRIu64 "..%" PRIu64, k->env, x,
