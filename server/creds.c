@@ -51,10 +51,14 @@ typedef struct {
     char last_error[512];
 } group_t;
 
-typedef struct {
+/* A watched directory: where a configured path lives, and where it resolves to (Kubernetes:
+ * <dir>/tls.crt -> ..data/tls.crt -> ..<timestamp>/tls.crt; an in-place copy writes there). */
+typedef struct watch {
     uv_fs_event_t handle;
     hc_creds_t *c;
     char *dir;
+    int wanted; /* still one of the directories to watch (sync_watches) */
+    struct watch *next;
 } watch_t;
 
 struct hc_creds {
@@ -64,7 +68,7 @@ struct hc_creds {
     struct hc_http *http;
     uint32_t check_ms, retry_ms, window_ms;
     group_t g[G__COUNT];
-    watch_t *watches;
+    watch_t *watches; /* list */
     size_t n_watches;
     uv_timer_t tick; /* periodic content check, and the daily expiry warning */
     uv_timer_t soon; /* after an fs event, or the next retry */
@@ -356,12 +360,14 @@ static int run_pass(hc_creds_t *c, int forced, const char *trigger, hc_buf_t *js
 }
 
 static void on_soon(uv_timer_t *t);
+static void sync_watches(hc_creds_t *c);
 
 static void check_now(hc_creds_t *c, const char *trigger)
 {
     uint64_t retry = 0;
     char err[512];
     run_pass(c, 0, trigger, NULL, err, sizeof(err), &retry);
+    sync_watches(c);
     if (retry > 0 && !c->closing) {
         uv_timer_start(&c->soon, on_soon, retry, 0);
     }
@@ -431,41 +437,74 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-static void start_watches(hc_creds_t *c)
+static void on_closed(uv_handle_t *h);
+
+/* Watches dir unless it already is; marks it wanted. */
+static void want_dir(hc_creds_t *c, char *dir)
 {
-    size_t cap = 0;
-    for (int i = 0; i < G__COUNT; i++) {
-        cap += c->g[i].enabled ? c->g[i].n_paths : 0;
+    for (watch_t *w = c->watches; w != NULL; w = w->next) {
+        if (strcmp(w->dir, dir) == 0) {
+            w->wanted = 1;
+            free(dir);
+            return;
+        }
     }
-    c->watches = calloc(cap ? cap : 1, sizeof(*c->watches));
-    if (c->watches == NULL) {
-        return; /* the periodic check alone still works */
+    watch_t *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        free(dir);
+        return; /* the periodic check still sees every change */
+    }
+    w->c = c;
+    w->dir = dir;
+    w->wanted = 1;
+    uv_fs_event_init(c->loop, &w->handle);
+    w->handle.data = w;
+    w->next = c->watches;
+    c->watches = w;
+    c->n_watches++;
+    c->open++;
+    int rv = uv_fs_event_start(&w->handle, on_fs_event, dir, 0);
+    if (rv != 0) {
+        hc_log(HC_LOG_DEBUG, "cannot watch a credentials directory, the periodic check covers it",
+               HC_LS("dir", dir), HC_LS("error", uv_strerror(rv)));
+    }
+}
+
+/* Brings the watched directories in line with the files as they resolve now (a ..data swap
+ * moves the resolved directory). */
+static void sync_watches(hc_creds_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    for (watch_t *w = c->watches; w != NULL; w = w->next) {
+        w->wanted = 0;
     }
     for (int i = 0; i < G__COUNT; i++) {
         for (size_t j = 0; c->g[i].enabled && j < c->g[i].n_paths; j++) {
             char *dir = dir_of(c->g[i].paths[j]);
-            int dup = dir == NULL;
-            for (size_t k = 0; !dup && k < c->n_watches; k++) {
-                dup = strcmp(c->watches[k].dir, dir) == 0;
+            if (dir != NULL) {
+                want_dir(c, dir);
             }
-            if (dup) {
-                free(dir);
-                continue;
-            }
-            watch_t *w = &c->watches[c->n_watches];
-            w->c = c;
-            w->dir = dir;
-            uv_fs_event_init(c->loop, &w->handle);
-            w->handle.data = w;
-            c->n_watches++;
-            c->open++;
-            int rv = uv_fs_event_start(&w->handle, on_fs_event, dir, 0);
-            if (rv != 0) {
-                hc_log(HC_LOG_WARN, "cannot watch a credentials directory, checking every period",
-                       HC_LS("dir", dir), HC_LS("error", uv_strerror(rv)),
-                       HC_LU("period_ms", c->check_ms));
+            char *real = realpath(c->g[i].paths[j], NULL);
+            if (real != NULL) {
+                dir = dir_of(real);
+                free(real);
+                if (dir != NULL) {
+                    want_dir(c, dir);
+                }
             }
         }
+    }
+    for (watch_t **pw = &c->watches; *pw != NULL;) {
+        watch_t *w = *pw;
+        if (w->wanted) {
+            pw = &w->next;
+            continue;
+        }
+        *pw = w->next;
+        c->n_watches--;
+        uv_close((uv_handle_t *)&w->handle, on_closed);
     }
 }
 
@@ -527,7 +566,7 @@ int hc_creds_start(uv_loop_t *loop, const hc_creds_opts_t *o, hc_creds_t **out)
     uv_timer_init(loop, &c->soon);
     c->soon.data = c;
     c->open += 2;
-    start_watches(c);
+    sync_watches(c);
     uv_timer_start(&c->tick, on_tick, c->check_ms, c->check_ms);
     int sets = 0;
     for (int i = 0; i < G__COUNT; i++) {
@@ -694,13 +733,12 @@ static void on_closed(uv_handle_t *h)
 {
     hc_creds_t *c = h->data;
     if (h->type == UV_FS_EVENT) {
-        c = ((watch_t *)h->data)->c;
+        watch_t *w = h->data;
+        c = w->c;
+        free(w->dir);
+        free(w);
     }
     if (--c->open == 0) {
-        for (size_t i = 0; i < c->n_watches; i++) {
-            free(c->watches[i].dir);
-        }
-        free(c->watches);
         free(c);
     }
 }
@@ -713,9 +751,11 @@ void hc_creds_close(hc_creds_t *c)
     c->closing = 1;
     c->peers = NULL;
     c->http = NULL;
-    for (size_t i = 0; i < c->n_watches; i++) {
-        uv_close((uv_handle_t *)&c->watches[i].handle, on_closed);
+    for (watch_t *w = c->watches, *next; w != NULL; w = next) {
+        next = w->next;
+        uv_close((uv_handle_t *)&w->handle, on_closed);
     }
+    c->watches = NULL;
     uv_close((uv_handle_t *)&c->tick, on_closed);
     uv_close((uv_handle_t *)&c->soon, on_closed);
 }

@@ -85,7 +85,14 @@ static SSL_CTX *build_ctx(int server, const char *cert, const char *cert_var, co
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errlen, "%s: cannot load %s: %s", key_var, key, ssl_err_text(e, sizeof(e)));
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, errlen, "%s: key %s does not match the certificate %s", key_var, key,
+                     cert);
+            ERR_clear_error();
+        } else {
+            snprintf(err, errlen, "%s: cannot load %s: %s", key_var, key,
+                     ssl_err_text(e, sizeof(e)));
+        }
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
