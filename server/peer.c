@@ -496,6 +496,12 @@ static void link_close(link_t *l, const char *reason, int refused)
                    HC_LS("addr", l->addr), HC_LS("reason", reason));
         }
     }
+    if (!p->closing && s != NULL && s->link != NULL && s->link != l && s->link->revoked_ms != 0 &&
+        was != L_UP && was != L_RETIRING && !l->dialer) {
+        /* the peer's attempt to replace a revoked link failed: close that link now */
+        s->replace_failed_ms = uv_now(p->loop);
+        replace_soon(p);
+    }
     if (!p->closing && s != NULL && s->link != NULL && s->link->peer_eof && was != L_UP &&
         was != L_RETIRING) {
         int others = 0;
@@ -865,10 +871,11 @@ static void link_up(link_t *l)
             s->replace_wanted = 0;
             replacement_failed(s, "the peer kept the old link (tie-break)");
         }
-        link_retire(drop, keep);
-        if (was_replacement) {
-            replace_soon(p); /* the next stale link, one at a time */
+        if (keep == l) {
+            s->redial_ask_next_ms = 0; /* a new link that is stale already is asked for at once */
         }
+        link_retire(drop, keep);
+        replace_soon(p); /* the next stale link, one at a time */
         return;
     }
     s->replace_wanted = 0;
@@ -1428,11 +1435,12 @@ static void replacement_failed(slot_t *s, const char *reason)
     s->replace_next_ms = now + backoff;
     int repeated = strcmp(s->last_replace_error, reason) == 0;
     snprintf(s->last_replace_error, sizeof(s->last_replace_error), "%s", reason);
+    int revoked = s->link != NULL && s->link->revoked_ms != 0;
     hc_log(repeated ? HC_LOG_DEBUG : HC_LOG_WARN,
-           "peer link replacement failed, the current link stays", HC_LS("peer", s->name),
-           HC_LU("link", s->link ? s->link->id : 0), HC_LS("reason", reason),
-           HC_LU("retry_in_ms", backoff),
-           HC_LB("revoked", s->link != NULL && s->link->revoked_ms != 0));
+           revoked ? "peer link replacement failed, the revoked link closes"
+                   : "peer link replacement failed, the current link stays",
+           HC_LS("peer", s->name), HC_LU("link", s->link ? s->link->id : 0),
+           HC_LS("reason", reason), HC_LU("retry_in_ms", backoff), HC_LB("revoked", revoked));
     replace_soon(p);
 }
 
