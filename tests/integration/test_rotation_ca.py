@@ -63,7 +63,8 @@ def test_ca_rotation_three_steps_under_load():
         for nd in cl.nodes:
             err = nd.stderr()
             H.check("peer link down" not in err, "%s: no link went down" % nd.name)
-            H.check("refused" not in err, "%s: no link refused during the rotation" % nd.name)
+            H.check("peer link refused" not in err,
+                    "%s: no link refused during the rotation" % nd.name)
         # a leaf of the old CA alone no longer validates against the new bundle: rejected
         stale = R.make_leaf(pki.work, "node0-stale", pki.ca)
         pki.secrets[0].swap({"tls.crt": R.read(stale[0]), "tls.key": R.read(stale[1])})
