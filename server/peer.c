@@ -1796,7 +1796,7 @@ hc_tls_ctx_t *hc_peers_tls(const hc_peers_t *p)
 
 int hc_peers_reload(hc_peers_t *p, hc_tls_ctx_t *tls, char *const *tokens, size_t n_tokens)
 {
-    if (p->closing || (tokens != NULL && n_tokens == 0) || 0) {
+    if (p->closing || (tokens != NULL && n_tokens == 0)) {
         return HC_EINVAL;
     }
     if (tokens != NULL) {

@@ -550,5 +550,38 @@ def test_bad_material_keeps_old_credentials():
         stop_cluster(cl, pki)
 
 
+def test_api_token_file_rotation_standalone():
+    """CACHE_API_TOKEN_FILE goes through the same reload path: add, then drop a token."""
+    d = tempfile.mkdtemp(prefix="hacache-rot-api-")
+    try:
+        a, b = "api-token-aaaaaaaaaaaaaaaaaaaa", "api-token-bbbbbbbbbbbbbbbbbbbb"
+        path = os.path.join(d, "api-tokens")
+        with open(path, "w") as f:
+            f.write(a + "\n")
+        nd = H.Node(env={"CACHE_API_TOKEN_FILE": path}, name="api", log_level="info")
+
+        def status_with(tok):
+            c = H.Client(nd.port, token=tok, timeout=5)
+            try:
+                return c.get("/v1/status")[0]
+            finally:
+                c.close()
+        H.check_eq((status_with(a), status_with(b)), (200, 401), "before: only the first token")
+        with open(path, "w") as f:
+            f.write(a + "\n" + b + "\n")
+        H.wait_until(lambda: status_with(b) == 200, PICKUP_BOUND_S, what="second token accepted")
+        H.check_eq(status_with(a), 200, "first token still accepted")
+        with open(path, "w") as f:
+            f.write(b + "\n")
+        H.wait_until(lambda: status_with(a) == 401, PICKUP_BOUND_S, what="first token dropped")
+        H.check_eq(status_with(b), 200, "second token works")
+        H.check_eq(nd.stderr().count("api tokens reloaded"), 2, "one line per change")
+        m = nd.metrics(token=b)
+        H.check_eq(m.get("hacache_tls_reloads_total", result="success"), 2, "success counter")
+        nd.stop_ok()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     H.run(globals())
