@@ -101,7 +101,7 @@ typedef enum {
     K_TOKENS,     /* char ** plus size_t count at off_n: one token given inline */
     K_SIZE,       /* uint64_t bytes */
     K_MS,         /* uint32_t milliseconds */
-    K_COUNT,      /* uint32_t count */
+    K_COUNT,      /* uint32_t whole number (days, nodes, ...) */
     K_LOG_LEVEL,  /* hc_log_level_t */
     K_LOG_FORMAT, /* hc_log_format_t */
 } knob_type_t;
@@ -227,6 +227,16 @@ static const knob_t knobs[] = {
      .def_text = "CACHE_TLS_CA_SERVER",
      .metavar = "PATH",
      .help = "CA bundle that verifies peers dialing this node"},
+    {.env = "CACHE_TLS_EXPIRY_WARN_DAYS",
+     .flag = "tls-expiry-warn-days",
+     .type = K_COUNT,
+     .off = F(tls_expiry_warn_days),
+     .min = 0,
+     .max = 3650,
+     .def = "7",
+     .metavar = "DAYS",
+     .help = "warn (log at load and daily, expires_soon in /v1/status) when a certificate expires "
+             "within this many days; 0 = never"},
     {.env = "CACHE_TLS_CLIENT_VALIDATE_DOMAIN",
      .flag = "tls-client-validate-domain",
      .type = K_STR,
@@ -1371,6 +1381,33 @@ static void read_token_file(const char *var, const char *path, int api, char ***
     }
     OPENSSL_cleanse(buf, len);
     free(buf);
+}
+
+int hc_config_read_tokens(const char *var, const char *path, int api, char ***tokens, size_t *n,
+                          char *err, size_t errlen)
+{
+    hc_config_errors_t errs;
+    errs.n = 0;
+    report_t r = {.errs = &errs};
+    char **v = NULL;
+    size_t nv = 0;
+    read_token_file(var, path, api, &v, &nv, &r);
+    if (r.n > 0 || nv == 0) {
+        tokens_free(&v, &nv);
+        snprintf(err, errlen, "%s", errs.n > 0 ? errs.line[0] : "no token");
+        return HC_EINVAL;
+    }
+    *tokens = v;
+    *n = nv;
+    return 0;
+}
+
+void hc_config_tokens_free(char **tokens, size_t n)
+{
+    for (size_t i = 0; tokens != NULL && i < n; i++) {
+        OPENSSL_cleanse(tokens[i], strlen(tokens[i]));
+    }
+    tokens_free(&tokens, &n);
 }
 
 /* Peer or API tokens: read the file form, then check every token given inline. */

@@ -56,6 +56,7 @@ typedef struct hc_config {
     char *tls_ca_server, *tls_ca_client;    /* CACHE_TLS_CA_SERVER/CLIENT */
     char *tls_client_validate_domain;       /* CACHE_TLS_CLIENT_VALIDATE_DOMAIN */
     char *tls_sni_overwrite;                /* CACHE_TLS_SNI_OVERWRITE */
+    uint32_t tls_expiry_warn_days;          /* CACHE_TLS_EXPIRY_WARN_DAYS */
 
     char *http_addr;                    /* CACHE_HTTP_ADDR, host:port ([v6]:port allowed) */
     char *http_tls_cert, *http_tls_key; /* CACHE_HTTP_TLS_CERT/KEY */
@@ -97,6 +98,14 @@ int hc_config_load(hc_config_t *c, int argc, char **argv, hc_getenv_fn getenv_fn
  * scheme vs CACHE_TLS, API token required off-loopback. Sets c->self_index. Appends errors;
  * returns 0 or HC_EINVAL. `now` is the wall-clock second used for expiry checks. */
 int hc_config_validate(hc_config_t *c, int64_t now, hc_config_errors_t *errs);
+
+/* Reads a token file exactly as validation does (one token per line, blank lines and a trailing
+ * \r ignored, each at least 16 bytes; API tokens without blanks or control bytes), for credential
+ * reloads. 0 with *tokens (n entries; release with hc_config_tokens_free, which also wipes
+ * them), or HC_EINVAL with one line naming `var` in err. */
+int hc_config_read_tokens(const char *var, const char *path, int api, char ***tokens, size_t *n,
+                          char *err, size_t errlen);
+void hc_config_tokens_free(char **tokens, size_t n);
 
 /* Prints every knob with its variable, flag, default and meaning. */
 void hc_config_print_help(FILE *out);

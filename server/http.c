@@ -17,12 +17,15 @@
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <h2o.h>
 #include <h2o/http2.h>
 
+#include "creds.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 #include "util.h"
 
 #define MAX_CACHE_NAME 128
@@ -66,6 +69,7 @@ struct hc_http {
     uint64_t drain_deadline;
     void (*drained_cb)(void *ud);
     void *drained_ud;
+    hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
 };
 
 /* ---- responses ---- */
@@ -775,6 +779,9 @@ static void handle_metrics(call_t *call)
     hc_buf_init(&b);
     hc_node_render_metrics(call->http->node, &b);
     hc_metrics_render_requests(&call->http->metrics, &b);
+    if (call->http->creds != NULL) {
+        hc_creds_render_metrics(call->http->creds, &b);
+    }
     hc_buf_printf(&b,
                   "# HELP hacache_http_connections Open HTTP connections.\n"
                   "# TYPE hacache_http_connections gauge\nhacache_http_connections %zu\n",
@@ -796,6 +803,29 @@ static void handle_admin(call_t *call, const char *what, size_t n)
     }
     if (h2o_memis(what, n, H2O_STRLIT("leader/transfer"))) {
         send_error(call, 409, "standalone", "a standalone node has no peer to hand leadership to");
+    } else if (h2o_memis(what, n, H2O_STRLIT("tls/reload")) && call->http->creds != NULL) {
+        /* every credential set (peer TLS, HTTP TLS, peer and API tokens), like SIGHUP */
+        hc_buf_t b;
+        hc_buf_init(&b);
+        char err[512];
+        hc_buf_puts(&b, "{\"reloaded\":");
+        hc_buf_t sets;
+        hc_buf_init(&sets);
+        int rv = hc_creds_reload(call->http->creds, "admin call", &sets, err, sizeof(err));
+        if (rv == 0 || rv == HC_ENOTFOUND) {
+            hc_buf_puts(&b, rv == 0 ? "true,\"sets\":"
+                                    : "false,\"reason\":\"no credentials "
+                                      "configured\",\"sets\":");
+            hc_buf_append(&b, sets.data, sets.len);
+            hc_buf_puts(&b, "}");
+            send_json(call, 200, &b);
+        } else {
+            char msg[700];
+            snprintf(msg, sizeof(msg), "new credentials rejected, the old ones stay: %s", err);
+            send_error(call, 400, "tls_reload_failed", msg);
+        }
+        hc_buf_free(&sets);
+        hc_buf_free(&b);
     } else if (h2o_memis(what, n, H2O_STRLIT("tls/reload"))) {
         int rv = hc_http_reload_tls(call->http);
         if (rv == HC_ENOTFOUND) {
@@ -898,11 +928,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- TLS for the API ---- */
 
-/* Builds a server context from the HTTP TLS pair; NULL (and one log line) on any problem. */
-static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg)
+/* Builds a server context from the HTTP TLS pair; NULL with the reason in err on any problem
+ * (unreadable, key not matching, expired or not yet valid at `now`). */
+static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg, int64_t now, char *errbuf, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) {
+        snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -922,21 +954,29 @@ static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg)
             pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
             fclose(f);
         }
+        time_t t = (time_t)now;
+        X509 *leaf = SSL_CTX_get0_certificate(ctx);
         if (pkey == NULL) {
             what = "cannot load CACHE_HTTP_TLS_KEY";
-        } else if (X509_check_private_key(SSL_CTX_get0_certificate(ctx), pkey) != 1) {
+        } else if (X509_check_private_key(leaf, pkey) != 1) {
             what = "CACHE_HTTP_TLS_KEY does not match CACHE_HTTP_TLS_CERT";
         } else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
             what = "cannot use CACHE_HTTP_TLS_KEY";
+        } else if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) {
+            what = "CACHE_HTTP_TLS_CERT: certificate expired (notAfter in the past)";
+        } else if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) {
+            what = "CACHE_HTTP_TLS_CERT: certificate is not valid yet (notBefore in the future)";
         }
         EVP_PKEY_free(pkey);
     }
     if (what) {
-        char err[256];
-        ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+        char err[256] = "";
+        unsigned long e = ERR_get_error();
+        if (e != 0) {
+            ERR_error_string_n(e, err, sizeof(err));
+        }
         ERR_clear_error();
-        hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", what),
-               HC_LS("openssl", err));
+        snprintf(errbuf, errlen, "%s%s%s", what, err[0] ? ": " : "", err);
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -971,6 +1011,10 @@ static void log_cert(const char *msg, SSL_CTX *ctx)
 
 static void tls_status_json(struct hc_http *h, hc_buf_t *b)
 {
+    if (h->creds != NULL) {
+        hc_creds_status_json(h->creds, b);
+        return;
+    }
     X509 *x = h->ssl_ctx ? SSL_CTX_get0_certificate(h->ssl_ctx) : NULL;
     if (x == NULL) {
         hc_buf_puts(b, "null");
@@ -990,12 +1034,13 @@ static void tls_status_json(struct hc_http *h, hc_buf_t *b)
     hc_buf_puts(b, "}}");
 }
 
-int hc_http_reload_tls(hc_http_t *h)
+int hc_http_load_tls(hc_http_t *h, int64_t now, char *err, size_t errlen)
 {
     if (h->cfg->http_tls_cert == NULL || h->cfg->http_tls_key == NULL) {
+        snprintf(err, errlen, "no HTTP TLS configured");
         return HC_ENOTFOUND;
     }
-    SSL_CTX *ctx = build_ssl_ctx(h->cfg);
+    SSL_CTX *ctx = build_ssl_ctx(h->cfg, now, err, errlen);
     if (ctx == NULL) {
         return HC_EINVAL;
     }
@@ -1003,8 +1048,51 @@ int hc_http_reload_tls(hc_http_t *h)
     SSL_CTX_free(h->ssl_ctx);
     h->ssl_ctx = ctx;
     h->accept_ctx.ssl_ctx = ctx;
-    log_cert("http tls reloaded", ctx);
     return 0;
+}
+
+int hc_http_reload_tls(hc_http_t *h)
+{
+    char err[512];
+    int rv = hc_http_load_tls(h, (int64_t)time(NULL), err, sizeof(err));
+    if (rv == HC_EINVAL) {
+        hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", err));
+    } else if (rv == 0) {
+        log_cert("http tls reloaded", h->ssl_ctx);
+    }
+    return rv;
+}
+
+void hc_http_tls_info(const hc_http_t *h, hc_tls_cert_info_t *info)
+{
+    hc_tls_x509_info(h->ssl_ctx ? SSL_CTX_get0_certificate(h->ssl_ctx) : NULL, info);
+}
+
+int hc_http_set_api_tokens(hc_http_t *h, char *const *tokens, size_t n)
+{
+    unsigned char(*hashes)[crypto_generichash_BYTES] = NULL;
+    if (n > 0) {
+        hashes = calloc(n, sizeof(*hashes));
+        if (hashes == NULL) {
+            return HC_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        crypto_generichash(hashes[i], crypto_generichash_BYTES, (const unsigned char *)tokens[i],
+                           strlen(tokens[i]), NULL, 0);
+    }
+    if (h->token_hashes != NULL) {
+        sodium_memzero(h->token_hashes, h->n_tokens * sizeof(*h->token_hashes));
+    }
+    free(h->token_hashes);
+    h->token_hashes = hashes;
+    h->n_tokens = n;
+    return 0;
+}
+
+void hc_http_set_creds(hc_http_t *h, hc_creds_t *c)
+{
+    h->creds = c;
 }
 
 /* ---- connections ---- */
@@ -1136,8 +1224,10 @@ int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
 
     int rv = 0;
     if (cfg->http_tls_cert && cfg->http_tls_key) {
-        h->ssl_ctx = build_ssl_ctx(cfg);
+        char err[512];
+        h->ssl_ctx = build_ssl_ctx(cfg, (int64_t)time(NULL), err, sizeof(err));
         if (h->ssl_ctx == NULL) {
+            hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", err));
             rv = HC_EINVAL;
             goto fail_config;
         }

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "node.h"
+#include "tls.h"
 
 typedef struct hc_http hc_http_t;
 
@@ -32,5 +33,20 @@ size_t hc_http_open_connections(const hc_http_t *h);
  * the old one stays on error. 0, HC_EINVAL (bad material, logged) or HC_ENOTFOUND (no HTTP TLS
  * configured). */
 int hc_http_reload_tls(hc_http_t *h);
+
+/* The credential reload path (creds.h) uses these. hc_http_load_tls builds a context from
+ * CACHE_HTTP_TLS_CERT/KEY, checks it (key matches, valid at `now`) and swaps it in for new
+ * connections; nothing is logged. 0, HC_EINVAL with the reason in err (the old context stays),
+ * HC_ENOTFOUND when HTTP TLS is not configured. */
+int hc_http_load_tls(hc_http_t *h, int64_t now, char *err, size_t errlen);
+/* The certificate new connections get (present = 0 without TLS). */
+void hc_http_tls_info(const hc_http_t *h, hc_tls_cert_info_t *info);
+/* Replaces the accepted API tokens (copied as hashes; n may be 0: no token required). 0 or
+ * HC_ENOMEM (the old ones stay). */
+int hc_http_set_api_tokens(hc_http_t *h, char *const *tokens, size_t n);
+/* Routes /v1/status "tls", the reload metrics and POST /v1/admin/tls/reload through the
+ * credential watcher (NULL detaches it, e.g. before it closes). */
+struct hc_creds;
+void hc_http_set_creds(hc_http_t *h, struct hc_creds *c);
 
 #endif

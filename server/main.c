@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "creds.h"
 #include "hacache.h"
 #include "http.h"
 #include "log.h"
@@ -21,6 +22,7 @@ typedef struct {
     hc_config_t cfg;
     hc_node_t *node;
     hc_http_t *http;
+    hc_creds_t *creds; /* credential watcher and reloads (SIGHUP, admin call, file changes) */
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
     int abandoned; /* connections left open after the drain deadline */
@@ -54,9 +56,21 @@ static void on_node_closed(void *ud)
     }
 }
 
+static void stop_creds(daemon_t *d)
+{
+    if (d->creds != NULL) {
+        if (d->http != NULL) {
+            hc_http_set_creds(d->http, NULL);
+        }
+        hc_creds_close(d->creds); /* before the node closes the peer layer it uses */
+        d->creds = NULL;
+    }
+}
+
 static void on_http_drained(void *ud)
 {
     daemon_t *d = ud;
+    stop_creds(d);
     hc_http_close(d->http);
     hc_node_close(d->node, on_node_closed, d);
 }
@@ -93,11 +107,16 @@ static void on_signal(uv_signal_t *s, int signum)
 {
     daemon_t *d = s->data;
     if (signum == SIGHUP) {
-        int rv = d->http ? hc_http_reload_tls(d->http) : HC_ENOTFOUND;
-        hc_log(HC_LOG_INFO, "SIGHUP: credentials reload",
-               HC_LS("http_tls", rv == 0              ? "reloaded"
-                                 : rv == HC_ENOTFOUND ? "not configured"
-                                                      : "rejected"));
+        if (d->creds == NULL || d->stopping) {
+            return;
+        }
+        char err[512];
+        int rv = hc_creds_reload(d->creds, "SIGHUP", NULL, err, sizeof(err));
+        hc_log(rv == 0 || rv == HC_ENOTFOUND ? HC_LOG_INFO : HC_LOG_WARN,
+               "SIGHUP: credentials reload",
+               HC_LS("result", rv == 0              ? "reloaded"
+                               : rv == HC_ENOTFOUND ? "nothing configured"
+                                                    : "rejected, the old credentials stay"));
         return;
     }
     if (d->stopping) {
@@ -189,6 +208,14 @@ int main(int argc, char **argv)
         exit_code = 1;
         d.stopping = 1;
         on_http_drained(&d);
+    } else {
+        hc_creds_opts_t co = {.cfg = &d.cfg, .peers = hc_node_peers(d.node), .http = d.http};
+        if (hc_creds_start(&d.loop, &co, &d.creds) == 0) {
+            hc_http_set_creds(d.http, d.creds);
+        } else {
+            hc_log(HC_LOG_WARN, "cannot watch credentials; SIGHUP and file changes reload only "
+                                "the HTTP certificate");
+        }
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
 

@@ -21,6 +21,15 @@
 #define TOKEN_KEY           32
 #define HASH_BYTES          32
 #define MAX_PENDING_INBOUND 64 /* inbound connections not yet authenticated */
+/* Credential reloads (see peer.h, "Replacement"). */
+#define REDIAL_ASK_MS       1000  /* how often the higher-named side repeats its request */
+#define REVOKE_GRACE_MS     3000  /* a link whose peer lost its credentials closes this late */
+#define REPLACE_BACKOFF_MIN 1000  /* after a failed replacement dial, doubling ... */
+#define REPLACE_BACKOFF_MAX 30000 /* ... up to this */
+/* A PING payload that asks the receiver (the lower-named node) to replace this link. Older
+ * nodes just echo it in a PONG, which is ignored. */
+static const char redial_magic[] = "hacache-redial-1";
+#define REDIAL_MAGIC_LEN (sizeof(redial_magic) - 1)
 
 /* One queued frame: header and payload, contiguous. */
 typedef struct txframe {
@@ -78,6 +87,17 @@ struct link {
     char peer_name[HC_NODE_NAME_MAX + 1];
     uint64_t peer_incarnation;
     uint32_t version;
+
+    /* credential reloads */
+    uint64_t id;                 /* per-process link number, shown in status and logs */
+    uint64_t gen;                /* p->cred_gen when the link was created */
+    char local[64];              /* our address of the TCP connection */
+    uint64_t up_ms;              /* when it authenticated */
+    int replacement;             /* dialed to replace the slot's active link */
+    int redial_asked;            /* the higher-named peer asked us to replace it */
+    uint64_t revoked_ms;         /* a reload no longer accepts the peer's credentials; 0 = no */
+    uint8_t peer_key[TOKEN_KEY]; /* the accepted token key the peer's proof matched */
+    char revoke_reason[200];
 };
 
 struct slot {
@@ -98,6 +118,13 @@ struct slot {
     uint32_t attempts;         /* failed dials since the last link up */
     char last_refusal[256];    /* to log a repeated refusal once */
     char last_dial_error[256]; /* likewise for unreachable */
+    /* replacement of a link authenticated with old credentials (lower-named side dials) */
+    int replace_wanted;           /* the next dial is a replacement (s->link stays) */
+    uint32_t replace_failures;    /* since the last successful replacement */
+    uint64_t replace_next_ms;     /* earliest next replacement dial */
+    uint64_t replace_failed_ms;   /* last failed replacement */
+    uint64_t redial_ask_next_ms;  /* higher-named side: next redial request */
+    char last_replace_error[256]; /* to log a repeated failure once */
 };
 
 struct hc_peers {
@@ -128,6 +155,13 @@ struct hc_peers {
     int pending_full_logged;
     char last_anon_refusal[320];
 
+    /* credential reloads */
+    uint64_t cred_gen; /* bumped by every reload that changed credentials */
+    uint64_t next_link_id;
+    link_t *replacing;        /* the one replacement dial in progress, or NULL */
+    uv_timer_t replace_timer; /* runs replace_step soon after something changed */
+    uint64_t replaced_total, replace_failed_total, revoked_total;
+
     int closing;
     int open; /* handles not yet closed + getaddrinfo requests pending */
     void (*close_cb)(void *ud);
@@ -141,6 +175,8 @@ static void retire_flush(link_t *l);
 static void schedule_dial(slot_t *s, int after_failure);
 static void want_flush(hc_peers_t *p);
 static void link_handle_closed(uv_handle_t *h);
+static void replacement_failed(slot_t *s, const char *reason);
+static void replace_soon(hc_peers_t *p);
 
 /* ---- helpers ---- */
 
@@ -427,10 +463,17 @@ static void link_close(link_t *l, const char *reason, int refused)
     uv_read_stop((uv_stream_t *)&l->tcp);
     slot_t *s = l->slot >= 0 ? p->slots[l->slot] : NULL;
 
+    if (p->replacing == l) {
+        p->replacing = NULL;
+    }
     if (!p->closing) {
-        if (s != NULL && s->link == l) {
+        if (l->replacement && s != NULL && s->link != NULL && s->link != l && was != L_UP &&
+            was != L_RETIRING) {
+            replacement_failed(s, reason);
+        } else if (s != NULL && s->link == l) {
             s->link = NULL;
             s->version = 0;
+            s->replace_wanted = 0;
             hc_log(HC_LOG_WARN, "peer link down", HC_LS("peer", s->name), HC_LS("addr", l->addr),
                    HC_LS("reason", reason));
             if (p->cb.down != NULL) {
@@ -452,6 +495,12 @@ static void link_close(link_t *l, const char *reason, int refused)
             hc_log(HC_LOG_DEBUG, "inbound peer connection closed before authentication",
                    HC_LS("addr", l->addr), HC_LS("reason", reason));
         }
+    }
+    if (!p->closing && s != NULL && s->link != NULL && s->link != l && s->link->revoked_ms != 0 &&
+        was != L_UP && was != L_RETIRING && !l->dialer) {
+        /* the peer's attempt to replace a revoked link failed: close that link now */
+        s->replace_failed_ms = uv_now(p->loop);
+        replace_soon(p);
     }
     if (!p->closing && s != NULL && s->link != NULL && s->link->peer_eof && was != L_UP &&
         was != L_RETIRING) {
@@ -540,7 +589,10 @@ static link_t *link_new(hc_peers_t *p, int dialer, int slot)
     l->slot = slot;
     l->state = L_CONNECTING;
     l->created_ms = l->last_rx_ms = l->last_ping_ms = uv_now(p->loop);
+    l->id = ++p->next_link_id;
+    l->gen = p->cred_gen;
     snprintf(l->addr, sizeof(l->addr), "?");
+    snprintf(l->local, sizeof(l->local), "?");
     l->next = p->links;
     if (p->links) {
         p->links->prev = l;
@@ -789,15 +841,46 @@ static void link_up(link_t *l)
     if (s->dial_link == l) {
         s->dial_link = NULL;
     }
+    l->up_ms = uv_now(p->loop);
+    int was_replacement = l->replacement;
+    if (p->replacing == l) {
+        p->replacing = NULL;
+    }
     link_t *old = s->link;
     if (old != NULL && old->peer_incarnation == l->peer_incarnation) {
         link_t *keep = preferred(p, l, old);
         link_t *drop = keep == l ? old : l;
+        int stale = old->gen < p->cred_gen || old->redial_asked || old->revoked_ms != 0;
         if (keep == l) {
             s->link = l; /* the peer stays up for the owner */
+            s->version = l->version;
+        }
+        if (keep == l && (was_replacement || stale)) {
+            /* make-before-break: the new link carries the traffic from now on, the old one
+             * is retired below (its last writes still arrive, the owner sees no down/up) */
+            p->replaced_total++;
+            s->replace_wanted = 0;
+            s->replace_failures = 0;
+            s->last_replace_error[0] = '\0';
+            hc_log(HC_LOG_INFO, "peer link replaced", HC_LS("peer", s->name),
+                   HC_LU("old_link", old->id), HC_LU("new_link", l->id), HC_LS("addr", l->addr),
+                   HC_LS("direction", l->dialer ? "dialed" : "accepted"),
+                   HC_LU("generation", l->gen),
+                   HC_LS("tls_subject", l->tls ? hc_tls_conn_peer_subject(l->tls) : "(plaintext)"));
+        } else if (was_replacement) {
+            s->replace_wanted = 0;
+            replacement_failed(s, "the peer kept the old link (tie-break)");
+        }
+        if (keep == l) {
+            s->redial_ask_next_ms = 0; /* a new link that is stale already is asked for at once */
         }
         link_retire(drop, keep);
+        replace_soon(p); /* the next stale link, one at a time */
         return;
+    }
+    s->replace_wanted = 0;
+    if (was_replacement) {
+        replace_soon(p);
     }
     if (old != NULL) {
         link_close(old, "replaced by a new connection from the restarted peer", 0);
@@ -812,7 +895,7 @@ static void link_up(link_t *l)
     }
     hc_log(HC_LOG_INFO, "peer link up", HC_LS("peer", s->name), HC_LS("addr", l->addr),
            HC_LS("direction", l->dialer ? "dialed" : "accepted"), HC_LU("version", l->version),
-           HC_LU("failed_attempts", s->attempts),
+           HC_LU("failed_attempts", s->attempts), HC_LU("link", l->id),
            HC_LS("tls_subject", l->tls ? hc_tls_conn_peer_subject(l->tls) : "(plaintext)"));
     s->attempts = 0;
     s->last_refusal[0] = '\0';
@@ -837,7 +920,10 @@ static void on_auth(link_t *l, const uint8_t *payload, size_t len)
     int ok = 0;
     for (size_t i = 0; i < p->n_keys; i++) {
         auth_mac(p, p->keys[i], l->dialer ? 'A' : 'D', l, l->tls ? exporter : NULL, want);
-        ok |= sodium_memcmp(got, want, HC_MAC_BYTES) == 0;
+        if (sodium_memcmp(got, want, HC_MAC_BYTES) == 0) {
+            ok = 1;
+            memcpy(l->peer_key, p->keys[i], TOKEN_KEY); /* rechecked when tokens reload */
+        }
     }
     if (!ok) {
         link_close(l, "wrong token: its proof matches none of my CACHE_AUTH_TOKEN values", 1);
@@ -883,6 +969,14 @@ static void on_frame(link_t *l, const hc_frame_t *f)
             return;
         case HC_FRAME_PING:
             if (f->len <= HC_FRAME_PING_MAX) {
+                if (f->len >= REDIAL_MAGIC_LEN &&
+                    memcmp(f->payload, redial_magic, REDIAL_MAGIC_LEN) == 0 && l->state == L_UP &&
+                    !l->redial_asked) {
+                    hc_log(HC_LOG_DEBUG, "peer asks for a fresh link (its credentials changed)",
+                           HC_LS("peer", link_peer(l)), HC_LU("link", l->id));
+                    l->redial_asked = 1;
+                    replace_soon(p);
+                }
                 if (l->state == L_UP) {
                     enqueue(l, HC_FRAME_PONG, f->payload, f->len);
                 }
@@ -1100,10 +1194,17 @@ static int awaiting_replacement(link_t *l)
 }
 
 /* TCP is connected (dialed or accepted): start TLS or the Hello. */
+static void format_addr(const struct sockaddr *sa, char *out, size_t len);
+
 static void link_start(link_t *l)
 {
     hc_peers_t *p = l->p;
     uv_tcp_nodelay(&l->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        format_addr((struct sockaddr *)&ss, l->local, sizeof(l->local));
+    }
     int rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
     if (rc != 0) {
         link_close(l, uv_strerror(rc), 0);
@@ -1212,6 +1313,10 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void dial_failed(slot_t *s, const char *reason)
 {
+    if (s->replace_wanted && s->link != NULL) {
+        replacement_failed(s, reason);
+        return;
+    }
     int repeated = s->last_dial_error[0] != '\0';
     snprintf(s->last_dial_error, sizeof(s->last_dial_error), "%s", reason);
     hc_log(repeated ? HC_LOG_DEBUG : HC_LOG_INFO, "peer unreachable, retrying",
@@ -1237,7 +1342,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         dial_failed(s, reason);
         return;
     }
-    if (s->link != NULL) { /* came up inbound meanwhile */
+    int replacing = s->replace_wanted && s->link != NULL;
+    if (s->link != NULL && !replacing) { /* came up inbound meanwhile */
         uv_freeaddrinfo(res);
         return;
     }
@@ -1249,6 +1355,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     format_addr(res->ai_addr, l->addr, sizeof(l->addr));
     s->dial_link = l;
+    if (replacing) {
+        l->replacement = 1;
+        p->replacing = l;
+    }
     l->connect_req.data = l;
     int rc = uv_tcp_connect(&l->connect_req, &l->tcp, res->ai_addr, on_connect);
     uv_freeaddrinfo(res);
@@ -1263,7 +1373,8 @@ static void on_dial_timer(uv_timer_t *t)
 {
     slot_t *s = t->data;
     hc_peers_t *p = s->p;
-    if (p->closing || s->link != NULL || s->dial_link != NULL || s->resolving) {
+    if (p->closing || (s->link != NULL && !s->replace_wanted) || s->dial_link != NULL ||
+        s->resolving) {
         return;
     }
     char port[8];
@@ -1308,6 +1419,98 @@ static void schedule_dial(slot_t *s, int after_failure)
     uv_timer_start(&s->dial_timer, on_dial_timer, delay, 0);
 }
 
+/* ---- replacement after credential reloads ---- */
+
+static void replacement_failed(slot_t *s, const char *reason)
+{
+    hc_peers_t *p = s->p;
+    uint64_t now = uv_now(p->loop);
+    s->replace_wanted = 0;
+    s->replace_failures++;
+    s->replace_failed_ms = now;
+    p->replace_failed_total++;
+    uint32_t shift = s->replace_failures - 1 < 5 ? s->replace_failures - 1 : 5;
+    uint64_t backoff = (uint64_t)REPLACE_BACKOFF_MIN << shift;
+    backoff = backoff > REPLACE_BACKOFF_MAX ? REPLACE_BACKOFF_MAX : backoff;
+    s->replace_next_ms = now + backoff;
+    int repeated = strcmp(s->last_replace_error, reason) == 0;
+    snprintf(s->last_replace_error, sizeof(s->last_replace_error), "%s", reason);
+    int revoked = s->link != NULL && s->link->revoked_ms != 0;
+    hc_log(repeated ? HC_LOG_DEBUG : HC_LOG_WARN,
+           revoked ? "peer link replacement failed, the revoked link closes"
+                   : "peer link replacement failed, the current link stays",
+           HC_LS("peer", s->name), HC_LU("link", s->link ? s->link->id : 0),
+           HC_LS("reason", reason), HC_LU("retry_in_ms", backoff), HC_LB("revoked", revoked));
+    replace_soon(p);
+}
+
+static int link_stale(const hc_peers_t *p, const link_t *l)
+{
+    return l->gen < p->cred_gen || l->redial_asked || l->revoked_ms != 0;
+}
+
+/* Walks the active links once: a link authenticated with credentials older than the current
+ * ones is replaced make-before-break, one link at a time. The node whose name sorts first dials
+ * the replacement (its dial wins the duplicate tie-break on both ends, whichever side dialed the
+ * old link); the other node asks it to with a redial PING, repeated every REDIAL_ASK_MS. A link
+ * whose peer credentials a reload no longer accepts is closed once its replacement failed, or
+ * REVOKE_GRACE_MS after the reload at the latest. */
+static void replace_step(hc_peers_t *p)
+{
+    if (p->closing) {
+        return;
+    }
+    uint64_t now = uv_now(p->loop);
+    int busy = p->replacing != NULL;
+    for (int i = 0; i < p->n_slots; i++) {
+        busy |= p->slots[i]->replace_wanted;
+    }
+    for (int i = 0; i < p->n_slots && !p->closing; i++) {
+        slot_t *s = p->slots[i];
+        link_t *l = s->link;
+        if (l == NULL || l->state != L_UP || !link_stale(p, l)) {
+            continue;
+        }
+        int in_progress = s->replace_wanted || (p->replacing && p->replacing->slot == i);
+        if (l->revoked_ms != 0 && !in_progress &&
+            (now - l->revoked_ms >= REVOKE_GRACE_MS || s->replace_failed_ms >= l->revoked_ms)) {
+            char why[300];
+            snprintf(why, sizeof(why), "credentials no longer accepted after a reload: %s",
+                     l->revoke_reason);
+            p->revoked_total++;
+            link_close(l, why, 0);
+            continue;
+        }
+        int i_dial = s->in_config && strcasecmp(p->me, l->peer_name) < 0;
+        if (i_dial) {
+            if (!busy && s->dial_link == NULL && !s->resolving && now >= s->replace_next_ms &&
+                s->timer_open) {
+                s->replace_wanted = 1;
+                busy = 1;
+                hc_log(HC_LOG_DEBUG, "replacing peer link", HC_LS("peer", s->name),
+                       HC_LU("link", l->id), HC_LU("generation", l->gen),
+                       HC_LU("current_generation", p->cred_gen));
+                uv_timer_start(&s->dial_timer, on_dial_timer, 0, 0);
+            }
+        } else if (now >= s->redial_ask_next_ms) {
+            enqueue(l, HC_FRAME_PING, redial_magic, REDIAL_MAGIC_LEN);
+            s->redial_ask_next_ms = now + REDIAL_ASK_MS;
+        }
+    }
+}
+
+static void on_replace_timer(uv_timer_t *t)
+{
+    replace_step(t->data);
+}
+
+static void replace_soon(hc_peers_t *p)
+{
+    if (!p->closing) {
+        uv_timer_start(&p->replace_timer, on_replace_timer, 0, 0);
+    }
+}
+
 /* ---- liveness ---- */
 
 static void on_tick(uv_timer_t *t)
@@ -1348,6 +1551,7 @@ static void on_tick(uv_timer_t *t)
             return;
         }
     }
+    replace_step(p);
 }
 
 /* ---- public ---- */
@@ -1386,6 +1590,17 @@ static uint32_t env_u32(const char *name, uint32_t dflt)
         return (uint32_t)x;
     }
     return dflt;
+}
+
+/* key_i of peer.h: BLAKE2b-256("hacache peer token v1" || token). */
+static void token_key(const char *token, uint8_t out[TOKEN_KEY])
+{
+    static const char label[] = "hacache peer token v1";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TOKEN_KEY);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+    crypto_generichash_update(&st, (const uint8_t *)token, strlen(token));
+    crypto_generichash_final(&st, out, TOKEN_KEY);
 }
 
 int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
@@ -1429,13 +1644,7 @@ int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
     }
     p->n_keys = cfg->n_auth_tokens;
     for (size_t i = 0; i < cfg->n_auth_tokens; i++) {
-        static const char label[] = "hacache peer token v1";
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, NULL, 0, TOKEN_KEY);
-        crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
-        crypto_generichash_update(&st, (const uint8_t *)cfg->auth_tokens[i],
-                                  strlen(cfg->auth_tokens[i]));
-        crypto_generichash_final(&st, p->keys[i], TOKEN_KEY);
+        token_key(cfg->auth_tokens[i], p->keys[i]);
     }
     p->n_hosts = cfg->hosts.n;
     for (size_t i = 0; i < cfg->hosts.n; i++) {
@@ -1453,9 +1662,11 @@ int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
 
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;
+    uv_timer_init(loop, &p->replace_timer);
+    p->replace_timer.data = p;
     uv_prepare_init(loop, &p->flush);
     p->flush.data = p;
-    p->open += 2;
+    p->open += 3;
     for (int i = 0; i < p->n_slots; i++) {
         slot_t *s = p->slots[i];
         if (s->in_config) {
@@ -1578,6 +1789,106 @@ void hc_peers_set_tls(hc_peers_t *p, hc_tls_ctx_t *tls)
     hc_tls_ctx_unref(old);
 }
 
+hc_tls_ctx_t *hc_peers_tls(const hc_peers_t *p)
+{
+    return p->tls;
+}
+
+int hc_peers_reload(hc_peers_t *p, hc_tls_ctx_t *tls, char *const *tokens, size_t n_tokens)
+{
+    if (p->closing || (tokens != NULL && n_tokens == 0)) {
+        return HC_EINVAL;
+    }
+    if (tokens != NULL) {
+        uint8_t(*keys)[TOKEN_KEY] = calloc(n_tokens, TOKEN_KEY);
+        if (keys == NULL) {
+            return HC_ENOMEM;
+        }
+        for (size_t i = 0; i < n_tokens; i++) {
+            token_key(tokens[i], keys[i]);
+        }
+        sodium_memzero(p->keys, p->n_keys * TOKEN_KEY);
+        free(p->keys);
+        p->keys = keys;
+        p->n_keys = n_tokens;
+    }
+    if (tls != NULL) {
+        hc_peers_set_tls(p, tls);
+    }
+    p->cred_gen++;
+    uint64_t now = uv_now(p->loop);
+    int stale = 0;
+    for (link_t *l = p->links; l != NULL; l = l->next) {
+        if (l->state != L_UP) {
+            continue;
+        }
+        stale++;
+        char why[200] = "";
+        if (tokens != NULL) {
+            int ok = 0;
+            for (size_t i = 0; i < p->n_keys; i++) {
+                ok |= sodium_memcmp(l->peer_key, p->keys[i], TOKEN_KEY) == 0;
+            }
+            if (!ok) {
+                snprintf(why, sizeof(why), "the token the peer proved is no longer accepted");
+            }
+        }
+        if (why[0] == '\0' && tls != NULL && l->tls != NULL) {
+            hc_tls_conn_recheck(l->tls, tls, why, sizeof(why));
+        }
+        if (why[0] != '\0' && l->revoked_ms == 0) {
+            l->revoked_ms = now ? now : 1;
+            snprintf(l->revoke_reason, sizeof(l->revoke_reason), "%s", why);
+            hc_log(HC_LOG_WARN, "peer link no longer authorized, replacing or closing it",
+                   HC_LS("peer", link_peer(l)), HC_LU("link", l->id), HC_LS("reason", why));
+        }
+    }
+    for (int i = 0; i < p->n_slots; i++) {
+        slot_t *s = p->slots[i];
+        s->replace_failures = 0;
+        s->replace_next_ms = 0;
+        s->redial_ask_next_ms = 0;
+        s->last_replace_error[0] = '\0';
+    }
+    replace_soon(p);
+    return stale;
+}
+
+uint64_t hc_peers_generation(const hc_peers_t *p)
+{
+    return p->cred_gen;
+}
+
+int hc_peers_link_info(const hc_peers_t *p, int peer, hc_peer_link_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!hc_peers_is_up(p, peer)) {
+        return HC_EUNAVAILABLE;
+    }
+    const link_t *l = p->slots[peer]->link;
+    out->id = l->id;
+    out->generation = l->gen;
+    out->current = !link_stale(p, l);
+    out->dialed = l->dialer;
+    out->local = l->local;
+    out->remote = l->addr;
+    out->age_ms = uv_now(p->loop) - l->up_ms;
+    return 0;
+}
+
+void hc_peers_reload_stats(const hc_peers_t *p, hc_peers_reload_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->generation = p->cred_gen;
+    out->replaced = p->replaced_total;
+    out->replace_failed = p->replace_failed_total;
+    out->revoked = p->revoked_total;
+    for (int i = 0; i < p->n_slots; i++) {
+        const link_t *l = p->slots[i]->link;
+        out->stale += l != NULL && l->state == L_UP && link_stale(p, l);
+    }
+}
+
 void hc_peers_close(hc_peers_t *p, void (*cb)(void *ud), void *ud)
 {
     if (p->closing) {
@@ -1609,5 +1920,6 @@ void hc_peers_close(hc_peers_t *p, void (*cb)(void *ud), void *ud)
         uv_close((uv_handle_t *)&p->listener, on_handle_closed);
     }
     uv_close((uv_handle_t *)&p->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&p->replace_timer, on_handle_closed);
     uv_close((uv_handle_t *)&p->flush, on_handle_closed);
 }

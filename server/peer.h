@@ -127,6 +127,45 @@ int hc_peers_self(const hc_peers_t *p);
  * released when the last connection using it closes). Existing links are not touched. */
 void hc_peers_set_tls(hc_peers_t *p, hc_tls_ctx_t *tls);
 
+/* Credential reload (issue 5): installs a new TLS context for new connections (tls, or NULL
+ * to keep the current one) and/or a new token list (tokens[0] is proven, all are accepted; NULL
+ * to keep the current list), then marks every authenticated link stale. Stale links are
+ * replaced make-before-break, one at a time: the node whose name sorts first dials a fresh link
+ * with the current credentials (the other asks it to with a PING whose payload is
+ * "hacache-redial-1", which older nodes simply echo); once it authenticates, the duplicate
+ * tie-break retires the old link on both ends without the owner seeing down/up. A link whose
+ * peer the new material no longer accepts (its token is gone from the list, or its certificate
+ * no longer verifies against the new CA bundle) is "revoked": it is closed when its replacement
+ * fails, or 3 s after the reload at the latest. A failed replacement of a link that is still
+ * authorized is retried with backoff (1 s doubling to 30 s) and the old link stays. Returns the
+ * number of links marked stale, or HC_EINVAL / HC_ENOMEM (nothing changed). The token strings
+ * are not kept. */
+int hc_peers_reload(hc_peers_t *p, hc_tls_ctx_t *tls, char *const *tokens, size_t n_tokens);
+/* The TLS context new connections use (borrowed). */
+hc_tls_ctx_t *hc_peers_tls(const hc_peers_t *p);
+/* The credential generation: 0 at start, +1 per hc_peers_reload. */
+uint64_t hc_peers_generation(const hc_peers_t *p);
+
+/* The active link to a peer, for status: 0, or HC_EUNAVAILABLE when the peer has none. */
+typedef struct {
+    uint64_t id;                /* per-process link number: a replaced link gets a new one */
+    uint64_t generation;        /* credential generation when the link was created */
+    int current;                /* not waiting for a replacement */
+    int dialed;                 /* this node dialed it */
+    const char *local, *remote; /* addresses; owned by the layer, valid until the loop runs */
+    uint64_t age_ms;            /* since it authenticated */
+} hc_peer_link_info_t;
+int hc_peers_link_info(const hc_peers_t *p, int peer, hc_peer_link_info_t *out);
+
+typedef struct {
+    uint64_t generation;
+    uint64_t replaced;       /* links replaced after a reload (this side's count) */
+    uint64_t replace_failed; /* replacement dials that failed */
+    uint64_t revoked;        /* links closed because a reload no longer accepted the peer */
+    uint64_t stale;          /* active links still waiting for their replacement */
+} hc_peers_reload_stats_t;
+void hc_peers_reload_stats(const hc_peers_t *p, hc_peers_reload_stats_t *out);
+
 /* Closes every handle and connection. No owner callback runs after this call except `cb`,
  * which runs once everything is closed; p is freed right after cb returns. */
 void hc_peers_close(hc_peers_t *p, void (*cb)(void *ud), void *ud);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -84,7 +85,14 @@ static SSL_CTX *build_ctx(int server, const char *cert, const char *cert_var, co
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-        snprintf(err, errlen, "%s: cannot load %s: %s", key_var, key, ssl_err_text(e, sizeof(e)));
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, errlen, "%s: key %s does not match the certificate %s", key_var, key,
+                     cert);
+            ERR_clear_error();
+        } else {
+            snprintf(err, errlen, "%s: cannot load %s: %s", key_var, key,
+                     ssl_err_text(e, sizeof(e)));
+        }
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -173,6 +181,152 @@ void hc_tls_ctx_unref(hc_tls_ctx_t *ctx)
 const char *hc_tls_ctx_subject(const hc_tls_ctx_t *ctx)
 {
     return ctx->subject;
+}
+
+/* ---- certificate facts and reload validation ---- */
+
+static int64_t asn1_epoch(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) {
+        return 0;
+    }
+    return (int64_t)timegm(&tm);
+}
+
+void hc_tls_x509_info(const struct x509_st *cx, hc_tls_cert_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    X509 *x = (X509 *)cx; /* the OpenSSL getters below do not modify it */
+    if (x == NULL) {
+        return;
+    }
+    info->present = 1;
+    X509_NAME_oneline(X509_get_subject_name(x), info->subject, sizeof(info->subject));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(info->serial, sizeof(info->serial), "%s", hex ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    info->not_before = asn1_epoch(X509_get0_notBefore(x));
+    info->not_after = asn1_epoch(X509_get0_notAfter(x));
+    ERR_clear_error();
+}
+
+void hc_tls_ctx_info(const hc_tls_ctx_t *ctx, int client, hc_tls_cert_info_t *info)
+{
+    SSL_CTX *s = ctx == NULL ? NULL : client ? ctx->client : ctx->server;
+    hc_tls_x509_info(s ? SSL_CTX_get0_certificate(s) : NULL, info);
+}
+
+static int names_host(X509 *x, const char *name)
+{
+    int ok = is_ip_literal(name) ? X509_check_ip_asc(x, name, 0) == 1
+                                 : X509_check_host(x, name, strlen(name), NAME_FLAGS, NULL) == 1;
+    ERR_clear_error();
+    return ok;
+}
+
+/* One leaf of a new context: dates, chain to `store`, SAN. */
+static int validate_leaf(SSL_CTX *own, X509_STORE *store, const char *purpose, const char *var,
+                         const char *ca_var, const char *name, const char *name_from, int64_t now,
+                         char *err, size_t errlen)
+{
+    X509 *leaf = SSL_CTX_get0_certificate(own);
+    if (leaf == NULL) {
+        snprintf(err, errlen, "%s: no certificate loaded", var);
+        return HC_EINVAL;
+    }
+    time_t t = (time_t)now;
+    if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) {
+        snprintf(err, errlen, "%s: certificate expired (notAfter in the past)", var);
+        return HC_EINVAL;
+    }
+    if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) {
+        snprintf(err, errlen, "%s: certificate is not valid yet (notBefore in the future)", var);
+        return HC_EINVAL;
+    }
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(own, &chain);
+    X509_STORE_CTX *sc = X509_STORE_CTX_new();
+    int rv = 0;
+    if (sc == NULL || X509_STORE_CTX_init(sc, store, leaf, chain) != 1) {
+        snprintf(err, errlen, "%s: out of memory", var);
+        rv = HC_EINVAL;
+        goto out;
+    }
+    X509_STORE_CTX_set_default(sc, purpose);
+    X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(sc), t);
+    if (X509_verify_cert(sc) != 1) {
+        snprintf(err, errlen, "%s: certificate does not chain to %s: %s", var, ca_var,
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));
+        rv = HC_EINVAL;
+        goto out;
+    }
+    if (!names_host(leaf, name)) {
+        snprintf(err, errlen, "%s: certificate has no subjectAltName matching \"%s\" (%s)", var,
+                 name, name_from);
+        rv = HC_EINVAL;
+    }
+out:
+    X509_STORE_CTX_free(sc);
+    ERR_clear_error();
+    return rv;
+}
+
+int hc_tls_ctx_validate(const hc_tls_ctx_t *ctx, const hc_config_t *cfg, int64_t now, char *err,
+                        size_t errlen)
+{
+    if (cfg->self_index < 0 || (size_t)cfg->self_index >= cfg->hosts.n) {
+        snprintf(err, errlen, "HA_HOSTS: this node is not identified");
+        return HC_EINVAL;
+    }
+    const char *name =
+        ctx->validate_domain ? ctx->validate_domain : cfg->hosts.v[cfg->self_index].host;
+    const char *from =
+        ctx->validate_domain ? "CACHE_TLS_CLIENT_VALIDATE_DOMAIN" : "this node's host in HA_HOSTS";
+    int own_client = cfg->tls_client_cert != NULL && cfg->tls_client_key != NULL;
+    const char *ca_client_var = cfg->tls_ca_client ? "CACHE_TLS_CA_CLIENT" : "CACHE_TLS_CA_SERVER";
+    /* peers verify our server leaf with their CA_SERVER (our client context holds ours) and
+     * our client leaf with their CA_CLIENT (our server context holds ours) */
+    int rv =
+        validate_leaf(ctx->server, SSL_CTX_get_cert_store(ctx->client), "ssl_server",
+                      "CACHE_TLS_SERVER_CERT", "CACHE_TLS_CA_SERVER", name, from, now, err, errlen);
+    if (rv == 0) {
+        rv = validate_leaf(ctx->client, SSL_CTX_get_cert_store(ctx->server), "ssl_client",
+                           own_client ? "CACHE_TLS_CLIENT_CERT" : "CACHE_TLS_SERVER_CERT",
+                           ca_client_var, name, from, now, err, errlen);
+    }
+    return rv;
+}
+
+int hc_tls_conn_recheck(const hc_tls_conn_t *c, const hc_tls_ctx_t *ctx, char *err, size_t errlen)
+{
+    int server = SSL_is_server(c->ssl);
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (peer == NULL) {
+        snprintf(err, errlen, "no peer certificate to check");
+        return HC_EAUTH;
+    }
+    /* the acceptor verifies dialers with CA_CLIENT (server context), a dialer the acceptor with
+     * CA_SERVER (client context) */
+    X509_STORE *store = SSL_CTX_get_cert_store(server ? ctx->server : ctx->client);
+    X509_STORE_CTX *sc = X509_STORE_CTX_new();
+    int rv = 0;
+    if (sc == NULL || X509_STORE_CTX_init(sc, store, peer, SSL_get_peer_cert_chain(c->ssl)) != 1) {
+        snprintf(err, errlen, "out of memory");
+        rv = HC_EAUTH;
+    } else {
+        X509_STORE_CTX_set_default(sc, server ? "ssl_client" : "ssl_server");
+        if (X509_verify_cert(sc) != 1) {
+            snprintf(err, errlen, "peer certificate no longer accepted: %s",
+                     X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));
+            rv = HC_EAUTH;
+        }
+    }
+    X509_STORE_CTX_free(sc);
+    ERR_clear_error();
+    return rv;
 }
 
 int hc_tls_conn_new(hc_tls_ctx_t *ctx, int dialer, const char *peer_host, hc_tls_conn_t **out)

@@ -30,6 +30,29 @@ void hc_tls_ctx_unref(hc_tls_ctx_t *ctx);
 /* Subject of this node's server certificate ("CN=..."), for logs; owned by the context. */
 const char *hc_tls_ctx_subject(const hc_tls_ctx_t *ctx);
 
+/* What status, logs and metrics tell about one certificate (the leaf of a chain). */
+typedef struct {
+    int present;
+    char subject[256];             /* one-line form, "/CN=node-0" */
+    char serial[80];               /* hex */
+    int64_t not_before, not_after; /* seconds since the epoch */
+} hc_tls_cert_info_t;
+
+/* Fills info from an OpenSSL X509 (struct x509_st); a NULL certificate gives present = 0. */
+struct x509_st;
+void hc_tls_x509_info(const struct x509_st *x, hc_tls_cert_info_t *info);
+/* The leaf this context presents to peers that dial us (client = 0) or when dialing (1). */
+void hc_tls_ctx_info(const hc_tls_ctx_t *ctx, int client, hc_tls_cert_info_t *info);
+
+/* Checks a freshly built context before it replaces the current one (credential reloads):
+ * both leaves are valid at `now` (not expired, not yet valid), the server leaf chains to the
+ * CACHE_TLS_CA_SERVER bundle and the client leaf to CACHE_TLS_CA_CLIENT (what the peers verify
+ * them with, assuming every node has the same bundles), and both name this node's host in a
+ * SAN (or CACHE_TLS_CLIENT_VALIDATE_DOMAIN when set). Key/certificate agreement was checked by
+ * hc_tls_ctx_new. 0, or HC_EINVAL with one line in err naming the variable and the reason. */
+int hc_tls_ctx_validate(const hc_tls_ctx_t *ctx, const hc_config_t *cfg, int64_t now, char *err,
+                        size_t errlen);
+
 /* A connection. `dialer` selects the client role. For a dialer, peer_host is the HA_HOSTS host
  * we dial: the server certificate must name it in a SAN (DNS or IP, no CN fallback), unless the
  * context has CACHE_TLS_CLIENT_VALIDATE_DOMAIN, which is then required instead; SNI is
@@ -64,6 +87,11 @@ int hc_tls_conn_write(hc_tls_conn_t *c, const void *buf, size_t len);
 /* Checks after the handshake that the peer certificate names `host` (or the context's
  * CACHE_TLS_CLIENT_VALIDATE_DOMAIN when set) in a SAN. 0, or HC_EAUTH with the reason set. */
 int hc_tls_conn_check_name(hc_tls_conn_t *c, const char *host);
+
+/* After a reload: would the peer's certificate of this established connection still be
+ * accepted by `ctx` (its CA bundle for this connection's role, validity at the current time)?
+ * 0, or HC_EAUTH with the reason in err. */
+int hc_tls_conn_recheck(const hc_tls_conn_t *c, const hc_tls_ctx_t *ctx, char *err, size_t errlen);
 
 /* The last failure as one human-readable phrase ("peer certificate is not signed by a trusted
  * CA (unknown CA)", "peer certificate does not match the expected name x", "peer certificate
