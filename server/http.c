@@ -422,6 +422,9 @@ static void write_done(void *ud, int status, const hc_apply_result_t *res)
     case HC_MOP_CLEAR:
         hc_buf_printf(&b, "{\"cleared\":%" PRIu64 "}", res->removed);
         break;
+    case HC_MOP_CONFIG:
+        hc_buf_puts(&b, "{\"configured\":true}");
+        break;
     default:
         hc_buf_puts(&b, "{}");
         break;
@@ -456,6 +459,12 @@ static void read_done(void *ud, int status, const hc_entry_view_t *view)
     h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
                           h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
+    if (hc_node_read_stale(call->http->node)) {
+        /* served from a serve_stale cache this node kept after losing its quorum */
+        h2o_iovec_t sname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-stale"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, sname.base, sname.len, 0, NULL,
+                              H2O_STRLIT("1"));
+    }
     send_body(call, 200, "application/octet-stream", view->data, view->len);
 }
 
@@ -606,11 +615,59 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     call_node_write(call, &cmd, ttl_ms, ack);
 }
 
+/* PUT /v1/caches/{cache}?max_memory=&default_ttl_ms=|default_ttl=&policy=&max_stale_ms=:
+ * creates the cache or replaces all of its settings (an omitted one is reset to its default:
+ * no own bound, no default TTL, policy invalidate). Replicated like a write. */
+static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, const char **why)
+{
+    char v[64];
+    int rv;
+    memset(set, 0, sizeof(*set));
+    set->policy = HC_POLICY_INVALIDATE;
+    if ((rv = query_get(q, "max_memory", v, sizeof(v))) < 0 ||
+        (rv == 1 && hc_parse_size(v, &set->max_memory) != 0)) {
+        *why = "max_memory must be a size (bytes, or with KiB, MiB, GiB)";
+        return -1;
+    }
+    uint64_t secs = 0;
+    if ((rv = query_get(q, "default_ttl_ms", v, sizeof(v))) < 0 ||
+        (rv == 1 && hc_parse_u64(v, strlen(v), &set->default_ttl_ms) != 0)) {
+        *why = "default_ttl_ms must be a whole number";
+        return -1;
+    }
+    if ((rv = query_get(q, "default_ttl", v, sizeof(v))) < 0 ||
+        (rv == 1 && (hc_parse_u64(v, strlen(v), &secs) != 0 || secs > UINT64_MAX / 1000))) {
+        *why = "default_ttl must be a whole number of seconds";
+        return -1;
+    }
+    if (rv == 1) {
+        set->default_ttl_ms = secs * 1000;
+    }
+    if ((rv = query_get(q, "policy", v, sizeof(v))) < 0) {
+        *why = "policy must be invalidate or serve_stale";
+        return -1;
+    }
+    if (rv == 1) {
+        if (strcmp(v, "serve_stale") == 0) {
+            set->policy = HC_POLICY_SERVE_STALE;
+        } else if (strcmp(v, "invalidate") != 0) {
+            *why = "policy must be invalidate or serve_stale";
+            return -1;
+        }
+    }
+    if ((rv = query_get(q, "max_stale_ms", v, sizeof(v))) < 0 ||
+        (rv == 1 && hc_parse_u64(v, strlen(v), &set->max_stale_ms) != 0)) {
+        *why = "max_stale_ms must be a whole number";
+        return -1;
+    }
+    return 0;
+}
+
 static void handle_clear(call_t *call, const char *cache, size_t cache_len, const query_t *q)
 {
-    call->op = HC_MOP_CLEAR;
-    if (!method_is(call->req, "DELETE")) {
-        send_method_not_allowed(call, "DELETE");
+    call->op = method_is(call->req, "PUT") ? HC_MOP_CONFIG : HC_MOP_CLEAR;
+    if (!method_is(call->req, "DELETE") && !method_is(call->req, "PUT")) {
+        send_method_not_allowed(call, "DELETE, PUT");
         return;
     }
     if (!cache_name_ok(cache, cache_len)) {
@@ -629,6 +686,14 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
     cmd.op = HC_OP_CLEAR;
     cmd.cache = cache;
     cmd.cache_len = cache_len;
+    if (call->op == HC_MOP_CONFIG) {
+        const char *why = NULL;
+        if (parse_cache_settings(q, &cmd.settings, &why) != 0) {
+            send_error(call, 400, "bad_request", why);
+            return;
+        }
+        cmd.op = HC_OP_CACHE_CONFIG;
+    }
     call_node_write(call, &cmd, 0, ack);
 }
 
@@ -736,7 +801,13 @@ static void handle_status(call_t *call)
         } else {
             hc_buf_puts(&b, ",\"match_index\":null");
         }
-        hc_buf_printf(&b, ",\"protocol_version\":%u}", (unsigned)p->protocol_version);
+        hc_buf_printf(&b, ",\"protocol_version\":%u", (unsigned)p->protocol_version);
+        if (p->has_clock) {
+            hc_buf_printf(&b, ",\"clock_offset_ms\":%" PRId64 ",\"clock_rtt_ms\":%" PRIu64 "}",
+                          p->clock_offset_ms, p->clock_rtt_ms);
+        } else {
+            hc_buf_puts(&b, ",\"clock_offset_ms\":null}");
+        }
     }
     hc_buf_puts(&b, "],\"tls\":");
     tls_status_json(h, &b);
@@ -794,7 +865,47 @@ static void handle_metrics(call_t *call)
     hc_buf_free(&b);
 }
 
-static void handle_admin(call_t *call, const char *what, size_t n)
+static void transfer_done(void *ud, int status, const hc_apply_result_t *res)
+{
+    call_t *call = ud;
+    (void)res;
+    call->pending = 0;
+    call->nop = NULL;
+    hc_node_status_t st;
+    hc_node_status(call->http->node, &st);
+    if (status == HC_EUNAVAILABLE) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "this node is not the leader (leader: %s)",
+                 st.leader ? st.leader : "unknown");
+        send_error(call, 409, "not_leader", msg);
+        return;
+    }
+    if (status == HC_ENOTFOUND) {
+        send_error(call, 400, "bad_request", "to is not a voter that is connected and caught up");
+        return;
+    }
+    if (status == HC_EBUSY) {
+        send_error(call, 409, "conflict", "a leadership transfer is already under way");
+        return;
+    }
+    if (status != 0) {
+        send_hc_error(call, status);
+        return;
+    }
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_buf_puts(&b, "{\"transferred\":true,\"leader\":");
+    if (st.leader != NULL) {
+        hc_buf_json_string(&b, st.leader, strlen(st.leader));
+    } else {
+        hc_buf_puts(&b, "null");
+    }
+    hc_buf_puts(&b, "}");
+    send_json(call, 200, &b);
+    hc_buf_free(&b);
+}
+
+static void handle_admin(call_t *call, const char *what, size_t n, const query_t *q)
 {
     call->op = HC_MOP_ADMIN;
     if (!method_is(call->req, "POST")) {
@@ -802,7 +913,23 @@ static void handle_admin(call_t *call, const char *what, size_t n)
         return;
     }
     if (h2o_memis(what, n, H2O_STRLIT("leader/transfer"))) {
-        send_error(call, 409, "standalone", "a standalone node has no peer to hand leadership to");
+        hc_node_status_t st;
+        hc_node_status(call->http->node, &st);
+        if (strcmp(st.role, "standalone") == 0) {
+            send_error(call, 409, "standalone",
+                       "a standalone node has no peer to hand leadership to");
+            return;
+        }
+        char to[320] = "";
+        if (query_get(q, "to", to, sizeof(to)) < 0) {
+            send_error(call, 400, "bad_request", "to must be a node as host:port");
+            return;
+        }
+        call->pending = 1;
+        hc_node_op_t *op = hc_node_transfer(call->http->node, to, transfer_done, call);
+        if (call->pending) {
+            call->nop = op;
+        }
     } else if (h2o_memis(what, n, H2O_STRLIT("tls/reload")) && call->http->creds != NULL) {
         /* every credential set (peer TLS, HTTP TLS, peer and API tokens), like SIGHUP */
         hc_buf_t b;
@@ -919,7 +1046,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (plen > sizeof(admin_prefix) - 1 &&
         memcmp(path, admin_prefix, sizeof(admin_prefix) - 1) == 0) {
-        handle_admin(call, path + sizeof(admin_prefix) - 1, plen - (sizeof(admin_prefix) - 1));
+        handle_admin(call, path + sizeof(admin_prefix) - 1, plen - (sizeof(admin_prefix) - 1), &q);
         return 0;
     }
     send_error(call, 404, "not_found", "no such endpoint");

@@ -14,6 +14,7 @@
     X(DEL, "del")                                                                                  \
     X(INCR, "incr")                                                                                \
     X(CLEAR, "clear")                                                                              \
+    X(CONFIG, "config")                                                                            \
     X(CACHES, "caches")                                                                            \
     X(STATUS, "status")                                                                            \
     X(ADMIN, "admin")                                                                              \

@@ -531,6 +531,7 @@ typedef enum {
     OP_READ_INDEX,       /* raft_read_index on this (leader) node, ctx = op->ctx */
     OP_RETRY_WRITE,      /* a local write whose fate became unknown, parked until a leader is
                             known; sent again with its request id (retry_parked_writes) */
+    OP_TRANSFER,         /* admin leadership transfer: answered once this node stops leading */
 } op_kind_t;
 
 struct hc_node_op {
@@ -1148,7 +1149,8 @@ static void op_finish_read(cluster_t *c, hc_node_op_t *op, int status)
 
 static void op_finish(cluster_t *c, hc_node_op_t *op, int status)
 {
-    if (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE || op->kind == OP_RETRY_WRITE) {
+    if (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE || op->kind == OP_RETRY_WRITE ||
+        op->kind == OP_TRANSFER) {
         op_finish_write(c, op, status, NULL);
     } else {
         op_finish_read(c, op, status);
@@ -1277,6 +1279,9 @@ static void on_leader_lost(cluster_t *c)
         next = op->next;
         if (op->kind == OP_LEADER_WRITE && (c->role != RAFT_LEADER || op->term != c->term)) {
             op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        } else if (op->kind == OP_TRANSFER && c->role != RAFT_LEADER && c->leader_idx >= 0 &&
+                   c->leader_idx != c->self) {
+            op_finish_write(c, op, 0, NULL); /* leadership moved, and we know where */
         }
     }
 }
@@ -2275,6 +2280,7 @@ static const char *name_of_id(const cluster_t *c, uint64_t id);
 static void send_cluster_info(cluster_t *c, int peer);
 static void on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
 static void on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
+static int slot_of_name(const cluster_t *c, const char *name);
 static void on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
 static void send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 
@@ -2743,6 +2749,47 @@ static void cluster_free(hc_node_t *n)
     free(c->clock_warned);
     free(c);
     n->cl = NULL;
+}
+
+hc_node_op_t *hc_node_transfer(hc_node_t *n, const char *to, hc_write_cb cb, void *ud)
+{
+    hc_apply_result_t res;
+    memset(&res, 0, sizeof(res));
+    cluster_t *c = n->cl;
+    if (c == NULL || c->raft == NULL || c->role != RAFT_LEADER || c->closing) {
+        cb(ud, HC_EUNAVAILABLE, &res);
+        return NULL;
+    }
+    uint64_t id = 0;
+    if (to != NULL && to[0] != '\0') {
+        int p = slot_of_name(c, to);
+        if (p < 0) {
+            cb(ud, HC_ENOTFOUND, &res);
+            return NULL;
+        }
+        id = c->ids[p];
+    }
+    int rv = raft_transfer(c->raft, cl_now(c), id);
+    if (rv != 0) {
+        cb(ud,
+           rv == RAFT_EINVAL      ? HC_EINVAL
+           : rv == RAFT_ETRANSFER ? HC_EBUSY
+                                  : HC_ENOTFOUND,
+           &res);
+        return NULL;
+    }
+    hc_node_op_t *op = op_new(OP_TRANSFER);
+    if (op == NULL) {
+        cb(ud, HC_EINTERNAL, &res);
+        return NULL;
+    }
+    op->wcb = cb;
+    op->ud = ud;
+    op->deadline = cl_now(c) + (uint64_t)n->cfg->election_timeout_ms + 200;
+    op_link(c, op);
+    hc_log(HC_LOG_INFO, "leadership transfer requested", HC_LS("to", to && to[0] ? to : "any"));
+    cl_kick(c);
+    return op;
 }
 
 static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)

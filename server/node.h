@@ -93,6 +93,15 @@ hc_node_op_t *hc_node_read_async(hc_node_t *n, const char *cache, size_t cache_l
                                  size_t klen, hc_consistency_t consistency, hc_read_cb cb,
                                  void *ud);
 
+/* Cluster mode, POST /v1/admin/leader/transfer: this node, if it leads, hands leadership to the
+ * voter named `to` (host:port; NULL or "": the most up-to-date one) and cb runs once it no
+ * longer leads and knows the new leader (0), or with HC_ETIMEDOUT after about one election
+ * timeout. Immediate answers
+ * (cb before the call returns, NULL returned): HC_EUNAVAILABLE when this node is not the leader
+ * (or standalone), HC_ENOTFOUND when `to` is not an up-to-date voter, HC_EINVAL when `to` is
+ * this node, HC_EBUSY while another transfer runs. The op can be cancelled like a write. */
+hc_node_op_t *hc_node_transfer(hc_node_t *n, const char *to, hc_write_cb cb, void *ud);
+
 /* Detaches the callback of an op still in flight: it will never be called. The write itself
  * may still happen. */
 void hc_node_cancel(hc_node_t *n, hc_node_op_t *op);

@@ -3,8 +3,11 @@ CACHE_QUORUM_LOSS_GRACE_MS=1000, default election timeout.
 
 (a) SIGSTOP of both followers of a 3-node cluster: within 2x the grace time the leader, cut off,
     answers 503 to a local GET of a written key and to a PUT, /readyz is 503 `no_quorum`,
-    hacache_invalidations_total >= 1 and the cache holds no entry; after SIGCONT it catches up
-    and serves the data written before plus a write made after recovery through another node;
+    hacache_invalidations_total >= 1 and the cache holds no entry; a cache declared
+    `serve_stale` (max_stale_ms 3000) keeps its entries and answers local reads marked
+    `X-Hacache-Stale: 1` until 3 s after the quorum was lost, then 503; after SIGCONT the node
+    catches up and serves the data written before (fresh, unmarked) plus a write made after
+    recovery through another node;
 (b) a leader change alone (SIGTERM of the leader, with handover) invalidates nothing.
 """
 
@@ -20,12 +23,13 @@ import cluster as C  # noqa: E402
 GRACE_MS = 1000
 ENV = {"CACHE_QUORUM_LOSS_GRACE_MS": str(GRACE_MS)}
 N_KEYS = 50
+MAX_STALE_MS = 3000
 
 
 def _req(node, method, path, body=None, timeout=5):
     c = H.Client(node.port, timeout=timeout)
     try:
-        return c.request(method, path, body=body)
+        return c.request(method, path, body=body)  # (status, headers, body)
     finally:
         c.close()
 
@@ -52,6 +56,11 @@ def test_sigstop_two_followers_invalidates_then_recovers():
             st, _, _ = _req(ld, "PUT", "/v1/caches/q/k%d?ack=quorum" % i, body=b"v%d" % i)
             H.check_eq(st, 200, "quorum write k%d" % i)
         H.check_eq(_entries(ld, "q"), N_KEYS, "entries before the loss")
+        st, _, _ = _req(ld, "PUT", "/v1/caches/s?policy=serve_stale&max_stale_ms=%d" % MAX_STALE_MS)
+        H.check_eq(st, 200, "declare a serve_stale cache")
+        for i in range(5):
+            st, _, _ = _req(ld, "PUT", "/v1/caches/s/k%d?ack=quorum" % i, body=b"s%d" % i)
+            H.check_eq(st, 200, "serve_stale write k%d" % i)
         H.check_eq(ld.metrics().get("hacache_invalidations_total"), 0, "no invalidation yet")
 
         for f in fs:
@@ -80,6 +89,17 @@ def test_sigstop_two_followers_invalidates_then_recovers():
         st, _, raw = _req(ld, "GET", "/v1/caches/q/k1")
         H.check_eq(st, 503, "local read while cut off")
         H.check_eq((H.jbody(raw) or {}).get("code"), "unavailable", "error code")
+        st, hd, body = _req(ld, "GET", "/v1/caches/s/k1")
+        H.check_eq((st, body, hd.get("x-hacache-stale")), (200, b"s1", "1"),
+                   "serve_stale cache answers, marked stale")
+        H.check_eq(_entries(ld, "s"), 5, "serve_stale entries kept")
+        H.wait_until(lambda: _req(ld, "GET", "/v1/caches/s/k1")[0] == 503,
+                     MAX_STALE_MS / 1000.0 + 2.0, interval=0.05,
+                     what="stale reads stop after max_stale_ms")
+        ds = time.monotonic() - t0
+        H.log("serve_stale reads stopped %.2fs after the quorum was lost (max_stale 3 s)" % ds)
+        H.check(MAX_STALE_MS / 1000.0 - 0.3 <= ds <= MAX_STALE_MS / 1000.0 + 1.0,
+                "stale reads for about max_stale_ms (%.2fs)" % ds)
         H.check("quorum lost, invalidating" in ld.stderr(), "one warn line logged")
         H.check_eq(ld.stderr().count("quorum lost, invalidating"), 1, "logged once")
 
@@ -108,6 +128,9 @@ def test_sigstop_two_followers_invalidates_then_recovers():
             if st != 200 or body != b"v%d" % i:
                 bad.append((i, st))
         H.check(not bad, "data written before served again: %r" % bad[:10])
+        st, hd, body = _req(ld, "GET", "/v1/caches/s/k1")
+        H.check_eq((st, body, hd.get("x-hacache-stale")), (200, b"s1", None),
+                   "serve_stale cache fresh again after catch-up")
         H.check_eq(_entries(ld, "q"), N_KEYS + 1, "entries after catch-up")
         rz, _ = _readyz(ld)
         H.check_eq(rz, 200, "ready again")
