@@ -809,7 +809,14 @@ static void handle_status(call_t *call)
             hc_buf_puts(&b, ",\"clock_offset_ms\":null}");
         }
     }
-    hc_buf_puts(&b, "],\"tls\":");
+    hc_buf_puts(&b, "],\"members\":[");
+    for (size_t i = 0; i < st.n_members; i++) {
+        hc_buf_puts(&b, i ? ",{\"node\":" : "{\"node\":");
+        hc_buf_json_string(&b, st.members[i].node, strlen(st.members[i].node));
+        hc_buf_printf(&b, ",\"role\":\"%s\"}", st.members[i].role);
+    }
+    hc_buf_printf(&b,
+                  "],\"members_committed\":%s,\"tls\":", st.members_committed ? "true" : "false");
     tls_status_json(h, &b);
     hc_buf_printf(&b, ",\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 ",\"caches\":[",
                   hc_store_memory(hc_node_store(h->node)),
@@ -905,11 +912,57 @@ static void transfer_done(void *ud, int status, const hc_apply_result_t *res)
     hc_buf_free(&b);
 }
 
+static void member_done(void *ud, int status, const hc_apply_result_t *res)
+{
+    call_t *call = ud;
+    (void)res;
+    call->pending = 0;
+    call->nop = NULL;
+    switch (status) {
+    case 0: {
+        static const char body[] = "{\"changed\":true}";
+        send_body(call, 200, "application/json", body, sizeof(body) - 1);
+        break;
+    }
+    case HC_EUNAVAILABLE:
+        send_error(call, 409, "not_leader", "membership changes are made on the leader");
+        break;
+    case HC_EINVAL:
+        send_error(call, 400, "bad_request",
+                   "add takes a node of the leader's HA_HOSTS that is not a member (HA_HOSTS is "
+                   "the desired membership: a node it does not list is removed again)");
+        break;
+    case HC_ENOTFOUND:
+        send_error(call, 404, "not_found", "no such member");
+        break;
+    case HC_EBUSY:
+        send_error(call, 409, "conflict", "another membership change is pending, retry");
+        break;
+    default:
+        send_hc_error(call, status);
+        break;
+    }
+}
+
 static void handle_admin(call_t *call, const char *what, size_t n, const query_t *q)
 {
     call->op = HC_MOP_ADMIN;
     if (!method_is(call->req, "POST")) {
         send_method_not_allowed(call, "POST");
+        return;
+    }
+    int add = h2o_memis(what, n, H2O_STRLIT("members/add"));
+    if (add || h2o_memis(what, n, H2O_STRLIT("members/remove"))) {
+        char node[320] = "";
+        if (query_get(q, "node", node, sizeof(node)) != 1 || node[0] == '\0') {
+            send_error(call, 400, "bad_request", "node=host:port is required");
+            return;
+        }
+        call->pending = 1;
+        hc_node_op_t *op = hc_node_member_change(call->http->node, add, node, member_done, call);
+        if (call->pending) {
+            call->nop = op;
+        }
         return;
     }
     if (h2o_memis(what, n, H2O_STRLIT("leader/transfer"))) {

@@ -2281,6 +2281,7 @@ static void send_cluster_info(cluster_t *c, int peer);
 static void on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
 static void on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
 static int slot_of_name(const cluster_t *c, const char *name);
+static int in_my_hosts(const cluster_t *c, uint64_t id);
 static void on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
 static void send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 
@@ -2788,6 +2789,57 @@ hc_node_op_t *hc_node_transfer(hc_node_t *n, const char *to, hc_write_cb cb, voi
     op->deadline = cl_now(c) + (uint64_t)n->cfg->election_timeout_ms + 200;
     op_link(c, op);
     hc_log(HC_LOG_INFO, "leadership transfer requested", HC_LS("to", to && to[0] ? to : "any"));
+    cl_kick(c);
+    return op;
+}
+
+hc_node_op_t *hc_node_member_change(hc_node_t *n, int add, const char *node, hc_write_cb cb,
+                                    void *ud)
+{
+    hc_apply_result_t res;
+    memset(&res, 0, sizeof(res));
+    cluster_t *c = n->cl;
+    if (c == NULL || c->raft == NULL || c->role != RAFT_LEADER || c->closing) {
+        cb(ud, HC_EUNAVAILABLE, &res);
+        return NULL;
+    }
+    uint64_t id = hc_node_id_of(node);
+    const raft_members_t *m = raft_members(c->raft);
+    int member = 0;
+    for (uint32_t i = 0; i < m->n; i++) {
+        member |= m->m[i].id == id;
+    }
+    if (add && !in_my_hosts(c, id)) {
+        cb(ud, HC_EINVAL, &res);
+        return NULL;
+    }
+    if (!add && !member) {
+        cb(ud, HC_ENOTFOUND, &res);
+        return NULL;
+    }
+    raft_index_t idx = 0;
+    int rv = raft_change(c->raft, cl_now(c), add ? RAFT_CHANGE_ADD_LEARNER : RAFT_CHANGE_REMOVE, id,
+                         &idx);
+    if (rv != 0) {
+        cb(ud, rv == RAFT_EBUSY || rv == RAFT_ETRANSFER ? HC_EBUSY : HC_EINVAL, &res);
+        return NULL;
+    }
+    c->members_changes++;
+    hc_log(HC_LOG_INFO,
+           add ? "membership: adding a learner (admin call)"
+               : "membership: removing a member (admin call)",
+           HC_LS("node", node), HC_LU("index", idx));
+    hc_node_op_t *op = op_new(OP_LEADER_WRITE);
+    if (op == NULL) {
+        cb(ud, HC_EUNKNOWN_OUTCOME, &res);
+        return NULL;
+    }
+    op->ack = HC_ACK_QUORUM; /* answered when the configuration entry is applied */
+    op->index = idx;
+    op->term = c->term;
+    op->wcb = cb;
+    op->ud = ud;
+    op_link(c, op);
     cl_kick(c);
     return op;
 }
@@ -3499,6 +3551,15 @@ static void cluster_status(hc_node_t *n, hc_node_status_t *out)
         }
     }
     out->n_peers = k;
+    out->n_members = 0;
+    out->members_committed = st.members_committed;
+    for (uint32_t i = 0; i < st.members.n && out->n_members < HC_NODE_MAX_PEERS; i++) {
+        size_t j = out->n_members++;
+        out->members[j].node = st.members.m[i].id == c->ids[c->self]
+                                   ? c->names[c->self]
+                                   : name_of_id(c, st.members.m[i].id);
+        out->members[j].role = st.members.m[i].role == RAFT_VOTER ? "voter" : "learner";
+    }
 }
 
 static void cluster_render_metrics(hc_node_t *n, hc_buf_t *out)

@@ -53,6 +53,12 @@ typedef struct {
     uint64_t leader_changes;
     size_t n_peers; /* cluster mode: every other HA_HOSTS entry */
     hc_node_peer_status_t peers[HC_NODE_MAX_PEERS];
+    size_t n_members; /* cluster mode: the raft configuration this node knows */
+    struct {
+        const char *node; /* host:port, "unknown" for an id no link names */
+        const char *role; /* "voter" / "learner" */
+    } members[HC_NODE_MAX_PEERS];
+    int members_committed;
 } hc_node_status_t;
 
 /* Creates the node on `loop`. cfg is borrowed and must outlive the node. NULL on OOM. */
@@ -101,6 +107,16 @@ hc_node_op_t *hc_node_read_async(hc_node_t *n, const char *cache, size_t cache_l
  * (or standalone), HC_ENOTFOUND when `to` is not an up-to-date voter, HC_EINVAL when `to` is
  * this node, HC_EBUSY while another transfer runs. The op can be cancelled like a write. */
 hc_node_op_t *hc_node_transfer(hc_node_t *n, const char *to, hc_write_cb cb, void *ud);
+
+/* Cluster mode, POST /v1/admin/members/{add,remove}?node=host:port: on the leader, proposes one
+ * membership change and cb runs once it is committed and applied here (0). add puts a node of
+ * my HA_HOSTS in as a learner (promoted automatically once caught up); remove takes any member
+ * out (the leader itself: it steps down once the change commits). Immediate answers:
+ * HC_EUNAVAILABLE not the leader (or standalone), HC_EINVAL add of a node not in my HA_HOSTS
+ * (the leader would remove it again) or a change that does not fit the configuration,
+ * HC_EBUSY another change is pending, HC_ENOTFOUND remove of a non-member. */
+hc_node_op_t *hc_node_member_change(hc_node_t *n, int add, const char *node, hc_write_cb cb,
+                                    void *ud);
 
 /* Detaches the callback of an op still in flight: it will never be called. The write itself
  * may still happen. */

@@ -6,6 +6,10 @@
 - PUT /v1/caches/{cache}?policy=serve_stale&max_stale_ms=..&default_ttl_ms=..&max_memory=..:
   replicated like a write, so every node lists the same settings; bad values get 400.
 - /v1/status peers carry clock_offset_ms once clocks were compared.
+- POST /v1/admin/members/remove?node= takes a follower out (200 once committed; /v1/status
+  members shows two voters, committed), POST /v1/admin/members/add?node= puts it back as a
+  learner that the leader promotes once caught up (three voters again); errors: on a follower
+  409 not_leader, remove of a non-member 404, add of a node not in HA_HOSTS 400.
 """
 
 import os
@@ -96,6 +100,49 @@ def test_cache_settings_replicated_and_clock_in_status():
             return st == 200 and all(isinstance(p.get("clock_offset_ms"), int) and
                                      abs(p["clock_offset_ms"]) < 200 for p in obj["peers"])
         C.wait_all(clocks, 10.0, "clock offsets in /v1/status")
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        cl.cleanup()
+
+
+def _members(nd):
+    st, obj = _req(nd, "GET", "/v1/status")
+    if st != 200:
+        return None
+    return (sorted((m["node"], m["role"]) for m in obj["members"]), obj["members_committed"])
+
+
+def test_member_remove_and_add():
+    cl = C.Cluster(3)
+    try:
+        ld = cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        names = ["127.0.0.1:%d" % p for p in cl.peer_ports]
+        f = [x for x in cl.live() if x is not ld][0]
+        fname = names[f.index]
+        H.check_eq(_members(ld), (sorted((n, "voter") for n in names), True), "three voters")
+        st, obj = _req(f, "POST", "/v1/admin/members/remove?node=%s" % fname)
+        H.check_eq((st, obj.get("code")), (409, "not_leader"), "remove asked on a follower")
+        st, obj = _req(ld, "POST", "/v1/admin/members/remove?node=127.0.0.1:1")
+        H.check_eq(st, 404, "remove of a non-member")
+        st, obj = _req(ld, "POST", "/v1/admin/members/add?node=127.0.0.1:1")
+        H.check_eq(st, 400, "add of a node not in HA_HOSTS")
+        st, obj = _req(ld, "POST", "/v1/admin/members/remove?node=%s" % fname)
+        H.check_eq((st, obj), (200, {"changed": True}), "remove a follower")
+        two = (sorted((n, "voter") for n in names if n != fname), True)
+        H.check_eq(_members(ld), two, "two voters on the leader")
+        st, _ = _req(ld, "PUT", "/v1/caches/a/k1?ack=quorum", body=b"v")
+        H.check_eq(st, 200, "writes with two voters")
+        st, obj = _req(ld, "POST", "/v1/admin/members/add?node=%s" % fname)
+        H.check_eq((st, obj), (200, {"changed": True}), "add it back")
+        three = (sorted((n, "voter") for n in names), True)
+        C.wait_all(lambda: _members(ld) == three, 10.0, "promoted again")
+        C.wait_all(lambda: _members(f) == three, 10.0, "the re-added node knows it")
+        st, _ = _req(ld, "PUT", "/v1/caches/a/k2?ack=quorum", body=b"w")
+        H.check_eq(st, 200, "writes after the re-add")
+        C.wait_all(lambda: _req(f, "GET", "/v1/caches/a/k2")[0] == 200, 10.0,
+                   "the re-added node replicates")
         for nd in cl.live():
             nd.stop_ok(10.0)
     finally:
