@@ -115,6 +115,42 @@ void raft_check_self_removal_(raft_t *r)
     }
 }
 
+/* Does a change to `m` leave a majority of its voters that this leader counts toward commit
+ * (caught up, of a known incarnation) and heard from within an election timeout? A
+ * configuration takes effect when appended, so a change without such a majority can neither
+ * commit nor be undone by this leader, and if the leader then loses its term nobody may be
+ * able to win one: a removal of a live voter while others are down or recovering leaves a
+ * configuration in which the recovering voters are an escape threshold, while they (knowing
+ * only the committed configuration, in which they are not) will not escape (raft-sim seeds
+ * 1321, 1414). Refusing such a change only keeps the current configuration (etcd's strict
+ * reconfiguration check does the same for its servers). */
+static bool change_keeps_quorum(raft_t *r, const raft_members_t *m)
+{
+    uint32_t voters = 0, live = 0;
+    uint64_t t = r->cfg.election_timeout_ms;
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->m[i].role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (m->m[i].id == r->id) {
+            live++;
+            continue;
+        }
+        const raft_peer_t *p = raft_peer_(r, m->m[i].id);
+        live +=
+            p && p->inc_known && !p->recovering && p->last_heard != 0 && r->now < p->last_heard + t;
+    }
+    return live >= voters / 2 + 1;
+}
+
+static uint32_t count_voters(const raft_members_t *m)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->n; i++)
+        n += m->m[i].role == RAFT_VOTER;
+    return n;
+}
+
 int raft_change(raft_t *r, uint64_t now, raft_change_t kind, raft_id_t id, raft_index_t *index)
 {
     if (now > r->now)
@@ -173,6 +209,9 @@ int raft_change(raft_t *r, uint64_t now, raft_change_t kind, raft_id_t id, raft_
     default:
         return RAFT_EINVAL;
     }
+    /* (a single change alters the voters exactly when it changes their number) */
+    if (count_voters(&m) != raft_n_voters_(r) && !change_keeps_quorum(r, &m))
+        return RAFT_ENOQUORUM;
     if (r->log.n + 1 > r->cfg.max_log_entries)
         return RAFT_EFULL;
     unsigned char buf[4 + RAFT_MAX_MEMBERS * 9];

@@ -52,7 +52,8 @@ typedef uint64_t raft_index_t; /* log index; the first entry is 1, 0 means "none
     X(ECOMPACTED, -11, "index already compacted")                                                  \
     X(ENOTREADY, -12, "leader has not yet committed an entry of its term")                         \
     X(ETOOMANY, -13, "too many pending requests or members")                                       \
-    X(ESTEPPEDDOWN, -14, "leadership lost before the request completed")
+    X(ESTEPPEDDOWN, -14, "leadership lost before the request completed")                           \
+    X(ENOQUORUM, -15, "too few caught-up, reachable voters for the new configuration")
 
 enum {
 #define RAFT_ERR_ENUM_(name, value, msg) RAFT_##name = value,
@@ -372,7 +373,10 @@ typedef enum {
 /* Appends a configuration entry; *index (may be NULL) is its index. Errors: RAFT_ENOTLEADER,
  * RAFT_ETRANSFER, RAFT_EBUSY (a change is pending, or the leader has not yet committed an entry
  * of its term), RAFT_ENOENT / RAFT_EINVAL (change does not fit the current members, or would
- * leave no voter), RAFT_ETOOMANY, RAFT_EFULL, RAFT_ENOMEM. */
+ * leave no voter), RAFT_ENOQUORUM (the change alters the voters, and the new voters that the
+ * leader counts toward commit and heard from within an election timeout, itself included,
+ * are not a majority of them: retry once more voters caught up), RAFT_ETOOMANY, RAFT_EFULL,
+ * RAFT_ENOMEM. */
 int raft_change(raft_t *r, uint64_t now, raft_change_t kind, raft_id_t id, raft_index_t *index);
 
 /* Snapshots / compaction. The core never sees the state machine. */

@@ -1038,9 +1038,9 @@ static void liveness_check(sim_t *s)
     for (int ci = 0; ci < SIM_CLIENTS; ci++)
         pending += !s->c[ci].ok_after_heal;
     if ((pending && s->now >= s->live_deadline) || s->now >= s->heal_at + SIM_CONVERGE_MS) {
-        char buf[400];
+        char buf[1000];
         size_t o = 0;
-        for (int i = 0; i < s->n_slots && o < sizeof buf - 80; i++) {
+        for (int i = 0; i < s->n_slots && o < sizeof buf - 160; i++) {
             const sim_node_t *nd = &s->n[i];
             if (!nd->exists)
                 continue;
@@ -1048,6 +1048,14 @@ static void liveness_check(sim_t *s)
                 buf + o, sizeof buf - o, " n%d:%s/%s/t%" PRIu64 "/c%" PRIu64 "/a%" PRIu64 "%s",
                 i + 1, nd->up ? "up" : "down", raft_role_name(nd->st.role), nd->st.term,
                 nd->st.commit, nd->sm_index, nd->st.recovering ? "/recovering" : "");
+            /* its epoch and configuration (L: learner; * after it: committed) */
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "/e%" PRIu64 "/{", nd->st.epoch);
+            for (uint32_t k = 0; k < nd->st.members.n; k++)
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s%" PRIu64, k ? "," : "",
+                                      nd->st.members.m[k].role == RAFT_LEARNER ? "L" : "",
+                                      nd->st.members.m[k].id);
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "}%s",
+                                  nd->st.members_committed ? "*" : "");
         }
         sim_fail(s, "liveness",
                  "%" PRIu64 " ms after healing: %s; %d client(s) without an acknowledged write;%s",

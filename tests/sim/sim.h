@@ -174,7 +174,7 @@ typedef struct sim_opts {
 typedef struct sim_result {
     bool failed;
     char invariant[48];
-    char what[512];
+    char what[1200];
     uint64_t trace_hash;
     uint64_t vtime;
     uint64_t events;

@@ -718,6 +718,57 @@ static void test_escape_needs_proof(void)
     net_free(&net);
 }
 
+static void test_change_needs_live_quorum(void)
+{
+    /* 5 voters, 2 of them down: removing a live follower would leave 4 voters of which only
+     * the leader and one follower are counted. Such a change can neither commit nor be
+     * undone, and once the 2 come back recovering (they know only the committed 5-voter
+     * configuration, in which they are no escape threshold) nobody can win an election:
+     * raft-sim seeds 1321 and 1414. The leader refuses it (RAFT_ENOQUORUM), keeps leading,
+     * catches the restarted ones up, and the same change is accepted afterwards. Removing a
+     * down voter is always fine. */
+    net_t net;
+    net_init(&net, 5);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5, e = (a + 4) % 5;
+    net.down[b] = net.down[c] = true;
+    net_run(&net, 2 * NET_T); /* the leader no longer hears from them */
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)d + 1, NULL),
+                 RAFT_ENOQUORUM);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_DEMOTE, (raft_id_t)d + 1, NULL),
+                 RAFT_ENOQUORUM);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)a + 1, NULL),
+                 RAFT_ENOQUORUM);
+    CHECK_EQ_INT(net_status(&net, a).members.n, 5);
+    /* they come back empty: still a leader, it catches them up, and they count again */
+    net_restart(&net, b, RAFT_START_RESTART);
+    net_restart(&net, c, RAFT_START_RESTART);
+    net_run(&net, 2 * NET_T);
+    CHECK_EQ_INT(net_leader(&net), a);
+    CHECK(!net_status(&net, b).recovering && !net_status(&net, c).recovering);
+    raft_index_t idx;
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)d + 1, &idx), 0);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).commit >= idx);
+    net.down[d] = true;
+    /* a down voter: 3 of the remaining 3 are live, its removal is accepted */
+    net.down[e] = true;
+    net_run(&net, 2 * NET_T);
+    REQUIRE(net_leader(&net) == a);
+    CHECK_EQ_INT(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)e + 1, &idx), 0);
+    net_run(&net, NET_T / 2);
+    CHECK(net_status(&net, a).commit >= idx);
+    CHECK_EQ_INT(net_propose(&net, a, "after", NULL), 0);
+    net_run(&net, 5);
+    CHECK(net_has_applied(&net, b, "after") && net_has_applied(&net, c, "after"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -734,6 +785,7 @@ static hc_test_t tests[] = {
     {"escape_needs_proof", test_escape_needs_proof},
     {"membership_add_promote_remove", test_membership_add_promote_remove},
     {"replace_amnesiac_member", test_replace_amnesiac_member},
+    {"change_needs_live_quorum", test_change_needs_live_quorum},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},
