@@ -924,9 +924,18 @@ static void member_done(void *ud, int status, const hc_apply_result_t *res)
         send_body(call, 200, "application/json", body, sizeof(body) - 1);
         break;
     }
-    case HC_EUNAVAILABLE:
-        send_error(call, 409, "not_leader", "membership changes are made on the leader");
+    case HC_EUNAVAILABLE: {
+        hc_node_status_t st;
+        hc_node_status(call->http->node, &st);
+        if (strcmp(st.role, "leader") == 0) {
+            send_error(call, 503, "unavailable",
+                       "the new configuration would not have a majority of caught-up, reachable "
+                       "voters yet; retry");
+        } else {
+            send_error(call, 409, "not_leader", "membership changes are made on the leader");
+        }
         break;
+    }
     case HC_EINVAL:
         send_error(call, 400, "bad_request",
                    "add takes a node of the leader's HA_HOSTS that is not a member (HA_HOSTS is "

@@ -2821,7 +2821,11 @@ hc_node_op_t *hc_node_member_change(hc_node_t *n, int add, const char *node, hc_
     int rv = raft_change(c->raft, cl_now(c), add ? RAFT_CHANGE_ADD_LEARNER : RAFT_CHANGE_REMOVE, id,
                          &idx);
     if (rv != 0) {
-        cb(ud, rv == RAFT_EBUSY || rv == RAFT_ETRANSFER ? HC_EBUSY : HC_EINVAL, &res);
+        cb(ud,
+           rv == RAFT_EBUSY || rv == RAFT_ETRANSFER ? HC_EBUSY
+           : rv == RAFT_ENOQUORUM                   ? HC_EUNAVAILABLE
+                                                    : HC_EINVAL,
+           &res);
         return NULL;
     }
     c->members_changes++;
@@ -3354,9 +3358,9 @@ static void leader_reconcile(cluster_t *c)
                                           : "membership: promoting a caught-up learner",
                HC_LS("node", name_of_id(c, id)), HC_LU("index", idx));
         cl_kick(c);
-    } else if (rv != RAFT_EBUSY) {
+    } else if (rv != RAFT_EBUSY && rv != RAFT_ENOQUORUM) {
         hc_log(HC_LOG_DEBUG, "membership change refused", HC_LS("error", raft_strerror(rv)));
-    }
+    } /* EBUSY / ENOQUORUM (too few caught-up, reachable voters for it yet): next tick */
 }
 
 static void membership_tick(cluster_t *c)

@@ -112,7 +112,9 @@ hc_node_op_t *hc_node_transfer(hc_node_t *n, const char *to, hc_write_cb cb, voi
  * membership change and cb runs once it is committed and applied here (0). add puts a node of
  * my HA_HOSTS in as a learner (promoted automatically once caught up); remove takes any member
  * out (the leader itself: it steps down once the change commits). Immediate answers:
- * HC_EUNAVAILABLE not the leader (or standalone), HC_EINVAL add of a node not in my HA_HOSTS
+ * HC_EUNAVAILABLE not the leader (or standalone), or the leader but the new configuration would
+ * not have a majority of caught-up voters it hears from (raft's RAFT_ENOQUORUM: retry later),
+ * HC_EINVAL add of a node not in my HA_HOSTS
  * (the leader would remove it again) or a change that does not fit the configuration,
  * HC_EBUSY another change is pending, HC_ENOTFOUND remove of a non-member. */
 hc_node_op_t *hc_node_member_change(hc_node_t *n, int add, const char *node, hc_write_cb cb,
