@@ -89,6 +89,22 @@ static bool escape_allowed(const raft_t *r)
     return unable_voters(r) >= escape_threshold(r);
 }
 
+/* A voter that kept its log gives it up (raft_forfeit_) when it has seen no leader for 2N
+ * election timeouts and its own configuration shows so many voters unable to vote that the
+ * others, itself included, cannot form a majority: then no normal election can succeed, and the
+ * recovering voters need it on their side to prove an escape. Views differ exactly here (raft-sim
+ * seed 2252: it holds an uncommitted promotion {1,2,3,7} that the voters it needs never saw, so
+ * it needs 3 votes of which 2 are recovering, while they count {1,2,3} and see a majority that
+ * kept its memory). It only does what a restart would: an escape would discard its log anyway. */
+static bool forfeit_due(const raft_t *r)
+{
+    if (r->recovering || !r->can_vote || r->role == RAFT_LEADER || !raft_is_voter_(r, r->id))
+        return false;
+    if (r->leaderless_timeouts < 2 * r->cfg.recovery_timeouts)
+        return false;
+    return unable_voters(r) >= escape_threshold(r);
+}
+
 static void send_requests(raft_t *r, bool pre, uint32_t flags)
 {
     for (uint32_t i = 0; i < r->n_peers; i++) {
@@ -141,6 +157,8 @@ void raft_tick_election_(raft_t *r)
         return;
     if (r->leaderless_timeouts < UINT32_MAX)
         r->leaderless_timeouts++;
+    if (forfeit_due(r))
+        raft_forfeit_(r);
     if (may_campaign(r)) {
         raft_campaign_(r, !r->cfg.disable_pre_vote, false, false);
         return;

@@ -395,6 +395,19 @@ static void node_drain(sim_t *s, int slot)
         s->res.resets++;
         raft_status_t rst;
         raft_status(nd->r, &rst);
+        if (rst.forfeits > nd->st.forfeits) {
+            /* it gave up a log it had kept: only when a majority of some configuration had
+             * lost its memory already (counting it, as it was, as one that kept it), now or
+             * in the epoch its log belongs to (a server cut off during an escape gives up a
+             * log the new epoch would discard anyway) */
+            s->res.forfeits++;
+            check_note_memory(s);
+            if (!check_epoch(s, nd->epoch)->mem_loss && check_memory_majority(s, -1))
+                sim_fail(s, "spurious-forfeit",
+                         "n%d gave up its log (epoch %u) while every configuration has a "
+                         "majority of voters that kept their memory",
+                         slot + 1, nd->epoch);
+        }
         check_reset(s, slot, rst.epoch);
     }
     for (size_t i = 0; i < u.n_entries && !s->done; i++) {
@@ -488,6 +501,10 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
                        .hard_state =
                            mode == RAFT_START_RESTART ? nd->disk : (raft_hard_state_t){0, 0},
                        .members = *members};
+    if (members == &nd->disk_members) { /* ... and where it was in effect */
+        st.members_index = nd->disk_members_at;
+        st.members_epoch = nd->disk_members_epoch;
+    }
     int rv = raft_new(&nd->r, &s->rcfg, &st, s->now);
     if (rv != 0) {
         sim_fail(s, "core-error", "raft_new(n%d, mode %d): %s", slot + 1, (int)mode,
@@ -773,6 +790,16 @@ static void fault_membership(sim_t *s)
             rv = raft_change(ld->r, s->now, RAFT_CHANGE_PROMOTE, target, &idx);
         }
     }
+    /* like hacache's reconciler (members not in HA_HOSTS go first): a member whose server is
+     * gone for good (an escape from a stale view can name one) */
+    for (uint32_t i = 0; i < m.n && !what; i++) {
+        int sl = slot_of(m.m[i].id);
+        if (sl >= 0 && sl < s->n_slots && !s->n[sl].exists) {
+            what = "remove gone";
+            target = m.m[i].id;
+            rv = raft_change(ld->r, s->now, RAFT_CHANGE_REMOVE, target, &idx);
+        }
+    }
     for (uint32_t i = 0; i < m.n && !what; i++) {
         int sl = slot_of(m.m[i].id);
         if (sl >= 0 && s->n[sl].amnesiac &&
@@ -989,7 +1016,17 @@ static void heal_all(sim_t *s)
      * its memory: the escape waits recovery_timeouts first); everything must be applied on
      * every live voter within SIM_CONVERGE_MS (slow settings replicate one entry per message) */
     bool mem_loss = check_epoch(s, s->n_ep - 1)->mem_loss;
-    s->live_deadline = s->now + (uint64_t)(mem_loss ? 20 : 10) * T(s);
+    /* plus the time to replicate the longest log once at the configured batch size and
+     * pipeline depth (one round trip is at most 2 x 10 ms now): with one entry per message and
+     * one in flight, a voter cut off for a while needs seconds to catch up, and the leader may
+     * need it for its first commit (raft-sim seed 3496: 500 entries behind, 1.7 s budget) */
+    raft_index_t longest = 0;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->n[i].exists && s->n[i].up && s->n[i].st.last_index > longest)
+            longest = s->n[i].st.last_index;
+    uint64_t catch_up =
+        longest * 20 / ((uint64_t)s->rcfg.max_entries_per_msg * s->rcfg.max_inflight);
+    s->live_deadline = s->now + (uint64_t)(mem_loss ? 20 : 10) * T(s) + catch_up;
     sim_trace(s,
               "t=%" PRIu64 " HEAL: liveness phase, a write commits by t=%" PRIu64
               ", converged by t=%" PRIu64,

@@ -769,6 +769,92 @@ static void test_change_needs_live_quorum(void)
     net_free(&net);
 }
 
+/* Delivers messages one at a time (ticking when none is queued) until cond holds. */
+static bool deliver_until(net_t *net, bool (*cond)(net_t *, int), int arg)
+{
+    for (int k = 0; k < 100000; k++) {
+        if (cond(net, arg))
+            return true;
+        if (!net_deliver_one(net)) {
+            net->now++;
+            for (int i = 0; i < net->n; i++) {
+                if (!net->down[i]) {
+                    raft_tick(net->r[i], net->now);
+                    net_ready(net, i);
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static bool has_entries(net_t *net, int i)
+{
+    return net_status(net, i).last_index > 0;
+}
+
+/* Restarts a follower with the configuration its host saw committed (given with its commit
+ * index when `with_index`), lets the leader replay only the first entry of the log to it, and
+ * returns the follower's configuration then. */
+static void restart_and_replay_one(bool with_index, raft_members_t *m, bool *removed_back)
+{
+    raft_config_t c = net_default_cfg();
+    c.max_entries_per_msg = 1;
+    c.max_inflight = 1;
+    net_t net;
+    net_init_cfg(&net, 5, 0, &c);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 5, e = (a + 4) % 5;
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)e + 1, &idx) == 0);
+    net_run(&net, NET_T / 2);
+    net.down[e] = true; /* a removed server is shut down by its host */
+    net_propose(&net, a, "x", NULL);
+    net_run(&net, NET_T / 2);
+    /* b's host persisted the configuration in effect at b's commit index */
+    raft_status_t sb = net_status(&net, b);
+    REQUIRE(sb.commit > idx);
+    raft_members_t hm;
+    REQUIRE(raft_snapshot_meta(net.r[b], sb.commit, NULL, &hm) == 0);
+    REQUIRE(hm.n == 4);
+    raft_free(net.r[b]);
+    net_clear_applied(&net, b);
+    net.members_at[b] = with_index ? sb.commit : 0;
+    net.members_epoch[b] = sb.epoch;
+    net_start_node(&net, b, RAFT_START_RESTART, &hm);
+    REQUIRE(deliver_until(&net, has_entries, b));
+    net_isolate(&net, b, true); /* the leader goes away: b holds entry 1 (5 voters) only */
+    *m = net_status(&net, b).members;
+    *removed_back = raft_member_find_test(m, (raft_id_t)e + 1);
+    /* caught up later, it has the leader's configuration either way */
+    net_heal(&net);
+    net_run(&net, NET_T);
+    CHECK(!net_status(&net, b).recovering);
+    CHECK_EQ_INT(net_status(&net, b).members.n, 4);
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_restart_keeps_host_configuration(void)
+{
+    /* raft-sim seed 1649: a restarted voter that had received the first entries of the log
+     * only went back to the configuration at index 1 (the bootstrap one), then won an escape
+     * election and wrote that into the new log: a server removed long before was a voter
+     * again, and with one more memory loss nobody could be elected. Given where its host saw
+     * its configuration committed, the entries below that index no longer replace it. */
+    bool back = true;
+    raft_members_t m = {0};
+    restart_and_replay_one(true, &m, &back);
+    CHECK_EQ_INT(m.n, 4);
+    CHECK(!back);
+    /* without the index (host does not know), the log's configuration wins as before */
+    restart_and_replay_one(false, &m, &back);
+    CHECK_EQ_INT(m.n, 5);
+    CHECK(back);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -786,6 +872,7 @@ static hc_test_t tests[] = {
     {"membership_add_promote_remove", test_membership_add_promote_remove},
     {"replace_amnesiac_member", test_replace_amnesiac_member},
     {"change_needs_live_quorum", test_change_needs_live_quorum},
+    {"restart_keeps_host_configuration", test_restart_keeps_host_configuration},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},
