@@ -318,7 +318,9 @@ int raft_new(raft_t **out, const raft_config_t *cfg, const raft_start_t *start, 
     r->now = now;
     r->role = RAFT_FOLLOWER;
     r->seq = 1;
-    r->can_vote = start->mode != RAFT_START_AMNESIA;
+    r->can_vote = start->mode != RAFT_START_AMNESIA &&
+                  !(start->mode == RAFT_START_RESTART && start->hard_state.novote);
+    r->hard_dirty = start->mode == RAFT_START_AMNESIA; /* the host persists novote first */
     r->recovering = start->mode != RAFT_START_BOOTSTRAP;
     if (start->mode == RAFT_START_RESTART || start->mode == RAFT_START_BOOTSTRAP) {
         r->term = start->hard_state.term;
@@ -475,6 +477,7 @@ int raft_ready(raft_t *r, raft_update_t *u)
     u->hard_state_changed = r->hard_dirty;
     u->hard_state.term = r->term;
     u->hard_state.vote = r->vote;
+    u->hard_state.novote = !r->can_vote;
     r->hard_dirty = false;
 
     u->state_changed =

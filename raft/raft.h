@@ -232,6 +232,11 @@ const char *raft_role_name(int role);
 typedef struct raft_hard_state {
     raft_term_t term;
     raft_id_t vote; /* 0: no vote in `term` */
+    /* This id once started without its hard state (RAFT_START_AMNESIA): the terms and votes it
+     * persisted since do not cover what it forgot, so it never votes again, across restarts.
+     * Set by raft from that start on (persisted before anything is sent, like term and vote);
+     * a RAFT_START_RESTART that passes it back starts without voting rights. */
+    bool novote;
 } raft_hard_state_t;
 
 /* How this process starts. Raft never keeps the log across processes: a restarted node always

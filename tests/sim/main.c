@@ -278,10 +278,10 @@ int main(int argc, char **argv)
         if (one)
             printf("seed=%" PRIu64 " nodes=%d virtual=%.1fs events=%" PRIu64
                    " leader_changes=%" PRIu64 " committed=%" PRIu64 " acked=%" PRIu64
-                   " reads=%" PRIu64 " resets=%" PRIu64 " forfeits=%" PRIu64 "\ntrace=%016" PRIx64 "\n",
+                   " reads=%" PRIu64 " resets=%" PRIu64 " forfeits=%" PRIu64 "\ntrace=%016" PRIx64
+                   "\n",
                    o.seed, r.nodes, (double)r.vtime / 1000.0, r.events, r.leader_changes,
-                   r.committed, r.acked, r.reads_checked, r.resets, r.forfeits,
-                   r.trace_hash);
+                   r.committed, r.acked, r.reads_checked, r.resets, r.forfeits, r.trace_hash);
     }
     if (expect) {
         printf("raft-sim: FAIL: no seed in %" PRIu64 "..%" PRIu64 " violated %s (%" PRIu64

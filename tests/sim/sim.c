@@ -384,8 +384,9 @@ static void node_drain(sim_t *s, int slot)
     }
     if (u.hard_state_changed) {
         nd->disk = u.hard_state;
-        sim_trace(s, "t=%" PRIu64 " n%d persist term=%" PRIu64 " vote=%" PRIu64, s->now, slot + 1,
-                  u.hard_state.term, u.hard_state.vote);
+        sim_trace(s, "t=%" PRIu64 " n%d persist term=%" PRIu64 " vote=%" PRIu64 "%s", s->now,
+                  slot + 1, u.hard_state.term, u.hard_state.vote,
+                  u.hard_state.novote ? " novote" : "");
     }
     if (u.reset) {
         sim_trace(s, "t=%" PRIu64 " n%d RESET state machine (term %" PRIu64 ")", s->now, slot + 1,
@@ -499,7 +500,7 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
                        .seed = sim_rng_next(&s->rng),
                        .mode = mode,
                        .hard_state =
-                           mode == RAFT_START_RESTART ? nd->disk : (raft_hard_state_t){0, 0},
+                           mode == RAFT_START_RESTART ? nd->disk : (raft_hard_state_t){0, 0, false},
                        .members = *members};
     if (members == &nd->disk_members) { /* ... and where it was in effect */
         st.members_index = nd->disk_members_at;
@@ -517,7 +518,8 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
               s->now, slot + 1, modes[mode], nd->life, nd->incarnation, st.hard_state.term);
     nd->up = true;
     nd->paused = false;
-    nd->amnesiac = mode == RAFT_START_AMNESIA;
+    /* an id that once started amnesiac stays so (raft persists novote with the hard state) */
+    nd->amnesiac = mode == RAFT_START_AMNESIA || (mode == RAFT_START_RESTART && nd->disk.novote);
     nd->sm_index = 0;
     nd->sm_chain = 0;
     nd->tick_at = 0;

@@ -855,6 +855,59 @@ static void test_restart_keeps_host_configuration(void)
     CHECK(back);
 }
 
+static void test_forfeit_lets_the_voters_escape(void)
+{
+    /* raft-sim seed 2252: voters {1,2,3} and learner 4. The leader appends the promotion of 4
+     * and is cut off before anybody receives it; then 2 and 4 restart empty. Now nobody can
+     * be elected: the old leader counts {1,2,3,4} and needs 3 votes of which two are
+     * recovering; the third voter counts {1,2,3} but the old leader refuses it (its log is
+     * longer); the restarted voter sees a majority that kept its memory in {1,2,3}, so it has
+     * no escape to prove. The old leader's own view proves that no normal election can
+     * succeed: after 2N election timeouts without a leader it forfeits its log (as a restart
+     * would), its uncommitted configuration goes with it, and the recovering voters escape. */
+    net_t net;
+    net_init_cfg(&net, 3, 1, NULL);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0 && a < 3);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 3, c = (a + 2) % 3, d = 3;
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_PROMOTE, (raft_id_t)d + 1, &idx) == 0);
+    net_isolate(&net, a, true);
+    net_ready(&net, a);
+    net_deliver_all(&net); /* the promotion reaches nobody */
+    raft_members_t committed = net_members(3, 1);
+    int restarted[2] = {b, d};
+    for (int k = 0; k < 2; k++) {
+        int i = restarted[k];
+        raft_free(net.r[i]);
+        net_clear_applied(&net, i);
+        net_start_node(&net, i, RAFT_START_RESTART, &committed);
+    }
+    net_run(&net, 3 * NET_T); /* cut off, the leader steps down (Check-Quorum) */
+    REQUIRE(net_status(&net, a).role != RAFT_LEADER);
+    net_heal(&net);
+    int l = -1;
+    for (int k = 0; k < 60 && l < 0; k++) {
+        net_run(&net, NET_T);
+        l = net_leader(&net);
+    }
+    REQUIRE(l >= 0);
+    CHECK(trace_has(&net, "forfeit"));
+    CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
+    CHECK_EQ_INT((int)net_status(&net, c).forfeits, 0);
+    CHECK(net_status(&net, l).epoch > 0); /* an escape: the data went with it */
+    CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+    net_run(&net, NET_T);
+    for (int i = 0; i < 3; i++)
+        CHECK(net_has_applied(&net, i, "after"));
+    CHECK(!net_has_applied(&net, c, "before"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -873,6 +926,7 @@ static hc_test_t tests[] = {
     {"replace_amnesiac_member", test_replace_amnesiac_member},
     {"change_needs_live_quorum", test_change_needs_live_quorum},
     {"restart_keeps_host_configuration", test_restart_keeps_host_configuration},
+    {"forfeit_lets_the_voters_escape", test_forfeit_lets_the_voters_escape},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},
