@@ -165,7 +165,11 @@ void raft_tick_election_(raft_t *r)
     }
     raft_reset_election_timer_(r);
     if (escape_allowed(r)) {
-        raft_campaign_(r, false, false, true);
+        /* with Pre-Vote, a pre-escape first: an escape that cannot win must not move terms
+         * (raft-sim seed 108811: a recovering voter with a stale configuration ran 30 escapes
+         * in a row, each one a term the three voters with their memory had to follow, and
+         * their own elections never completed) */
+        raft_campaign_(r, !r->cfg.disable_pre_vote, false, true);
         return;
     }
     if (r->recovering && r->can_vote && raft_is_voter_(r, r->id)) {
@@ -203,7 +207,11 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
     bool grant;
     if (r->cfg.debug_bugs & RAFT_BUG_VOTE_TWICE)
         free_vote = true;
-    if (pre) {
+    if (pre && (m->flags & RAFT_MSGF_ESCAPE)) {
+        /* pre-escape: would we grant the escape vote below in the next term? */
+        grant = m->term > r->term && r->can_vote && !raft_in_lease_(r) &&
+                (m->flags & RAFT_MSGF_RECOVERING) && unable_voters(r) >= escape_threshold(r);
+    } else if (pre) {
         grant = m->term > r->term && may_grant(r) && log_up_to_date(r, m) &&
                 !(m->flags & (RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE)) && !refuse_state_lost(r, m);
     } else if (m->flags & RAFT_MSGF_ESCAPE) {
@@ -270,7 +278,7 @@ void raft_recv_vote_resp_(raft_t *r, const raft_message_t *m)
     bool proven = !r->escape_campaign || unable >= escape_threshold(r);
     if (granted >= quorum(r) && proven) {
         if (pre)
-            raft_campaign_(r, false, r->transfer_campaign, false);
+            raft_campaign_(r, false, r->transfer_campaign, r->escape_campaign);
         else
             raft_become_leader_(r);
     } else if (rejected >= quorum(r)) {

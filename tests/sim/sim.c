@@ -792,16 +792,6 @@ static void fault_membership(sim_t *s)
             rv = raft_change(ld->r, s->now, RAFT_CHANGE_PROMOTE, target, &idx);
         }
     }
-    /* like hacache's reconciler (members not in HA_HOSTS go first): a member whose server is
-     * gone for good (an escape from a stale view can name one) */
-    for (uint32_t i = 0; i < m.n && !what; i++) {
-        int sl = slot_of(m.m[i].id);
-        if (sl >= 0 && sl < s->n_slots && !s->n[sl].exists) {
-            what = "remove gone";
-            target = m.m[i].id;
-            rv = raft_change(ld->r, s->now, RAFT_CHANGE_REMOVE, target, &idx);
-        }
-    }
     for (uint32_t i = 0; i < m.n && !what; i++) {
         int sl = slot_of(m.m[i].id);
         if (sl >= 0 && s->n[sl].amnesiac &&
@@ -862,6 +852,29 @@ static void fault_membership(sim_t *s)
     }
 }
 
+/* Like hacache's reconciler, which removes members that are not in HA_HOSTS every 500 ms: a
+ * leader removes a member whose server is gone for good (an escape from a stale view can write
+ * one back into the configuration) as soon as it can. */
+static void remove_gone(sim_t *s)
+{
+    int l = find_leader(s);
+    if (l < 0 || !s->n[l].st.members_committed)
+        return;
+    const raft_members_t *m = &s->n[l].st.members;
+    for (uint32_t i = 0; i < m->n; i++) {
+        int sl = slot_of(m->m[i].id);
+        if (sl < 0 || sl >= s->n_slots || s->n[sl].exists)
+            continue;
+        raft_index_t idx = 0;
+        raft_id_t target = m->m[i].id;
+        int rv = raft_change(s->n[l].r, s->now, RAFT_CHANGE_REMOVE, target, &idx);
+        sim_trace(s, "t=%" PRIu64 " n%d change remove gone n%" PRIu64 ": %s index=%" PRIu64,
+                  s->now, l + 1, target, rv ? raft_strerror(rv) : "ok", idx);
+        node_after(s, l);
+        return;
+    }
+}
+
 /* Shut down servers whose removal the leader has committed. */
 static void reap_removed(sim_t *s)
 {
@@ -900,6 +913,7 @@ static void fault_weather(sim_t *s)
 static void fault_act(sim_t *s)
 {
     reap_removed(s);
+    remove_gone(s);
     uint64_t dice = sim_rng_below(&s->rng, 100);
     int a = pick_slot(s, ok_exists), b = pick_slot(s, ok_exists), c = pick_slot(s, ok_exists);
     if (dice < 8) {

@@ -158,6 +158,14 @@ static void test_amnesia_never_votes(void)
     net_run(&net, 10 * NET_T);
     CHECK(net_status(&net, c).role != RAFT_LEADER);
     CHECK(net_status(&net, b).role != RAFT_LEADER);
+    /* and never again after a later restart with what it persisted since (raft-sim seed
+     * 117046: restarted as RESTART, it voted in a term it had voted in before the loss) */
+    CHECK(net.hs[b].novote);
+    CHECK(net.hs[b].term > 0);
+    net_restart(&net, b, RAFT_START_RESTART);
+    CHECK(!net_status(&net, b).can_vote);
+    net_run(&net, NET_T);
+    CHECK(net.hs[b].novote);
     net_free(&net);
 }
 
