@@ -727,8 +727,8 @@ int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *no
     char tail;
     unsigned long long t, v;
     int used = 0;
-    if (sscanf(buf, "hacache raft hard state v1\nterm %llu\nvote %llu%c%n", &t, &v, &tail,
-               &used) != 3 ||
+    if (sscanf(buf, "hacache raft hard state v1\nterm %llu\nvote %llu%c%n", &t, &v, &tail, &used) !=
+            3 ||
         tail != '\n') {
         return HC_EINVAL;
     }

@@ -868,8 +868,8 @@ static void remove_gone(sim_t *s)
         raft_index_t idx = 0;
         raft_id_t target = m->m[i].id;
         int rv = raft_change(s->n[l].r, s->now, RAFT_CHANGE_REMOVE, target, &idx);
-        sim_trace(s, "t=%" PRIu64 " n%d change remove gone n%" PRIu64 ": %s index=%" PRIu64,
-                  s->now, l + 1, target, rv ? raft_strerror(rv) : "ok", idx);
+        sim_trace(s, "t=%" PRIu64 " n%d change remove gone n%" PRIu64 ": %s index=%" PRIu64, s->now,
+                  l + 1, target, rv ? raft_strerror(rv) : "ok", idx);
         node_after(s, l);
         return;
     }
