@@ -89,6 +89,22 @@ static bool escape_allowed(const raft_t *r)
     return unable_voters(r) >= escape_threshold(r);
 }
 
+/* A voter that kept its log gives it up (raft_forfeit_) when it has seen no leader for 2N
+ * election timeouts and its own configuration shows so many voters unable to vote that the
+ * others, itself included, cannot form a majority: then no normal election can succeed, and the
+ * recovering voters need it on their side to prove an escape. Views differ exactly here (raft-sim
+ * seed 2252: it holds an uncommitted promotion {1,2,3,7} that the voters it needs never saw, so
+ * it needs 3 votes of which 2 are recovering, while they count {1,2,3} and see a majority that
+ * kept its memory). It only does what a restart would: an escape would discard its log anyway. */
+static bool forfeit_due(const raft_t *r)
+{
+    if (r->recovering || !r->can_vote || r->role == RAFT_LEADER || !raft_is_voter_(r, r->id))
+        return false;
+    if (r->leaderless_timeouts < 2 * r->cfg.recovery_timeouts)
+        return false;
+    return unable_voters(r) >= escape_threshold(r);
+}
+
 static void send_requests(raft_t *r, bool pre, uint32_t flags)
 {
     for (uint32_t i = 0; i < r->n_peers; i++) {
@@ -141,13 +157,19 @@ void raft_tick_election_(raft_t *r)
         return;
     if (r->leaderless_timeouts < UINT32_MAX)
         r->leaderless_timeouts++;
+    if (forfeit_due(r))
+        raft_forfeit_(r);
     if (may_campaign(r)) {
         raft_campaign_(r, !r->cfg.disable_pre_vote, false, false);
         return;
     }
     raft_reset_election_timer_(r);
     if (escape_allowed(r)) {
-        raft_campaign_(r, false, false, true);
+        /* with Pre-Vote, a pre-escape first: an escape that cannot win must not move terms
+         * (raft-sim seed 108811: a recovering voter with a stale configuration ran 30 escapes
+         * in a row, each one a term the three voters with their memory had to follow, and
+         * their own elections never completed) */
+        raft_campaign_(r, !r->cfg.disable_pre_vote, false, true);
         return;
     }
     if (r->recovering && r->can_vote && raft_is_voter_(r, r->id)) {
@@ -185,7 +207,11 @@ void raft_recv_vote_(raft_t *r, const raft_message_t *m)
     bool grant;
     if (r->cfg.debug_bugs & RAFT_BUG_VOTE_TWICE)
         free_vote = true;
-    if (pre) {
+    if (pre && (m->flags & RAFT_MSGF_ESCAPE)) {
+        /* pre-escape: would we grant the escape vote below in the next term? */
+        grant = m->term > r->term && r->can_vote && !raft_in_lease_(r) &&
+                (m->flags & RAFT_MSGF_RECOVERING) && unable_voters(r) >= escape_threshold(r);
+    } else if (pre) {
         grant = m->term > r->term && may_grant(r) && log_up_to_date(r, m) &&
                 !(m->flags & (RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE)) && !refuse_state_lost(r, m);
     } else if (m->flags & RAFT_MSGF_ESCAPE) {
@@ -252,7 +278,7 @@ void raft_recv_vote_resp_(raft_t *r, const raft_message_t *m)
     bool proven = !r->escape_campaign || unable >= escape_threshold(r);
     if (granted >= quorum(r) && proven) {
         if (pre)
-            raft_campaign_(r, false, r->transfer_campaign, false);
+            raft_campaign_(r, false, r->transfer_campaign, r->escape_campaign);
         else
             raft_become_leader_(r);
     } else if (rejected >= quorum(r)) {

@@ -71,10 +71,25 @@ void raft_members_set_(raft_t *r, const raft_members_t *m, raft_index_t index)
         raft_transfer_abort_(r, "transferee left the voters");
 }
 
+/* The index at or below which the log's configuration entries are older than the one the host
+ * gave at start (0: none). Valid only in the epoch the host saw it in: a log of another epoch
+ * is a different history. When it lies above the log's base, the host's configuration stands
+ * in for everything up to it (like a snapshot's configuration at its base). */
+static raft_index_t host_floor(const raft_t *r)
+{
+    if (r->host_members_at == 0 || r->host_members_epoch != r->reset_term ||
+        r->host_members_at <= r->log.base_index)
+        return 0;
+    return r->host_members_at;
+}
+
 void raft_members_recompute_(raft_t *r)
 {
     raft_members_t m;
-    for (raft_index_t i = raft_log_last_(&r->log); i > r->log.base_index; i--) {
+    raft_index_t floor = host_floor(r);
+    raft_index_t stop = floor ? floor : r->log.base_index;
+    const raft_members_t *fallback = floor ? &r->host_members : &r->base_members;
+    for (raft_index_t i = raft_log_last_(&r->log); i > stop; i--) {
         const raft_lentry_t *e = raft_log_get_(&r->log, i);
         if (e->type != RAFT_ENTRY_CONFIG)
             continue;
@@ -85,8 +100,8 @@ void raft_members_recompute_(raft_t *r)
             return;
         }
     }
-    if (r->members_index != 0 || !members_equal(&r->members, &r->base_members))
-        raft_members_set_(r, &r->base_members, 0);
+    if (r->members_index != 0 || !members_equal(&r->members, fallback))
+        raft_members_set_(r, fallback, 0);
 }
 
 int raft_members_at_(const raft_t *r, raft_index_t index, raft_members_t *out)
@@ -95,13 +110,15 @@ int raft_members_at_(const raft_t *r, raft_index_t index, raft_members_t *out)
         return RAFT_ECOMPACTED;
     if (index > raft_log_last_(&r->log))
         return RAFT_ENOENT;
-    for (raft_index_t i = index; i > r->log.base_index; i--) {
+    raft_index_t floor = host_floor(r);
+    bool above = floor && index >= floor;
+    for (raft_index_t i = index; i > (above ? floor : r->log.base_index); i--) {
         const raft_lentry_t *e = raft_log_get_(&r->log, i);
         if (e->type == RAFT_ENTRY_CONFIG &&
             raft_members_decode(e->buf ? e->buf->data : NULL, e->buf ? e->buf->len : 0, out) == 0)
             return 0;
     }
-    *out = r->base_members;
+    *out = above ? r->host_members : r->base_members;
     return 0;
 }
 

@@ -137,6 +137,41 @@ void raft_reset_election_timer_(raft_t *r)
     r->election_deadline = r->now + t + rng_next(r) % t;
 }
 
+/* Gives up the log, commit and applied state as if this process had restarted empty (a
+ * recovering voter with its term and vote): see raft_tick_election_ for when. A new incarnation
+ * makes a leader forget what it knew of our log, as after a real restart; the configuration
+ * kept is the one in effect at our commit index (an uncommitted one goes with the log). */
+void raft_forfeit_(raft_t *r)
+{
+    raft_members_t m;
+    raft_index_t at = r->commit;
+    if (raft_members_at_(r, at, &m) != 0) {
+        m = r->base_members;
+        at = r->log.base_index;
+    }
+    TRACE(r, "forfeit: giving up the log (commit %llu) so that the voters can escape",
+          (unsigned long long)r->commit);
+    raft_log_wipe_(r, 0, 0);
+    r->commit = r->applied = 0;
+    r->base_members = m;
+    r->host_members = m;
+    r->host_members_at = at;
+    r->host_members_epoch = r->reset_term;
+    raft_members_recompute_(r);
+    r->reset_pending = true;
+    r->resets++;
+    r->forfeits++;
+    r->state_lost = false;
+    r->recovering = true;
+    uint64_t inc;
+    do
+        inc = rng_next(r);
+    while (inc == 0 || inc == r->incarnation);
+    r->incarnation = inc;
+    r->role = RAFT_FOLLOWER;
+    r->leader = 0;
+}
+
 raft_peer_t *raft_peer_(raft_t *r, raft_id_t id)
 {
     for (uint32_t i = 0; i < r->n_peers; i++)
@@ -283,13 +318,20 @@ int raft_new(raft_t **out, const raft_config_t *cfg, const raft_start_t *start, 
     r->now = now;
     r->role = RAFT_FOLLOWER;
     r->seq = 1;
-    r->can_vote = start->mode != RAFT_START_AMNESIA;
+    r->can_vote = start->mode != RAFT_START_AMNESIA &&
+                  !(start->mode == RAFT_START_RESTART && start->hard_state.novote);
+    r->hard_dirty = start->mode == RAFT_START_AMNESIA; /* the host persists novote first */
     r->recovering = start->mode != RAFT_START_BOOTSTRAP;
     if (start->mode == RAFT_START_RESTART || start->mode == RAFT_START_BOOTSTRAP) {
         r->term = start->hard_state.term;
         r->vote = start->hard_state.vote;
     }
     r->base_members = start->members;
+    r->host_members = start->members;
+    if (start->mode != RAFT_START_BOOTSTRAP) {
+        r->host_members_at = start->members_index;
+        r->host_members_epoch = start->members_epoch;
+    }
     raft_members_set_(r, &start->members, 0);
     if (start->mode == RAFT_START_BOOTSTRAP) {
         unsigned char buf[4 + RAFT_MAX_MEMBERS * 9];
@@ -435,6 +477,7 @@ int raft_ready(raft_t *r, raft_update_t *u)
     u->hard_state_changed = r->hard_dirty;
     u->hard_state.term = r->term;
     u->hard_state.vote = r->vote;
+    u->hard_state.novote = !r->can_vote;
     r->hard_dirty = false;
 
     u->state_changed =
@@ -600,6 +643,7 @@ void raft_status(const raft_t *r, raft_status_t *s)
     s->transferee = r->transferee;
     s->resets = r->resets;
     s->epoch = r->reset_term;
+    s->forfeits = r->forfeits;
     s->pending_reads = (uint32_t)r->n_reads;
     s->members = r->members;
     s->members_index = r->members_index;

@@ -232,6 +232,11 @@ const char *raft_role_name(int role);
 typedef struct raft_hard_state {
     raft_term_t term;
     raft_id_t vote; /* 0: no vote in `term` */
+    /* This id once started without its hard state (RAFT_START_AMNESIA): the terms and votes it
+     * persisted since do not cover what it forgot, so it never votes again, across restarts.
+     * Set by raft from that start on (persisted before anything is sent, like term and vote);
+     * a RAFT_START_RESTART that passes it back starts without voting rights. */
+    bool novote;
 } raft_hard_state_t;
 
 /* How this process starts. Raft never keeps the log across processes: a restarted node always
@@ -260,6 +265,16 @@ typedef struct raft_start {
     /* BOOTSTRAP: the initial configuration. Other modes: the membership as the host believes it
      * (e.g. from HA_HOSTS), used only until the log or a snapshot says otherwise. */
     raft_members_t members;
+    /* RESTART, optional (0 and 0: unknown): where `members` comes from when the host persisted
+     * the configuration it last saw committed: the commit index it saw it in effect at, and
+     * the epoch of that log (raft_status_t.epoch). Raft then takes `members` as the
+     * configuration at that index of that epoch: while a leader of the same epoch replays the
+     * log to this server from the start, the configuration entries below that index (older
+     * ones) do not replace it (raft-sim seed 1649: a restarted server that had received the
+     * first entries only went back to the bootstrap configuration and, in an escape, wrote it
+     * into the new log, naming a server removed long before). */
+    raft_index_t members_index;
+    raft_term_t members_epoch;
 } raft_start_t;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -465,6 +480,8 @@ typedef struct raft_status {
                              a checker treats each as the start of a new life */
     raft_term_t epoch;    /* term of the escape election that started this server's log (0: the
                              bootstrap history); a reset joins the epoch named here */
+    uint64_t forfeits;    /* of those resets, times this voter gave up a log it had kept because
+                             the voters it hears from could not elect a leader (README.md) */
     uint32_t pending_reads;
     raft_members_t members;     /* effective configuration */
     raft_index_t members_index; /* index of its entry (0: from start/snapshot) */

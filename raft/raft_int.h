@@ -98,6 +98,7 @@ struct raft {
     bool recovering;
     bool state_lost;              /* raft_state_lost(): not applying, waiting for a snapshot */
     uint32_t leaderless_timeouts; /* election timeouts expired since we last heard a leader */
+    uint64_t forfeits;            /* times this process gave its log up (raft_forfeit_) */
 
     raft_log_t log;
     raft_index_t commit, applied;
@@ -106,6 +107,11 @@ struct raft {
     raft_members_t members;      /* effective: latest in the log, else base_members */
     raft_members_t base_members; /* at log.base_index */
     raft_index_t members_index;  /* entry that gave `members`, 0: base */
+    /* the host's configuration at start and where it was in effect (raft_start_t): log
+     * configurations at or below host_members_at of epoch host_members_epoch are older */
+    raft_members_t host_members;
+    raft_index_t host_members_at;
+    raft_term_t host_members_epoch;
     raft_peer_t peers[RAFT_MAX_MEMBERS];
     uint32_t n_peers;
 
@@ -154,6 +160,7 @@ void raft_free_(raft_t *r, void *p);
 raft_message_t *raft_msg_new_(raft_t *r, uint8_t type, raft_id_t to); /* NULL when dropped */
 void raft_become_follower_(raft_t *r, raft_term_t term, raft_id_t leader);
 void raft_reset_election_timer_(raft_t *r);
+void raft_forfeit_(raft_t *r);
 raft_peer_t *raft_peer_(raft_t *r, raft_id_t id);
 bool raft_in_lease_(const raft_t *r);
 bool raft_out_read_(raft_t *r, raft_out_t *o, uint64_t ctx, raft_index_t index, int status);

@@ -49,6 +49,7 @@ void raft_become_leader_(raft_t *r)
     r->leader = r->id;
     r->transferee = 0;
     r->escape_campaign = r->transfer_campaign = false;
+    r->leaderless_timeouts = 0; /* we are the leader: counted again from when we step down */
     r->seq++;
     TRACE(r, "leader term=%llu%s", (unsigned long long)r->term,
           escape ? " (escape: the cluster restarts from an empty log)" : "");

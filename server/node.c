@@ -688,14 +688,14 @@ static int fsync_dir_of(const char *path)
     return rv;
 }
 
-int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote)
+int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novote)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     char body[128];
-    int len =
-        snprintf(body, sizeof(body),
-                 "hacache raft hard state v1\nterm %" PRIu64 "\nvote %" PRIu64 "\n", term, vote);
+    int len = snprintf(body, sizeof(body),
+                       "hacache raft hard state v1\nterm %" PRIu64 "\nvote %" PRIu64 "\n%s", term,
+                       vote, novote ? "novote 1\n" : "");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return HC_EINTERNAL;
@@ -714,7 +714,7 @@ int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote)
     return 0;
 }
 
-int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote)
+int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote)
 {
     FILE *f = fopen(path, "re");
     if (f == NULL) {
@@ -726,12 +726,19 @@ int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote)
     buf[n] = '\0';
     char tail;
     unsigned long long t, v;
-    if (sscanf(buf, "hacache raft hard state v1\nterm %llu\nvote %llu%c", &t, &v, &tail) != 3 ||
+    int used = 0;
+    if (sscanf(buf, "hacache raft hard state v1\nterm %llu\nvote %llu%c%n", &t, &v, &tail, &used) !=
+            3 ||
         tail != '\n') {
+        return HC_EINVAL;
+    }
+    const char *rest = buf + used;
+    if (rest[0] != '\0' && strcmp(rest, "novote 1\n") != 0) {
         return HC_EINVAL;
     }
     *term = t;
     *vote = v;
+    *novote = rest[0] != '\0';
     return 0;
 }
 
@@ -1674,7 +1681,7 @@ static void on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChu
 
 static void persist_or_die(cluster_t *c, const raft_hard_state_t *hs)
 {
-    if (hc_hardstate_save(c->state_path, hs->term, hs->vote) != 0) {
+    if (hc_hardstate_save(c->state_path, hs->term, hs->vote, hs->novote) != 0) {
         /* Sending without the hard state on disk could make this node vote twice in a term
          * after a restart: stop instead. */
         hc_log(HC_LOG_ERROR, "cannot persist the raft hard state, stopping",
@@ -2519,7 +2526,7 @@ static void on_handover_timeout(uv_timer_t *t)
     }
 }
 
-static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, uint64_t vote,
+static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t *hs,
                           const raft_members_t *members)
 {
     const hc_config_t *cfg = c->n->cfg;
@@ -2532,9 +2539,8 @@ static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, uint64_t term, u
         start.incarnation = 1;
     }
     start.mode = mode;
-    if (mode == RAFT_START_RESTART) {
-        start.hard_state.term = term;
-        start.hard_state.vote = vote;
+    if (mode == RAFT_START_RESTART && hs != NULL) {
+        start.hard_state = *hs;
     }
     if (members != NULL) {
         start.members = *members;
@@ -2568,10 +2574,14 @@ static int cluster_start(hc_node_t *n)
         fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
         return HC_EINVAL;
     }
-    uint64_t term = 0, vote = 0;
-    rv = hc_hardstate_load(c->state_path, &term, &vote);
+    raft_hard_state_t hs = {0, 0, false};
+    rv = hc_hardstate_load(c->state_path, &hs.term, &hs.vote, &hs.novote);
     if (rv == 0) {
-        rv = cl_raft_create(c, RAFT_START_RESTART, term, vote, NULL);
+        if (hs.novote) {
+            hc_log(HC_LOG_WARN, "this node once lost its raft state (CACHE_DATA_DIR): it follows "
+                                "and serves but never votes again");
+        }
+        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, NULL);
         if (rv != 0) {
             hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
             return HC_EINTERNAL;
@@ -2624,7 +2634,7 @@ static int cluster_start(hc_node_t *n)
         return HC_EINTERNAL;
     }
     hc_log(HC_LOG_INFO, "node started", HC_LS("node", n->name), HC_LS("role", "follower"),
-           HC_LS("start", c->discovering ? "discovering" : "restart"), HC_LU("term", term),
+           HC_LS("start", c->discovering ? "discovering" : "restart"), HC_LU("term", hs.term),
            HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
            HC_LU("max_memory", cfg->max_memory));
     cl_kick(c);
@@ -3241,7 +3251,7 @@ static int self_in(const cluster_t *c, const raft_members_t *m)
 static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
                                        const raft_members_t *members)
 {
-    int rv = cl_raft_create(c, mode, 0, 0, members);
+    int rv = cl_raft_create(c, mode, NULL, members);
     if (rv != 0) {
         hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
         return; /* stays discovering; tried again on the next answer */
@@ -3251,7 +3261,7 @@ static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
     if (mode == RAFT_START_BOOTSTRAP) {
         /* a founder that restarts now must come back as one (RESTART), not as a node that
          * lost its state: it never voted, so (0, no vote) is its true hard state */
-        raft_hard_state_t hs = {0, 0};
+        raft_hard_state_t hs = {0, 0, false};
         persist_or_die(c, &hs);
     }
     hc_log(mode == RAFT_START_AMNESIA ? HC_LOG_WARN : HC_LOG_INFO,

@@ -6,6 +6,7 @@
 #ifndef HC_NODE_H
 #define HC_NODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -153,12 +154,13 @@ uint64_t hc_node_id_of(const char *hostport);
 /* The hard state file: dir/raft-<host>_<port>.state (characters other than [A-Za-z0-9.-] in the
  * host become '_'). 0 or HC_ETOOLARGE. */
 int hc_hardstate_path(const char *dir, const char *host, uint16_t port, char *out, size_t cap);
-/* Writes (term, vote) durably: temp file, fsync, rename, fsync of the directory. 0 or HC_EINTERNAL
- * (errno kept). */
-int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote);
-/* 0 with *term, *vote; HC_ENOTFOUND when the file does not exist; HC_EINVAL when it is corrupt;
- * HC_EINTERNAL when it cannot be read. */
-int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote);
+/* Writes (term, vote, novote) durably: temp file, fsync, rename, fsync of the directory. 0 or
+ * HC_EINTERNAL (errno kept). novote (raft_hard_state_t: this id once started without its hard
+ * state and never votes again) is an extra line "novote 1" that older versions ignore. */
+int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novote);
+/* 0 with *term, *vote, *novote; HC_ENOTFOUND when the file does not exist; HC_EINVAL when it is
+ * corrupt; HC_EINTERNAL when it cannot be read. */
+int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote);
 
 /* The apply-side request-id window: the last `cap` request ids applied, with their outcome, so a
  * retried write is applied once. Deterministic: every replica applies the same log, so every

@@ -274,12 +274,14 @@ int main(int argc, char **argv)
         total.acked += r.acked;
         total.reads_checked += r.reads_checked;
         total.resets += r.resets;
+        total.forfeits += r.forfeits;
         if (one)
             printf("seed=%" PRIu64 " nodes=%d virtual=%.1fs events=%" PRIu64
                    " leader_changes=%" PRIu64 " committed=%" PRIu64 " acked=%" PRIu64
-                   " reads=%" PRIu64 " resets=%" PRIu64 "\ntrace=%016" PRIx64 "\n",
+                   " reads=%" PRIu64 " resets=%" PRIu64 " forfeits=%" PRIu64 "\ntrace=%016" PRIx64
+                   "\n",
                    o.seed, r.nodes, (double)r.vtime / 1000.0, r.events, r.leader_changes,
-                   r.committed, r.acked, r.reads_checked, r.resets, r.trace_hash);
+                   r.committed, r.acked, r.reads_checked, r.resets, r.forfeits, r.trace_hash);
     }
     if (expect) {
         printf("raft-sim: FAIL: no seed in %" PRIu64 "..%" PRIu64 " violated %s (%" PRIu64
@@ -294,9 +296,10 @@ int main(int argc, char **argv)
     if (!one)
         printf("raft-sim: %" PRIu64 " seeds ok (%" PRIu64 "..%" PRIu64 "): virtual time %.0f s, "
                "events %" PRIu64 ", leader changes %" PRIu64 ", entries committed %" PRIu64
-               ", writes acked %" PRIu64 ", reads checked %" PRIu64 ", resets %" PRIu64 "\n",
+               ", writes acked %" PRIu64 ", reads checked %" PRIu64 ", resets %" PRIu64
+               " (forfeits %" PRIu64 ")\n",
                seeds, first, first + seeds - 1, (double)total.vtime / 1000.0, total.events,
                total.leader_changes, total.committed, total.acked, total.reads_checked,
-               total.resets);
+               total.resets, total.forfeits);
     return 0;
 }

@@ -384,8 +384,9 @@ static void node_drain(sim_t *s, int slot)
     }
     if (u.hard_state_changed) {
         nd->disk = u.hard_state;
-        sim_trace(s, "t=%" PRIu64 " n%d persist term=%" PRIu64 " vote=%" PRIu64, s->now, slot + 1,
-                  u.hard_state.term, u.hard_state.vote);
+        sim_trace(s, "t=%" PRIu64 " n%d persist term=%" PRIu64 " vote=%" PRIu64 "%s", s->now,
+                  slot + 1, u.hard_state.term, u.hard_state.vote,
+                  u.hard_state.novote ? " novote" : "");
     }
     if (u.reset) {
         sim_trace(s, "t=%" PRIu64 " n%d RESET state machine (term %" PRIu64 ")", s->now, slot + 1,
@@ -395,6 +396,19 @@ static void node_drain(sim_t *s, int slot)
         s->res.resets++;
         raft_status_t rst;
         raft_status(nd->r, &rst);
+        if (rst.forfeits > nd->st.forfeits) {
+            /* it gave up a log it had kept: only when a majority of some configuration had
+             * lost its memory already (counting it, as it was, as one that kept it), now or
+             * in the epoch its log belongs to (a server cut off during an escape gives up a
+             * log the new epoch would discard anyway) */
+            s->res.forfeits++;
+            check_note_memory(s);
+            if (!check_epoch(s, nd->epoch)->mem_loss && check_memory_majority(s, -1))
+                sim_fail(s, "spurious-forfeit",
+                         "n%d gave up its log (epoch %u) while every configuration has a "
+                         "majority of voters that kept their memory",
+                         slot + 1, nd->epoch);
+        }
         check_reset(s, slot, rst.epoch);
     }
     for (size_t i = 0; i < u.n_entries && !s->done; i++) {
@@ -486,8 +500,12 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
                        .seed = sim_rng_next(&s->rng),
                        .mode = mode,
                        .hard_state =
-                           mode == RAFT_START_RESTART ? nd->disk : (raft_hard_state_t){0, 0},
+                           mode == RAFT_START_RESTART ? nd->disk : (raft_hard_state_t){0, 0, false},
                        .members = *members};
+    if (members == &nd->disk_members) { /* ... and where it was in effect */
+        st.members_index = nd->disk_members_at;
+        st.members_epoch = nd->disk_members_epoch;
+    }
     int rv = raft_new(&nd->r, &s->rcfg, &st, s->now);
     if (rv != 0) {
         sim_fail(s, "core-error", "raft_new(n%d, mode %d): %s", slot + 1, (int)mode,
@@ -500,7 +518,8 @@ static void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_me
               s->now, slot + 1, modes[mode], nd->life, nd->incarnation, st.hard_state.term);
     nd->up = true;
     nd->paused = false;
-    nd->amnesiac = mode == RAFT_START_AMNESIA;
+    /* an id that once started amnesiac stays so (raft persists novote with the hard state) */
+    nd->amnesiac = mode == RAFT_START_AMNESIA || (mode == RAFT_START_RESTART && nd->disk.novote);
     nd->sm_index = 0;
     nd->sm_chain = 0;
     nd->tick_at = 0;
@@ -833,6 +852,29 @@ static void fault_membership(sim_t *s)
     }
 }
 
+/* Like hacache's reconciler, which removes members that are not in HA_HOSTS every 500 ms: a
+ * leader removes a member whose server is gone for good (an escape from a stale view can write
+ * one back into the configuration) as soon as it can. */
+static void remove_gone(sim_t *s)
+{
+    int l = find_leader(s);
+    if (l < 0 || !s->n[l].st.members_committed)
+        return;
+    const raft_members_t *m = &s->n[l].st.members;
+    for (uint32_t i = 0; i < m->n; i++) {
+        int sl = slot_of(m->m[i].id);
+        if (sl < 0 || sl >= s->n_slots || s->n[sl].exists)
+            continue;
+        raft_index_t idx = 0;
+        raft_id_t target = m->m[i].id;
+        int rv = raft_change(s->n[l].r, s->now, RAFT_CHANGE_REMOVE, target, &idx);
+        sim_trace(s, "t=%" PRIu64 " n%d change remove gone n%" PRIu64 ": %s index=%" PRIu64, s->now,
+                  l + 1, target, rv ? raft_strerror(rv) : "ok", idx);
+        node_after(s, l);
+        return;
+    }
+}
+
 /* Shut down servers whose removal the leader has committed. */
 static void reap_removed(sim_t *s)
 {
@@ -871,6 +913,7 @@ static void fault_weather(sim_t *s)
 static void fault_act(sim_t *s)
 {
     reap_removed(s);
+    remove_gone(s);
     uint64_t dice = sim_rng_below(&s->rng, 100);
     int a = pick_slot(s, ok_exists), b = pick_slot(s, ok_exists), c = pick_slot(s, ok_exists);
     if (dice < 8) {
@@ -989,7 +1032,17 @@ static void heal_all(sim_t *s)
      * its memory: the escape waits recovery_timeouts first); everything must be applied on
      * every live voter within SIM_CONVERGE_MS (slow settings replicate one entry per message) */
     bool mem_loss = check_epoch(s, s->n_ep - 1)->mem_loss;
-    s->live_deadline = s->now + (uint64_t)(mem_loss ? 20 : 10) * T(s);
+    /* plus the time to replicate the longest log once at the configured batch size and
+     * pipeline depth (one round trip is at most 2 x 10 ms now): with one entry per message and
+     * one in flight, a voter cut off for a while needs seconds to catch up, and the leader may
+     * need it for its first commit (raft-sim seed 3496: 500 entries behind, 1.7 s budget) */
+    raft_index_t longest = 0;
+    for (int i = 0; i < s->n_slots; i++)
+        if (s->n[i].exists && s->n[i].up && s->n[i].st.last_index > longest)
+            longest = s->n[i].st.last_index;
+    uint64_t catch_up =
+        longest * 20 / ((uint64_t)s->rcfg.max_entries_per_msg * s->rcfg.max_inflight);
+    s->live_deadline = s->now + (uint64_t)(mem_loss ? 20 : 10) * T(s) + catch_up;
     sim_trace(s,
               "t=%" PRIu64 " HEAL: liveness phase, a write commits by t=%" PRIu64
               ", converged by t=%" PRIu64,

@@ -183,6 +183,7 @@ typedef struct sim_result {
     uint64_t acked, reads_checked;
     uint64_t majority_term_changes; /* stability */
     uint64_t resets;
+    uint64_t forfeits; /* voters that gave up a kept log (raft_status_t.forfeits) */
     int nodes;
 } sim_result_t;
 

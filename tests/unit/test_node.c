@@ -38,21 +38,34 @@ static void test_hardstate_roundtrip(void)
     CHECK_EQ_INT(hc_hardstate_path(dir, "h", 1, tiny, sizeof(tiny)), HC_ETOOLARGE);
 
     uint64_t t = 9, v = 9;
-    CHECK_EQ_INT(hc_hardstate_load(path, &t, &v), HC_ENOTFOUND);
-    REQUIRE(hc_hardstate_save(path, 7, 0xfeedfacecafebeefULL) == 0);
-    REQUIRE(hc_hardstate_load(path, &t, &v) == 0);
+    bool nv = true;
+    CHECK_EQ_INT(hc_hardstate_load(path, &t, &v, &nv), HC_ENOTFOUND);
+    REQUIRE(hc_hardstate_save(path, 7, 0xfeedfacecafebeefULL, false) == 0);
+    REQUIRE(hc_hardstate_load(path, &t, &v, &nv) == 0);
     CHECK_EQ_INT(t, 7);
     CHECK(v == 0xfeedfacecafebeefULL);
-    REQUIRE(hc_hardstate_save(path, 8, 0) == 0); /* replaced atomically */
-    REQUIRE(hc_hardstate_load(path, &t, &v) == 0);
+    CHECK(!nv);
+    REQUIRE(hc_hardstate_save(path, 8, 0, false) == 0); /* replaced atomically */
+    REQUIRE(hc_hardstate_load(path, &t, &v, &nv) == 0);
     CHECK_EQ_INT(t, 8);
     CHECK_EQ_INT(v, 0);
+    /* an id that once lost its state stays without a vote across restarts */
+    REQUIRE(hc_hardstate_save(path, 9, 3, true) == 0);
+    REQUIRE(hc_hardstate_load(path, &t, &v, &nv) == 0);
+    CHECK_EQ_INT(t, 9);
+    CHECK_EQ_INT(v, 3);
+    CHECK(nv);
     /* corrupt / truncated files are refused, never read as zero */
     FILE *f = fopen(path, "w");
     REQUIRE(f != NULL);
     fputs("hacache raft hard state v1\nterm 12\nvo", f);
     fclose(f);
-    CHECK_EQ_INT(hc_hardstate_load(path, &t, &v), HC_EINVAL);
+    CHECK_EQ_INT(hc_hardstate_load(path, &t, &v, &nv), HC_EINVAL);
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fputs("hacache raft hard state v1\nterm 12\nvote 0\nnovote 0\n", f);
+    fclose(f);
+    CHECK_EQ_INT(hc_hardstate_load(path, &t, &v, &nv), HC_EINVAL);
     /* no temp file left behind */
     char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -60,7 +73,7 @@ static void test_hardstate_roundtrip(void)
     /* an unwritable place fails */
     char bad[4300];
     snprintf(bad, sizeof(bad), "%s/missing-dir/x.state", dir);
-    CHECK_EQ_INT(hc_hardstate_save(bad, 1, 1), HC_EINTERNAL);
+    CHECK_EQ_INT(hc_hardstate_save(bad, 1, 1, false), HC_EINTERNAL);
     unlink(path);
     rmdir(dir);
 }

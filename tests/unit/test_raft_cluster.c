@@ -158,6 +158,14 @@ static void test_amnesia_never_votes(void)
     net_run(&net, 10 * NET_T);
     CHECK(net_status(&net, c).role != RAFT_LEADER);
     CHECK(net_status(&net, b).role != RAFT_LEADER);
+    /* and never again after a later restart with what it persisted since (raft-sim seed
+     * 117046: restarted as RESTART, it voted in a term it had voted in before the loss) */
+    CHECK(net.hs[b].novote);
+    CHECK(net.hs[b].term > 0);
+    net_restart(&net, b, RAFT_START_RESTART);
+    CHECK(!net_status(&net, b).can_vote);
+    net_run(&net, NET_T);
+    CHECK(net.hs[b].novote);
     net_free(&net);
 }
 
@@ -769,6 +777,145 @@ static void test_change_needs_live_quorum(void)
     net_free(&net);
 }
 
+/* Delivers messages one at a time (ticking when none is queued) until cond holds. */
+static bool deliver_until(net_t *net, bool (*cond)(net_t *, int), int arg)
+{
+    for (int k = 0; k < 100000; k++) {
+        if (cond(net, arg))
+            return true;
+        if (!net_deliver_one(net)) {
+            net->now++;
+            for (int i = 0; i < net->n; i++) {
+                if (!net->down[i]) {
+                    raft_tick(net->r[i], net->now);
+                    net_ready(net, i);
+                }
+            }
+        }
+    }
+    return false;
+}
+
+static bool has_entries(net_t *net, int i)
+{
+    return net_status(net, i).last_index > 0;
+}
+
+/* Restarts a follower with the configuration its host saw committed (given with its commit
+ * index when `with_index`), lets the leader replay only the first entry of the log to it, and
+ * returns the follower's configuration then. */
+static void restart_and_replay_one(bool with_index, raft_members_t *m, bool *removed_back)
+{
+    raft_config_t c = net_default_cfg();
+    c.max_entries_per_msg = 1;
+    c.max_inflight = 1;
+    net_t net;
+    net_init_cfg(&net, 5, 0, &c);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    int b = (a + 1) % 5, e = (a + 4) % 5;
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)e + 1, &idx) == 0);
+    net_run(&net, NET_T / 2);
+    net.down[e] = true; /* a removed server is shut down by its host */
+    net_propose(&net, a, "x", NULL);
+    net_run(&net, NET_T / 2);
+    /* b's host persisted the configuration in effect at b's commit index */
+    raft_status_t sb = net_status(&net, b);
+    REQUIRE(sb.commit > idx);
+    raft_members_t hm;
+    REQUIRE(raft_snapshot_meta(net.r[b], sb.commit, NULL, &hm) == 0);
+    REQUIRE(hm.n == 4);
+    raft_free(net.r[b]);
+    net_clear_applied(&net, b);
+    net.members_at[b] = with_index ? sb.commit : 0;
+    net.members_epoch[b] = sb.epoch;
+    net_start_node(&net, b, RAFT_START_RESTART, &hm);
+    REQUIRE(deliver_until(&net, has_entries, b));
+    net_isolate(&net, b, true); /* the leader goes away: b holds entry 1 (5 voters) only */
+    *m = net_status(&net, b).members;
+    *removed_back = raft_member_find_test(m, (raft_id_t)e + 1);
+    /* caught up later, it has the leader's configuration either way */
+    net_heal(&net);
+    net_run(&net, NET_T);
+    CHECK(!net_status(&net, b).recovering);
+    CHECK_EQ_INT(net_status(&net, b).members.n, 4);
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_restart_keeps_host_configuration(void)
+{
+    /* raft-sim seed 1649: a restarted voter that had received the first entries of the log
+     * only went back to the configuration at index 1 (the bootstrap one), then won an escape
+     * election and wrote that into the new log: a server removed long before was a voter
+     * again, and with one more memory loss nobody could be elected. Given where its host saw
+     * its configuration committed, the entries below that index no longer replace it. */
+    bool back = true;
+    raft_members_t m = {0};
+    restart_and_replay_one(true, &m, &back);
+    CHECK_EQ_INT(m.n, 4);
+    CHECK(!back);
+    /* without the index (host does not know), the log's configuration wins as before */
+    restart_and_replay_one(false, &m, &back);
+    CHECK_EQ_INT(m.n, 5);
+    CHECK(back);
+}
+
+static void test_forfeit_lets_the_voters_escape(void)
+{
+    /* raft-sim seed 2252: voters {1,2,3} and learner 4. The leader appends the promotion of 4
+     * and is cut off before anybody receives it; then 2 and 4 restart empty. Now nobody can
+     * be elected: the old leader counts {1,2,3,4} and needs 3 votes of which two are
+     * recovering; the third voter counts {1,2,3} but the old leader refuses it (its log is
+     * longer); the restarted voter sees a majority that kept its memory in {1,2,3}, so it has
+     * no escape to prove. The old leader's own view proves that no normal election can
+     * succeed: after 2N election timeouts without a leader it forfeits its log (as a restart
+     * would), its uncommitted configuration goes with it, and the recovering voters escape. */
+    net_t net;
+    net_init_cfg(&net, 3, 1, NULL);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0 && a < 3);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 3, c = (a + 2) % 3, d = 3;
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_PROMOTE, (raft_id_t)d + 1, &idx) == 0);
+    net_isolate(&net, a, true);
+    net_ready(&net, a);
+    net_deliver_all(&net); /* the promotion reaches nobody */
+    raft_members_t committed = net_members(3, 1);
+    int restarted[2] = {b, d};
+    for (int k = 0; k < 2; k++) {
+        int i = restarted[k];
+        raft_free(net.r[i]);
+        net_clear_applied(&net, i);
+        net_start_node(&net, i, RAFT_START_RESTART, &committed);
+    }
+    net_run(&net, 3 * NET_T); /* cut off, the leader steps down (Check-Quorum) */
+    REQUIRE(net_status(&net, a).role != RAFT_LEADER);
+    net_heal(&net);
+    int l = -1;
+    for (int k = 0; k < 60 && l < 0; k++) {
+        net_run(&net, NET_T);
+        l = net_leader(&net);
+    }
+    REQUIRE(l >= 0);
+    CHECK(trace_has(&net, "forfeit"));
+    CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
+    CHECK_EQ_INT((int)net_status(&net, c).forfeits, 0);
+    CHECK(net_status(&net, l).epoch > 0); /* an escape: the data went with it */
+    CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+    net_run(&net, NET_T);
+    for (int i = 0; i < 3; i++)
+        CHECK(net_has_applied(&net, i, "after"));
+    CHECK(!net_has_applied(&net, c, "before"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -786,6 +933,8 @@ static hc_test_t tests[] = {
     {"membership_add_promote_remove", test_membership_add_promote_remove},
     {"replace_amnesiac_member", test_replace_amnesiac_member},
     {"change_needs_live_quorum", test_change_needs_live_quorum},
+    {"restart_keeps_host_configuration", test_restart_keeps_host_configuration},
+    {"forfeit_lets_the_voters_escape", test_forfeit_lets_the_voters_escape},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},

@@ -23,6 +23,9 @@ typedef struct {
     uint64_t now;
     raft_t *r[NET_MAX];
     raft_hard_state_t hs[NET_MAX]; /* what each node persisted */
+    /* raft_start_t.members_index / members_epoch for the next start of each node */
+    raft_index_t members_at[NET_MAX];
+    raft_term_t members_epoch[NET_MAX];
     uint64_t inc[NET_MAX];
     bool down[NET_MAX];
     bool cut[NET_MAX][NET_MAX]; /* cut[a][b]: messages a -> b are dropped */
@@ -98,6 +101,8 @@ static __attribute__((unused)) void net_start_node(net_t *net, int i, raft_start
     s.mode = mode;
     s.hard_state = net->hs[i];
     s.members = *m;
+    s.members_index = net->members_at[i];
+    s.members_epoch = net->members_epoch[i];
     raft_config_t c = net->cfg;
     c.trace = net_trace_cb;
     c.trace_ctx = net;
