@@ -98,7 +98,12 @@ static bool escape_allowed(const raft_t *r)
  * kept its memory). It only does what a restart would: an escape would discard its log anyway. */
 static bool forfeit_due(const raft_t *r)
 {
-    if (r->recovering || !r->can_vote || r->role == RAFT_LEADER || !raft_is_voter_(r, r->id))
+    if (r->recovering || !r->can_vote || r->role == RAFT_LEADER)
+        return false;
+    /* A voter, or one that campaigns on its own uncommitted removal (raft-sim seed 203586: a
+     * former leader holding {1,3,4,5} without itself kept campaigning and refusing votes while
+     * the recovering voters needed it to prove an escape). */
+    if (!raft_is_voter_(r, r->id) && !pending_self_removal(r))
         return false;
     if (r->leaderless_timeouts < 2 * r->cfg.recovery_timeouts)
         return false;

@@ -916,6 +916,56 @@ static void test_forfeit_lets_the_voters_escape(void)
     net_free(&net);
 }
 
+static void test_forfeit_on_own_removal(void)
+{
+    /* raft-sim seed 203586: a leader of {1..5} appends its own removal and is cut off before
+     * anybody receives it; then two of the others restart empty. The two that kept their
+     * memory count five voters, see only two unable and refuse an escape; the old leader's log
+     * is longer than theirs, so it refuses them its vote; it campaigns on {the other four}
+     * and needs three, two of whom are recovering. Its own view proves that no normal election
+     * can succeed, so it forfeits as a voter would: its uncommitted removal goes with its log
+     * and the recovering majority of {1..5} escapes. */
+    net_t net;
+    net_init_cfg(&net, 5, 0, NULL);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 5, e = (a + 4) % 5;
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)a + 1, &idx) == 0);
+    net_isolate(&net, a, true);
+    net_ready(&net, a);
+    net_deliver_all(&net); /* the removal reaches nobody */
+    raft_members_t committed = net_members(5, 0);
+    int restarted[2] = {b, e};
+    for (int k = 0; k < 2; k++) {
+        int i = restarted[k];
+        raft_free(net.r[i]);
+        net_clear_applied(&net, i);
+        net_start_node(&net, i, RAFT_START_RESTART, &committed);
+    }
+    net_run(&net, 3 * NET_T);
+    REQUIRE(net_status(&net, a).role != RAFT_LEADER);
+    net_heal(&net);
+    int l = -1;
+    for (int k = 0; k < 60 && l < 0; k++) {
+        net_run(&net, NET_T);
+        l = net_leader(&net);
+    }
+    REQUIRE(l >= 0);
+    CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
+    CHECK(net_status(&net, l).epoch > 0); /* an escape */
+    CHECK_EQ_INT(net_status(&net, l).members.n, 5); /* the removal went with the log */
+    CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+    net_run(&net, NET_T);
+    for (int i = 0; i < 5; i++)
+        CHECK(net_has_applied(&net, i, "after"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 static hc_test_t tests[] = {
     {"committed_survives_restart", test_committed_survives_restart},
     {"recovering_does_not_vote", test_recovering_does_not_vote},
@@ -935,6 +985,7 @@ static hc_test_t tests[] = {
     {"change_needs_live_quorum", test_change_needs_live_quorum},
     {"restart_keeps_host_configuration", test_restart_keeps_host_configuration},
     {"forfeit_lets_the_voters_escape", test_forfeit_lets_the_voters_escape},
+    {"forfeit_on_own_removal", test_forfeit_on_own_removal},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},
