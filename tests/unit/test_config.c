@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "hacache.h"
+#include "certs.h"
 #include "test.h"
 
 #include <ctype.h>
@@ -940,64 +941,14 @@ static EVP_PKEY *gen_key(void)
     return EVP_EC_gen("P-256");
 }
 
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    if (ext != NULL) {
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-}
-
-/* A certificate for `key`, signed by issuer/issuer_key (self-signed when issuer is NULL). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-                       time_t not_before, time_t not_after, int is_ca, const char *san)
-{
-    static long serial = 1;
-    X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    ASN1_TIME_set(X509_getm_notBefore(x), not_before);
-    ASN1_TIME_set(X509_getm_notAfter(x), not_after);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-    X509 *ctx_issuer = issuer ? issuer : x;
-    if (is_ca) {
-        add_ext(x, ctx_issuer, NID_basic_constraints, "critical,CA:TRUE");
-        add_ext(x, ctx_issuer, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-        add_ext(x, ctx_issuer, NID_basic_constraints, "CA:FALSE");
-    }
-    if (san != NULL) {
-        add_ext(x, ctx_issuer, NID_subject_alt_name, san);
-    }
-    X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
-    return x;
-}
-
 static void write_certs(const char *name, X509 *a, X509 *b)
 {
-    FILE *f = fopen(path(name), "w");
-    if (f != NULL) {
-        PEM_write_X509(f, a);
-        if (b != NULL) {
-            PEM_write_X509(f, b);
-        }
-        fclose(f);
-    }
+    hct_write_pem(path(name), a, b, NULL);
 }
 
 static void write_key(const char *name, EVP_PKEY *key)
 {
-    FILE *f = fopen(path(name), "w");
-    if (f != NULL) {
-        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-        fclose(f);
-    }
+    hct_write_pem(path(name), NULL, NULL, key);
 }
 
 /* Creates the fixture files once per process (tests may run alone, by name). */
@@ -1021,20 +972,20 @@ static int fixtures(void)
     EVP_PKEY *ca_key = gen_key(), *ca2_key = gen_key(), *leaf_key = gen_key(),
              *other_key = gen_key(), *client_key = gen_key(), *inter_key = gen_key(),
              *chainleaf_key = gen_key();
-    X509 *ca = make_cert(ca_key, "test CA", NULL, NULL, now - DAY, now + 365 * DAY, 1, NULL);
-    X509 *ca2 = make_cert(ca2_key, "other CA", NULL, NULL, now - DAY, now + 365 * DAY, 1, NULL);
-    X509 *leaf = make_cert(leaf_key, "node", ca, ca_key, now - DAY, now + 30 * DAY, 0, san);
-    X509 *expired = make_cert(leaf_key, "old", ca, ca_key, now - 30 * DAY, now - 2 * DAY, 0, san);
-    X509 *future = make_cert(leaf_key, "new", ca, ca_key, now + 2 * DAY, now + 30 * DAY, 0, san);
-    X509 *foreign = make_cert(leaf_key, "foreign", ca2, ca2_key, now - DAY, now + DAY, 0, san);
+    X509 *ca = hct_cert(ca_key, "test CA", NULL, NULL, now - DAY, now + 365 * DAY, 1, NULL);
+    X509 *ca2 = hct_cert(ca2_key, "other CA", NULL, NULL, now - DAY, now + 365 * DAY, 1, NULL);
+    X509 *leaf = hct_cert(leaf_key, "node", ca, ca_key, now - DAY, now + 30 * DAY, 0, san);
+    X509 *expired = hct_cert(leaf_key, "old", ca, ca_key, now - 30 * DAY, now - 2 * DAY, 0, san);
+    X509 *future = hct_cert(leaf_key, "new", ca, ca_key, now + 2 * DAY, now + 30 * DAY, 0, san);
+    X509 *foreign = hct_cert(leaf_key, "foreign", ca2, ca2_key, now - DAY, now + DAY, 0, san);
     X509 *client =
-        make_cert(client_key, "client", ca, ca_key, now - DAY, now + 30 * DAY, 0, "DNS:client");
-    X509 *nosan = make_cert(leaf_key, "nosan", ca, ca_key, now - DAY, now + 30 * DAY, 0,
-                            "DNS:elsewhere.example");
+        hct_cert(client_key, "client", ca, ca_key, now - DAY, now + 30 * DAY, 0, "DNS:client");
+    X509 *nosan = hct_cert(leaf_key, "nosan", ca, ca_key, now - DAY, now + 30 * DAY, 0,
+                           "DNS:elsewhere.example");
     X509 *inter =
-        make_cert(inter_key, "intermediate", ca, ca_key, now - DAY, now + 30 * DAY, 1, NULL);
+        hct_cert(inter_key, "intermediate", ca, ca_key, now - DAY, now + 30 * DAY, 1, NULL);
     X509 *chainleaf =
-        make_cert(chainleaf_key, "chained", inter, inter_key, now - DAY, now + 30 * DAY, 0, san);
+        hct_cert(chainleaf_key, "chained", inter, inter_key, now - DAY, now + 30 * DAY, 0, san);
 
     write_certs("ca.pem", ca, NULL);
     write_certs("ca2.pem", ca2, NULL);

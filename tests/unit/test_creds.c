@@ -12,6 +12,7 @@
 #include "hacache.h"
 #include "log.h"
 #include "peer.h"
+#include "certs.h"
 #include "test.h"
 #include "tls.h"
 
@@ -37,60 +38,21 @@ static const char *P(const char *name)
     return b;
 }
 
-static void ext(X509 *x, X509 *issuer, int nid, const char *v)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, v);
-    if (e != NULL) {
-        X509_add_ext(x, e, -1);
-        X509_EXTENSION_free(e);
-    }
-}
-
 /* A CA (issuer NULL) or a leaf for key, valid [from, to]. */
 static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey, time_t from,
                        time_t to, const char *san)
 {
-    static long serial = 1000;
-    X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    ASN1_TIME_set(X509_getm_notBefore(x), from);
-    ASN1_TIME_set(X509_getm_notAfter(x), to);
-    X509_set_pubkey(x, key);
-    X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : n);
-    if (issuer == NULL) {
-        ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
-        ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-        ext(x, issuer, NID_basic_constraints, "CA:FALSE");
-        if (san != NULL) {
-            ext(x, issuer, NID_subject_alt_name, san);
-        }
-    }
-    X509_sign(x, ikey ? ikey : key, EVP_sha256());
-    return x;
+    return hct_cert(key, cn, issuer, ikey, from, to, issuer == NULL, issuer ? san : NULL);
 }
 
 static void write_cert(const char *name, X509 *x)
 {
-    FILE *f = fopen(P(name), "w");
-    if (f != NULL) {
-        PEM_write_X509(f, x);
-        fclose(f);
-    }
+    hct_write_pem(P(name), x, NULL, NULL);
 }
 
 static void write_key(const char *name, EVP_PKEY *k)
 {
-    FILE *f = fopen(P(name), "w");
-    if (f != NULL) {
-        PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
-        fclose(f);
-    }
+    hct_write_pem(P(name), NULL, NULL, k);
 }
 
 static void write_text(const char *name, const char *text)

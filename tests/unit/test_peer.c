@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "hacache.h"
 #include "log.h"
+#include "certs.h"
 #include "test.h"
 #include "tls.h"
 #include "util.h"
@@ -59,59 +60,16 @@ static const char *path(const char *name)
     return b;
 }
 
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
-    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    if (ext != NULL) {
-        X509_add_ext(x, ext, -1);
-        X509_EXTENSION_free(ext);
-    }
-}
-
 /* A certificate for key, signed by issuer (self-signed CA when issuer is NULL). */
 static X509 *cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, time_t from,
                   time_t to, const char *san)
 {
-    static long serial = 100;
-    X509 *x = X509_new();
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-    ASN1_TIME_set(X509_getm_notBefore(x), from);
-    ASN1_TIME_set(X509_getm_notAfter(x), to);
-    X509_set_pubkey(x, key);
-    X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
-    X509 *ci = issuer ? issuer : x;
-    if (issuer == NULL) {
-        add_ext(x, ci, NID_basic_constraints, "critical,CA:TRUE");
-        add_ext(x, ci, NID_key_usage, "critical,keyCertSign,cRLSign");
-    } else {
-        add_ext(x, ci, NID_basic_constraints, "CA:FALSE");
-        add_ext(x, ci, NID_subject_alt_name, san);
-    }
-    X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
-    return x;
+    return hct_cert(key, cn, issuer, issuer_key, from, to, issuer == NULL, issuer ? san : NULL);
 }
 
 static void write_pem(const char *name, X509 *a, X509 *b, EVP_PKEY *key)
 {
-    FILE *f = fopen(path(name), "w");
-    if (f == NULL) {
-        return;
-    }
-    if (a != NULL) {
-        PEM_write_X509(f, a);
-    }
-    if (b != NULL) {
-        PEM_write_X509(f, b);
-    }
-    if (key != NULL) {
-        PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-    }
-    fclose(f);
+    hct_write_pem(path(name), a, b, key);
 }
 
 /* CA1 + leaf1 (localhost, 127.0.0.1), CA2 + leaf2 (same names), an expired leaf of CA1, a leaf
