@@ -65,6 +65,14 @@ static bool heard_with(const raft_t *r, const raft_peer_t *p, uint32_t f)
            (p->last_flags & f);
 }
 
+/* Was p heard from within 4 election timeouts with flag f (whatever its role in our
+ * configuration)? */
+static bool heard_any(const raft_t *r, const raft_peer_t *p, uint32_t f)
+{
+    uint64_t t = r->cfg.election_timeout_ms;
+    return p->last_heard != 0 && r->now < p->last_heard + 4 * t && (p->last_flags & f);
+}
+
 /* Voters of our configuration known to be unable to grant a normal vote: ourselves if we are
  * recovering, and those whose last message within 4 election timeouts said they are recovering
  * or lost their hard state (RAFT_MSGF_NOVOTE: such a server never votes again). */
@@ -89,6 +97,45 @@ static bool escape_allowed(const raft_t *r)
     return unable_voters(r) >= escape_threshold(r);
 }
 
+/* Does a recovering voter's claim (heard within 4 T) show a configuration, committed after
+ * ours in our epoch and naming us as a voter, in which so many voters are unable that no
+ * normal election can succeed? (raft-sim seed 205365: we hold {1,3,4,5,7} committed at 323;
+ * 3 and 5 restarted and their hosts had seen {3,4,5,8} committed later; 1 and 7 are gone.
+ * In our view only 2 of 5 are unable, in theirs 3 of 4 are, and they need us to prove it.)
+ * Only voters we hear from count as unable: the claim itself is not believed beyond that. */
+static bool claim_proves_no_election(const raft_t *r)
+{
+    uint64_t t = r->cfg.election_timeout_ms;
+    for (uint32_t i = 0; i < r->n_peers; i++) {
+        const raft_peer_t *c = &r->peers[i];
+        if (c->n_claim == 0 || c->claim_heard == 0 || r->now >= c->claim_heard + 4 * t)
+            continue;
+        /* newer than ours in our epoch; or from an older epoch while we know nothing of ours
+         * committed, not even its first configuration (raft-sim seed 218597: an escape in term
+         * 3 wrote {1,2,3,4,5}, naming a gone server, and lost its leader before committing;
+         * the others never heard of it and their hosts had seen {1,3,4,5} committed) */
+        bool newer = c->claim_epoch == r->reset_term && c->claim_index > r->members_index &&
+                     c->claim_index > r->commit;
+        bool ours_unknown = c->claim_epoch < r->reset_term && r->commit == 0;
+        if (!newer && !ours_unknown)
+            continue;
+        bool me = false;
+        uint32_t unable = 0;
+        for (uint32_t k = 0; k < c->n_claim; k++) {
+            if (c->claim[k] == r->id) {
+                me = true;
+                continue;
+            }
+            for (uint32_t j = 0; j < r->n_peers; j++)
+                unable += r->peers[j].id == c->claim[k] &&
+                          heard_any(r, &r->peers[j], RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE);
+        }
+        if (me && unable >= c->n_claim - (c->n_claim / 2 + 1) + 1)
+            return true;
+    }
+    return false;
+}
+
 /* A voter that kept its log gives it up (raft_forfeit_) when it has seen no leader for 2N
  * election timeouts and its own configuration shows so many voters unable to vote that the
  * others, itself included, cannot form a majority: then no normal election can succeed, and the
@@ -107,7 +154,19 @@ static bool forfeit_due(const raft_t *r)
         return false;
     if (r->leaderless_timeouts < 2 * r->cfg.recovery_timeouts)
         return false;
-    return unable_voters(r) >= escape_threshold(r);
+    return unable_voters(r) >= escape_threshold(r) || claim_proves_no_election(r);
+}
+
+/* The configuration our host saw committed, as a claim in our requests while recovering. */
+static void add_claim(const raft_t *r, raft_message_t *m)
+{
+    if (!r->recovering || r->host_members_at == 0)
+        return;
+    for (uint32_t i = 0; i < r->host_members.n; i++)
+        if (r->host_members.m[i].role == RAFT_VOTER)
+            m->vote.claim[m->vote.n_claim++] = r->host_members.m[i].id;
+    m->vote.claim_index = r->host_members_at;
+    m->vote.claim_epoch = r->host_members_epoch;
 }
 
 static void send_requests(raft_t *r, bool pre, uint32_t flags)
@@ -123,6 +182,7 @@ static void send_requests(raft_t *r, bool pre, uint32_t flags)
         m->flags |= flags;
         m->vote.last_index = raft_log_last_(&r->log);
         m->vote.last_term = raft_log_last_term_(&r->log);
+        add_claim(r, m);
     }
 }
 

@@ -504,6 +504,15 @@ static void observe(raft_t *r, const raft_message_t *m)
         return;
     p->last_heard = r->now ? r->now : 1;
     p->last_flags = m->flags;
+    if ((m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) &&
+        (m->flags & RAFT_MSGF_RECOVERING) && m->vote.n_claim > 0 &&
+        m->vote.n_claim <= RAFT_MAX_MEMBERS) {
+        p->claim_heard = p->last_heard;
+        p->claim_index = m->vote.claim_index;
+        p->claim_epoch = m->vote.claim_epoch;
+        p->n_claim = m->vote.n_claim;
+        memcpy(p->claim, m->vote.claim, m->vote.n_claim * sizeof(raft_id_t));
+    }
     if (r->role != RAFT_LEADER)
         p->incarnation = m->incarnation;
 }

@@ -207,6 +207,14 @@ typedef struct raft_message {
         struct {
             raft_index_t last_index; /* candidate's last log index and term */
             raft_term_t last_term;
+            /* A recovering sender's claim: the voters of the configuration its host saw
+             * committed (raft_start_t.members, or what it kept on a forfeit), at claim_index
+             * of epoch claim_epoch; n_claim 0: none. A server whose own configuration is older
+             * uses it to see that no normal election can succeed (README, rule 5). */
+            raft_index_t claim_index;
+            raft_term_t claim_epoch;
+            uint32_t n_claim;
+            raft_id_t claim[RAFT_MAX_MEMBERS];
         } vote; /* VOTE and PREVOTE */
         struct {
             bool granted;

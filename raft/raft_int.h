@@ -59,6 +59,12 @@ typedef struct raft_peer {
     /* elections */
     bool vote_responded, vote_granted;
     bool vote_recovering; /* its vote response said it is recovering (escape proof) */
+    /* the last claim it sent (raft_message_t.vote.claim*), heard at claim_heard (0: none) */
+    uint64_t claim_heard;
+    raft_index_t claim_index;
+    raft_term_t claim_epoch;
+    uint32_t n_claim;
+    raft_id_t claim[RAFT_MAX_MEMBERS];
 } raft_peer_t;
 
 typedef struct raft_pread {

@@ -160,6 +160,10 @@ int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen)
     case RAFT_MSG_PREVOTE:
         r.vote_last_index = m->vote.last_index;
         r.vote_last_term = m->vote.last_term;
+        r.claim_index = m->vote.claim_index;
+        r.claim_epoch = m->vote.claim_epoch;
+        r.n_claim = m->vote.n_claim;
+        r.claim = (uint64_t *)m->vote.claim; /* borrowed for the encode */
         break;
     case RAFT_MSG_VOTE_RESP:
     case RAFT_MSG_PREVOTE_RESP:
@@ -236,6 +240,13 @@ int hc_raft_msg_from_pb(const void *pb_raft, hc_raft_msg_decoded_t *out)
     case RAFT_MSG_PREVOTE:
         m->vote.last_index = r->vote_last_index;
         m->vote.last_term = r->vote_last_term;
+        if (r->n_claim > RAFT_MAX_MEMBERS) {
+            return HC_EINVAL; /* more voters than a configuration can hold */
+        }
+        m->vote.claim_index = r->claim_index;
+        m->vote.claim_epoch = r->claim_epoch;
+        m->vote.n_claim = (uint32_t)r->n_claim;
+        memcpy(m->vote.claim, r->claim, r->n_claim * sizeof(raft_id_t));
         break;
     case RAFT_MSG_VOTE_RESP:
     case RAFT_MSG_PREVOTE_RESP:

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "hacache.pb-c.h"
 #include "hacache.h"
 #include "node.h"
 #include "test.h"
@@ -155,6 +156,12 @@ static void test_raft_message_roundtrip(void)
     r.flags = RAFT_MSGF_RECOVERING;
     r.vote.last_index = 100;
     r.vote.last_term = 7;
+    r.vote.claim_index = 323;
+    r.vote.claim_epoch = 2;
+    r.vote.n_claim = 3;
+    r.vote.claim[0] = 8;
+    r.vote.claim[1] = 0xfedcba9876543210ull;
+    r.vote.claim[2] = 3;
     REQUIRE(hc_raft_msg_encode(&r, &buf, &len) == 0);
     REQUIRE(hc_raft_msg_decode(buf, len, &d) == 0);
     free(buf);
@@ -162,7 +169,26 @@ static void test_raft_message_roundtrip(void)
     CHECK_EQ_INT(d.msg.vote.last_index, 100);
     CHECK_EQ_INT(d.msg.vote.last_term, 7);
     CHECK_EQ_INT(d.msg.flags, RAFT_MSGF_RECOVERING);
+    CHECK_EQ_INT(d.msg.vote.claim_index, 323);
+    CHECK_EQ_INT(d.msg.vote.claim_epoch, 2);
+    REQUIRE(d.msg.vote.n_claim == 3);
+    CHECK(d.msg.vote.claim[0] == 8 && d.msg.vote.claim[1] == 0xfedcba9876543210ull &&
+          d.msg.vote.claim[2] == 3);
     hc_raft_msg_decoded_free(&d);
+
+    /* a claim longer than a configuration can be is refused, not truncated */
+    {
+        Hacache__RaftMessage pr = HACACHE__RAFT_MESSAGE__INIT;
+        uint64_t ids[RAFT_MAX_MEMBERS + 1] = {0};
+        pr.type = RAFT_MSG_VOTE;
+        pr.n_claim = RAFT_MAX_MEMBERS + 1;
+        pr.claim = ids;
+        CHECK_EQ_INT(hc_raft_msg_from_pb(&pr, &d), HC_EINVAL);
+        pr.n_claim = RAFT_MAX_MEMBERS;
+        CHECK_EQ_INT(hc_raft_msg_from_pb(&pr, &d), 0);
+        CHECK_EQ_INT(d.msg.vote.n_claim, RAFT_MAX_MEMBERS);
+        free(d.entries);
+    }
 
     memset(&r, 0, sizeof(r));
     r.type = RAFT_MSG_VOTE_RESP;

@@ -956,12 +956,68 @@ static void test_forfeit_on_own_removal(void)
     }
     REQUIRE(l >= 0);
     CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
-    CHECK(net_status(&net, l).epoch > 0); /* an escape */
+    CHECK(net_status(&net, l).epoch > 0);           /* an escape */
     CHECK_EQ_INT(net_status(&net, l).members.n, 5); /* the removal went with the log */
     CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
     net_run(&net, NET_T);
     for (int i = 0; i < 5; i++)
         CHECK(net_has_applied(&net, i, "after"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_forfeit_on_newer_claim(void)
+{
+    /* raft-sim seed 205365: voters {1..5}; c is cut off and keeps {1..5}. The others remove e
+     * (shut down), committing {a,b,c,d}; d crashes for good and a, b restart empty, their hosts
+     * having seen {a,b,c,d} committed. In c's view only 2 of 5 are unable (e is gone, d silent),
+     * so it refuses the escape; a and b need c to reach 3 of {a,b,c,d}. Their requests carry
+     * that committed configuration (vote.claim): in it, 2 of 4 are unable, so no normal election
+     * can succeed there either, and c, a voter of it, forfeits; then the escape goes through. */
+    net_t net;
+    net_init_cfg(&net, 5, 0, NULL);
+    int a;
+    elect(&net, &a);
+    REQUIRE(a >= 0);
+    net_propose(&net, a, "before", NULL);
+    net_run(&net, 5);
+    int b = (a + 1) % 5, c = (a + 2) % 5, d = (a + 3) % 5, e = (a + 4) % 5;
+    net_isolate(&net, c, true);
+    raft_index_t idx;
+    REQUIRE(raft_change(net.r[a], net.now, RAFT_CHANGE_REMOVE, (raft_id_t)e + 1, &idx) == 0);
+    net_run(&net, NET_T / 2);
+    net.down[e] = true; /* removed and shut down */
+    net_propose(&net, a, "x", NULL);
+    net_run(&net, NET_T / 2);
+    raft_status_t sa = net_status(&net, a);
+    REQUIRE(sa.commit > idx);
+    raft_members_t hm;
+    REQUIRE(raft_snapshot_meta(net.r[a], sa.commit, NULL, &hm) == 0);
+    REQUIRE(hm.n == 4);
+    REQUIRE(net_status(&net, c).members.n == 5);
+    net.down[d] = true; /* crashed for good */
+    int restarted[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        int i = restarted[k];
+        raft_free(net.r[i]);
+        net_clear_applied(&net, i);
+        net.members_at[i] = sa.commit;
+        net.members_epoch[i] = sa.epoch;
+        net_start_node(&net, i, RAFT_START_RESTART, &hm);
+    }
+    net_heal(&net);
+    int l = -1;
+    for (int k = 0; k < 80 && l < 0; k++) {
+        net_run(&net, NET_T);
+        l = net_leader(&net);
+    }
+    REQUIRE(l >= 0);
+    CHECK_EQ_INT((int)net_status(&net, c).forfeits, 1);
+    CHECK(net_status(&net, l).epoch > 0); /* an escape: a majority of {a,b,c,d} lost memory */
+    CHECK_EQ_INT(net_propose(&net, l, "after", NULL), 0);
+    net_run(&net, NET_T);
+    CHECK(net_has_applied(&net, a, "after") && net_has_applied(&net, b, "after") &&
+          net_has_applied(&net, c, "after"));
     CHECK(net_consistent(&net));
     net_free(&net);
 }
@@ -986,6 +1042,7 @@ static hc_test_t tests[] = {
     {"restart_keeps_host_configuration", test_restart_keeps_host_configuration},
     {"forfeit_lets_the_voters_escape", test_forfeit_lets_the_voters_escape},
     {"forfeit_on_own_removal", test_forfeit_on_own_removal},
+    {"forfeit_on_newer_claim", test_forfeit_on_newer_claim},
     {"snapshot_catch_up", test_snapshot_catch_up},
     {"oom_injection", test_oom_injection},
     {"random_faults", test_random_faults},
