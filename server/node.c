@@ -576,6 +576,10 @@ struct cluster {
     char (*names)[HC_NODE_NAME_MAX + 1];
     uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
     char state_path[4096];
+    char members_path[4200];      /* state_path + ".members" (hc_members_save) */
+    raft_members_t members_saved; /* what members_path holds; n == 0: nothing yet */
+    uint64_t members_saved_epoch;
+    int members_check; /* the configuration or epoch changed: save once committed */
     uv_timer_t raft_timer;
     uv_idle_t idle;
     uv_timer_t handover_timer;
@@ -688,14 +692,11 @@ static int fsync_dir_of(const char *path)
     return rv;
 }
 
-int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novote)
+/* Replaces path with body durably: temp file, fsync, rename, fsync of the directory. */
+static int write_durably(const char *path, const char *body, int len)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    char body[128];
-    int len = snprintf(body, sizeof(body),
-                       "hacache raft hard state v1\nterm %" PRIu64 "\nvote %" PRIu64 "\n%s", term,
-                       vote, novote ? "novote 1\n" : "");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return HC_EINTERNAL;
@@ -711,6 +712,78 @@ int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novot
     if (close(fd) != 0 || rename(tmp, path) != 0 || fsync_dir_of(path) != 0) {
         return HC_EINTERNAL;
     }
+    return 0;
+}
+
+int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novote)
+{
+    char body[128];
+    int len = snprintf(body, sizeof(body),
+                       "hacache raft hard state v1\nterm %" PRIu64 "\nvote %" PRIu64 "\n%s", term,
+                       vote, novote ? "novote 1\n" : "");
+    return write_durably(path, body, len);
+}
+
+int hc_members_save(const char *path, uint64_t index, uint64_t epoch, const raft_members_t *m)
+{
+    char body[64 + RAFT_MAX_MEMBERS * 32];
+    int len =
+        snprintf(body, sizeof(body),
+                 "hacache raft members v1\nindex %" PRIu64 "\nepoch %" PRIu64 "\n", index, epoch);
+    for (uint32_t i = 0; i < m->n && i < RAFT_MAX_MEMBERS; i++) {
+        len += snprintf(body + len, sizeof(body) - (size_t)len, "%s %016" PRIx64 "\n",
+                        m->m[i].role == RAFT_VOTER ? "voter" : "learner", m->m[i].id);
+    }
+    return write_durably(path, body, len);
+}
+
+int hc_members_load(const char *path, uint64_t *index, uint64_t *epoch, raft_members_t *m)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
+    }
+    char buf[64 + (RAFT_MAX_MEMBERS + 1) * 32];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more) {
+        return HC_EINVAL; /* longer than any file we write */
+    }
+    buf[n] = '\0';
+    unsigned long long ix, ep;
+    int used = 0;
+    if (sscanf(buf, "hacache raft members v1\nindex %llu\nepoch %llu\n%n", &ix, &ep, &used) != 2 ||
+        used == 0) {
+        return HC_EINVAL;
+    }
+    raft_members_t out;
+    memset(&out, 0, sizeof(out));
+    const char *p = buf + used;
+    while (*p != '\0') {
+        char role[8];
+        unsigned long long id;
+        int k = 0;
+        if (out.n == RAFT_MAX_MEMBERS || sscanf(p, "%7s %16llx\n%n", role, &id, &k) != 2 ||
+            k == 0 || p[k - 1] != '\n' || id == 0) {
+            return HC_EINVAL;
+        }
+        if (strcmp(role, "voter") == 0) {
+            out.m[out.n].role = RAFT_VOTER;
+        } else if (strcmp(role, "learner") == 0) {
+            out.m[out.n].role = RAFT_LEARNER;
+        } else {
+            return HC_EINVAL;
+        }
+        out.m[out.n++].id = id;
+        p += k;
+    }
+    if (out.n == 0) {
+        return HC_EINVAL;
+    }
+    *index = ix;
+    *epoch = ep;
+    *m = out;
     return 0;
 }
 
@@ -1692,6 +1765,34 @@ static void persist_or_die(cluster_t *c, const raft_hard_state_t *hs)
     }
 }
 
+/* Keeps members_path equal to the configuration in effect at the commit index (raft restart
+ * rule 6): saved when it or the epoch changed, once it is committed. A failed write is logged
+ * and retried on the next change; the file is an optimisation of the restart, not a vote. */
+static void save_committed_members(cluster_t *c)
+{
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    if (!st.members_committed || st.commit == 0) {
+        return; /* again on the next update */
+    }
+    c->members_check = 0;
+    const raft_members_t *m = &st.members;
+    int same = c->members_saved.n == m->n && c->members_saved_epoch == st.epoch;
+    for (uint32_t i = 0; same && i < m->n; i++) {
+        same = c->members_saved.m[i].id == m->m[i].id && c->members_saved.m[i].role == m->m[i].role;
+    }
+    if (same) {
+        return;
+    }
+    if (hc_members_save(c->members_path, st.commit, st.epoch, m) != 0) {
+        hc_log(HC_LOG_WARN, "cannot write the committed configuration file",
+               HC_LS("path", c->members_path), HC_LS("error", strerror(errno)));
+        return;
+    }
+    c->members_saved = *m;
+    c->members_saved_epoch = st.epoch;
+}
+
 static void send_raft_msg(cluster_t *c, const raft_message_t *m)
 {
     int peer = peer_of_id(c, m->to);
@@ -1736,6 +1837,12 @@ static void cl_process(cluster_t *c)
     }
     if (u.n_entries > 0) {
         cl_maybe_compact(c);
+    }
+    if (u.members_changed || u.reset) {
+        c->members_check = 1;
+    }
+    if (c->members_check) {
+        save_committed_members(c);
     }
     if (u.commit > c->commit_heard) {
         c->commit_heard = u.commit;
@@ -2526,8 +2633,10 @@ static void on_handover_timeout(uv_timer_t *t)
     }
 }
 
+/* members_index/epoch: where `members` was seen committed (hc_members_load), 0/0 unknown. */
 static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t *hs,
-                          const raft_members_t *members)
+                          const raft_members_t *members, uint64_t members_index,
+                          uint64_t members_epoch)
 {
     const hc_config_t *cfg = c->n->cfg;
     raft_start_t start;
@@ -2542,8 +2651,11 @@ static int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_
     if (mode == RAFT_START_RESTART && hs != NULL) {
         start.hard_state = *hs;
     }
+    c->members_check = 1; /* save the first configuration seen committed */
     if (members != NULL) {
         start.members = *members;
+        start.members_index = members_index;
+        start.members_epoch = members_epoch;
     } else {
         start.members.n = (uint32_t)c->nhosts;
         for (size_t i = 0; i < c->nhosts; i++) {
@@ -2574,6 +2686,7 @@ static int cluster_start(hc_node_t *n)
         fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
         return HC_EINVAL;
     }
+    snprintf(c->members_path, sizeof(c->members_path), "%s.members", c->state_path);
     raft_hard_state_t hs = {0, 0, false};
     rv = hc_hardstate_load(c->state_path, &hs.term, &hs.vote, &hs.novote);
     if (rv == 0) {
@@ -2581,7 +2694,21 @@ static int cluster_start(hc_node_t *n)
             hc_log(HC_LOG_WARN, "this node once lost its raft state (CACHE_DATA_DIR): it follows "
                                 "and serves but never votes again");
         }
-        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, NULL);
+        /* the configuration last seen committed, rather than HA_HOSTS, until a leader tells */
+        raft_members_t m;
+        uint64_t mi = 0, mep = 0;
+        int mrv = hc_members_load(c->members_path, &mi, &mep, &m);
+        if (mrv == 0) {
+            c->members_saved = m;
+            c->members_saved_epoch = mep;
+            hc_log(HC_LOG_INFO, "restarting with the configuration last seen committed",
+                   HC_LU("members", m.n), HC_LU("index", mi), HC_LU("epoch", mep));
+        } else if (mrv != HC_ENOTFOUND) {
+            hc_log(HC_LOG_WARN,
+                   "ignoring an unreadable committed configuration file, using HA_HOSTS",
+                   HC_LS("path", c->members_path));
+        }
+        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, mrv == 0 ? &m : NULL, mi, mep);
         if (rv != 0) {
             hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
             return HC_EINTERNAL;
@@ -3251,7 +3378,7 @@ static int self_in(const cluster_t *c, const raft_members_t *m)
 static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
                                        const raft_members_t *members)
 {
-    int rv = cl_raft_create(c, mode, NULL, members);
+    int rv = cl_raft_create(c, mode, NULL, members, 0, 0);
     if (rv != 0) {
         hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
         return; /* stays discovering; tried again on the next answer */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "hacache.h"
+#include "raft.h"
 #include "store.h"
 #include "util.h"
 
@@ -161,6 +162,17 @@ int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novot
 /* 0 with *term, *vote, *novote; HC_ENOTFOUND when the file does not exist; HC_EINVAL when it is
  * corrupt; HC_EINTERNAL when it cannot be read. */
 int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote);
+
+/* The committed configuration file, next to the hard state file (path + ".members"): the raft
+ * configuration this node last saw committed, the commit index it saw it in effect at and the
+ * epoch of that log (raft_start_t.members, members_index, members_epoch). Text:
+ *   hacache raft members v1 / index N / epoch E / one "voter <id hex>" or "learner <id hex>"
+ *   line per member (at most RAFT_MAX_MEMBERS).
+ * Written durably like the hard state; 0 or HC_EINTERNAL. */
+int hc_members_save(const char *path, uint64_t index, uint64_t epoch, const raft_members_t *m);
+/* 0 with the fields; HC_ENOTFOUND when absent; HC_EINVAL when corrupt or when it names more
+ * members than a configuration holds; HC_EINTERNAL when it cannot be read. */
+int hc_members_load(const char *path, uint64_t *index, uint64_t *epoch, raft_members_t *m);
 
 /* The apply-side request-id window: the last `cap` request ids applied, with their outcome, so a
  * retried write is applied once. Deterministic: every replica applies the same log, so every

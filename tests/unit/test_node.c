@@ -411,7 +411,64 @@ static void test_node_snapshot_roundtrip(void)
     hc_dedupe_free(e);
 }
 
+static void test_members_file(void)
+{
+    char dir[] = "/tmp/hc-members-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/raft-x.state.members", dir);
+    uint64_t ix = 0, ep = 0;
+    raft_members_t m, got;
+    CHECK_EQ_INT(hc_members_load(path, &ix, &ep, &got), HC_ENOTFOUND);
+    memset(&m, 0, sizeof(m));
+    m.n = 3;
+    m.m[0] = (raft_member_t){.id = 0x1122334455667788ull, .role = RAFT_VOTER};
+    m.m[1] = (raft_member_t){.id = 2, .role = RAFT_LEARNER};
+    m.m[2] = (raft_member_t){.id = 0xffffffffffffffffull, .role = RAFT_VOTER};
+    REQUIRE(hc_members_save(path, 4711, 3, &m) == 0);
+    REQUIRE(hc_members_load(path, &ix, &ep, &got) == 0);
+    CHECK_EQ_INT(ix, 4711);
+    CHECK_EQ_INT(ep, 3);
+    REQUIRE(got.n == 3);
+    for (int i = 0; i < 3; i++) {
+        CHECK(got.m[i].id == m.m[i].id && got.m[i].role == m.m[i].role);
+    }
+    /* the full size round-trips; corrupt files are refused, not half read */
+    m.n = RAFT_MAX_MEMBERS;
+    for (uint32_t i = 0; i < m.n; i++) {
+        m.m[i] = (raft_member_t){.id = 0xf000000000000000ull + i, .role = RAFT_VOTER};
+    }
+    REQUIRE(hc_members_save(path, 1, 0, &m) == 0);
+    REQUIRE(hc_members_load(path, &ix, &ep, &got) == 0);
+    CHECK_EQ_INT(got.n, RAFT_MAX_MEMBERS);
+    static const char *bad[] = {
+        "hacache raft members v1\nindex 1\nepoch 0\n", /* no member */
+        "hacache raft members v1\nindex 1\nepoch 0\nvoter 0000000000000000\n",
+        "hacache raft members v1\nindex 1\nepoch 0\nwitness 0000000000000001\n",
+        "hacache raft members v1\nindex 1\nepoch 0\nvoter 01", /* truncated */
+        "hacache raft members v2\nindex 1\nepoch 0\nvoter 0000000000000001\n",
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        FILE *f = fopen(path, "w");
+        REQUIRE(f != NULL);
+        fputs(bad[k], f);
+        fclose(f);
+        CHECK_EQ_INT(hc_members_load(path, &ix, &ep, &got), HC_EINVAL);
+    }
+    FILE *f = fopen(path, "w"); /* more members than a configuration holds */
+    REQUIRE(f != NULL);
+    fputs("hacache raft members v1\nindex 1\nepoch 0\n", f);
+    for (int i = 0; i <= RAFT_MAX_MEMBERS; i++) {
+        fprintf(f, "voter %016x\n", i + 1);
+    }
+    fclose(f);
+    CHECK_EQ_INT(hc_members_load(path, &ix, &ep, &got), HC_EINVAL);
+    unlink(path);
+    rmdir(dir);
+}
+
 static hc_test_t tests[] = {
+    {"members_file", test_members_file},
     {"node_ids", test_node_ids},
     {"hardstate_roundtrip", test_hardstate_roundtrip},
     {"raft_message_roundtrip", test_raft_message_roundtrip},
