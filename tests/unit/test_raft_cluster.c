@@ -863,6 +863,32 @@ static void test_restart_keeps_host_configuration(void)
     CHECK(back);
 }
 
+/* Restarts the nodes in `idx` empty (RAFT_START_RESTART with their hard state) with the
+ * configuration `m` their hosts saw committed at `at` of `epoch` (0/0: unknown). */
+static void restart_empty(net_t *net, const int *idx, int n, const raft_members_t *m,
+                          raft_index_t at, raft_term_t epoch)
+{
+    for (int k = 0; k < n; k++) {
+        int i = idx[k];
+        raft_free(net->r[i]);
+        net_clear_applied(net, i);
+        net->members_at[i] = at;
+        net->members_epoch[i] = epoch;
+        net_start_node(net, i, RAFT_START_RESTART, m);
+    }
+}
+
+/* Runs up to `rounds` election timeouts until a leader is known; its index or -1. */
+static int run_until_leader(net_t *net, int rounds)
+{
+    int l = -1;
+    for (int k = 0; k < rounds && l < 0; k++) {
+        net_run(net, NET_T);
+        l = net_leader(net);
+    }
+    return l;
+}
+
 static void test_forfeit_lets_the_voters_escape(void)
 {
     /* raft-sim seed 2252: voters {1,2,3} and learner 4. The leader appends the promotion of 4
@@ -888,20 +914,11 @@ static void test_forfeit_lets_the_voters_escape(void)
     net_deliver_all(&net); /* the promotion reaches nobody */
     raft_members_t committed = net_members(3, 1);
     int restarted[2] = {b, d};
-    for (int k = 0; k < 2; k++) {
-        int i = restarted[k];
-        raft_free(net.r[i]);
-        net_clear_applied(&net, i);
-        net_start_node(&net, i, RAFT_START_RESTART, &committed);
-    }
+    restart_empty(&net, restarted, 2, &committed, 0, 0);
     net_run(&net, 3 * NET_T); /* cut off, the leader steps down (Check-Quorum) */
     REQUIRE(net_status(&net, a).role != RAFT_LEADER);
     net_heal(&net);
-    int l = -1;
-    for (int k = 0; k < 60 && l < 0; k++) {
-        net_run(&net, NET_T);
-        l = net_leader(&net);
-    }
+    int l = run_until_leader(&net, 60);
     REQUIRE(l >= 0);
     CHECK(trace_has(&net, "forfeit"));
     CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
@@ -940,20 +957,11 @@ static void test_forfeit_on_own_removal(void)
     net_deliver_all(&net); /* the removal reaches nobody */
     raft_members_t committed = net_members(5, 0);
     int restarted[2] = {b, e};
-    for (int k = 0; k < 2; k++) {
-        int i = restarted[k];
-        raft_free(net.r[i]);
-        net_clear_applied(&net, i);
-        net_start_node(&net, i, RAFT_START_RESTART, &committed);
-    }
+    restart_empty(&net, restarted, 2, &committed, 0, 0);
     net_run(&net, 3 * NET_T);
     REQUIRE(net_status(&net, a).role != RAFT_LEADER);
     net_heal(&net);
-    int l = -1;
-    for (int k = 0; k < 60 && l < 0; k++) {
-        net_run(&net, NET_T);
-        l = net_leader(&net);
-    }
+    int l = run_until_leader(&net, 60);
     REQUIRE(l >= 0);
     CHECK_EQ_INT((int)net_status(&net, a).forfeits, 1);
     CHECK(net_status(&net, l).epoch > 0);           /* an escape */
@@ -997,20 +1005,9 @@ static void test_forfeit_on_newer_claim(void)
     REQUIRE(net_status(&net, c).members.n == 5);
     net.down[d] = true; /* crashed for good */
     int restarted[2] = {a, b};
-    for (int k = 0; k < 2; k++) {
-        int i = restarted[k];
-        raft_free(net.r[i]);
-        net_clear_applied(&net, i);
-        net.members_at[i] = sa.commit;
-        net.members_epoch[i] = sa.epoch;
-        net_start_node(&net, i, RAFT_START_RESTART, &hm);
-    }
+    restart_empty(&net, restarted, 2, &hm, sa.commit, sa.epoch);
     net_heal(&net);
-    int l = -1;
-    for (int k = 0; k < 80 && l < 0; k++) {
-        net_run(&net, NET_T);
-        l = net_leader(&net);
-    }
+    int l = run_until_leader(&net, 80);
     REQUIRE(l >= 0);
     CHECK_EQ_INT((int)net_status(&net, c).forfeits, 1);
     CHECK(net_status(&net, l).epoch > 0); /* an escape: a majority of {a,b,c,d} lost memory */
