@@ -246,7 +246,9 @@ int hc_raft_msg_from_pb(const void *pb_raft, hc_raft_msg_decoded_t *out)
         m->vote.claim_index = r->claim_index;
         m->vote.claim_epoch = r->claim_epoch;
         m->vote.n_claim = (uint32_t)r->n_claim;
-        memcpy(m->vote.claim, r->claim, r->n_claim * sizeof(raft_id_t));
+        if (r->n_claim > 0) {
+            memcpy(m->vote.claim, r->claim, r->n_claim * sizeof(raft_id_t));
+        }
         break;
     case RAFT_MSG_VOTE_RESP:
     case RAFT_MSG_PREVOTE_RESP:

@@ -1,0 +1,636 @@
+/* hacachectl: the admin CLI of SPEC section 6, over the HTTP API of any node.
+ *
+ *   hacachectl [--endpoints URL,...] [--token T] [-o table|json] [--timeout MS] COMMAND ...
+ *
+ * Endpoints also come from HACACHE_ENDPOINTS (default http://127.0.0.1:8080), the token from
+ * HACACHE_TOKEN. Data commands try the endpoints in order and take the first node that answers
+ * with anything but 503 (so a down or cut-off node is skipped); status and tls reload ask every
+ * endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "hacache.h"
+#include "ctl_http.h"
+#include "json.h"
+
+#define MAX_ENDPOINTS 32
+
+typedef struct {
+    char *endpoints[MAX_ENDPOINTS];
+    size_t n_endpoints;
+    char *endpoints_buf;
+    const char *token;
+    int json;
+    uint32_t timeout_ms;
+} ctl_t;
+
+static void usage(FILE *f)
+{
+    fputs("usage: hacachectl [--endpoints URL,...] [--token T] [-o table|json] [--timeout MS]\n"
+          "                  COMMAND [ARGS]\n"
+          "\n"
+          "Endpoints: --endpoints or HACACHE_ENDPOINTS (default http://127.0.0.1:8080), comma\n"
+          "separated; token: --token or HACACHE_TOKEN (the API token, CACHE_API_TOKEN).\n"
+          "\n"
+          "Commands:\n"
+          "  status                         one row per endpoint: node, role, term, leader, lag,\n"
+          "                                 quorum, health, certificate expiry\n"
+          "  get CACHE KEY [--consistency local|leader|linearizable]\n"
+          "  put CACHE KEY VALUE|- [--ack quorum|once|leader|none] [--ttl MS] [--if-absent]\n"
+          "                                 (- reads the value from standard input)\n"
+          "  del CACHE KEY [--ack LEVEL]\n"
+          "  incr CACHE KEY [--by N]\n"
+          "  clear CACHE\n"
+          "  caches                         caches with entries and memory\n"
+          "  leader transfer [--to HOST:PORT]\n"
+          "  tls reload                     on every endpoint (like SIGHUP)\n"
+          "  config check [HACACHED FLAGS]  the checks of hacached --check-config, on this\n"
+          "                                 machine's environment and flags\n"
+          "\n"
+          "Exit status: 0 success, 1 the operation failed, 2 usage error.\n",
+          f);
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "hacachectl: %s (see hacachectl --help)\n", msg);
+    return 2;
+}
+
+static int split_endpoints(ctl_t *c, const char *list)
+{
+    c->endpoints_buf = strdup(list);
+    if (c->endpoints_buf == NULL) {
+        return -1;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(c->endpoints_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') {
+            t++;
+        }
+        size_t l = strlen(t);
+        while (l > 0 && t[l - 1] == ' ') {
+            t[--l] = '\0';
+        }
+        if (l == 0) {
+            continue;
+        }
+        if (c->n_endpoints == MAX_ENDPOINTS) {
+            return -1;
+        }
+        c->endpoints[c->n_endpoints++] = t;
+    }
+    return c->n_endpoints > 0 ? 0 : -1;
+}
+
+/* Percent-encodes s for a path segment. */
+static char *pct(const char *s)
+{
+    size_t n = strlen(s);
+    char *o = malloc(3 * n + 1), *p = o;
+    if (o == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            *p++ = (char)ch;
+        } else {
+            p += sprintf(p, "%%%02X", ch);
+        }
+    }
+    *p = '\0';
+    return o;
+}
+
+/* The error message of a JSON error answer, else the status. */
+static void print_http_error(const char *ep, const hc_http_resp_t *r)
+{
+    char err[128];
+    hj_t *j = hj_parse(r->body, r->len, err, sizeof(err));
+    const char *msg = hj_str(j, "error", NULL);
+    const char *code = hj_str(j, "code", NULL);
+    fprintf(stderr, "hacachectl: %s: HTTP %d%s%s%s%s%s\n", ep, r->status, msg ? ": " : "",
+            msg ? msg : "", code ? " (" : "", code ? code : "", code ? ")" : "");
+    if (r->status == 401) {
+        fputs("hacachectl: pass the API token with --token or HACACHE_TOKEN\n", stderr);
+    }
+    hj_free(j);
+}
+
+/* Sends to the first endpoint that answers other than 503. 0 with *out, or 1 (printed). */
+static int request_any(ctl_t *c, const char *method, const char *path, const void *body,
+                       size_t blen, hc_http_resp_t *out, const char **used)
+{
+    char err[512];
+    int unavailable = 0;
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        if (hc_http_request(c->endpoints[i], method, path, c->token, body, blen, c->timeout_ms, out,
+                            err, sizeof(err)) != 0) {
+            fprintf(stderr, "hacachectl: %s\n", err);
+            continue;
+        }
+        if (out->status == 503 && i + 1 < c->n_endpoints) {
+            print_http_error(c->endpoints[i], out);
+            free(out->body);
+            unavailable = 1;
+            continue;
+        }
+        *used = c->endpoints[i];
+        return 0;
+    }
+    fprintf(stderr,
+            "hacachectl: no endpoint could serve the request%s; check that hacached runs and "
+            "that --endpoints / HACACHE_ENDPOINTS name its HTTP API (CACHE_HTTP_ADDR)\n",
+            unavailable ? " (the ones that answered have no quorum)" : "");
+    return 1;
+}
+
+static char *key_path(const char *cache, const char *key, const char *suffix, const char *query)
+{
+    char *ec = pct(cache), *ek = key ? pct(key) : NULL;
+    size_t n = 32 + (ec ? strlen(ec) : 0) + (ek ? strlen(ek) : 0) + strlen(suffix) + strlen(query);
+    char *p = malloc(n);
+    if (p != NULL && ec != NULL && (key == NULL || ek != NULL)) {
+        snprintf(p, n, "/v1/caches/%s%s%s%s%s", ec, ek ? "/" : "", ek ? ek : "", suffix, query);
+    } else {
+        free(p);
+        p = NULL;
+    }
+    free(ec);
+    free(ek);
+    return p;
+}
+
+/* Runs one data request and prints the answer: the raw value for get, else the JSON (or, for
+ * -o table, a short line). 0 on 2xx, 1 otherwise. */
+static int data_request(ctl_t *c, const char *method, char *path, const void *body, size_t blen,
+                        int raw)
+{
+    if (path == NULL) {
+        fputs("hacachectl: out of memory\n", stderr);
+        return 1;
+    }
+    hc_http_resp_t r;
+    const char *ep;
+    int rv = request_any(c, method, path, body, blen, &r, &ep);
+    free(path);
+    if (rv != 0) {
+        return 1;
+    }
+    if (r.status < 200 || r.status > 299) {
+        print_http_error(ep, &r);
+        free(r.body);
+        return 1;
+    }
+    if (raw) {
+        fwrite(r.body, 1, r.len, stdout);
+        if (r.stale) {
+            fprintf(stderr, "hacachectl: served stale by %s (no quorum)\n", ep);
+        }
+    } else {
+        fwrite(r.body, 1, r.len, stdout);
+        if (r.len == 0 || r.body[r.len - 1] != '\n') {
+            putchar('\n');
+        }
+    }
+    free(r.body);
+    return 0;
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t l = strlen(name);
+    if (strncmp(argv[*i], name, l) == 0 && argv[*i][l] == '=') {
+        return argv[*i] + l + 1;
+    }
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        return argv[++*i];
+    }
+    return NULL;
+}
+
+static int valid_ack(const char *a)
+{
+    return strcmp(a, "quorum") == 0 || strcmp(a, "once") == 0 || strcmp(a, "leader") == 0 ||
+           strcmp(a, "none") == 0;
+}
+
+static int all_digits(const char *s, int allow_sign)
+{
+    if (allow_sign && *s == '-') {
+        s++;
+    }
+    return *s != '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) < 20;
+}
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap);
+    while (b != NULL) {
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) {
+            break;
+        }
+        if (n == cap) {
+            if (cap >= HC_HTTP_MAX_BODY) {
+                free(b);
+                return NULL;
+            }
+            char *nb = realloc(b, cap * 2);
+            if (nb == NULL) {
+                free(b);
+                return NULL;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    *len = n;
+    return b;
+}
+
+static int cmd_data(ctl_t *c, const char *cmd, int argc, char **argv)
+{
+    const char *pos[3] = {NULL, NULL, NULL};
+    int npos = 0;
+    const char *ack = NULL, *ttl = NULL, *by = NULL, *cons = NULL;
+    int if_absent = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if ((v = opt_value(argc, argv, &i, "--ack")) != NULL) {
+            ack = v;
+        } else if ((v = opt_value(argc, argv, &i, "--ttl")) != NULL) {
+            ttl = v;
+        } else if ((v = opt_value(argc, argv, &i, "--by")) != NULL) {
+            by = v;
+        } else if ((v = opt_value(argc, argv, &i, "--consistency")) != NULL) {
+            cons = v;
+        } else if (strcmp(argv[i], "--if-absent") == 0) {
+            if_absent = 1;
+        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+            fprintf(stderr, "hacachectl: %s: unknown option %s\n", cmd, argv[i]);
+            return 2;
+        } else if (npos < 3) {
+            pos[npos++] = argv[i];
+        } else {
+            return usage_error("too many arguments");
+        }
+    }
+    if (ack && !valid_ack(ack)) {
+        return usage_error("--ack must be quorum, once, leader or none");
+    }
+    if ((ttl && !all_digits(ttl, 0)) || (by && !all_digits(by, 1))) {
+        return usage_error("--ttl takes milliseconds, --by an integer");
+    }
+    if (cons && strcmp(cons, "local") != 0 && strcmp(cons, "leader") != 0 &&
+        strcmp(cons, "linearizable") != 0) {
+        return usage_error("--consistency must be local, leader or linearizable");
+    }
+    char q[256];
+    if (strcmp(cmd, "get") == 0) {
+        if (npos != 2) {
+            return usage_error("get CACHE KEY");
+        }
+        snprintf(q, sizeof(q), "%s%s", cons ? "?consistency=" : "", cons ? cons : "");
+        return data_request(c, "GET", key_path(pos[0], pos[1], "", q), NULL, 0, 1);
+    }
+    if (strcmp(cmd, "put") == 0) {
+        if (npos != 3) {
+            return usage_error("put CACHE KEY VALUE (or - for standard input)");
+        }
+        snprintf(q, sizeof(q), "?ack=%s%s%s%s", ack ? ack : "quorum", ttl ? "&ttl_ms=" : "",
+                 ttl ? ttl : "", if_absent ? "&if_absent=1" : "");
+        size_t vlen = strlen(pos[2]);
+        char *val = NULL;
+        if (strcmp(pos[2], "-") == 0) {
+            val = read_stdin(&vlen);
+            if (val == NULL) {
+                fputs("hacachectl: cannot read the value from standard input\n", stderr);
+                return 1;
+            }
+        }
+        int rv =
+            data_request(c, "PUT", key_path(pos[0], pos[1], "", q), val ? val : pos[2], vlen, 0);
+        free(val);
+        return rv;
+    }
+    if (strcmp(cmd, "del") == 0) {
+        if (npos != 2) {
+            return usage_error("del CACHE KEY");
+        }
+        snprintf(q, sizeof(q), "?ack=%s", ack ? ack : "quorum");
+        return data_request(c, "DELETE", key_path(pos[0], pos[1], "", q), NULL, 0, 0);
+    }
+    if (strcmp(cmd, "incr") == 0) {
+        if (npos != 2) {
+            return usage_error("incr CACHE KEY");
+        }
+        snprintf(q, sizeof(q), "?by=%s", by ? by : "1");
+        return data_request(c, "POST", key_path(pos[0], pos[1], "/incr", q), NULL, 0, 0);
+    }
+    /* clear */
+    if (npos != 1) {
+        return usage_error("clear CACHE");
+    }
+    return data_request(c, "DELETE", key_path(pos[0], NULL, "", ""), NULL, 0, 0);
+}
+
+static void fmt_expiry(const hj_t *st, char *out, size_t cap)
+{
+    const hj_t *tls = hj_get(st, "tls");
+    const hj_t *ps = hj_get(tls, "peer_server");
+    const char *na = hj_str(ps, "not_after", NULL);
+    snprintf(out, cap, "%s", na ? na : "-");
+}
+
+static int cmd_status(ctl_t *c)
+{
+    hj_t *st[MAX_ENDPOINTS] = {NULL};
+    char errs[MAX_ENDPOINTS][256];
+    int failed = 0;
+    double max_commit = 0;
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        hc_http_resp_t r;
+        errs[i][0] = '\0';
+        if (hc_http_request(c->endpoints[i], "GET", "/v1/status", c->token, NULL, 0, c->timeout_ms,
+                            &r, errs[i], sizeof(errs[i])) != 0) {
+            failed = 1;
+            continue;
+        }
+        if (r.status != 200) {
+            snprintf(errs[i], sizeof(errs[i]), "HTTP %d", r.status);
+        } else {
+            char jerr[128];
+            st[i] = hj_parse(r.body, r.len, jerr, sizeof(jerr));
+            if (st[i] == NULL) {
+                snprintf(errs[i], sizeof(errs[i]), "bad status JSON: %s", jerr);
+            }
+        }
+        failed |= st[i] == NULL;
+        free(r.body);
+        double cm = hj_num(st[i], "commit_index", 0);
+        max_commit = cm > max_commit ? cm : max_commit;
+    }
+    if (c->json) {
+        fputs("[", stdout);
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+            /* re-fetching would race; print what we parsed as a compact summary */
+            const hj_t *s = st[i];
+            printf("%s{\"endpoint\":\"%s\"", i ? "," : "", c->endpoints[i]);
+            if (s == NULL) {
+                printf(",\"error\":\"%s\"}", errs[i]);
+                continue;
+            }
+            const char *leader = hj_str(s, "leader", NULL);
+            printf(",\"node\":\"%s\",\"role\":\"%s\",\"term\":%.0f,\"leader\":%s%s%s,"
+                   "\"commit_index\":%.0f,\"applied_index\":%.0f,\"quorum\":%s,\"ready\":%s}",
+                   hj_str(s, "node", ""), hj_str(s, "role", ""), hj_num(s, "term", 0),
+                   leader ? "\"" : "", leader ? leader : "null", leader ? "\"" : "",
+                   hj_num(s, "commit_index", 0), hj_num(s, "applied_index", 0),
+                   hj_bool(s, "quorum", 0) ? "true" : "false",
+                   hj_bool(s, "ready", 0) ? "true" : "false");
+        }
+        fputs("]\n", stdout);
+    } else {
+        printf("%-24s %-11s %6s %-24s %6s %-6s %-11s %s\n", "NODE", "ROLE", "TERM", "LEADER", "LAG",
+               "QUORUM", "HEALTH", "CERT EXPIRY");
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+            const hj_t *s = st[i];
+            if (s == NULL) {
+                printf("%-24s %-11s %6s %-24s %6s %-6s %-11s %s\n", c->endpoints[i], "-", "-", "-",
+                       "-", "-", "unreachable", errs[i]);
+                continue;
+            }
+            char exp[64];
+            fmt_expiry(s, exp, sizeof(exp));
+            const char *leader = hj_str(s, "leader", NULL);
+            printf("%-24s %-11s %6.0f %-24s %6.0f %-6s %-11s %s\n", hj_str(s, "node", "?"),
+                   hj_str(s, "role", "?"), hj_num(s, "term", 0), leader ? leader : "-",
+                   max_commit - hj_num(s, "applied_index", 0),
+                   hj_bool(s, "quorum", 0) ? "yes" : "no",
+                   hj_bool(s, "ready", 0) ? "ready" : "not-ready", exp);
+        }
+    }
+    for (size_t i = 0; i < c->n_endpoints; i++) {
+        hj_free(st[i]);
+    }
+    if (failed) {
+        fputs("hacachectl: some endpoints did not answer (see the rows marked unreachable)\n",
+              stderr);
+    }
+    return failed ? 1 : 0;
+}
+
+static int cmd_caches(ctl_t *c)
+{
+    hc_http_resp_t r;
+    const char *ep;
+    if (request_any(c, "GET", "/v1/caches", NULL, 0, &r, &ep) != 0) {
+        return 1;
+    }
+    if (r.status != 200) {
+        print_http_error(ep, &r);
+        free(r.body);
+        return 1;
+    }
+    if (c->json) {
+        fwrite(r.body, 1, r.len, stdout);
+        putchar('\n');
+        free(r.body);
+        return 0;
+    }
+    char err[128];
+    hj_t *j = hj_parse(r.body, r.len, err, sizeof(err));
+    free(r.body);
+    const hj_t *arr = hj_get(j, "caches");
+    if (arr == NULL || arr->type != HJ_ARRAY) {
+        fprintf(stderr, "hacachectl: %s: unexpected answer to /v1/caches\n", ep);
+        hj_free(j);
+        return 1;
+    }
+    printf("%-32s %10s %14s\n", "CACHE", "ENTRIES", "MEMORY_BYTES");
+    for (const hj_t *e = arr->child; e; e = e->next) {
+        printf("%-32s %10.0f %14.0f\n", hj_str(e, "name", "?"), hj_num(e, "entries", 0),
+               hj_num(e, "memory_bytes", 0));
+    }
+    hj_free(j);
+    return 0;
+}
+
+static int cmd_admin(ctl_t *c, int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[0], "leader") == 0 && strcmp(argv[1], "transfer") == 0) {
+        const char *to = NULL;
+        for (int i = 2; i < argc; i++) {
+            if ((to = opt_value(argc, argv, &i, "--to")) == NULL) {
+                return usage_error("leader transfer [--to HOST:PORT]");
+            }
+        }
+        char path[512];
+        char *eto = to ? pct(to) : NULL;
+        snprintf(path, sizeof(path), "/v1/admin/leader/transfer%s%s", eto ? "?to=" : "",
+                 eto ? eto : "");
+        free(eto);
+        /* only the leader transfers: skip followers (409 not_leader) and unreachable nodes */
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+            hc_http_resp_t r;
+            char err[512], jerr[64];
+            if (hc_http_request(c->endpoints[i], "POST", path, c->token, NULL, 0, c->timeout_ms, &r,
+                                err, sizeof(err)) != 0) {
+                fprintf(stderr, "hacachectl: %s\n", err);
+                continue;
+            }
+            hj_t *j = hj_parse(r.body, r.len, jerr, sizeof(jerr));
+            int not_leader = r.status == 409 && strcmp(hj_str(j, "code", ""), "not_leader") == 0;
+            hj_free(j);
+            if (not_leader) {
+                free(r.body);
+                continue;
+            }
+            int ok = r.status >= 200 && r.status <= 299;
+            if (ok) {
+                printf("%.*s\n", (int)r.len, r.body);
+            } else {
+                print_http_error(c->endpoints[i], &r);
+            }
+            free(r.body);
+            return ok ? 0 : 1;
+        }
+        fputs("hacachectl: no endpoint is the leader; list the leader's HTTP API in --endpoints\n",
+              stderr);
+        return 1;
+    }
+    if (argc == 2 && strcmp(argv[0], "tls") == 0 && strcmp(argv[1], "reload") == 0) {
+        int failed = 0;
+        for (size_t i = 0; i < c->n_endpoints; i++) {
+            hc_http_resp_t r;
+            char err[512];
+            if (hc_http_request(c->endpoints[i], "POST", "/v1/admin/tls/reload", c->token, NULL, 0,
+                                c->timeout_ms, &r, err, sizeof(err)) != 0) {
+                fprintf(stderr, "hacachectl: %s\n", err);
+                failed = 1;
+                continue;
+            }
+            if (r.status != 200) {
+                print_http_error(c->endpoints[i], &r);
+                failed = 1;
+            } else {
+                printf("%s %.*s\n", c->endpoints[i], (int)r.len, r.body);
+            }
+            free(r.body);
+        }
+        return failed;
+    }
+    return usage_error("expected 'leader transfer' or 'tls reload'");
+}
+
+/* config check: the same loading and validation as hacached --check-config. */
+static int cmd_config_check(int argc, char **argv)
+{
+    hc_config_t cfg;
+    hc_config_errors_t errs;
+    memset(&errs, 0, sizeof(errs));
+    hc_config_init(&cfg);
+    /* argv[0] stands in for the program name, as hacached's own argv would */
+    int load_rv = hc_config_load(&cfg, argc, argv, NULL, NULL, NULL, &errs);
+    int rv = hc_config_validate(&cfg, (int64_t)time(NULL), &errs) != 0 || load_rv != 0;
+    for (size_t i = 0; i < errs.n; i++) {
+        fprintf(stderr, "hacachectl: %s\n", errs.line[i]);
+    }
+    hc_config_free(&cfg);
+    if (rv) {
+        return 2;
+    }
+    printf("configuration OK\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ctl_t c;
+    memset(&c, 0, sizeof(c));
+    c.timeout_ms = 5000;
+    const char *endpoints = getenv("HACACHE_ENDPOINTS");
+    c.token = getenv("HACACHE_TOKEN");
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *v;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("hacachectl %s\n", HC_VERSION_STRING);
+            return 0;
+        } else if ((v = opt_value(argc, argv, &i, "--endpoints")) != NULL) {
+            endpoints = v;
+        } else if ((v = opt_value(argc, argv, &i, "--token")) != NULL) {
+            c.token = v;
+        } else if ((v = opt_value(argc, argv, &i, "--timeout")) != NULL) {
+            if (!all_digits(v, 0) || atol(v) <= 0 || atol(v) > 3600000) {
+                return usage_error("--timeout takes milliseconds (1..3600000)");
+            }
+            c.timeout_ms = (uint32_t)atol(v);
+        } else if ((v = opt_value(argc, argv, &i, "-o")) != NULL) {
+            if (strcmp(v, "json") != 0 && strcmp(v, "table") != 0) {
+                return usage_error("-o must be table or json");
+            }
+            c.json = strcmp(v, "json") == 0;
+        } else {
+            fprintf(stderr, "hacachectl: unknown option %s (see hacachectl --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (c.token != NULL && c.token[0] == '\0') {
+        c.token = NULL;
+    }
+    const char *cmd = argv[i++];
+    if (strcmp(cmd, "config") == 0) {
+        if (i >= argc || strcmp(argv[i], "check") != 0) {
+            return usage_error("config check [HACACHED FLAGS]");
+        }
+        return cmd_config_check(argc - i, argv + i);
+    }
+    if (split_endpoints(&c, endpoints ? endpoints : "http://127.0.0.1:8080") != 0) {
+        free(c.endpoints_buf);
+        return usage_error("--endpoints: give 1 to 32 comma-separated http://host:port URLs");
+    }
+    for (size_t k = 0; k < c.n_endpoints; k++) {
+        char h[256], p[8];
+        const char *why;
+        if (hc_http_parse_url(c.endpoints[k], h, sizeof(h), p, sizeof(p), &why) != 0) {
+            fprintf(stderr, "hacachectl: endpoint %s: %s\n", c.endpoints[k], why);
+            free(c.endpoints_buf);
+            return 2;
+        }
+    }
+    int rv;
+    if (strcmp(cmd, "status") == 0 && i == argc) {
+        rv = cmd_status(&c);
+    } else if (strcmp(cmd, "caches") == 0 && i == argc) {
+        rv = cmd_caches(&c);
+    } else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "put") == 0 || strcmp(cmd, "del") == 0 ||
+               strcmp(cmd, "incr") == 0 || strcmp(cmd, "clear") == 0) {
+        rv = cmd_data(&c, cmd, argc - i, argv + i);
+    } else if (strcmp(cmd, "leader") == 0 || strcmp(cmd, "tls") == 0) {
+        rv = cmd_admin(&c, argc - i + 1, argv + i - 1);
+    } else {
+        fprintf(stderr, "hacachectl: unknown command %s (see hacachectl --help)\n", cmd);
+        rv = 2;
+    }
+    free(c.endpoints_buf);
+    return rv;
+}
