@@ -143,8 +143,13 @@ int hc_http_parse_response(const char *buf, size_t n, hc_http_resp_t *out, const
         *why = n >= HC_HTTP_MAX_HEADER ? "response header too large" : "incomplete response";
         return -1;
     }
+    /* the input is not NUL-terminated: scan a copy of the status line (fuzz_json found it) */
+    char sl[64];
+    size_t sll = (size_t)(body - buf) < sizeof(sl) - 1 ? (size_t)(body - buf) : sizeof(sl) - 1;
+    memcpy(sl, buf, sll);
+    sl[sll] = '\0';
     int major, minor, status;
-    if (sscanf(buf, "HTTP/%d.%d %3d", &major, &minor, &status) != 3 || status < 100 ||
+    if (sscanf(sl, "HTTP/%d.%d %3d", &major, &minor, &status) != 3 || status < 100 ||
         status > 599) {
         *why = "not an HTTP response";
         return -1;
