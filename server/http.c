@@ -28,7 +28,6 @@
 #include "tls.h"
 #include "util.h"
 
-#define MAX_CACHE_NAME 128
 /* How often the drain loop checks whether every connection is gone. */
 #define DRAIN_POLL_MS 10
 
@@ -346,14 +345,28 @@ static int token_ok(struct hc_http *h, h2o_req_t *req)
     if (v.len <= sizeof(prefix) - 1 || strncasecmp(v.base, prefix, sizeof(prefix) - 1) != 0) {
         return 0;
     }
+    return hc_http_check_token(h, v.base + sizeof(prefix) - 1, v.len - (sizeof(prefix) - 1));
+}
+
+int hc_http_auth_required(const hc_http_t *h)
+{
+    return h->n_tokens > 0;
+}
+
+int hc_http_check_token(const hc_http_t *h, const void *token, size_t len)
+{
     unsigned char hash[crypto_generichash_BYTES];
-    crypto_generichash(hash, sizeof(hash), (const unsigned char *)v.base + sizeof(prefix) - 1,
-                       v.len - (sizeof(prefix) - 1), NULL, 0);
+    crypto_generichash(hash, sizeof(hash), token, len, NULL, 0);
     int ok = 0;
     for (size_t t = 0; t < h->n_tokens; t++) {
         ok |= sodium_memcmp(hash, h->token_hashes[t], sizeof(hash)) == 0;
     }
     return ok;
+}
+
+hc_metrics_t *hc_http_metrics(hc_http_t *h)
+{
+    return &h->metrics;
 }
 
 /* ---- handlers ---- */
@@ -368,21 +381,6 @@ static void send_method_not_allowed(call_t *call, const char *allow)
     h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
                    strlen(allow));
     send_error(call, 405, "method_not_allowed", "method not allowed on this path");
-}
-
-static int cache_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > MAX_CACHE_NAME) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static void call_dispose(void *p)
@@ -501,7 +499,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         send_method_not_allowed(call, "GET, PUT, DELETE, POST");
         return;
     }
-    if (!cache_name_ok(cache, cache_len)) {
+    if (!hc_cache_name_ok(cache, cache_len)) {
         send_error(call, 400, "bad_request",
                    "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
@@ -670,7 +668,7 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
         send_method_not_allowed(call, "DELETE, PUT");
         return;
     }
-    if (!cache_name_ok(cache, cache_len)) {
+    if (!hc_cache_name_ok(cache, cache_len)) {
         send_error(call, 400, "bad_request",
                    "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
@@ -1353,28 +1351,6 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&h->accept_ctx, c->sock);
 }
 
-static int resolve_listen(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    uint16_t port;
-    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
-        return -1;
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t **out)
 {
     struct hc_http *h = calloc(1, sizeof(*h));
@@ -1430,7 +1406,7 @@ int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
     h->accept_ctx.ssl_ctx = h->ssl_ctx;
 
     struct sockaddr_storage ss;
-    if (resolve_listen(cfg->http_addr, &ss) != 0) {
+    if (hc_resolve_listen(cfg->http_addr, &ss) != 0) {
         hc_log(HC_LOG_ERROR, "cannot resolve CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr));
         rv = HC_EINVAL;
         goto fail_ctx;
