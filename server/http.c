@@ -23,13 +23,11 @@
 #include <h2o/http2.h>
 
 #include "creds.h"
+#include "drain.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
-
-/* How often the drain loop checks whether every connection is gone. */
-#define DRAIN_POLL_MS 10
 
 typedef struct {
     h2o_handler_t super;
@@ -63,11 +61,7 @@ struct hc_http {
     size_t nconns;
     conn_t *conns; /* every accepted connection, for the drain */
     int shutting_down;
-    uv_timer_t drain_timer;
-    int drain_timer_open;
-    uint64_t drain_deadline;
-    void (*drained_cb)(void *ud);
-    void *drained_ud;
+    hc_drain_t drain;
     hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
 };
 
@@ -1441,30 +1435,14 @@ fail_config:
     return rv;
 }
 
-static void drain_finish(struct hc_http *h)
+static size_t drain_count(void *owner)
 {
-    if (h->drain_timer_open) {
-        uv_timer_stop(&h->drain_timer);
-    }
-    void (*cb)(void *) = h->drained_cb;
-    h->drained_cb = NULL;
-    if (cb) {
-        cb(h->drained_ud);
-    }
+    return ((struct hc_http *)owner)->nconns;
 }
 
-static void on_drain_tick(uv_timer_t *t)
+static void drain_poll(void *owner)
 {
-    struct hc_http *h = t->data;
-    shut_idle_reads(h); /* connections whose request just completed */
-    if (h->nconns == 0) {
-        hc_log(HC_LOG_DEBUG, "http connections drained");
-        drain_finish(h);
-    } else if (uv_now(h->loop) >= h->drain_deadline) {
-        hc_log(HC_LOG_WARN, "http drain timed out, abandoning connections",
-               HC_LU("connections", h->nconns));
-        drain_finish(h);
-    }
+    shut_idle_reads(owner); /* connections whose request just completed */
 }
 
 static void on_listener_closed(uv_handle_t *handle)
@@ -1475,8 +1453,6 @@ static void on_listener_closed(uv_handle_t *handle)
 void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), void *ud)
 {
     h->shutting_down = 1;
-    h->drained_cb = cb;
-    h->drained_ud = ud;
     if (h->listener_open) {
         uv_close((uv_handle_t *)&h->listener, on_listener_closed);
         h->listener_open = 0;
@@ -1486,11 +1462,12 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
         h2o_context_request_shutdown(&h->ctx);
     }
     shut_idle_reads(h);
-    h->drain_deadline = uv_now(h->loop) + timeout_ms;
-    uv_timer_init(h->loop, &h->drain_timer);
-    h->drain_timer.data = h;
-    h->drain_timer_open = 1;
-    uv_timer_start(&h->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
+    h->drain.name = "http";
+    h->drain.owner = h;
+    h->drain.count = drain_count;
+    h->drain.poll = drain_poll;
+    h->drain.on_expiry = "abandoning";
+    hc_drain_start(&h->drain, h->loop, timeout_ms, cb, ud);
 }
 
 void hc_http_close(hc_http_t *h)
@@ -1502,10 +1479,7 @@ void hc_http_close(hc_http_t *h)
         uv_close((uv_handle_t *)&h->listener, on_listener_closed);
         h->listener_open = 0;
     }
-    if (h->drain_timer_open) {
-        uv_close((uv_handle_t *)&h->drain_timer, NULL);
-        h->drain_timer_open = 0;
-    }
+    hc_drain_close(&h->drain);
     if (h->ctx_inited && h->nconns == 0) {
         /* request_shutdown armed HTTP/2's forced-close timer even with no HTTP/2 connection */
         if (h2o_timeout_is_linked(&h->ctx.http2._graceful_shutdown_timeout)) {

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "drain.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -286,11 +287,7 @@ struct hc_resp {
     resp_conn_t *conns;
     size_t nconns;
     int shutting_down;
-    uv_timer_t drain_timer;
-    int drain_timer_open;
-    uint64_t drain_deadline;
-    void (*drained_cb)(void *ud);
-    void *drained_ud;
+    hc_drain_t drain;
     char rbuf[READ_CHUNK]; /* one read at a time on one loop: shared by every connection */
 };
 
@@ -1216,18 +1213,6 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
     return 0;
 }
 
-static void drain_finish(hc_resp_t *r)
-{
-    if (r->drain_timer_open) {
-        uv_timer_stop(&r->drain_timer);
-    }
-    void (*cb)(void *) = r->drained_cb;
-    r->drained_cb = NULL;
-    if (cb) {
-        cb(r->drained_ud);
-    }
-}
-
 static void close_all(hc_resp_t *r)
 {
     for (resp_conn_t *c = r->conns; c != NULL; c = c->next) {
@@ -1235,25 +1220,19 @@ static void close_all(hc_resp_t *r)
     }
 }
 
-static void on_drain_tick(uv_timer_t *t)
+static size_t drain_count(void *owner)
 {
-    hc_resp_t *r = t->data;
-    if (r->nconns == 0) {
-        hc_log(HC_LOG_DEBUG, "resp connections drained");
-        drain_finish(r);
-    } else if (uv_now(r->loop) >= r->drain_deadline) {
-        hc_log(HC_LOG_WARN, "resp drain timed out, closing connections",
-               HC_LU("connections", r->nconns));
-        close_all(r);
-        drain_finish(r);
-    }
+    return ((hc_resp_t *)owner)->nconns;
+}
+
+static void drain_expired(void *owner)
+{
+    close_all(owner); /* their pending node requests are cancelled */
 }
 
 void hc_resp_shutdown(hc_resp_t *r, uint64_t timeout_ms, void (*cb)(void *ud), void *ud)
 {
     r->shutting_down = 1;
-    r->drained_cb = cb;
-    r->drained_ud = ud;
     if (r->listener_open) {
         uv_close((uv_handle_t *)&r->listener, NULL);
         r->listener_open = 0;
@@ -1262,11 +1241,12 @@ void hc_resp_shutdown(hc_resp_t *r, uint64_t timeout_ms, void (*cb)(void *ud), v
         c->close_after = 1;
         flush(c); /* closes it unless a command or a write is still in progress */
     }
-    r->drain_deadline = uv_now(r->loop) + timeout_ms;
-    uv_timer_init(r->loop, &r->drain_timer);
-    r->drain_timer.data = r;
-    r->drain_timer_open = 1;
-    uv_timer_start(&r->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
+    r->drain.name = "resp";
+    r->drain.owner = r;
+    r->drain.count = drain_count;
+    r->drain.expired = drain_expired;
+    r->drain.on_expiry = "closing";
+    hc_drain_start(&r->drain, r->loop, timeout_ms, cb, ud);
 }
 
 void hc_resp_close(hc_resp_t *r)
@@ -1278,10 +1258,7 @@ void hc_resp_close(hc_resp_t *r)
         uv_close((uv_handle_t *)&r->listener, NULL);
         r->listener_open = 0;
     }
-    if (r->drain_timer_open) {
-        uv_close((uv_handle_t *)&r->drain_timer, NULL);
-        r->drain_timer_open = 0;
-    }
+    hc_drain_close(&r->drain);
     close_all(r);
 }
 
