@@ -49,6 +49,9 @@ void hc_resp_default_limits(const hc_config_t *cfg, hc_resp_limits_t *out)
 
 static int push_arg(hc_resp_cmd_t *cmd, size_t off, size_t len, size_t max_args)
 {
+    if (cmd->argc >= max_args) {
+        return HC_ETOOLARGE; /* callers check first; never write past a capped array */
+    }
     if (cmd->argc == cmd->cap) {
         size_t ncap = cmd->cap ? cmd->cap * 2 : 8;
         if (ncap > max_args) {
@@ -997,6 +1000,7 @@ static void conn_close(resp_conn_t *c)
     c->closing = 1;
     if (c->busy && c->nop != NULL) {
         hc_node_cancel(c->srv->node, c->nop);
+        c->mres = HC_MRES_ERROR; /* the client left before the answer */
         command_done(c);
     }
     c->busy = 0;
