@@ -584,6 +584,37 @@ def test_cluster_forwarding_and_quorum_loss():
         H.wait_until(lambda: lc.cmd("SET", "after", "y") == "OK", 10.0,
                      what="writes work again after recovery")
         lc.close()
+        # SIGTERM of the leader while a RESP write waits for a quorum that cannot answer: the
+        # node still exits cleanly (the write is answered or cancelled by the drain) in time
+        ld = cl.wait_leader(15.0)
+        fs = [x for x in cl.live() if x is not ld]
+        pend = client(ld)
+        try:
+            check_eq(pend.cmd("PING"), "PONG", "connection to the leader")
+            for f in fs:
+                f.signal(signal.SIGSTOP)
+                stopped.append(f)
+            pend.send("SET", "pending", "x")
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            ld.signal(signal.SIGTERM)
+            rc = ld.wait_exit(15.0)
+            log("leader exited %.2fs after SIGTERM with a RESP write pending" % (
+                time.monotonic() - t0))
+            check_eq(rc, 0, "exit status with a pending RESP write")
+            pend.sock.settimeout(2.0)
+            try:
+                r = pend.read()
+                check(err_starts(r, "UNAVAILABLE") or err_starts(r, "UNKNOWN") or
+                      err_starts(r, "TIMEOUT"), "the pending write fails: %r" % (r,))
+            except (EOFError, OSError):
+                pass  # closed by the drain without an answer
+            ld.stop_ok(1.0)
+        finally:
+            pend.close()
+        for f in stopped:
+            f.signal(signal.SIGCONT)
+        stopped = []
         for x in cl.live():
             x.stop_ok(15.0)
     finally:
