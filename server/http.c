@@ -23,14 +23,11 @@
 #include <h2o/http2.h>
 
 #include "creds.h"
+#include "drain.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
 #include "util.h"
-
-#define MAX_CACHE_NAME 128
-/* How often the drain loop checks whether every connection is gone. */
-#define DRAIN_POLL_MS 10
 
 typedef struct {
     h2o_handler_t super;
@@ -64,11 +61,7 @@ struct hc_http {
     size_t nconns;
     conn_t *conns; /* every accepted connection, for the drain */
     int shutting_down;
-    uv_timer_t drain_timer;
-    int drain_timer_open;
-    uint64_t drain_deadline;
-    void (*drained_cb)(void *ud);
-    void *drained_ud;
+    hc_drain_t drain;
     hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
 };
 
@@ -346,14 +339,28 @@ static int token_ok(struct hc_http *h, h2o_req_t *req)
     if (v.len <= sizeof(prefix) - 1 || strncasecmp(v.base, prefix, sizeof(prefix) - 1) != 0) {
         return 0;
     }
+    return hc_http_check_token(h, v.base + sizeof(prefix) - 1, v.len - (sizeof(prefix) - 1));
+}
+
+int hc_http_auth_required(const hc_http_t *h)
+{
+    return h->n_tokens > 0;
+}
+
+int hc_http_check_token(const hc_http_t *h, const void *token, size_t len)
+{
     unsigned char hash[crypto_generichash_BYTES];
-    crypto_generichash(hash, sizeof(hash), (const unsigned char *)v.base + sizeof(prefix) - 1,
-                       v.len - (sizeof(prefix) - 1), NULL, 0);
+    crypto_generichash(hash, sizeof(hash), token, len, NULL, 0);
     int ok = 0;
     for (size_t t = 0; t < h->n_tokens; t++) {
         ok |= sodium_memcmp(hash, h->token_hashes[t], sizeof(hash)) == 0;
     }
     return ok;
+}
+
+hc_metrics_t *hc_http_metrics(hc_http_t *h)
+{
+    return &h->metrics;
 }
 
 /* ---- handlers ---- */
@@ -368,21 +375,6 @@ static void send_method_not_allowed(call_t *call, const char *allow)
     h2o_add_header(&call->req->pool, &call->req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
                    strlen(allow));
     send_error(call, 405, "method_not_allowed", "method not allowed on this path");
-}
-
-static int cache_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > MAX_CACHE_NAME) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static void call_dispose(void *p)
@@ -501,7 +493,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         send_method_not_allowed(call, "GET, PUT, DELETE, POST");
         return;
     }
-    if (!cache_name_ok(cache, cache_len)) {
+    if (!hc_cache_name_ok(cache, cache_len)) {
         send_error(call, 400, "bad_request",
                    "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
@@ -670,7 +662,7 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
         send_method_not_allowed(call, "DELETE, PUT");
         return;
     }
-    if (!cache_name_ok(cache, cache_len)) {
+    if (!hc_cache_name_ok(cache, cache_len)) {
         send_error(call, 400, "bad_request",
                    "cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
@@ -1353,28 +1345,6 @@ static void on_accept(uv_stream_t *listener, int status)
     h2o_accept(&h->accept_ctx, c->sock);
 }
 
-static int resolve_listen(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    uint16_t port;
-    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
-        return -1;
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t **out)
 {
     struct hc_http *h = calloc(1, sizeof(*h));
@@ -1430,7 +1400,7 @@ int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
     h->accept_ctx.ssl_ctx = h->ssl_ctx;
 
     struct sockaddr_storage ss;
-    if (resolve_listen(cfg->http_addr, &ss) != 0) {
+    if (hc_resolve_listen(cfg->http_addr, &ss) != 0) {
         hc_log(HC_LOG_ERROR, "cannot resolve CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr));
         rv = HC_EINVAL;
         goto fail_ctx;
@@ -1465,30 +1435,14 @@ fail_config:
     return rv;
 }
 
-static void drain_finish(struct hc_http *h)
+static size_t drain_count(void *owner)
 {
-    if (h->drain_timer_open) {
-        uv_timer_stop(&h->drain_timer);
-    }
-    void (*cb)(void *) = h->drained_cb;
-    h->drained_cb = NULL;
-    if (cb) {
-        cb(h->drained_ud);
-    }
+    return ((struct hc_http *)owner)->nconns;
 }
 
-static void on_drain_tick(uv_timer_t *t)
+static void drain_poll(void *owner)
 {
-    struct hc_http *h = t->data;
-    shut_idle_reads(h); /* connections whose request just completed */
-    if (h->nconns == 0) {
-        hc_log(HC_LOG_DEBUG, "http connections drained");
-        drain_finish(h);
-    } else if (uv_now(h->loop) >= h->drain_deadline) {
-        hc_log(HC_LOG_WARN, "http drain timed out, abandoning connections",
-               HC_LU("connections", h->nconns));
-        drain_finish(h);
-    }
+    shut_idle_reads(owner); /* connections whose request just completed */
 }
 
 static void on_listener_closed(uv_handle_t *handle)
@@ -1499,8 +1453,6 @@ static void on_listener_closed(uv_handle_t *handle)
 void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), void *ud)
 {
     h->shutting_down = 1;
-    h->drained_cb = cb;
-    h->drained_ud = ud;
     if (h->listener_open) {
         uv_close((uv_handle_t *)&h->listener, on_listener_closed);
         h->listener_open = 0;
@@ -1510,11 +1462,12 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
         h2o_context_request_shutdown(&h->ctx);
     }
     shut_idle_reads(h);
-    h->drain_deadline = uv_now(h->loop) + timeout_ms;
-    uv_timer_init(h->loop, &h->drain_timer);
-    h->drain_timer.data = h;
-    h->drain_timer_open = 1;
-    uv_timer_start(&h->drain_timer, on_drain_tick, 0, DRAIN_POLL_MS);
+    h->drain.name = "http";
+    h->drain.owner = h;
+    h->drain.count = drain_count;
+    h->drain.poll = drain_poll;
+    h->drain.on_expiry = "abandoning";
+    hc_drain_start(&h->drain, h->loop, timeout_ms, cb, ud);
 }
 
 void hc_http_close(hc_http_t *h)
@@ -1526,10 +1479,7 @@ void hc_http_close(hc_http_t *h)
         uv_close((uv_handle_t *)&h->listener, on_listener_closed);
         h->listener_open = 0;
     }
-    if (h->drain_timer_open) {
-        uv_close((uv_handle_t *)&h->drain_timer, NULL);
-        h->drain_timer_open = 0;
-    }
+    hc_drain_close(&h->drain);
     if (h->ctx_inited && h->nconns == 0) {
         /* request_shutdown armed HTTP/2's forced-close timer even with no HTTP/2 connection */
         if (h2o_timeout_is_linked(&h->ctx.http2._graceful_shutdown_timeout)) {

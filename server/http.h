@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "node.h"
 #include "tls.h"
 
@@ -44,6 +45,14 @@ void hc_http_tls_info(const hc_http_t *h, hc_tls_cert_info_t *info);
 /* Replaces the accepted API tokens (copied as hashes; n may be 0: no token required). 0 or
  * HC_ENOMEM (the old ones stay). */
 int hc_http_set_api_tokens(hc_http_t *h, char *const *tokens, size_t n);
+/* 1 when the API requires a token (at least one is configured; follows reloads). */
+int hc_http_auth_required(const hc_http_t *h);
+/* 1 when token (len bytes) is one of the accepted API tokens, compared in constant time with
+ * every one (their BLAKE2b hashes), else 0. Also used by the RESP adapter's AUTH. */
+int hc_http_check_token(const hc_http_t *h, const void *token, size_t len);
+/* The request counters of the API; the RESP adapter records its commands here too. */
+hc_metrics_t *hc_http_metrics(hc_http_t *h);
+
 /* Routes /v1/status "tls", the reload metrics and POST /v1/admin/tls/reload through the
  * credential watcher (NULL detaches it, e.g. before it closes). */
 struct hc_creds;

@@ -16,12 +16,15 @@
 #include "http.h"
 #include "log.h"
 #include "node.h"
+#include "resp.h"
 
 typedef struct {
     uv_loop_t loop;
     hc_config_t cfg;
     hc_node_t *node;
     hc_http_t *http;
+    hc_resp_t *resp;   /* CACHE_RESP_ADDR listener, or NULL */
+    int draining;      /* API adapters still draining */
     hc_creds_t *creds; /* credential watcher and reloads (SIGHUP, admin call, file changes) */
     uv_signal_t sigterm, sigint, sighup;
     int stopping;
@@ -72,21 +75,34 @@ static void on_http_drained(void *ud)
     daemon_t *d = ud;
     stop_creds(d);
     hc_http_close(d->http);
+    hc_resp_close(d->resp);
     hc_node_close(d->node, on_node_closed, d);
 }
 
-/* Leadership moved (or was never here, or the transfer timed out): drain HTTP within what is
- * left of CACHE_SHUTDOWN_TIMEOUT_MS, then close the node (and its peer links). */
+static void on_adapter_drained(void *ud)
+{
+    daemon_t *d = ud;
+    if (--d->draining == 0) {
+        on_http_drained(d);
+    }
+}
+
+/* Leadership moved (or was never here, or the transfer timed out): drain HTTP and RESP within
+ * what is left of CACHE_SHUTDOWN_TIMEOUT_MS, then close the node (and its peer links). */
 static void on_handover_done(void *ud)
 {
     daemon_t *d = ud;
     uv_update_time(&d->loop);
     uint64_t spent = uv_now(&d->loop) - d->stop_started_ms;
     uint64_t left = d->cfg.shutdown_timeout_ms > spent ? d->cfg.shutdown_timeout_ms - spent : 1;
-    if (d->http) {
-        hc_http_shutdown(d->http, (uint32_t)left, on_http_drained, d);
-    } else {
+    if (d->http == NULL) {
         on_http_drained(d);
+        return;
+    }
+    d->draining = 1 + (d->resp != NULL);
+    hc_http_shutdown(d->http, (uint32_t)left, on_adapter_drained, d);
+    if (d->resp != NULL) {
+        hc_resp_shutdown(d->resp, left, on_adapter_drained, d);
     }
 }
 
@@ -216,6 +232,12 @@ int main(int argc, char **argv)
             hc_log(HC_LOG_WARN, "cannot watch credentials; SIGHUP and file changes reload only "
                                 "the HTTP certificate");
         }
+        if (d.cfg.resp_addr != NULL &&
+            hc_resp_start(&d.loop, &d.cfg, d.node, d.http, &d.resp) != 0) {
+            exit_code = 1;
+            d.stopping = 1;
+            on_http_drained(&d);
+        }
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
 
@@ -228,6 +250,7 @@ out:
         return exit_code;
     }
     hc_http_free(d.http);
+    hc_resp_free(d.resp);
     if (uv_loop_close(&d.loop) != 0) {
         hc_log(HC_LOG_ERROR, "handles still open at exit");
         uv_print_all_handles(&d.loop, stderr);

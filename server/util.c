@@ -1,10 +1,14 @@
 /* util.c: clocks, growable buffers, JSON/Prometheus escaping, percent-decoding. */
 #include "util.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+
+#include "config.h"
 
 /* Tests only: HACACHE_TEST_CLOCK_OFFSET_MS (signed) shifts this process's wall clock, to
  * exercise clock-skew reporting and TTLs across skewed nodes without touching the system clock.
@@ -277,5 +281,42 @@ int hc_parse_i64(const char *s, size_t n, int64_t *out)
         }
         *out = (int64_t)mag;
     }
+    return 0;
+}
+
+int hc_cache_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 128) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == ':' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[256];
+    uint16_t port;
+    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+        return -1;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
     return 0;
 }

@@ -36,6 +36,13 @@ void hc_buf_prom_label(hc_buf_t *b, const char *s, size_t n);
  * length, or -1 on a malformed escape (a '%' not followed by two hex digits). */
 long hc_pct_decode(const char *src, size_t n, char *dst);
 
+/* 1 when s (n bytes) is a valid cache name: 1-128 characters of [A-Za-z0-9_.:-]. */
+int hc_cache_name_ok(const char *s, size_t n);
+
+/* Resolves a listen address "host:port" / "[v6]:port" (empty host: any) for bind(). 0 or -1. */
+struct sockaddr_storage;
+int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss);
+
 /* Parses a decimal unsigned / signed 64-bit integer occupying exactly n bytes. 0 or -1. */
 int hc_parse_u64(const char *s, size_t n, uint64_t *out);
 int hc_parse_i64(const char *s, size_t n, int64_t *out);

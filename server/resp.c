@@ -1,0 +1,1277 @@
+/* resp.c: the Redis-protocol (RESP2) adapter.
+ *
+ * Two halves: hc_resp_parse, a pure parser over a byte buffer (bounded before anything is
+ * buffered, fuzzed by tests/fuzz/fuzz_resp.c), and the libuv listener that serves connections.
+ *
+ * A connection runs its commands strictly one after the other: a command that waits on the node
+ * (a write waiting for its ack level, a leader read) holds back the pipelined commands behind it,
+ * so "SET k v" followed by "GET k" in one packet always sees the write and answers come back in
+ * order. Multi-key commands (DEL, EXISTS) issue one node request per key, in order. Replies are
+ * appended to an output buffer that is written once per event (read, node answer, write done). */
+#include "resp.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "drain.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* the parser */
+
+#define NUMBER_LINE_MAX 24 /* "*" or "$", up to 20 digits and a sign, CRLF */
+
+void hc_resp_cmd_free(hc_resp_cmd_t *cmd)
+{
+    free(cmd->argv);
+    cmd->argv = NULL;
+    cmd->argc = cmd->cap = 0;
+}
+
+void hc_resp_default_limits(const hc_config_t *cfg, hc_resp_limits_t *out)
+{
+    uint64_t big =
+        cfg->max_value_size > cfg->max_key_size ? cfg->max_value_size : cfg->max_key_size;
+    out->max_args = 1024;
+    out->max_bulk = (size_t)big + 4096;
+    out->max_command = out->max_bulk + (1u << 20);
+    out->max_inline = 64 * 1024;
+}
+
+static int push_arg(hc_resp_cmd_t *cmd, size_t off, size_t len, size_t max_args)
+{
+    if (cmd->argc >= max_args) {
+        return HC_ETOOLARGE; /* callers check first; never write past a capped array */
+    }
+    if (cmd->argc == cmd->cap) {
+        size_t ncap = cmd->cap ? cmd->cap * 2 : 8;
+        if (ncap > max_args) {
+            ncap = max_args;
+        }
+        hc_resp_arg_t *p = realloc(cmd->argv, ncap * sizeof(*p));
+        if (p == NULL) {
+            return HC_ENOMEM;
+        }
+        cmd->argv = p;
+        cmd->cap = ncap;
+    }
+    cmd->argv[cmd->argc].off = off;
+    cmd->argv[cmd->argc].len = len;
+    cmd->argc++;
+    return 0;
+}
+
+/* Reads "<prefix><integer>\r\n" at buf[*pos]. 1 with *val and *pos past the line, 0 incomplete,
+ * HC_EINVAL malformed (with *err = bad). */
+static int read_number(const char *buf, size_t len, size_t *pos, int64_t *val, const char *bad,
+                       const char **err)
+{
+    size_t start = *pos + 1, avail = len - start;
+    size_t scan = avail < NUMBER_LINE_MAX ? avail : NUMBER_LINE_MAX;
+    const char *cr = memchr(buf + start, '\r', scan);
+    if (cr == NULL) {
+        if (avail >= NUMBER_LINE_MAX) {
+            *err = bad;
+            return HC_EINVAL;
+        }
+        return 0;
+    }
+    size_t digits = (size_t)(cr - (buf + start));
+    if (start + digits + 1 >= len) {
+        return 0; /* the \n has not arrived */
+    }
+    if (cr[1] != '\n' || hc_parse_i64(buf + start, digits, val) != 0) {
+        *err = bad;
+        return HC_EINVAL;
+    }
+    *pos = start + digits + 2;
+    return 1;
+}
+
+static int parse_multibulk(const char *buf, size_t len, const hc_resp_limits_t *lim,
+                           hc_resp_cmd_t *cmd, size_t *used, const char **err)
+{
+    size_t pos = 0;
+    int64_t n;
+    int rv = read_number(buf, len, &pos, &n, "Protocol error: invalid multibulk length", err);
+    if (rv <= 0) {
+        return rv;
+    }
+    if (n <= 0) { /* *0 and *-1 are no command (Redis skips them too) */
+        *used = pos;
+        return 1;
+    }
+    if ((uint64_t)n > lim->max_args) {
+        *err = "Protocol error: too many arguments";
+        return HC_ETOOLARGE;
+    }
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (pos >= len) {
+            return 0;
+        }
+        if (buf[pos] != '$') {
+            *err = "Protocol error: expected '$' before each argument";
+            return HC_EINVAL;
+        }
+        int64_t blen;
+        rv = read_number(buf, len, &pos, &blen, "Protocol error: invalid bulk length", err);
+        if (rv <= 0) {
+            return rv;
+        }
+        if (blen < 0) {
+            *err = "Protocol error: invalid bulk length";
+            return HC_EINVAL;
+        }
+        if ((uint64_t)blen > lim->max_bulk) {
+            *err = "Protocol error: bulk string larger than the limit";
+            return HC_ETOOLARGE;
+        }
+        total += (size_t)blen;
+        if (total > lim->max_command) {
+            *err = "Protocol error: command larger than the limit";
+            return HC_ETOOLARGE;
+        }
+        if (len - pos < (size_t)blen + 2) {
+            return 0;
+        }
+        if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {
+            *err = "Protocol error: bulk string not followed by CRLF";
+            return HC_EINVAL;
+        }
+        if (push_arg(cmd, pos, (size_t)blen, lim->max_args) != 0) {
+            *err = "out of memory";
+            return HC_ENOMEM;
+        }
+        pos += (size_t)blen + 2;
+    }
+    *used = pos;
+    return 1;
+}
+
+/* An inline command: words separated by blanks; no quoting. */
+static int parse_inline(const char *buf, size_t len, const hc_resp_limits_t *lim,
+                        hc_resp_cmd_t *cmd, size_t *used, const char **err)
+{
+    size_t scan = len < lim->max_inline + 1 ? len : lim->max_inline + 1;
+    const char *nl = memchr(buf, '\n', scan);
+    if (nl == NULL) {
+        if (len > lim->max_inline) {
+            *err = "Protocol error: too big inline request";
+            return HC_ETOOLARGE;
+        }
+        return 0;
+    }
+    size_t end = (size_t)(nl - buf);
+    *used = end + 1;
+    if (end > 0 && buf[end - 1] == '\r') {
+        end--;
+    }
+    size_t i = 0;
+    while (i < end) {
+        while (i < end && (buf[i] == ' ' || buf[i] == '\t')) {
+            i++;
+        }
+        size_t start = i;
+        while (i < end && buf[i] != ' ' && buf[i] != '\t') {
+            i++;
+        }
+        if (i > start) {
+            if (cmd->argc >= lim->max_args) {
+                *err = "Protocol error: too many arguments";
+                return HC_ETOOLARGE;
+            }
+            if (push_arg(cmd, start, i - start, lim->max_args) != 0) {
+                *err = "out of memory";
+                return HC_ENOMEM;
+            }
+        }
+    }
+    return 1;
+}
+
+int hc_resp_parse(const char *buf, size_t len, const hc_resp_limits_t *lim, hc_resp_cmd_t *cmd,
+                  size_t *used, const char **err)
+{
+    cmd->argc = 0;
+    *used = 0;
+    *err = NULL;
+    if (len == 0) {
+        return 0;
+    }
+    if (buf[0] == '*') {
+        return parse_multibulk(buf, len, lim, cmd, used, err);
+    }
+    return parse_inline(buf, len, lim, cmd, used, err);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the server */
+
+#define READ_CHUNK     (64 * 1024)
+#define OUT_HIGH       (1u << 20) /* stop serving commands while this much output is unwritten */
+#define BUF_KEEP       (1u << 20) /* larger idle buffers are released */
+#define DRAIN_POLL_MS  10
+#define CACHE_NAME_MAX 128
+
+/* What the node requests of the current command are for, and how their answers are combined. */
+typedef enum {
+    M_GET,
+    M_TTL,
+    M_PTTL,
+    M_EXISTS,
+    M_DEL,
+    M_SET,
+    M_INCR,
+    M_FLUSH,
+} op_mode_t;
+
+typedef struct resp_conn {
+    uv_tcp_t tcp; /* first: the handle is the connection */
+    struct hc_resp *srv;
+    struct resp_conn *prev, *next;
+    hc_buf_t in;   /* bytes read; [in_pos, in.len) not yet parsed */
+    size_t in_pos; /* the current command starts at cmd_base */
+    hc_buf_t out;  /* replies not yet handed to the socket */
+    hc_buf_t wbuf; /* replies being written */
+    uv_write_t wreq;
+    int writing, reading, closing;
+    int close_after; /* QUIT, protocol error, shutdown: close once the answer is written */
+
+    /* the command being served; its arguments are offsets from in.data + cmd_base */
+    hc_resp_cmd_t cmd;
+    size_t cmd_base;
+    int busy;    /* waiting for the node */
+    int issuing; /* inside hc_node_write/read: an answer now is synchronous */
+    hc_node_op_t *nop;
+    op_mode_t mode;
+    size_t op_next, op_end; /* arguments still to send to the node, one request each */
+    int op_stop;            /* an error was answered: no further requests */
+    int used_ops;           /* the command went through start_ops (which records metrics) */
+    int64_t count;          /* DEL, EXISTS */
+    int w_op;               /* write template: hc_op_t */
+    size_t w_val_arg;       /* argument holding the value (0: none) */
+    uint64_t w_ttl_ms;
+    int w_if_absent;
+    int64_t w_incr_by;
+
+    /* metrics of the current command */
+    hc_metric_op_t mop;
+    hc_metric_ack_t mack;
+    hc_metric_result_t mres;
+    uint64_t start_ns;
+
+    /* per-connection settings */
+    int authed;
+    char cache[CACHE_NAME_MAX + 1];
+    size_t cache_len;
+    hc_ack_t ack;
+    hc_consistency_t cons;
+} resp_conn_t;
+
+struct hc_resp {
+    uv_loop_t *loop;
+    const hc_config_t *cfg;
+    hc_node_t *node;
+    hc_http_t *http;
+    hc_resp_limits_t lim;
+    size_t in_high; /* stop reading while this much input waits */
+    uv_tcp_t listener;
+    int listener_open;
+    resp_conn_t *conns;
+    size_t nconns;
+    int shutting_down;
+    hc_drain_t drain;
+    char rbuf[READ_CHUNK]; /* one read at a time on one loop: shared by every connection */
+};
+
+static void process(resp_conn_t *c);
+static void flush(resp_conn_t *c);
+
+/* ---- replies ---- */
+
+static void reply_raw(resp_conn_t *c, const char *s)
+{
+    hc_buf_puts(&c->out, s);
+}
+
+static void reply_int(resp_conn_t *c, int64_t v)
+{
+    hc_buf_printf(&c->out, ":%" PRId64 "\r\n", v);
+}
+
+static void reply_bulk(resp_conn_t *c, const void *p, size_t n)
+{
+    hc_buf_printf(&c->out, "$%zu\r\n", n);
+    hc_buf_append(&c->out, p, n);
+    hc_buf_puts(&c->out, "\r\n");
+}
+
+static void reply_bulk_str(resp_conn_t *c, const char *s)
+{
+    reply_bulk(c, s, strlen(s));
+}
+
+/* "-<text>\r\n"; text starts with the error code (ERR, NOAUTH, ...). Control bytes (which could
+ * end the line early) become spaces. */
+__attribute__((format(printf, 3, 4))) static void
+reply_error(resp_conn_t *c, hc_metric_result_t mres, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    for (char *p = line; *p; p++) {
+        if ((unsigned char)*p < 0x20) {
+            *p = ' ';
+        }
+    }
+    hc_buf_printf(&c->out, "-%s\r\n", line);
+    c->mres = mres;
+}
+
+/* An argument of the current command (valid until the input buffer changes). */
+static const char *arg(resp_conn_t *c, size_t i, size_t *len)
+{
+    *len = c->cmd.argv[i].len;
+    return c->in.data + c->cmd_base + c->cmd.argv[i].off;
+}
+
+static int arg_is(resp_conn_t *c, size_t i, const char *word)
+{
+    size_t n;
+    const char *s = arg(c, i, &n);
+    return n == strlen(word) && strncasecmp(s, word, n) == 0;
+}
+
+static int arg_i64(resp_conn_t *c, size_t i, int64_t *out)
+{
+    size_t n;
+    const char *s = arg(c, i, &n);
+    return hc_parse_i64(s, n, out);
+}
+
+/* The command name, printable and short, for error messages. */
+static void arg_text(resp_conn_t *c, size_t i, char *out, size_t cap)
+{
+    size_t n;
+    const char *s = arg(c, i, &n);
+    if (n > cap - 1) {
+        n = cap - 1;
+    }
+    for (size_t k = 0; k < n; k++) {
+        out[k] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
+    }
+    out[n] = '\0';
+}
+
+static void reply_node_error(resp_conn_t *c, int err)
+{
+    switch (err) {
+    case HC_EUNAVAILABLE: {
+        hc_node_status_t st;
+        hc_node_status(c->srv->node, &st);
+        reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE %s",
+                    !st.ready && st.not_ready_reason ? st.not_ready_reason
+                                                     : "no leader reachable or no quorum");
+        break;
+    }
+    case HC_ESHUTDOWN:
+        reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE shutting down");
+        break;
+    case HC_ETOOLARGE:
+        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
+        break;
+    case HC_ENOMEM:
+        reply_error(c, HC_MRES_NO_MEMORY, "OOM the write does not fit within CACHE_MAX_MEMORY");
+        break;
+    case HC_ETIMEDOUT:
+        reply_error(c, HC_MRES_TIMEOUT, "TIMEOUT deadline exceeded");
+        break;
+    case HC_EUNKNOWN_OUTCOME:
+        reply_error(c, HC_MRES_TIMEOUT,
+                    "UNKNOWN outcome of the write is unknown (the leader changed or the link "
+                    "dropped)");
+        break;
+    case HC_ENOTINT:
+    case HC_EOVERFLOW:
+        reply_error(c, HC_MRES_CONFLICT, "ERR value is not an integer or out of range");
+        break;
+    case HC_EBUSY:
+        reply_error(c, HC_MRES_UNAVAILABLE, "TRYAGAIN %s", hc_strerror(err));
+        break;
+    case HC_EINVAL:
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR %s", hc_strerror(err));
+        break;
+    default:
+        reply_error(c, HC_MRES_ERROR, "ERR %s", hc_strerror(err));
+        break;
+    }
+}
+
+/* ---- node requests ---- */
+
+static void command_done(resp_conn_t *c)
+{
+    hc_metrics_record(hc_http_metrics(c->srv->http), c->mop, c->mack, c->mres,
+                      hc_mono_ns() - c->start_ns);
+}
+
+/* Combines one node answer into the reply of the current command. */
+static void on_result(resp_conn_t *c, int status, const hc_apply_result_t *res,
+                      const hc_entry_view_t *view)
+{
+    if (status != 0 && status != HC_ENOTFOUND && !(c->mode == M_SET && status == HC_ECONFLICT)) {
+        reply_node_error(c, status);
+        c->op_stop = 1;
+        return;
+    }
+    switch (c->mode) {
+    case M_GET:
+        if (status == 0) {
+            reply_bulk(c, view->data, view->len);
+        } else {
+            reply_raw(c, "$-1\r\n");
+            c->mres = HC_MRES_NOT_FOUND;
+        }
+        break;
+    case M_TTL:
+    case M_PTTL:
+        if (status != 0) {
+            reply_int(c, -2);
+        } else if (view->expire_at_ms == 0) {
+            reply_int(c, -1);
+        } else {
+            uint64_t now = hc_wall_ms();
+            uint64_t left = view->expire_at_ms > now ? view->expire_at_ms - now : 0;
+            reply_int(c, c->mode == M_PTTL ? (int64_t)left : (int64_t)((left + 500) / 1000));
+        }
+        break;
+    case M_EXISTS:
+    case M_DEL:
+        c->count += status == 0;
+        break;
+    case M_SET:
+        if (status == 0) {
+            reply_raw(c, "+OK\r\n");
+        } else { /* NX and the key exists */
+            reply_raw(c, "$-1\r\n");
+            c->mres = HC_MRES_CONFLICT;
+        }
+        break;
+    case M_INCR:
+        if (status == 0) {
+            reply_int(c, res->integer);
+        } else { /* INCR never reports an absent key; keep the reply well formed anyway */
+            reply_node_error(c, status);
+        }
+        break;
+    case M_FLUSH:
+        reply_raw(c, "+OK\r\n"); /* an absent cache is already empty */
+        break;
+    }
+}
+
+static void op_answered(resp_conn_t *c);
+
+static void on_write_done(void *ud, int status, const hc_apply_result_t *res)
+{
+    resp_conn_t *c = ud;
+    on_result(c, status, res, NULL);
+    op_answered(c);
+}
+
+static void on_read_done(void *ud, int status, const hc_entry_view_t *view)
+{
+    resp_conn_t *c = ud;
+    on_result(c, status, NULL, view);
+    op_answered(c);
+}
+
+static int mode_is_write(op_mode_t m)
+{
+    return m == M_DEL || m == M_SET || m == M_INCR || m == M_FLUSH;
+}
+
+/* Sends the request for argument i (the key; FLUSHDB has none). */
+static hc_node_op_t *issue(resp_conn_t *c, size_t i)
+{
+    hc_resp_t *r = c->srv;
+    size_t klen = 0;
+    const char *key = i > 0 ? arg(c, i, &klen) : "";
+    if (!mode_is_write(c->mode)) {
+        return hc_node_read_async(r->node, c->cache, c->cache_len, key, klen, c->cons, on_read_done,
+                                  c);
+    }
+    hc_cmd_t cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.op = (hc_op_t)c->w_op;
+    cmd.cache = c->cache;
+    cmd.cache_len = c->cache_len;
+    cmd.key = key;
+    cmd.klen = klen;
+    if (c->w_val_arg > 0) {
+        cmd.val = arg(c, c->w_val_arg, &cmd.vlen);
+    }
+    cmd.if_absent = c->w_if_absent;
+    cmd.incr_by = c->w_incr_by;
+    /* INCR's new value is only known once the write is applied here: always quorum */
+    hc_ack_t ack = c->mode == M_INCR ? HC_ACK_QUORUM : c->ack;
+    return hc_node_write(r->node, &cmd, c->w_ttl_ms, ack, on_write_done, c);
+}
+
+/* Sends the remaining requests of the current command one at a time; answers that come back
+ * synchronously are handled in this loop (no recursion), a later answer continues it. */
+static void run_ops(resp_conn_t *c)
+{
+    while (!c->op_stop && c->op_next < c->op_end) {
+        size_t i = c->op_next++;
+        c->busy = 1;
+        c->issuing = 1;
+        hc_node_op_t *op = issue(c, i);
+        c->issuing = 0;
+        if (c->busy) {
+            c->nop = op;
+            return;
+        }
+    }
+    if (!c->op_stop && (c->mode == M_DEL || c->mode == M_EXISTS)) {
+        reply_int(c, c->count);
+    }
+    command_done(c);
+}
+
+static void op_answered(resp_conn_t *c)
+{
+    c->busy = 0;
+    c->nop = NULL;
+    if (c->issuing) {
+        return; /* run_ops goes on */
+    }
+    run_ops(c);
+    if (!c->busy) {
+        process(c);
+    }
+    flush(c);
+}
+
+/* Starts node requests for arguments [first, end) (first = end = 1 for one keyless request). */
+static void start_ops(resp_conn_t *c, op_mode_t mode, size_t first, size_t end)
+{
+    c->mode = mode;
+    c->op_next = first;
+    c->op_end = end;
+    c->op_stop = 0;
+    c->count = 0;
+    c->used_ops = 1;
+    if (mode_is_write(mode)) {
+        c->mack = (hc_metric_ack_t)(mode == M_INCR ? HC_ACK_QUORUM : c->ack);
+    }
+    run_ops(c);
+}
+
+/* Resets the write template of the current command to a plain `op`. */
+static void start_write(resp_conn_t *c, hc_op_t op)
+{
+    c->w_op = (int)op;
+    c->w_val_arg = 0;
+    c->w_ttl_ms = 0;
+    c->w_if_absent = 0;
+    c->w_incr_by = 0;
+}
+
+/* Checks every key argument in [first, end) against CACHE_MAX_KEY_SIZE. */
+static int keys_ok(resp_conn_t *c, size_t first, size_t end)
+{
+    for (size_t i = first; i < end; i++) {
+        if (c->cmd.argv[i].len == 0) {
+            reply_error(c, HC_MRES_BAD_REQUEST, "ERR empty keys are not supported");
+            return 0;
+        }
+        if (c->cmd.argv[i].len > c->srv->cfg->max_key_size) {
+            reply_error(c, HC_MRES_TOO_LARGE, "ERR key larger than CACHE_MAX_KEY_SIZE");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- commands ---- */
+
+static void cmd_ping(resp_conn_t *c)
+{
+    if (c->cmd.argc > 2) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR wrong number of arguments for 'ping' command");
+    } else if (c->cmd.argc == 2) {
+        size_t n;
+        const char *s = arg(c, 1, &n);
+        reply_bulk(c, s, n);
+    } else {
+        reply_raw(c, "+PONG\r\n");
+    }
+}
+
+static void cmd_echo(resp_conn_t *c)
+{
+    size_t n;
+    const char *s = arg(c, 1, &n);
+    reply_bulk(c, s, n);
+}
+
+static void cmd_quit(resp_conn_t *c)
+{
+    reply_raw(c, "+OK\r\n");
+    c->close_after = 1;
+}
+
+static void cmd_auth(resp_conn_t *c)
+{
+    hc_http_t *h = c->srv->http;
+    if (c->cmd.argc > 3) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        return;
+    }
+    if (!hc_http_auth_required(h)) {
+        reply_error(c, HC_MRES_BAD_REQUEST,
+                    "ERR AUTH <password> called without any password configured for the default "
+                    "user. Are you sure your configuration is correct?");
+        return;
+    }
+    size_t n;
+    const char *tok = arg(c, c->cmd.argc - 1, &n);
+    /* the only user is "default" (Redis 6 ACL form AUTH <user> <password>) */
+    int ok = hc_http_check_token(h, tok, n);
+    if (c->cmd.argc == 3 && !arg_is(c, 1, "default")) {
+        ok = 0;
+    }
+    if (!ok) {
+        reply_error(c, HC_MRES_UNAUTHORIZED,
+                    "WRONGPASS invalid username-password pair or user is disabled.");
+        return;
+    }
+    c->authed = 1;
+    reply_raw(c, "+OK\r\n");
+}
+
+static void cmd_select(resp_conn_t *c)
+{
+    int64_t db;
+    if (arg_i64(c, 1, &db) != 0) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+    } else if (db != 0) {
+        reply_error(c, HC_MRES_BAD_REQUEST,
+                    "ERR DB index is out of range (hacache has one; see HC.CACHE)");
+    } else {
+        reply_raw(c, "+OK\r\n");
+    }
+}
+
+static void cmd_get(resp_conn_t *c)
+{
+    if (keys_ok(c, 1, 2)) {
+        start_ops(c, M_GET, 1, 2);
+    }
+}
+
+static void cmd_ttl(resp_conn_t *c)
+{
+    if (keys_ok(c, 1, 2)) {
+        start_ops(c, arg_is(c, 0, "pttl") ? M_PTTL : M_TTL, 1, 2);
+    }
+}
+
+static void cmd_exists(resp_conn_t *c)
+{
+    if (keys_ok(c, 1, c->cmd.argc)) {
+        start_ops(c, M_EXISTS, 1, c->cmd.argc);
+    }
+}
+
+/* SET key value [EX seconds | PX milliseconds] [NX] */
+static void cmd_set(resp_conn_t *c)
+{
+    if (!keys_ok(c, 1, 2)) {
+        return;
+    }
+    if (c->cmd.argv[2].len > c->srv->cfg->max_value_size) {
+        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
+        return;
+    }
+    start_write(c, HC_OP_PUT);
+    c->w_val_arg = 2;
+    int have_ttl = 0;
+    for (size_t i = 3; i < c->cmd.argc; i++) {
+        int ex = arg_is(c, i, "ex"), px = arg_is(c, i, "px");
+        if (arg_is(c, i, "nx")) {
+            c->w_if_absent = 1;
+        } else if ((ex || px) && !have_ttl && i + 1 < c->cmd.argc) {
+            int64_t v;
+            if (arg_i64(c, i + 1, &v) != 0) {
+                reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+                return;
+            }
+            if (v <= 0 || (ex && v > INT64_MAX / 1000)) {
+                reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid expire time in 'set' command");
+                return;
+            }
+            c->w_ttl_ms = ex ? (uint64_t)v * 1000 : (uint64_t)v;
+            have_ttl = 1;
+            i++;
+        } else {
+            reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+            return;
+        }
+    }
+    start_ops(c, M_SET, 1, 2);
+}
+
+static void cmd_del(resp_conn_t *c)
+{
+    if (keys_ok(c, 1, c->cmd.argc)) {
+        start_write(c, HC_OP_DEL);
+        start_ops(c, M_DEL, 1, c->cmd.argc);
+    }
+}
+
+/* INCR, DECR, INCRBY, DECRBY */
+static void cmd_incr(resp_conn_t *c)
+{
+    if (!keys_ok(c, 1, 2)) {
+        return;
+    }
+    int decr = arg_is(c, 0, "decr") || arg_is(c, 0, "decrby");
+    int64_t by = 1;
+    if (c->cmd.argc == 3 && arg_i64(c, 2, &by) != 0) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (decr) {
+        if (by == INT64_MIN) {
+            reply_error(c, HC_MRES_BAD_REQUEST, "ERR decrement would overflow");
+            return;
+        }
+        by = -by;
+    }
+    start_write(c, HC_OP_INCR);
+    c->w_incr_by = by;
+    start_ops(c, M_INCR, 1, 2);
+}
+
+/* FLUSHDB [ASYNC|SYNC]: clears the selected cache. */
+static void cmd_flushdb(resp_conn_t *c)
+{
+    if (c->cmd.argc == 2 && !arg_is(c, 1, "async") && !arg_is(c, 1, "sync")) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        return;
+    }
+    if (c->cmd.argc > 2) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        return;
+    }
+    start_write(c, HC_OP_CLEAR);
+    start_ops(c, M_FLUSH, 0, 1); /* argument 0 stands for "no key" */
+}
+
+static const char *const ack_names[] = {"quorum", "once", "leader", "none"};
+static const char *const read_names[] = {"local", "leader", "linearizable"};
+
+/* HC.ACK / HC.READ [value]: shows or sets a per-connection enumerated setting. */
+static void cmd_setting(resp_conn_t *c, const char *const *names, int n, int *value)
+{
+    if (c->cmd.argc == 1) {
+        reply_bulk_str(c, names[*value]);
+        return;
+    }
+    if (c->cmd.argc > 2) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (arg_is(c, 1, names[i])) {
+            *value = i;
+            reply_raw(c, "+OK\r\n");
+            return;
+        }
+    }
+    reply_error(c, HC_MRES_BAD_REQUEST,
+                n == 4 ? "ERR ack must be quorum, once, leader or none"
+                       : "ERR read must be local, leader or linearizable");
+}
+
+static void cmd_hc_ack(resp_conn_t *c)
+{
+    int v = (int)c->ack;
+    cmd_setting(c, ack_names, 4, &v);
+    c->ack = (hc_ack_t)v;
+}
+
+static void cmd_hc_read(resp_conn_t *c)
+{
+    int v = (int)c->cons;
+    cmd_setting(c, read_names, 3, &v);
+    c->cons = (hc_consistency_t)v;
+}
+
+/* HC.CACHE [name]: shows or selects the cache of this connection. */
+static void cmd_hc_cache(resp_conn_t *c)
+{
+    if (c->cmd.argc == 1) {
+        reply_bulk(c, c->cache, c->cache_len);
+        return;
+    }
+    size_t n;
+    const char *s = arg(c, 1, &n);
+    if (c->cmd.argc > 2 || !hc_cache_name_ok(s, n)) {
+        reply_error(c, HC_MRES_BAD_REQUEST,
+                    "ERR cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        return;
+    }
+    memcpy(c->cache, s, n);
+    c->cache[n] = '\0';
+    c->cache_len = n;
+    reply_raw(c, "+OK\r\n");
+}
+
+static void cmd_info(resp_conn_t *c)
+{
+    hc_node_status_t st;
+    hc_node_status(c->srv->node, &st);
+    int leads = strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0;
+    hc_buf_t b;
+    hc_buf_init(&b);
+    hc_buf_printf(&b,
+                  "# Server\r\nredis_version:7.0.0\r\nhacache_version:%s\r\nredis_mode:"
+                  "standalone\r\nprocess_id:%ld\r\nnode:%s\r\n\r\n",
+                  HC_VERSION_STRING, (long)getpid(), hc_node_name(c->srv->node));
+    hc_buf_printf(&b,
+                  "# Replication\r\nrole:%s\r\nhacache_role:%s\r\nterm:%" PRIu64
+                  "\r\nleader:%s\r\nquorum:%d\r\nready:%d\r\ncommit_index:%" PRIu64
+                  "\r\napplied_index:%" PRIu64 "\r\n",
+                  leads ? "master" : "slave", st.role, st.term, st.leader ? st.leader : "",
+                  st.quorum, st.ready, st.commit_index, st.applied_index);
+    if (b.failed) {
+        reply_error(c, HC_MRES_ERROR, "ERR out of memory");
+    } else {
+        reply_bulk(c, b.data, b.len);
+    }
+    hc_buf_free(&b);
+}
+
+/* CONFIG GET <parameter>: what redis-benchmark asks on start; nothing else is configurable. */
+static void cmd_config(resp_conn_t *c)
+{
+    if (!arg_is(c, 1, "get") || c->cmd.argc != 3) {
+        reply_error(c, HC_MRES_BAD_REQUEST,
+                    "ERR only CONFIG GET is supported (hacache is configured by environment)");
+        return;
+    }
+    if (arg_is(c, 2, "save")) {
+        reply_raw(c, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    } else if (arg_is(c, 2, "appendonly")) {
+        reply_raw(c, "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    } else {
+        reply_raw(c, "*0\r\n");
+    }
+}
+
+static void cmd_command(resp_conn_t *c);
+
+typedef struct {
+    const char *name;
+    int arity;  /* Redis convention: N exactly N arguments (name included), -N at least N */
+    int noauth; /* allowed before AUTH */
+    hc_metric_op_t mop;
+    void (*fn)(resp_conn_t *c);
+} command_t;
+
+static const command_t commands[] = {
+    {"ping", -1, 0, HC_MOP_OTHER, cmd_ping},
+    {"echo", 2, 0, HC_MOP_OTHER, cmd_echo},
+    {"quit", -1, 1, HC_MOP_OTHER, cmd_quit},
+    {"auth", -2, 1, HC_MOP_OTHER, cmd_auth},
+    {"select", 2, 0, HC_MOP_OTHER, cmd_select},
+    {"get", 2, 0, HC_MOP_GET, cmd_get},
+    {"set", -3, 0, HC_MOP_PUT, cmd_set},
+    {"del", -2, 0, HC_MOP_DEL, cmd_del},
+    {"exists", -2, 0, HC_MOP_GET, cmd_exists},
+    {"incr", 2, 0, HC_MOP_INCR, cmd_incr},
+    {"decr", 2, 0, HC_MOP_INCR, cmd_incr},
+    {"incrby", 3, 0, HC_MOP_INCR, cmd_incr},
+    {"decrby", 3, 0, HC_MOP_INCR, cmd_incr},
+    {"flushdb", -1, 0, HC_MOP_CLEAR, cmd_flushdb},
+    {"ttl", 2, 0, HC_MOP_GET, cmd_ttl},
+    {"pttl", 2, 0, HC_MOP_GET, cmd_ttl},
+    {"command", -1, 0, HC_MOP_OTHER, cmd_command},
+    {"info", -1, 0, HC_MOP_STATUS, cmd_info},
+    {"config", -2, 0, HC_MOP_OTHER, cmd_config},
+    {"hc.cache", -1, 0, HC_MOP_OTHER, cmd_hc_cache},
+    {"hc.ack", -1, 0, HC_MOP_OTHER, cmd_hc_ack},
+    {"hc.read", -1, 0, HC_MOP_OTHER, cmd_hc_read},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* COMMAND [COUNT | DOCS | INFO ...]: enough for redis-cli and redis-benchmark, which fall back
+ * to their built-in command tables when the server describes nothing. */
+static void cmd_command(resp_conn_t *c)
+{
+    if (c->cmd.argc >= 2 && arg_is(c, 1, "count")) {
+        reply_int(c, (int64_t)N_COMMANDS);
+    } else {
+        reply_raw(c, "*0\r\n");
+    }
+}
+
+static const command_t *find_command(resp_conn_t *c)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (arg_is(c, 0, commands[i].name)) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+/* Serves the parsed command c->cmd: answers at once or leaves c->busy set. */
+static void dispatch(resp_conn_t *c)
+{
+    hc_resp_t *r = c->srv;
+    const command_t *cmd = find_command(c);
+    c->start_ns = hc_mono_ns();
+    c->mop = cmd ? cmd->mop : HC_MOP_OTHER;
+    c->mack = HC_MACK_NA;
+    c->mres = HC_MRES_OK;
+    char name[64];
+    if (cmd == NULL) {
+        arg_text(c, 0, name, sizeof(name));
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR unknown command '%s'", name);
+    } else if (!cmd->noauth && !c->authed && hc_http_auth_required(r->http)) {
+        reply_error(c, HC_MRES_UNAUTHORIZED, "NOAUTH Authentication required.");
+    } else if ((cmd->arity > 0 && c->cmd.argc != (size_t)cmd->arity) ||
+               (cmd->arity < 0 && c->cmd.argc < (size_t)-cmd->arity)) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR wrong number of arguments for '%s' command",
+                    cmd->name);
+    } else {
+        c->used_ops = 0;
+        cmd->fn(c);
+        if (c->used_ops) {
+            return; /* run_ops records the metrics once the last answer is in */
+        }
+    }
+    command_done(c);
+}
+
+/* ---- connections ---- */
+
+static void on_closed(uv_handle_t *handle)
+{
+    resp_conn_t *c = (resp_conn_t *)handle;
+    hc_resp_t *r = c->srv;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        r->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    r->nconns--;
+    hc_buf_free(&c->in);
+    hc_buf_free(&c->out);
+    hc_buf_free(&c->wbuf);
+    hc_resp_cmd_free(&c->cmd);
+    free(c);
+}
+
+static void conn_close(resp_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = 1;
+    if (c->busy && c->nop != NULL) {
+        hc_node_cancel(c->srv->node, c->nop);
+        c->mres = HC_MRES_ERROR; /* the client left before the answer */
+        command_done(c);
+    }
+    c->busy = 0;
+    c->nop = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    resp_conn_t *c = (resp_conn_t *)handle;
+    (void)suggested;
+    *buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    resp_conn_t *c = (resp_conn_t *)stream;
+    (void)buf;
+    if (nread < 0) {
+        conn_close(c); /* EOF or error: a command still waiting is cancelled */
+        return;
+    }
+    if (nread == 0 || c->closing) {
+        return;
+    }
+    hc_buf_append(&c->in, c->srv->rbuf, (size_t)nread);
+    if (c->in.failed) {
+        conn_close(c);
+        return;
+    }
+    process(c);
+    flush(c);
+}
+
+static void update_reading(resp_conn_t *c)
+{
+    int want = !c->closing && !c->close_after && c->in.len - c->in_pos < c->srv->in_high;
+    if (want && !c->reading) {
+        c->reading = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0;
+    } else if (!want && c->reading && !c->closing) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+static void release_if_big(hc_buf_t *b)
+{
+    if (b->len == 0 && b->cap > BUF_KEEP) {
+        hc_buf_free(b);
+        hc_buf_init(b);
+    }
+}
+
+/* Serves the complete commands buffered, in order, until one waits on the node. */
+static void process(resp_conn_t *c)
+{
+    hc_resp_t *r = c->srv;
+    while (!c->closing && !c->busy && !c->close_after && c->out.len + c->wbuf.len < OUT_HIGH) {
+        size_t avail = c->in.len - c->in_pos, used;
+        if (avail == 0) {
+            break;
+        }
+        const char *err;
+        int rv = hc_resp_parse(c->in.data + c->in_pos, avail, &r->lim, &c->cmd, &used, &err);
+        if (rv == 0 && avail >= r->in_high) {
+            rv = HC_ETOOLARGE; /* cannot happen within the parser's bounds; never stall */
+            err = "Protocol error: request too large";
+        }
+        if (rv == 0) {
+            break;
+        }
+        if (rv < 0) {
+            c->mop = HC_MOP_OTHER;
+            c->mack = HC_MACK_NA;
+            c->start_ns = hc_mono_ns();
+            reply_error(c, rv == HC_ETOOLARGE ? HC_MRES_TOO_LARGE : HC_MRES_BAD_REQUEST, "ERR %s",
+                        err);
+            command_done(c);
+            c->close_after = 1;
+            break;
+        }
+        c->cmd_base = c->in_pos;
+        c->in_pos += used;
+        if (c->cmd.argc > 0) {
+            dispatch(c);
+        }
+    }
+    if (!c->busy && c->in_pos > 0) {
+        /* nothing refers to the consumed bytes any more */
+        memmove(c->in.data, c->in.data + c->in_pos, c->in.len - c->in_pos);
+        c->in.len -= c->in_pos;
+        c->in_pos = 0;
+        release_if_big(&c->in);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    resp_conn_t *c = req->data;
+    c->writing = 0;
+    hc_buf_reset(&c->wbuf);
+    release_if_big(&c->wbuf);
+    if (c->closing) {
+        return;
+    }
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    process(c);
+    flush(c);
+}
+
+/* Hands the replies to the socket (one write at a time) and closes when asked to. */
+static void flush(resp_conn_t *c)
+{
+    if (c->closing) {
+        return;
+    }
+    if (c->out.failed) {
+        conn_close(c);
+        return;
+    }
+    if (!c->writing && c->out.len > 0) {
+        hc_buf_t t = c->wbuf;
+        c->wbuf = c->out;
+        c->out = t;
+        hc_buf_reset(&c->out);
+        uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.len);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->writing = 1;
+    }
+    if (!c->writing && !c->busy && c->close_after) {
+        conn_close(c);
+        return;
+    }
+    update_reading(c);
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    hc_resp_t *r = listener->data;
+    if (status != 0) {
+        hc_log(HC_LOG_WARN, "resp accept failed", HC_LS("error", uv_strerror(status)));
+        return;
+    }
+    resp_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return;
+    }
+    c->srv = r;
+    hc_buf_init(&c->in);
+    hc_buf_init(&c->out);
+    hc_buf_init(&c->wbuf);
+    memcpy(c->cache, "default", 7);
+    c->cache_len = 7;
+    c->ack = HC_ACK_QUORUM;
+    c->cons = HC_READ_LOCAL;
+    c->next = r->conns;
+    if (r->conns) {
+        r->conns->prev = c;
+    }
+    r->conns = c;
+    r->nconns++;
+    uv_tcp_init(r->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    update_reading(c);
+}
+
+int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t *http,
+                  hc_resp_t **out)
+{
+    *out = NULL;
+    hc_resp_t *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return HC_ENOMEM;
+    }
+    r->loop = loop;
+    r->cfg = cfg;
+    r->node = node;
+    r->http = http;
+    hc_resp_default_limits(cfg, &r->lim);
+    r->in_high = r->lim.max_command + 128 * 1024;
+    struct sockaddr_storage ss;
+    if (hc_resolve_listen(cfg->resp_addr, &ss) != 0) {
+        hc_log(HC_LOG_ERROR, "cannot resolve CACHE_RESP_ADDR", HC_LS("addr", cfg->resp_addr));
+        free(r);
+        return HC_EINVAL;
+    }
+    *out = r;
+    uv_tcp_init(loop, &r->listener);
+    r->listener.data = r;
+    r->listener_open = 1;
+    int uvrv = uv_tcp_bind(&r->listener, (const struct sockaddr *)&ss, 0);
+    if (uvrv == 0) {
+        uvrv = uv_listen((uv_stream_t *)&r->listener, 511, on_accept);
+    }
+    if (uvrv != 0) {
+        hc_log(HC_LOG_ERROR, "cannot listen on CACHE_RESP_ADDR", HC_LS("addr", cfg->resp_addr),
+               HC_LS("error", uv_strerror(uvrv)));
+        return HC_EUNAVAILABLE;
+    }
+    hc_log(HC_LOG_INFO, "resp api listening", HC_LS("addr", cfg->resp_addr),
+           HC_LB("auth", hc_http_auth_required(http)));
+    return 0;
+}
+
+static void close_all(hc_resp_t *r)
+{
+    for (resp_conn_t *c = r->conns; c != NULL; c = c->next) {
+        conn_close(c);
+    }
+}
+
+static size_t drain_count(void *owner)
+{
+    return ((hc_resp_t *)owner)->nconns;
+}
+
+static void drain_expired(void *owner)
+{
+    close_all(owner); /* their pending node requests are cancelled */
+}
+
+void hc_resp_shutdown(hc_resp_t *r, uint64_t timeout_ms, void (*cb)(void *ud), void *ud)
+{
+    r->shutting_down = 1;
+    if (r->listener_open) {
+        uv_close((uv_handle_t *)&r->listener, NULL);
+        r->listener_open = 0;
+    }
+    for (resp_conn_t *c = r->conns; c != NULL; c = c->next) {
+        c->close_after = 1;
+        flush(c); /* closes it unless a command or a write is still in progress */
+    }
+    r->drain.name = "resp";
+    r->drain.owner = r;
+    r->drain.count = drain_count;
+    r->drain.expired = drain_expired;
+    r->drain.on_expiry = "closing";
+    hc_drain_start(&r->drain, r->loop, timeout_ms, cb, ud);
+}
+
+void hc_resp_close(hc_resp_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    if (r->listener_open) {
+        uv_close((uv_handle_t *)&r->listener, NULL);
+        r->listener_open = 0;
+    }
+    hc_drain_close(&r->drain);
+    close_all(r);
+}
+
+void hc_resp_free(hc_resp_t *r)
+{
+    free(r); /* every connection freed itself in its close callback */
+}
+
+size_t hc_resp_open_connections(const hc_resp_t *r)
+{
+    return r->nconns;
+}
