@@ -2,7 +2,9 @@
  * every split point, bounds, and malformed input. */
 #include "test.h"
 
+#include "hacache.h"
 #include "http1.h"
+#include "util.h"
 
 #define BIG (1u << 20)
 
@@ -149,9 +151,25 @@ static void test_bounds(void)
     CHECK_EQ_INT(hc_http1_parse("", 0, BIG, &r), 0);
 }
 
+/* libhacache and the server objects in one program (see CMakeLists.txt): both work. */
+static void test_links_with_server(void)
+{
+    char out[8];
+    CHECK_EQ_INT(hc_pct_decode("a%2Fb", 5, out), 3); /* server/util.c */
+    CHECK_EQ_STR(hc_strerror(HC_EAUTH), "authentication failed");
+    hc_client_opts_t o = {.endpoints = "http://127.0.0.1:1"};
+    hc_client_t *c = NULL;
+    CHECK_EQ_INT(hc_client_new(&o, &c), 0);
+    hc_client_free(c);
+}
+
 static const hc_test_t tests[] = {
-    {"ok_with_body", test_ok_with_body}, {"pipelined_bytes_after", test_pipelined_bytes_after},
-    {"headers", test_headers},           {"no_body_statuses", test_no_body_statuses},
-    {"malformed", test_malformed},       {"bounds", test_bounds},
+    {"links_with_server", test_links_with_server},
+    {"ok_with_body", test_ok_with_body},
+    {"pipelined_bytes_after", test_pipelined_bytes_after},
+    {"headers", test_headers},
+    {"no_body_statuses", test_no_body_statuses},
+    {"malformed", test_malformed},
+    {"bounds", test_bounds},
 };
 HC_TEST_MAIN(tests)
