@@ -434,20 +434,6 @@ static void write_done(void *ud, int status, const hc_apply_result_t *res)
     hc_buf_free(&b);
 }
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* The request id of a write: the X-Hacache-Request-Id header (32 hex digits), so a client that
  * retries the write after an unknown outcome gets it applied once; a random one otherwise.
  * Returns 0, or -1 when the header is present but malformed. */
@@ -463,7 +449,7 @@ static int request_id_of(h2o_req_t *req, uint8_t rid[HC_REQUEST_ID_BYTES])
         return -1;
     }
     for (size_t b = 0; b < HC_REQUEST_ID_BYTES; b++) {
-        int hi = hex_nibble(v.base[2 * b]), lo = hex_nibble(v.base[2 * b + 1]);
+        int hi = hc_hex_digit(v.base[2 * b]), lo = hc_hex_digit(v.base[2 * b + 1]);
         if (hi < 0 || lo < 0) {
             return -1;
         }
