@@ -22,9 +22,11 @@
 
 #define MAX_ENDPOINTS      64
 #define MAX_CACHE_NAME     128
-#define MAX_RESPONSE_BODY  ((size_t)64 << 20) /* larger answers are refused (HC_ETOOLARGE) */
+#define MAX_RESPONSE_BODY  ((size_t)64 << 20) /* larger answers are refused (HC_EINTERNAL) */
 #define CONNECT_TIMEOUT_MS 1000               /* per attempt, so a black-holed node is skipped */
 #define ROUND_PAUSE_MS     50                 /* between rounds over every endpoint */
+/* an attempt on one node gets half the time left, at least this much */
+#define ATTEMPT_MIN_MS 1000
 
 typedef struct {
     char *host;
@@ -307,15 +309,16 @@ static int send_all(int fd, const char *buf, size_t len, uint64_t deadline)
     return 0;
 }
 
-typedef enum { EX_OK, EX_NOT_SENT, EX_NO_ANSWER, EX_BAD } exchange_result_t;
+typedef enum { EX_OK, EX_NOT_SENT, EX_CLOSED, EX_NO_ANSWER, EX_BAD } exchange_result_t;
 
 /* Sends req on c->fd and reads one response into *resp. EX_NOT_SENT: the connection failed
- * before the request could have reached the server (safe to resend anything); EX_NO_ANSWER: sent
- * (or maybe sent) but no complete answer; EX_BAD: malformed or too large answer. */
+ * before the request could have reached the server (safe to resend anything); EX_CLOSED: the
+ * peer closed the connection before sending a byte of an answer (typically an idle keep-alive
+ * connection it had closed); EX_NO_ANSWER: sent (or maybe sent) but no complete answer before
+ * the deadline; EX_BAD: malformed or too large answer. */
 static exchange_result_t exchange(hc_client_t *c, const char *head, size_t hlen, const void *body,
-                                  size_t blen, uint64_t deadline, response_t *resp, int *got_bytes)
+                                  size_t blen, uint64_t deadline, response_t *resp)
 {
-    *got_bytes = 0;
     if (send_all(c->fd, head, hlen, deadline) != 0) {
         return EX_NOT_SENT;
     }
@@ -328,6 +331,7 @@ static exchange_result_t exchange(hc_client_t *c, const char *head, size_t hlen,
         return EX_NO_ANSWER;
     }
     hc_http1_resp_t r;
+    memset(&r, 0, sizeof(r));
     for (;;) {
         long done = hc_http1_parse(buf, len, MAX_RESPONSE_BODY, &r);
         if (done < 0) {
@@ -361,10 +365,9 @@ static exchange_result_t exchange(hc_client_t *c, const char *head, size_t hlen,
         }
         if (n <= 0) {
             free(buf);
-            return EX_NO_ANSWER;
+            return len == 0 ? EX_CLOSED : EX_NO_ANSWER;
         }
         len += (size_t)n;
-        *got_bytes = 1;
         memset(&r, 0, sizeof(r));
     }
     resp->status = r.status;
@@ -425,12 +428,18 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
             c->fd = conn_open(ep, deadline);
         }
         if (c->fd >= 0) {
-            int hlen = snprintf(head, hcap,
-                                "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s%sContent-Length: %zu\r\n\r\n",
-                                method, path, ep->host, ep->port, c->auth, rid_line, blen);
-            int got_bytes = 0;
+            int v6 = strchr(ep->host, ':') != NULL;
+            int hlen = snprintf(
+                head, hcap, "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n%s%sContent-Length: %zu\r\n\r\n",
+                method, path, v6 ? "[" : "", ep->host, v6 ? "]" : "", ep->port, c->auth, rid_line,
+                blen);
+            /* a node that accepted but does not answer (stopped, overloaded) must not eat the
+             * whole deadline: the next node gets a chance */
+            int left = ms_left(deadline);
+            int budget = left / 2 > ATTEMPT_MIN_MS ? left / 2 : ATTEMPT_MIN_MS;
+            uint64_t attempt_deadline = budget < left ? now_ms() + (uint64_t)budget : deadline;
             exchange_result_t x =
-                exchange(c, head, (size_t)hlen, body, blen, deadline, resp, &got_bytes);
+                exchange(c, head, (size_t)hlen, body, blen, attempt_deadline, resp);
             if (x == EX_OK && !answer_is_retryable(resp->status)) {
                 free(head);
                 return 0;
@@ -449,13 +458,13 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
                 if (x == EX_NOT_SENT && reused) {
                     continue; /* the idle keep-alive connection was closed: same node, anew */
                 }
-                if (x == EX_NO_ANSWER && reused && !got_bytes && ms_left(deadline) > 0) {
+                if (x == EX_CLOSED && reused && ms_left(deadline) > 0) {
                     /* the server may have closed an idle connection as we sent: one fresh try
                      * on the same node (a write keeps its request id, so this is safe) */
                     maybe_applied |= rid_hex != NULL;
                     continue;
                 }
-                maybe_applied |= rid_hex != NULL && x == EX_NO_ANSWER;
+                maybe_applied |= rid_hex != NULL && x != EX_NOT_SENT;
                 last = x == EX_NO_ANSWER ? HC_ETIMEDOUT : HC_EUNAVAILABLE;
             }
         }
