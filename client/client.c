@@ -410,7 +410,13 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
     if (rid_hex != NULL) {
         snprintf(rid_line, sizeof(rid_line), "X-Hacache-Request-Id: %s\r\n", rid_hex);
     }
-    size_t hcap = strlen(path) + strlen(c->auth) + 512;
+    size_t longest_host = 0;
+    for (size_t i = 0; i < c->n_ep; i++) {
+        size_t hl = strlen(c->ep[i].host);
+        longest_host = hl > longest_host ? hl : longest_host;
+    }
+    /* 256: method, fixed header text, port, request id line */
+    size_t hcap = strlen(path) + strlen(c->auth) + longest_host + 256;
     char *head = malloc(hcap);
     if (head == NULL) {
         return HC_ENOMEM;

@@ -203,6 +203,8 @@ def test_token_and_endpoints():
     # endpoint lists: spaces, a trailing slash, no scheme; https is not supported yet
     res = run_smoke(" 127.0.0.1:1 , %s/ " % ep, "get", "t", "k", token=token)
     check_rc(res[1], 0, "the second endpoint answers")
+    res = run_smoke("http://%s:1,%s" % ("h" * 3000, ep), "get", "t", "k", token=token)
+    check_rc(res[1], 0, "a very long host name before a good endpoint")
     for bad in ("https://127.0.0.1:%d" % node.port, "", "http://nohost", "http://h:0",
                 "http://h:99999"):
         check_rc(run_smoke(bad)[0], EINVAL, "endpoint list %r" % bad)
