@@ -188,6 +188,47 @@ def test_stopped_node_fails_over():
     b.stop_ok()
 
 
+def test_failover_write_applied_once():
+    """The sticky node (a follower) is stopped with an incr in its socket; the client retries on
+    another node with the same request id; when the stopped node wakes up it forwards the same
+    write, and the leader answers it from its request-id window: the counter moved once."""
+    cl = C.Cluster(3)
+    try:
+        leader = cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        f1, f2 = [x for x in cl.nodes if x is not leader]
+        s = Session(endpoints_of([f1, f2, leader]), "incr", "o", "warm", "1", "quorum", "wait",
+                    "incr", "o", "ctr", "1", "quorum")
+        check_rc(s.until_wait()[1], 0, "incr through the first follower")
+        f1.signal(signal.SIGSTOP)
+        try:
+            s.resume()
+            res = s.finish()
+        finally:
+            f1.signal(signal.SIGCONT)
+        check_rc(res[0], 0, "incr after failover")
+        H.check_eq(res[0].get("value"), "1", "incr value")
+        # the woken node reads the incr still in its socket and forwards it (same request id)
+        # before it can answer a request that arrives later; the peer link keeps the order
+        c = H.Client(f1.port)
+        st, obj, _, _ = c.json("POST", "/v1/caches/o/ctr/incr?by=10")
+        c.close()
+        H.check_eq((st, obj and obj.get("value")), (200, 11), "a later incr of 10 through the "
+                   "woken node: the retried write was applied once (12 if twice)")
+        H.check_eq(_linearizable(leader, "/v1/caches/o/ctr"), b"11", "the counter on the leader")
+    finally:
+        cl.cleanup()
+
+
+def _linearizable(node, path):
+    c = H.Client(node.port)
+    try:
+        st, _, body = c.get(path + "?consistency=linearizable")
+        return body if st == 200 else None
+    finally:
+        c.close()
+
+
 def test_token_and_endpoints():
     token = "client-test-token-0123456789"
     node = H.Node(env={"CACHE_API_TOKEN": token})
