@@ -6,7 +6,10 @@ real hacached processes:
 (c) every node down: hc_client_new still succeeds at once; hc_get answers HC_EUNAVAILABLE or
     HC_ETIMEDOUT within the deadline, or the local copy with stale=1 when max_stale_ms allows;
     a write that could not reach any node is HC_EUNAVAILABLE;
-(d) a wrong or missing token is HC_EAUTH; an https:// endpoint is HC_EINVAL (not supported).
+(d) a wrong or missing token is HC_EAUTH; an https:// endpoint is HC_EINVAL (not supported);
+(e) a sticky node that accepts but never answers (SIGSTOP) is failed over within the deadline;
+(f) a write failed over from a stopped follower is applied once when that follower wakes up and
+    forwards it too (same request id).
 """
 
 import os
