@@ -195,13 +195,15 @@ def test_failover_write_applied_once():
     """The sticky node (a follower) is stopped with an incr in its socket; the client retries on
     another node with the same request id; when the stopped node wakes up it forwards the same
     write, and the leader answers it from its request-id window: the counter moved once."""
-    cl = C.Cluster(3)
+    # The follower must wake up still knowing its leader: it is stopped for about one attempt
+    # budget (1 s with a 2 s deadline), well inside its election timeout.
+    cl = C.Cluster(3, election_timeout_ms=4000)
     try:
-        leader = cl.wait_leader(20.0)
+        leader = cl.wait_leader(30.0)
         cl.wait_ready(15.0)
         f1, f2 = [x for x in cl.nodes if x is not leader]
         s = Session(endpoints_of([f1, f2, leader]), "incr", "o", "warm", "1", "quorum", "wait",
-                    "incr", "o", "ctr", "1", "quorum")
+                    "incr", "o", "ctr", "1", "quorum", timeout_ms=2000)
         check_rc(s.until_wait()[1], 0, "incr through the first follower")
         f1.signal(signal.SIGSTOP)
         try:
