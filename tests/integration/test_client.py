@@ -69,6 +69,15 @@ class Session:
         self.p.stdin.write("go\n")
         self.p.stdin.flush()
 
+    def finish_while_stopped(self, node):
+        """Runs the remaining commands with node stopped (SIGSTOP), then lets it go on."""
+        node.signal(signal.SIGSTOP)
+        try:
+            self.resume()
+            return self.finish()
+        finally:
+            node.signal(signal.SIGCONT)
+
     def finish(self):
         self.p.stdin.close()
         out = [parse(x) for x in self.p.stdout.read().splitlines()]
@@ -174,12 +183,7 @@ def test_stopped_node_fails_over():
                 "put", "s", "k2", "on-b", "quorum", "get", "s", "k2")
     first = s.until_wait()
     check_rc(first[1], 0, "put on the first node")
-    a.signal(signal.SIGSTOP)
-    try:
-        s.resume()
-        rest = s.finish()
-    finally:
-        a.signal(signal.SIGCONT)
+    rest = s.finish_while_stopped(a)
     check_rc(rest[0], 0, "put while the sticky node is stopped")
     H.check(TIMEOUT_MS // 2 - 100 <= rest[0]["ms"] <= TIMEOUT_MS + SLACK_MS,
             "gave the stopped node about half the deadline: %s" % rest[0])
@@ -205,12 +209,7 @@ def test_failover_write_applied_once():
         s = Session(endpoints_of([f1, f2, leader]), "incr", "o", "warm", "1", "quorum", "wait",
                     "incr", "o", "ctr", "1", "quorum", timeout_ms=2000)
         check_rc(s.until_wait()[1], 0, "incr through the first follower")
-        f1.signal(signal.SIGSTOP)
-        try:
-            s.resume()
-            res = s.finish()
-        finally:
-            f1.signal(signal.SIGCONT)
+        res = s.finish_while_stopped(f1)
         check_rc(res[0], 0, "incr after failover")
         H.check_eq(res[0].get("value"), "1", "incr value")
         # the woken node reads the incr still in its socket and forwards it (same request id)
