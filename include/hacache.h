@@ -1,5 +1,5 @@
-/* hacache.h: the public C interface of libhacache (error codes now; client and embedded node
- * APIs are added by later issues, see SPEC section 7). */
+/* hacache.h: the public C interface of libhacache: error codes and the remote client (SPEC
+ * section 7; the embedded node API comes later). */
 #ifndef HACACHE_H
 #define HACACHE_H
 
@@ -35,11 +35,80 @@ enum {
 #undef HC_ERR_ENUM_
 };
 
+/* Symbols of the shared library: everything else in libhacache.so is hidden. */
+#if defined(__GNUC__)
+#define HC_EXPORT __attribute__((visibility("default")))
+#else
+#define HC_EXPORT
+#endif
+
 /* Returns a static string describing err (0 or a negative HC_E* code). */
-const char *hc_strerror(int err);
+HC_EXPORT const char *hc_strerror(int err);
 
 /* Ack level of a write (SPEC section 3). */
 typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_ack_t;
+
+/* ---- remote client (synchronous) ----
+ *
+ * A client talks HTTP/1.1 (keep-alive) to the nodes listed in `endpoints`: every call goes to
+ * the node that answered last (sticky) and, when it does not answer or answers 503, to the next
+ * one, until the call's deadline (`timeout_ms`, default 5000 ms) passes. Writes carry a random
+ * request id (header X-Hacache-Request-Id) that stays the same across these retries, so a
+ * retried write is applied once; a write still without a definite answer at the deadline
+ * returns HC_EUNKNOWN_OUTCOME.
+ *
+ * Threads: a client may be shared between threads; its calls are serialised by a mutex (use
+ * one client per thread for parallel requests).
+ * Not supported yet: `https://` endpoints (hc_client_new returns HC_EINVAL), chunked responses.
+ *
+ * Local stale copy: with max_stale_ms > 0 the client remembers the values of successful gets
+ * (at most HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and
+ * values; the oldest remembered goes first). When no node answers a get within the deadline,
+ * a remembered value no older than max_stale_ms is returned with stale = 1. A 404 forgets it. */
+#define HC_CLIENT_DEFAULT_TIMEOUT_MS 5000
+#define HC_CLIENT_STALE_MAX_ENTRIES  4096
+#define HC_CLIENT_STALE_MAX_BYTES    (16u << 20)
+
+typedef struct hc_client hc_client_t;
+typedef struct {
+    const char *endpoints; /* "http://10.0.0.1:8080,http://10.0.0.2:8080" */
+    const char *token;     /* API token or NULL */
+    uint32_t timeout_ms;   /* deadline of each call; 0 = library default */
+    uint32_t max_stale_ms; /* serve a local copy this old when no node answers; 0 = never */
+} hc_client_opts_t;
+typedef struct {
+    void *data;
+    size_t len; /* owned by the caller after a successful hc_get; release with hc_value_free */
+    int stale;  /* 1 when served from the local copy because no node answered */
+} hc_value_t;
+
+/* Creates a client; opts and its strings are copied (the caller keeps ownership). Never blocks
+ * on the network and does not fail because nodes are down: connections are made by the calls.
+ * 0 with *out (free with hc_client_free); HC_EINVAL for an empty or malformed endpoint list, an
+ * https:// endpoint, or a token with control characters; HC_ENOMEM. */
+HC_EXPORT int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out);
+/* Closes the connection and frees the client and its stale copies. NULL is a no-op. */
+HC_EXPORT void hc_client_free(hc_client_t *c);
+/* Stores val under key (both borrowed for the call) in cache (a name of 1-128 characters of
+ * [A-Za-z0-9_.:-]). ttl_ms 0 = no TTL (or the cache's default). */
+HC_EXPORT int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen,
+                     const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms);
+/* Reads key (local consistency of the node asked). On 0, out->data (NUL-terminated after len
+ * bytes, for convenience) belongs to the caller: release it with hc_value_free. On error *out
+ * is zeroed. HC_ENOTFOUND when absent. */
+HC_EXPORT int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen,
+                     hc_value_t *out);
+/* Deletes key; HC_ENOTFOUND when it was absent. */
+HC_EXPORT int hc_del(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_ack_t ack);
+/* Frees out->data of a successful hc_get and zeroes *v. NULL is a no-op. */
+HC_EXPORT void hc_value_free(hc_value_t *v);
+/* Adds by to the integer stored at key (absent = 0), applied once even when retried; *value
+ * (may be NULL) gets the new integer (only known with HC_ACK_QUORUM; 0 otherwise).
+ * HC_ENOTINT when the value is not an integer, HC_EOVERFLOW. */
+HC_EXPORT int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int64_t by,
+                      hc_ack_t ack, int64_t *value);
+/* Removes every entry of cache. */
+HC_EXPORT int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include <h2o.h>
 #include <h2o/http2.h>
 
+#include "codec.h"
 #include "creds.h"
 #include "drain.h"
 #include "log.h"
@@ -425,10 +426,39 @@ static void write_done(void *ud, int status, const hc_apply_result_t *res)
     hc_buf_free(&b);
 }
 
+/* The request id of a write: the X-Hacache-Request-Id header (32 hex digits), so a client that
+ * retries the write after an unknown outcome gets it applied once; a random one otherwise.
+ * Returns 0, or -1 when the header is present but malformed. */
+static int request_id_of(h2o_req_t *req, uint8_t rid[HC_REQUEST_ID_BYTES])
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-hacache-request-id"), -1);
+    if (i < 0) {
+        randombytes_buf(rid, HC_REQUEST_ID_BYTES);
+        return 0;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len != 2 * HC_REQUEST_ID_BYTES) {
+        return -1;
+    }
+    for (size_t b = 0; b < HC_REQUEST_ID_BYTES; b++) {
+        int hi = hc_hex_digit(v.base[2 * b]), lo = hc_hex_digit(v.base[2 * b + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        rid[b] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
 static void call_node_write(call_t *call, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack)
 {
+    uint8_t rid[HC_REQUEST_ID_BYTES];
+    if (request_id_of(call->req, rid) != 0) {
+        send_error(call, 400, "bad_request", "X-Hacache-Request-Id must be 32 hex digits");
+        return;
+    }
     call->pending = 1;
-    hc_node_op_t *op = hc_node_write(call->http->node, cmd, ttl_ms, ack, write_done, call);
+    hc_node_op_t *op = hc_node_write_rid(call->http->node, cmd, rid, ttl_ms, ack, write_done, call);
     if (call->pending) {
         call->nop = op;
     }

@@ -25,6 +25,8 @@
 
 /* Entries reclaimed per expiry tick at most, so a mass expiry never stalls the loop. */
 #define EXPIRE_BATCH 1024
+/* request ids a standalone node remembers (the same window as a cluster's, see DEDUPE_WINDOW) */
+#define STANDALONE_DEDUPE_WINDOW 8192
 
 typedef struct {
     char *cache;
@@ -54,8 +56,9 @@ struct hc_node {
     void (*close_cb)(void *ud);
     void *close_ud;
     char name[300];
-    cluster_t *cl;  /* cluster mode state, NULL standalone */
-    int read_stale; /* the local read being answered comes from data kept after quorum loss */
+    cluster_t *cl;       /* cluster mode state, NULL standalone */
+    int read_stale;      /* the local read being answered comes from data kept after quorum loss */
+    hc_dedupe_t *dedupe; /* standalone: request ids already applied (the cluster's is in cl) */
 };
 
 /* cluster-mode entry points (second half of this file) */
@@ -64,8 +67,8 @@ static int cluster_start(hc_node_t *n);
 static void cluster_expiry_tick(hc_node_t *n);
 static void cluster_close(hc_node_t *n);
 static void cluster_free(hc_node_t *n);
-static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
-                                   hc_write_cb cb, void *ud);
+static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                   uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud);
 static hc_node_op_t *cluster_read(hc_node_t *n, const char *cache, size_t cache_len,
                                   const void *key, size_t klen, hc_consistency_t consistency,
                                   hc_read_cb cb, void *ud);
@@ -91,7 +94,8 @@ hc_node_t *hc_node_new(uv_loop_t *loop, const hc_config_t *cfg)
         return NULL;
     }
     snprintf(n->name, sizeof(n->name), "%s", cfg->http_addr ? cfg->http_addr : "standalone");
-    if (cfg->ha_mode && cluster_new(n) != 0) {
+    if (cfg->ha_mode ? cluster_new(n) != 0
+                     : (n->dedupe = hc_dedupe_new(STANDALONE_DEDUPE_WINDOW)) == NULL) {
         hc_store_free(n->store);
         free(n);
         return NULL;
@@ -236,20 +240,29 @@ void hc_node_free(hc_node_t *n)
     if (n->cl != NULL) {
         cluster_free(n);
     }
+    hc_dedupe_free(n->dedupe);
     hc_store_free(n->store);
     free(n);
 }
 
-static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms,
-                                      hc_ack_t ack, hc_write_cb cb, void *ud);
+static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                      uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud);
 
 hc_node_op_t *hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
                             hc_write_cb cb, void *ud)
 {
+    uint8_t rid[HC_REQUEST_ID_BYTES];
+    randombytes_buf(rid, sizeof(rid));
+    return hc_node_write_rid(n, cmd, rid, ttl_ms, ack, cb, ud);
+}
+
+hc_node_op_t *hc_node_write_rid(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud)
+{
     if (n->cl != NULL) {
-        return cluster_write(n, cmd, ttl_ms, ack, cb, ud);
+        return cluster_write(n, cmd, rid, ttl_ms, ack, cb, ud);
     }
-    return standalone_write(n, cmd, ttl_ms, ack, cb, ud);
+    return standalone_write(n, cmd, rid, ttl_ms, ack, cb, ud);
 }
 
 hc_node_op_t *hc_node_read_async(hc_node_t *n, const char *cache, size_t cache_len, const void *key,
@@ -287,11 +300,17 @@ void hc_node_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
     cb(ud);
 }
 
-static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms,
-                                      hc_ack_t ack, hc_write_cb cb, void *ud)
+static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                      uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud)
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
+    hc_dedupe_result_t prev;
+    if (hc_dedupe_find(n->dedupe, rid, &prev)) {
+        /* a retry of a write already applied: the first outcome, applied once */
+        cb(ud, prev.status, &prev.res);
+        return NULL;
+    }
     /* A standalone node keeps applying writes while it drains: they are requests that were
      * in flight when the stop began (the listener is closed by then). */
     uint64_t now = hc_wall_ms();
@@ -318,6 +337,8 @@ static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_
     if (rv == 0) {
         n->index++;
     }
+    hc_dedupe_result_t r = {.index = n->index, .status = rv, .res = res};
+    hc_dedupe_add(n->dedupe, rid, &r);
     cb(ud, rv, &res);
     return NULL;
 }
@@ -2085,14 +2106,12 @@ static int send_fwd(cluster_t *c, int leader, const uint8_t rid[16], hc_ack_t ac
     return rv == 0 ? 0 : rv == HC_ETOOLARGE ? HC_ETOOLARGE : HC_EUNAVAILABLE;
 }
 
-static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
-                                   hc_write_cb cb, void *ud)
+static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                   uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud)
 {
     cluster_t *c = n->cl;
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
-    uint8_t rid[HC_REQUEST_ID_BYTES];
-    randombytes_buf(rid, sizeof(rid));
     if (!cl_ql_serving(c)) {
         cb(ud, HC_EUNAVAILABLE, &res);
         return NULL;
@@ -2127,7 +2146,7 @@ static hc_node_op_t *cluster_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t t
         }
         op->ack = ack;
         op->peer = leader;
-        memcpy(op->rid, rid, sizeof(rid));
+        memcpy(op->rid, rid, HC_REQUEST_ID_BYTES);
         op->deadline = cl_now(c) + 2 * (uint64_t)n->cfg->election_timeout_ms;
         op->wcb = cb;
         op->ud = ud;

@@ -94,6 +94,12 @@ void hc_node_free(hc_node_t *n);
  * and `once` are the log index of the write; INCR's value is only known with `quorum`. */
 hc_node_op_t *hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
                             hc_write_cb cb, void *ud);
+/* hc_node_write with the caller's request id (hc_node_write draws a random one). The id travels
+ * with the write (forwarding, the log) and the node that orders it remembers the last ids it
+ * applied with their outcome: a write whose id was applied already is not applied again, cb gets
+ * the first outcome (SPEC §3 "Retried writes carrying the same request id are applied once"). */
+hc_node_op_t *hc_node_write_rid(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
+                                uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud);
 
 /* Reads one key at the given consistency: local reads answer before returning (NULL), leader
  * and linearizable reads may wait for the leader (returns the op, see hc_node_write). */

@@ -208,7 +208,7 @@ void hc_buf_prom_label(hc_buf_t *b, const char *s, size_t n)
     }
 }
 
-static int hexval(char c)
+int hc_hex_digit(char c)
 {
     if (c >= '0' && c <= '9') {
         return c - '0';
@@ -233,7 +233,7 @@ long hc_pct_decode(const char *src, size_t n, char *dst)
         if (i + 2 >= n) {
             return -1;
         }
-        int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+        int hi = hc_hex_digit(src[i + 1]), lo = hc_hex_digit(src[i + 2]);
         if (hi < 0 || lo < 0) {
             return -1;
         }

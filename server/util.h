@@ -32,6 +32,8 @@ void hc_buf_json_string(hc_buf_t *b, const char *s, size_t n);
 /* Appends s as a Prometheus label value (backslash, quote and newline escaped), unquoted. */
 void hc_buf_prom_label(hc_buf_t *b, const char *s, size_t n);
 
+/* The value of one hex digit (either case), or -1. */
+int hc_hex_digit(char c);
 /* Percent-decodes src (n bytes) into dst (capacity >= n). '+' is kept as is. Returns the decoded
  * length, or -1 on a malformed escape (a '%' not followed by two hex digits). */
 long hc_pct_decode(const char *src, size_t n, char *dst);

@@ -1,0 +1,260 @@
+"""libhacache, the remote C client (SPEC §7), driven through build/bin/client_smoke against
+real hacached processes:
+
+(a) 3 nodes: put / get / del with every ack level, incr, binary-ish keys (percent-encoded);
+(b) kill -9 of the sticky node: the next calls fail over within the deadline;
+(c) every node down: hc_client_new still succeeds at once; hc_get answers HC_EUNAVAILABLE or
+    HC_ETIMEDOUT within the deadline, or the local copy with stale=1 when max_stale_ms allows;
+    a write that could not reach any node is HC_EUNAVAILABLE;
+(d) a wrong or missing token is HC_EAUTH; an https:// endpoint is HC_EINVAL (not supported);
+(e) a sticky node that accepts but never answers (SIGSTOP) is failed over within the deadline;
+(f) a write failed over from a stopped follower is applied once when that follower wakes up and
+    forwards it too (same request id).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+import cluster as C  # noqa: E402
+
+ENOTFOUND, EUNAVAILABLE, ETIMEDOUT, EAUTH, EINVAL = -1, -2, -3, -4, -5
+TIMEOUT_MS = 5000
+SLACK_MS = 1500  # scheduling on a loaded 2-core machine, sanitizers
+
+
+def smoke_binary():
+    bd = os.environ.get("HC_BUILD_DIR") or os.path.join(H.REPO, "build")
+    return os.path.join(bd, "bin", "client_smoke")
+
+
+def parse(line):
+    """'get rc=0 ms=3 len=1 stale=0 value=v' -> {'op': 'get', 'rc': 0, ...}"""
+    parts = line.strip().split(" ")
+    out = {"op": parts[0]}
+    for p in parts[1:]:
+        k, _, v = p.partition("=")
+        out[k] = int(v) if k in ("rc", "ms", "len", "stale") else v
+    return out
+
+
+def run_smoke(endpoints, *cmds, token="-", timeout_ms=TIMEOUT_MS, max_stale_ms=0):
+    """Runs the commands in one client; returns the parsed lines (the 'new' line first)."""
+    args = [smoke_binary(), endpoints, token, str(timeout_ms), str(max_stale_ms)] + list(cmds)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    H.check_eq(p.returncode, 0, "client_smoke exit (stderr %s)" % p.stderr[-2000:])
+    return [parse(x) for x in p.stdout.splitlines()]
+
+
+class Session:
+    """A client_smoke process whose commands stop at 'wait' until resume() is called."""
+
+    def __init__(self, endpoints, *cmds, token="-", timeout_ms=TIMEOUT_MS, max_stale_ms=0):
+        args = [smoke_binary(), endpoints, token, str(timeout_ms), str(max_stale_ms)] + list(cmds)
+        self.p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+
+    def until_wait(self):
+        lines = []
+        for line in self.p.stdout:
+            if line.strip() == "waiting":
+                return lines
+            lines.append(parse(line))
+        return lines
+
+    def resume(self):
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def finish_while_stopped(self, node):
+        """Runs the remaining commands with node stopped (SIGSTOP), then lets it go on."""
+        node.signal(signal.SIGSTOP)
+        try:
+            self.resume()
+            return self.finish()
+        finally:
+            node.signal(signal.SIGCONT)
+
+    def finish(self):
+        self.p.stdin.close()
+        out = [parse(x) for x in self.p.stdout.read().splitlines()]
+        H.check_eq(self.p.wait(120), 0, "client_smoke exit")
+        return out
+
+
+def endpoints_of(nodes):
+    return ",".join("http://127.0.0.1:%d" % n.port for n in nodes)
+
+
+def check_rc(res, rc, what):
+    H.check_eq(res["rc"], rc, "%s (%s)" % (what, res))
+
+
+def test_cluster_ops_failover_and_stale():
+    cl = C.Cluster(3)
+    try:
+        cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        eps = endpoints_of(cl.nodes)
+        acks = ("quorum", "once", "leader", "none")
+        cmds = []
+        for ack in acks:
+            cmds += ["put", "c", "k-%s/with space%%" % ack, "v-" + ack, ack]
+        # read-your-writes holds for quorum writes on the node that answered; the earlier writes
+        # of other ack levels are ordered before it, so they are visible there too
+        cmds += ["del", "c", "k-quorum/with space%", "quorum"]
+        for ack in acks:
+            cmds += ["get", "c", "k-%s/with space%%" % ack]
+        cmds += ["del", "c", "k-quorum/with space%", "quorum",
+                 "incr", "c", "ctr", "5", "quorum", "incr", "c", "ctr", "2", "quorum",
+                 "del", "c", "k-once/with space%", "leader",
+                 "del", "c", "k-leader/with space%", "once",
+                 "del", "c", "k-none/with space%", "none",
+                 "put", "c", "raw/key %~", "raw", "quorum"]
+        res = run_smoke(eps, *cmds)
+        check_rc(res[0], 0, "client created")
+        for i, ack in enumerate(acks):
+            check_rc(res[1 + i], 0, "put ack=%s" % ack)
+        check_rc(res[5], 0, "del")
+        check_rc(res[6], ENOTFOUND, "get after del")
+        for i, ack in enumerate(acks[1:]):
+            check_rc(res[7 + i], 0, "get after put ack=%s" % ack)
+            H.check_eq(res[7 + i].get("value"), "v-" + ack, "value after put ack=%s" % ack)
+        check_rc(res[10], ENOTFOUND, "del of an absent key")
+        H.check_eq(res[11].get("value"), "5", "incr 5")
+        H.check_eq(res[12].get("value"), "7", "incr 2 more")
+        for i, ack in enumerate(("leader", "once", "none")):
+            check_rc(res[13 + i], 0, "del ack=%s" % ack)
+        # the key reached the server percent-encoded and decoded right
+        c = H.Client(cl.nodes[1].port)
+        st, _, body = c.get("/v1/caches/c/raw%2Fkey%20%25~?consistency=linearizable")
+        c.close()
+        H.check_eq((st, body), (200, b"raw"), "key bytes as given")
+
+        # (b) the sticky node dies between two calls; (c) then every node
+        s = Session(eps, "put", "s", "a", "1", "quorum", "get", "s", "a", "wait",
+                    "put", "s", "b", "2", "quorum", "get", "s", "b", "get", "s", "a", "wait",
+                    "get", "s", "a", "get", "s", "never", "put", "s", "x", "1", "quorum",
+                    max_stale_ms=60000)
+        first = s.until_wait()
+        check_rc(first[1], 0, "put before the kill")
+        check_rc(first[2], 0, "get before the kill")
+        cl.nodes[0].kill()  # the sticky node: the first endpoint answered so far
+        s.resume()
+        second = s.until_wait()
+        check_rc(second[0], 0, "put after the sticky node died")
+        H.check(second[0]["ms"] <= TIMEOUT_MS + SLACK_MS, "failover within the deadline: %s"
+                % second[0])
+        check_rc(second[1], 0, "get after the sticky node died")
+        H.check_eq(second[1].get("value"), "2", "value after failover")
+        check_rc(second[2], 0, "get of a value remembered before")
+        for nd in cl.nodes:
+            if nd.alive():
+                nd.kill()
+        s.resume()
+        third = s.finish()
+        check_rc(third[0], 0, "all down: the remembered copy")
+        H.check_eq((third[0].get("stale"), third[0].get("value")), (1, "1"), "stale copy")
+        H.check(third[0]["ms"] <= TIMEOUT_MS + SLACK_MS, "stale copy within the deadline")
+        H.check(third[1]["rc"] in (EUNAVAILABLE, ETIMEDOUT), "all down, nothing remembered: %s"
+                % third[1])
+        H.check(third[1]["ms"] <= TIMEOUT_MS + SLACK_MS, "error within the deadline")
+        check_rc(third[2], EUNAVAILABLE, "a write that reached no node")
+
+        # a new client with every node down: created at once, errors within its deadline
+        res = run_smoke(eps, "get", "s", "a", timeout_ms=1000)
+        check_rc(res[0], 0, "client created with every node down")
+        H.check(res[0]["ms"] < 100, "hc_client_new does not block")
+        H.check(res[1]["rc"] in (EUNAVAILABLE, ETIMEDOUT), "get, all down: %s" % res[1])
+        H.check(900 <= res[1]["ms"] <= 1000 + SLACK_MS, "retried until the deadline: %s"
+                % res[1])
+    finally:
+        cl.cleanup()
+
+
+def test_stopped_node_fails_over():
+    """A sticky node that accepts but never answers (SIGSTOP) gets half the deadline, then the
+    call moves on: two standalone nodes, the second one answers."""
+    a, b = H.Node(), H.Node()
+    s = Session(endpoints_of([a, b]), "put", "s", "k", "on-a", "quorum", "wait",
+                "put", "s", "k2", "on-b", "quorum", "get", "s", "k2")
+    first = s.until_wait()
+    check_rc(first[1], 0, "put on the first node")
+    rest = s.finish_while_stopped(a)
+    check_rc(rest[0], 0, "put while the sticky node is stopped")
+    H.check(TIMEOUT_MS // 2 - 100 <= rest[0]["ms"] <= TIMEOUT_MS + SLACK_MS,
+            "gave the stopped node about half the deadline: %s" % rest[0])
+    check_rc(rest[1], 0, "get from the node that answered")
+    H.check_eq(rest[1].get("value"), "on-b", "the write went to the second node")
+    # (the request sent to the stopped node waits in its socket and is applied after SIGCONT:
+    # two standalone nodes share no request-id window; a cluster's leader applies it once)
+    a.stop_ok()
+    b.stop_ok()
+
+
+def test_failover_write_applied_once():
+    """The sticky node (a follower) is stopped with an incr in its socket; the client retries on
+    another node with the same request id; when the stopped node wakes up it forwards the same
+    write, and the leader answers it from its request-id window: the counter moved once."""
+    # The follower must wake up still knowing its leader: it is stopped for about one attempt
+    # budget (1 s with a 2 s deadline), well inside its election timeout.
+    cl = C.Cluster(3, election_timeout_ms=4000)
+    try:
+        leader = cl.wait_leader(30.0)
+        cl.wait_ready(15.0)
+        f1, f2 = [x for x in cl.nodes if x is not leader]
+        s = Session(endpoints_of([f1, f2, leader]), "incr", "o", "warm", "1", "quorum", "wait",
+                    "incr", "o", "ctr", "1", "quorum", timeout_ms=2000)
+        check_rc(s.until_wait()[1], 0, "incr through the first follower")
+        res = s.finish_while_stopped(f1)
+        check_rc(res[0], 0, "incr after failover")
+        H.check_eq(res[0].get("value"), "1", "incr value")
+        # the woken node reads the incr still in its socket and forwards it (same request id)
+        # before it can answer a request that arrives later; the peer link keeps the order
+        c = H.Client(f1.port)
+        st, obj, _, _ = c.json("POST", "/v1/caches/o/ctr/incr?by=10")
+        c.close()
+        H.check_eq((st, obj and obj.get("value")), (200, 11), "a later incr of 10 through the "
+                   "woken node: the retried write was applied once (12 if twice)")
+        H.check_eq(_linearizable(leader, "/v1/caches/o/ctr"), b"11", "the counter on the leader")
+    finally:
+        cl.cleanup()
+
+
+def _linearizable(node, path):
+    c = H.Client(node.port)
+    try:
+        st, _, body = c.get(path + "?consistency=linearizable")
+        return body if st == 200 else None
+    finally:
+        c.close()
+
+
+def test_token_and_endpoints():
+    token = "client-test-token-0123456789"
+    node = H.Node(env={"CACHE_API_TOKEN": token})
+    ep = "http://127.0.0.1:%d" % node.port
+    res = run_smoke(ep, "put", "t", "k", "v", "quorum", "get", "t", "k", token=token)
+    check_rc(res[1], 0, "put with the token")
+    H.check_eq(res[2].get("value"), "v", "get with the token")
+    res = run_smoke(ep, "put", "t", "k", "v", "quorum", "get", "t", "k", token="wrong-token")
+    check_rc(res[1], EAUTH, "put with a wrong token")
+    check_rc(res[2], EAUTH, "get with a wrong token")
+    res = run_smoke(ep, "get", "t", "k")
+    check_rc(res[1], EAUTH, "get without a token")
+    # endpoint lists: spaces, a trailing slash, no scheme; https is not supported yet
+    res = run_smoke(" 127.0.0.1:1 , %s/ " % ep, "get", "t", "k", token=token)
+    check_rc(res[1], 0, "the second endpoint answers")
+    res = run_smoke("http://%s:1,%s" % ("h" * 3000, ep), "get", "t", "k", token=token)
+    check_rc(res[1], 0, "a very long host name before a good endpoint")
+    for bad in ("https://127.0.0.1:%d" % node.port, "", "http://nohost", "http://h:0",
+                "http://h:99999"):
+        check_rc(run_smoke(bad)[0], EINVAL, "endpoint list %r" % bad)
+    node.stop_ok()
+
+
+if __name__ == "__main__":
+    H.run(globals())
