@@ -296,6 +296,14 @@ int hc_http_request(const char *url, const char *method, const char *path, const
                     const void *body, size_t blen, uint32_t timeout_ms, hc_http_resp_t *out,
                     char *err, size_t errlen)
 {
+    return hc_http_request_h(url, method, path, token, NULL, body, blen, timeout_ms, out, err,
+                             errlen);
+}
+
+int hc_http_request_h(const char *url, const char *method, const char *path, const char *token,
+                      const char *extra, const void *body, size_t blen, uint32_t timeout_ms,
+                      hc_http_resp_t *out, char *err, size_t errlen)
+{
     char host[256], port[8];
     const char *why;
     memset(out, 0, sizeof(*out));
@@ -309,12 +317,13 @@ int hc_http_request(const char *url, const char *method, const char *path, const
         return -1;
     }
     char head[2048];
-    int hl = snprintf(
-        head, sizeof(head),
-        "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: hacachectl\r\n"
-        "Connection: close\r\nContent-Length: %zu\r\n%s%s%s\r\n",
-        method, path, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port, blen,
-        token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    int hl =
+        snprintf(head, sizeof(head),
+                 "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: hacachectl\r\n"
+                 "Connection: close\r\nContent-Length: %zu\r\n%s%s%s%s\r\n",
+                 method, path, strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+                 port, blen, token ? "Authorization: Bearer " : "", token ? token : "",
+                 token ? "\r\n" : "", extra ? extra : "");
     if (hl < 0 || (size_t)hl >= sizeof(head)) {
         close(fd);
         snprintf(err, errlen, "request line too long");

@@ -27,6 +27,10 @@ int hc_http_parse_url(const char *url, char *host, size_t hostcap, char *port, s
 int hc_http_request(const char *url, const char *method, const char *path, const char *token,
                     const void *body, size_t blen, uint32_t timeout_ms, hc_http_resp_t *out,
                     char *err, size_t errlen);
+/* The same with extra header lines (each ending in \r\n; NULL or "" for none). */
+int hc_http_request_h(const char *url, const char *method, const char *path, const char *token,
+                      const char *extra, const void *body, size_t blen, uint32_t timeout_ms,
+                      hc_http_resp_t *out, char *err, size_t errlen);
 
 /* Parses a complete response (everything the server sent before closing): status line,
  * headers, then a body delimited by Content-Length, chunked encoding, or the end of input.

@@ -129,11 +129,28 @@ static void print_http_error(const char *ep, const hc_http_resp_t *r)
 static int request_any(ctl_t *c, const char *method, const char *path, const void *body,
                        size_t blen, hc_http_resp_t *out, const char **used)
 {
-    char err[512];
+    char err[512], rid[64] = "";
     int unavailable = 0;
+    if (strcmp(method, "GET") != 0) {
+        /* one request id for every attempt: a write retried on the next endpoint after a
+         * timeout (the first node may still apply it when it wakes) is applied once */
+        unsigned char b[16];
+        FILE *f = fopen("/dev/urandom", "rb");
+        size_t got = f ? fread(b, 1, sizeof(b), f) : 0;
+        if (f) {
+            fclose(f);
+        }
+        if (got == sizeof(b)) {
+            char *p = rid + sprintf(rid, "X-Hacache-Request-Id: ");
+            for (size_t k = 0; k < sizeof(b); k++) {
+                p += sprintf(p, "%02x", b[k]);
+            }
+            strcpy(p, "\r\n");
+        }
+    }
     for (size_t i = 0; i < c->n_endpoints; i++) {
-        if (hc_http_request(c->endpoints[i], method, path, c->token, body, blen, c->timeout_ms, out,
-                            err, sizeof(err)) != 0) {
+        if (hc_http_request_h(c->endpoints[i], method, path, c->token, rid, body, blen,
+                              c->timeout_ms, out, err, sizeof(err)) != 0) {
             fprintf(stderr, "hacachectl: %s\n", err);
             continue;
         }

@@ -92,6 +92,26 @@ def test_cluster_commands():
         rc, _, err = ctl("get", "sessions", "x", endpoints=dead)
         H.check(rc == 1 and "no endpoint could serve" in err, "nothing reachable: exit 1")
 
+        # a write that timed out on a stopped node and went to the next endpoint is applied
+        # once: hacachectl sends the same request id to both (the stopped node still reads
+        # and forwards the request when it wakes)
+        import signal
+        stopped = [n for n in cl.nodes if n is not leader][1]
+        stopped.signal(signal.SIGSTOP)
+        try:
+            rc, out, err = ctl("--timeout", "1500", "incr", "once", "n",
+                               endpoints=urls([stopped, leader]))
+            H.check_eq(rc, 0, "incr fails over past a stopped node (%s)" % err)
+        finally:
+            stopped.signal(signal.SIGCONT)
+        # the woken node handles the request it had buffered (and answers into a closed
+        # connection): wait until it has counted it, then look at the value
+        H.wait_until(lambda: stopped.metrics().sum("hacache_requests_total", op="incr") >= 1,
+                     15.0, what="the stopped node handled the buffered incr")
+        rc, out, _ = ctl("get", "once", "n", "--consistency", "linearizable",
+                         endpoints=urls([leader]))
+        H.check_eq((rc, out), (0, b"1"), "the retried incr is applied once")
+
         # admin
         rc, out, err = ctl("tls", "reload", endpoints=eps)
         H.check_eq(rc, 0, "tls reload on every node (%s)" % err)
