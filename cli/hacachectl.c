@@ -16,19 +16,27 @@
 
 #include "config.h"
 #include "hacache.h"
-#include "ctl_http.h"
 #include "json.h"
 
-#define MAX_ENDPOINTS 32
+#define MAX_ENDPOINTS   32
+#define MAX_VALUE_BYTES ((size_t)600 * 1024 * 1024) /* put from standard input */
 
 typedef struct {
     char *endpoints[MAX_ENDPOINTS];
     size_t n_endpoints;
     char *endpoints_buf;
+    const char *endpoint_list; /* as given: libhacache parses and fails over */
     const char *token;
     int json;
     uint32_t timeout_ms;
 } ctl_t;
+
+/* One answer of hc_request. */
+typedef struct {
+    int status;
+    char *body; /* malloc'd, NUL-terminated */
+    size_t len;
+} answer_t;
 
 static void usage(FILE *f)
 {
@@ -111,63 +119,66 @@ static char *pct(const char *s)
 }
 
 /* The error message of a JSON error answer, else the status. */
-static void print_http_error(const char *ep, const hc_http_resp_t *r)
+static void print_http_error(const char *ep, const answer_t *r)
 {
     char err[128];
     hj_t *j = hj_parse(r->body, r->len, err, sizeof(err));
     const char *msg = hj_str(j, "error", NULL);
     const char *code = hj_str(j, "code", NULL);
-    fprintf(stderr, "hacachectl: %s: HTTP %d%s%s%s%s%s\n", ep, r->status, msg ? ": " : "",
-            msg ? msg : "", code ? " (" : "", code ? code : "", code ? ")" : "");
+    fprintf(stderr, "hacachectl: %s%sHTTP %d%s%s%s%s%s\n", ep ? ep : "", ep ? ": " : "", r->status,
+            msg ? ": " : "", msg ? msg : "", code ? " (" : "", code ? code : "", code ? ")" : "");
     if (r->status == 401) {
         fputs("hacachectl: pass the API token with --token or HACACHE_TOKEN\n", stderr);
     }
     hj_free(j);
 }
 
-/* Sends to the first endpoint that answers other than 503. 0 with *out, or 1 (printed). */
-static int request_any(ctl_t *c, const char *method, const char *path, const void *body,
-                       size_t blen, hc_http_resp_t *out, const char **used)
+/* A client for `endpoints` (a comma-separated list, or one of ours). */
+static hc_client_t *client_for(const ctl_t *c, const char *endpoints)
 {
-    char err[512], rid[64] = "";
-    int unavailable = 0;
-    if (strcmp(method, "GET") != 0) {
-        /* one request id for every attempt: a write retried on the next endpoint after a
-         * timeout (the first node may still apply it when it wakes) is applied once */
-        unsigned char b[16];
-        FILE *f = fopen("/dev/urandom", "rb");
-        size_t got = f ? fread(b, 1, sizeof(b), f) : 0;
-        if (f) {
-            fclose(f);
-        }
-        if (got == sizeof(b)) {
-            char *p = rid + sprintf(rid, "X-Hacache-Request-Id: ");
-            for (size_t k = 0; k < sizeof(b); k++) {
-                p += sprintf(p, "%02x", b[k]);
-            }
-            strcpy(p, "\r\n");
-        }
-    }
-    for (size_t i = 0; i < c->n_endpoints; i++) {
-        if (hc_http_request_h(c->endpoints[i], method, path, c->token, rid, body, blen,
-                              c->timeout_ms, out, err, sizeof(err)) != 0) {
-            fprintf(stderr, "hacachectl: %s\n", err);
-            continue;
-        }
-        if (out->status == 503 && i + 1 < c->n_endpoints) {
-            print_http_error(c->endpoints[i], out);
-            free(out->body);
-            unavailable = 1;
-            continue;
-        }
-        *used = c->endpoints[i];
+    hc_client_opts_t o = {endpoints, c->token, c->timeout_ms, 0};
+    hc_client_t *cl = NULL;
+    return hc_client_new(&o, &cl) == 0 ? cl : NULL;
+}
+
+/* Sends through libhacache: the first node that answers with anything but 502/503/504, within
+ * --timeout; a write carries one request id for all its attempts. 0 with *out, or 1 (printed). */
+static int request_any(ctl_t *c, const char *method, const char *path, const void *body,
+                       size_t blen, answer_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    hc_client_t *cl = client_for(c, c->endpoint_list);
+    int rv = cl ? hc_request(cl, method, path, body, blen, &out->status, &out->body, &out->len)
+                : HC_ENOMEM;
+    hc_client_free(cl);
+    if (rv == 0) {
         return 0;
     }
-    fprintf(stderr,
-            "hacachectl: no endpoint could serve the request%s; check that hacached runs and "
-            "that --endpoints / HACACHE_ENDPOINTS name its HTTP API (CACHE_HTTP_ADDR)\n",
-            unavailable ? " (the ones that answered have no quorum)" : "");
+    fprintf(stderr, "hacachectl: no endpoint could serve the request (%s)%s\n", hc_strerror(rv),
+            rv == HC_EUNKNOWN_OUTCOME ? ": the write may or may not have been applied"
+            : rv == HC_EUNAVAILABLE
+                ? "; check that hacached runs, has a quorum, and that --endpoints / "
+                  "HACACHE_ENDPOINTS name its HTTP API (CACHE_HTTP_ADDR)"
+                : "");
     return 1;
+}
+
+/* One endpoint only (status and tls reload ask each node; leader transfer looks for the
+ * leader). 0 with *out, or -1 with a reason in err. */
+static int request_one(const ctl_t *c, const char *endpoint, const char *method, const char *path,
+                       answer_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    hc_client_t *cl = client_for(c, endpoint);
+    int rv =
+        cl ? hc_request(cl, method, path, NULL, 0, &out->status, &out->body, &out->len) : HC_ENOMEM;
+    hc_client_free(cl);
+    if (rv != 0) {
+        snprintf(err, errlen, "%s: %s", endpoint,
+                 rv == HC_EUNAVAILABLE ? "unreachable or unavailable" : hc_strerror(rv));
+        return -1;
+    }
+    return 0;
 }
 
 static char *key_path(const char *cache, const char *key, const char *suffix, const char *query)
@@ -186,8 +197,8 @@ static char *key_path(const char *cache, const char *key, const char *suffix, co
     return p;
 }
 
-/* Runs one data request and prints the answer: the raw value for get, else the JSON (or, for
- * -o table, a short line). 0 on 2xx, 1 otherwise. */
+/* Runs one data request and prints the answer: the raw value for get, else the JSON body.
+ * 0 on 2xx, 1 otherwise. */
 static int data_request(ctl_t *c, const char *method, char *path, const void *body, size_t blen,
                         int raw)
 {
@@ -195,28 +206,20 @@ static int data_request(ctl_t *c, const char *method, char *path, const void *bo
         fputs("hacachectl: out of memory\n", stderr);
         return 1;
     }
-    hc_http_resp_t r;
-    const char *ep;
-    int rv = request_any(c, method, path, body, blen, &r, &ep);
+    answer_t r;
+    int rv = request_any(c, method, path, body, blen, &r);
     free(path);
     if (rv != 0) {
         return 1;
     }
     if (r.status < 200 || r.status > 299) {
-        print_http_error(ep, &r);
+        print_http_error(NULL, &r);
         free(r.body);
         return 1;
     }
-    if (raw) {
-        fwrite(r.body, 1, r.len, stdout);
-        if (r.stale) {
-            fprintf(stderr, "hacachectl: served stale by %s (no quorum)\n", ep);
-        }
-    } else {
-        fwrite(r.body, 1, r.len, stdout);
-        if (r.len == 0 || r.body[r.len - 1] != '\n') {
-            putchar('\n');
-        }
+    fwrite(r.body, 1, r.len, stdout);
+    if (!raw && (r.len == 0 || r.body[r.len - 1] != '\n')) {
+        putchar('\n');
     }
     free(r.body);
     return 0;
@@ -259,7 +262,7 @@ static char *read_stdin(size_t *len)
             break;
         }
         if (n == cap) {
-            if (cap >= HC_HTTP_MAX_BODY) {
+            if (cap >= MAX_VALUE_BYTES) {
                 free(b);
                 return NULL;
             }
@@ -377,10 +380,10 @@ static int cmd_status(ctl_t *c)
     int failed = 0;
     double max_commit = 0;
     for (size_t i = 0; i < c->n_endpoints; i++) {
-        hc_http_resp_t r;
+        answer_t r;
         errs[i][0] = '\0';
-        if (hc_http_request(c->endpoints[i], "GET", "/v1/status", c->token, NULL, 0, c->timeout_ms,
-                            &r, errs[i], sizeof(errs[i])) != 0) {
+        if (request_one(c, c->endpoints[i], "GET", "/v1/status", &r, errs[i], sizeof(errs[i])) !=
+            0) {
             failed = 1;
             continue;
         }
@@ -450,13 +453,12 @@ static int cmd_status(ctl_t *c)
 
 static int cmd_caches(ctl_t *c)
 {
-    hc_http_resp_t r;
-    const char *ep;
-    if (request_any(c, "GET", "/v1/caches", NULL, 0, &r, &ep) != 0) {
+    answer_t r;
+    if (request_any(c, "GET", "/v1/caches", NULL, 0, &r) != 0) {
         return 1;
     }
     if (r.status != 200) {
-        print_http_error(ep, &r);
+        print_http_error(NULL, &r);
         free(r.body);
         return 1;
     }
@@ -471,7 +473,7 @@ static int cmd_caches(ctl_t *c)
     free(r.body);
     const hj_t *arr = hj_get(j, "caches");
     if (arr == NULL || arr->type != HJ_ARRAY) {
-        fprintf(stderr, "hacachectl: %s: unexpected answer to /v1/caches\n", ep);
+        fputs("hacachectl: unexpected answer to /v1/caches\n", stderr);
         hj_free(j);
         return 1;
     }
@@ -500,10 +502,9 @@ static int cmd_admin(ctl_t *c, int argc, char **argv)
         free(eto);
         /* only the leader transfers: skip followers (409 not_leader) and unreachable nodes */
         for (size_t i = 0; i < c->n_endpoints; i++) {
-            hc_http_resp_t r;
+            answer_t r;
             char err[512], jerr[64];
-            if (hc_http_request(c->endpoints[i], "POST", path, c->token, NULL, 0, c->timeout_ms, &r,
-                                err, sizeof(err)) != 0) {
+            if (request_one(c, c->endpoints[i], "POST", path, &r, err, sizeof(err)) != 0) {
                 fprintf(stderr, "hacachectl: %s\n", err);
                 continue;
             }
@@ -530,10 +531,10 @@ static int cmd_admin(ctl_t *c, int argc, char **argv)
     if (argc == 2 && strcmp(argv[0], "tls") == 0 && strcmp(argv[1], "reload") == 0) {
         int failed = 0;
         for (size_t i = 0; i < c->n_endpoints; i++) {
-            hc_http_resp_t r;
+            answer_t r;
             char err[512];
-            if (hc_http_request(c->endpoints[i], "POST", "/v1/admin/tls/reload", c->token, NULL, 0,
-                                c->timeout_ms, &r, err, sizeof(err)) != 0) {
+            if (request_one(c, c->endpoints[i], "POST", "/v1/admin/tls/reload", &r, err,
+                            sizeof(err)) != 0) {
                 fprintf(stderr, "hacachectl: %s\n", err);
                 failed = 1;
                 continue;
@@ -625,14 +626,18 @@ int main(int argc, char **argv)
         free(c.endpoints_buf);
         return usage_error("--endpoints: give 1 to 32 comma-separated http://host:port URLs");
     }
+    c.endpoint_list = endpoints ? endpoints : "http://127.0.0.1:8080";
     for (size_t k = 0; k < c.n_endpoints; k++) {
-        char h[256], p[8];
-        const char *why;
-        if (hc_http_parse_url(c.endpoints[k], h, sizeof(h), p, sizeof(p), &why) != 0) {
-            fprintf(stderr, "hacachectl: endpoint %s: %s\n", c.endpoints[k], why);
+        hc_client_t *probe = client_for(&c, c.endpoints[k]); /* validates, connects nothing */
+        if (probe == NULL) {
+            fprintf(stderr,
+                    "hacachectl: endpoint %s: not an http://host:port URL (https:// is not "
+                    "supported yet)\n",
+                    c.endpoints[k]);
             free(c.endpoints_buf);
             return 2;
         }
+        hc_client_free(probe);
     }
     int rv;
     if (strcmp(cmd, "status") == 0 && i == argc) {

@@ -677,6 +677,35 @@ int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int
     return rv;
 }
 
+int hc_request(hc_client_t *c, const char *method, const char *path, const void *body, size_t blen,
+               int *status, char **resp, size_t *rlen)
+{
+    if (resp != NULL) {
+        *resp = NULL;
+    }
+    if (c == NULL || method == NULL || path == NULL || path[0] != '/' || status == NULL ||
+        resp == NULL || rlen == NULL || strpbrk(method, " \r\n") != NULL ||
+        strpbrk(path, " \r\n") != NULL || (body == NULL && blen > 0)) {
+        return HC_EINVAL;
+    }
+    char rid[33];
+    int write = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+    if (write && new_rid(rid) != 0) {
+        return HC_EINTERNAL;
+    }
+    response_t r;
+    pthread_mutex_lock(&c->mu);
+    int rv = request(c, method, path, body, blen, write ? rid : NULL, &r);
+    pthread_mutex_unlock(&c->mu);
+    if (rv != 0) {
+        return rv;
+    }
+    *status = r.status;
+    *resp = r.body;
+    *rlen = r.body_len;
+    return 0;
+}
+
 int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack)
 {
     char q[32];

@@ -110,6 +110,17 @@ HC_EXPORT int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t
 /* Removes every entry of cache. */
 HC_EXPORT int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack);
 
+/* Any other call of the HTTP API (admin paths, status, other query parameters) with the
+ * client's token, deadline and failover: method ("GET", "POST", ...), path (already
+ * percent-encoded, e.g. "/v1/status"), optional body (borrowed). A non-GET request carries one
+ * fresh request id for all its attempts, so a retried write is applied once. Returns 0 when a
+ * node answered with a status that is not 502/503/504 (also 4xx: look at *status): *status,
+ * *resp (malloc'd, NUL-terminated after *rlen bytes; the caller frees it with free()) and
+ * *rlen. Otherwise the codes of hc_put (HC_EUNAVAILABLE, HC_ETIMEDOUT, HC_EUNKNOWN_OUTCOME, ...)
+ * and *resp is NULL. */
+HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, const void *body,
+                         size_t blen, int *status, char **resp, size_t *rlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,7 +86,6 @@ def test_cluster_commands():
         dead = "http://127.0.0.1:%d" % H.free_port()
         rc, out, err = ctl("get", "sessions", "user/1 ä", endpoints=dead + "," + eps)
         H.check_eq((rc, out), (0, b"v1"), "get fails over past a dead endpoint")
-        H.check("cannot connect" in err, "the dead endpoint is reported (%r)" % err)
         rc, out, err = ctl("status", endpoints=dead + "," + eps)
         H.check(rc == 1 and "unreachable" in out.decode(), "status marks it, exits 1")
         rc, _, err = ctl("get", "sessions", "x", endpoints=dead)

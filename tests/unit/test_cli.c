@@ -1,5 +1,4 @@
-/* test_cli.c: hacachectl's JSON reader and HTTP response parser (cli/json.c, cli/http.c). */
-#include "ctl_http.h"
+/* test_cli.c: hacachectl's JSON reader (cli/json.c). */
 #include "json.h"
 #include "test.h"
 
@@ -61,62 +60,8 @@ static void test_json_rejects(void)
     hj_free(ok);
 }
 
-static void test_http_response(void)
-{
-    hc_http_resp_t r;
-    const char *why;
-    const char *a = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Hacache-Stale: 1\r\n\r\nhello!!";
-    REQUIRE(hc_http_parse_response(a, strlen(a), &r, &why) == 0);
-    CHECK(r.status == 200 && r.len == 5 && memcmp(r.body, "hello", 5) == 0 && r.stale == 1);
-    free(r.body);
-    const char *b = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
-                    "6;x=y\r\n world\r\n0\r\n\r\n";
-    REQUIRE(hc_http_parse_response(b, strlen(b), &r, &why) == 0);
-    CHECK(r.len == 11 && strcmp(r.body, "hello world") == 0 && r.stale == 0);
-    free(r.body);
-    const char *c = "HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\n{\"error\":\"no\"}";
-    REQUIRE(hc_http_parse_response(c, strlen(c), &r, &why) == 0);
-    CHECK(r.status == 503 && r.len == 14);
-    free(r.body);
-    static const char *bad[] = {
-        "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", /* truncated */
-        "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
-        "SMTP 220 hello\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 1", /* no end of header */
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int rv = hc_http_parse_response(bad[i], strlen(bad[i]), &r, &why);
-        if (rv == 0) {
-            fprintf(stderr, "  accepted: %s\n", bad[i]);
-            free(r.body);
-        }
-        CHECK(rv != 0);
-    }
-}
-
-static void test_url(void)
-{
-    char h[64], p[8];
-    const char *why;
-    REQUIRE(hc_http_parse_url("http://10.0.0.1:8080", h, sizeof(h), p, sizeof(p), &why) == 0);
-    CHECK(strcmp(h, "10.0.0.1") == 0 && strcmp(p, "8080") == 0);
-    REQUIRE(hc_http_parse_url("[::1]:81", h, sizeof(h), p, sizeof(p), &why) == 0);
-    CHECK(strcmp(h, "::1") == 0 && strcmp(p, "81") == 0);
-    REQUIRE(hc_http_parse_url("http://cache", h, sizeof(h), p, sizeof(p), &why) == 0);
-    CHECK(strcmp(p, "80") == 0);
-    CHECK(hc_http_parse_url("https://a:1", h, sizeof(h), p, sizeof(p), &why) != 0);
-    CHECK(hc_http_parse_url("ftp://a:1", h, sizeof(h), p, sizeof(p), &why) != 0);
-    CHECK(hc_http_parse_url("http://a:99999x", h, sizeof(h), p, sizeof(p), &why) != 0);
-    CHECK(hc_http_parse_url("http://:80", h, sizeof(h), p, sizeof(p), &why) != 0);
-}
-
 static hc_test_t tests[] = {
     {"json_values", test_json_values},
     {"json_rejects", test_json_rejects},
-    {"http_response", test_http_response},
-    {"url", test_url},
 };
 HC_TEST_MAIN(tests)
