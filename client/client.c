@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "http1.h"
+#include "names.h"
 
 #define MAX_ENDPOINTS      64
-#define MAX_CACHE_NAME     128
 #define MAX_RESPONSE_BODY  ((size_t)64 << 20) /* larger answers are refused (HC_EINTERNAL) */
 #define CONNECT_TIMEOUT_MS 1000               /* per attempt, so a black-holed node is skipped */
 #define ROUND_PAUSE_MS     50                 /* between rounds over every endpoint */
@@ -520,20 +520,10 @@ static int status_to_err(const response_t *r)
 
 /* ---- paths ---- */
 
+/* The server's rule (server/names.c); NUL-terminated here. */
 static int cache_name_ok(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > MAX_CACHE_NAME) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '.' || ch == ':' || ch == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return s != NULL && hc_cache_name_ok(s, strlen(s));
 }
 
 /* "/v1/caches/{cache}/{percent-encoded key}{suffix}" in a malloc'd string, or NULL. */

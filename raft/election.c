@@ -126,9 +126,8 @@ static bool claim_proves_no_election(const raft_t *r)
                 me = true;
                 continue;
             }
-            for (uint32_t j = 0; j < r->n_peers; j++)
-                unable += r->peers[j].id == c->claim[k] &&
-                          heard_any(r, &r->peers[j], RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE);
+            const raft_peer_t *q = raft_peer_c_(r, c->claim[k]);
+            unable += q && heard_any(r, q, RAFT_MSGF_RECOVERING | RAFT_MSGF_NOVOTE);
         }
         if (me && unable >= c->n_claim - (c->n_claim / 2 + 1) + 1)
             return true;

@@ -172,12 +172,17 @@ void raft_forfeit_(raft_t *r)
     r->leader = 0;
 }
 
-raft_peer_t *raft_peer_(raft_t *r, raft_id_t id)
+const raft_peer_t *raft_peer_c_(const raft_t *r, raft_id_t id)
 {
     for (uint32_t i = 0; i < r->n_peers; i++)
         if (r->peers[i].id == id)
             return &r->peers[i];
     return NULL;
+}
+
+raft_peer_t *raft_peer_(raft_t *r, raft_id_t id)
+{
+    return (raft_peer_t *)raft_peer_c_(r, id);
 }
 
 /* Leader stickiness: a server that heard from a live leader within the election timeout

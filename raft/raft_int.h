@@ -168,6 +168,7 @@ void raft_become_follower_(raft_t *r, raft_term_t term, raft_id_t leader);
 void raft_reset_election_timer_(raft_t *r);
 void raft_forfeit_(raft_t *r);
 raft_peer_t *raft_peer_(raft_t *r, raft_id_t id);
+const raft_peer_t *raft_peer_c_(const raft_t *r, raft_id_t id);
 bool raft_in_lease_(const raft_t *r);
 bool raft_out_read_(raft_t *r, raft_out_t *o, uint64_t ctx, raft_index_t index, int status);
 bool raft_out_snapshot_(raft_t *r, raft_id_t to, raft_index_t index);

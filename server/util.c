@@ -284,21 +284,6 @@ int hc_parse_i64(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
-int hc_cache_name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > 128) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == ':' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
 {
     char host[256];

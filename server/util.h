@@ -38,8 +38,7 @@ int hc_hex_digit(char c);
  * length, or -1 on a malformed escape (a '%' not followed by two hex digits). */
 long hc_pct_decode(const char *src, size_t n, char *dst);
 
-/* 1 when s (n bytes) is a valid cache name: 1-128 characters of [A-Za-z0-9_.:-]. */
-int hc_cache_name_ok(const char *s, size_t n);
+#include "names.h" /* hc_cache_name_ok */
 
 /* Resolves a listen address "host:port" / "[v6]:port" (empty host: any) for bind(). 0 or -1. */
 struct sockaddr_storage;
