@@ -3004,6 +3004,30 @@ hc_node_op_t *hc_node_member_change(hc_node_t *n, int add, const char *node, hc_
     return op;
 }
 
+/* The voter to hand leadership to: the most up-to-date one this node lists in HA_HOSTS, else 0
+ * (raft's choice). During a scale-down roll the stopping node has the new, shorter list; a
+ * leader chosen among the members about to leave lists them all and would never remove them. */
+static raft_id_t handover_target(cluster_t *c)
+{
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    raft_id_t best = 0;
+    raft_index_t best_match = 0;
+    for (uint32_t i = 0; i < st.n_peers; i++) {
+        const raft_peer_status_t *p = &st.peers[i];
+        int voter = 0;
+        for (uint32_t k = 0; k < st.members.n; k++) {
+            voter |= st.members.m[k].id == p->id && st.members.m[k].role == RAFT_VOTER;
+        }
+        if (voter && !p->recovering && in_my_hosts(c, p->id) &&
+            (best == 0 || p->match > best_match)) {
+            best = p->id;
+            best_match = p->match;
+        }
+    }
+    return best;
+}
+
 static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
 {
     cluster_t *c = n->cl;
@@ -3011,7 +3035,7 @@ static void cluster_handover(hc_node_t *n, void (*cb)(void *ud), void *ud)
         cb(ud);
         return;
     }
-    int rv = raft_transfer(c->raft, cl_now(c), 0);
+    int rv = raft_transfer(c->raft, cl_now(c), handover_target(c));
     if (rv != 0) {
         hc_log(HC_LOG_WARN, "leadership transfer refused", HC_LS("error", raft_strerror(rv)));
         cb(ud);
