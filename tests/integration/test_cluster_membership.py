@@ -114,6 +114,16 @@ def test_scale_3_to_5_to_3():
             time.monotonic() - t0, _members(cl.nodes[0])[3]))
 
         # ---- scale down: roll the 3-entry list, then stop the two extra nodes ----
+        # A leader among the leaving nodes lists all five and never removes them (README,
+        # "Scaling"): move leadership to a staying node first, as an operator would.
+        ld = cl.wait_leader(timeout=15.0)
+        if ld in (cl.nodes[3], cl.nodes[4]):
+            c = ld.client()
+            st, _, _ = c.post("/v1/admin/leader/transfer?to=127.0.0.1:%d" % cl.peer_ports[0])
+            c.close()
+            H.log("leader was a leaving node: transfer to n0 -> %d" % st)
+            H.wait_until(lambda: cl.leader() in cl.nodes[:3], 15.0,
+                         what="a staying node leads before the scale-down roll")
         cl.ha_hosts = hosts3
         t0 = time.monotonic()
         for i in (0, 1, 2):
