@@ -12,6 +12,10 @@ extern "C" {
 
 #define HC_VERSION_STRING "0.1.0"
 
+/* Bytes of a write's request id (HTTP header X-Hacache-Request-Id: twice as many hex digits). A
+ * retried write carrying the same id is applied once (SPEC §3). */
+#define HC_REQUEST_ID_BYTES 16
+
 /* Error codes: 0 is success, every error is negative. X(name, value, message). */
 #define HC_ERRNO_MAP(X)                                                                            \
     X(ENOTFOUND, -1, "not found")                                                                  \

@@ -6,13 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hacache.h"
 #include "raft.h"
 #include "store.h"
 
 /* Largest encoded command accepted by hc_cmd_decode: a maximal value plus headroom. */
 #define HC_CMD_MAX_ENCODED ((size_t)512 * 1024 * 1024 + 64 * 1024)
-
-#define HC_REQUEST_ID_BYTES 16
 
 /* What a log entry carries besides the store command: the request id that makes a retried
  * write apply once (has_request_id = 0: none) and the leader's wall clock at proposal, which

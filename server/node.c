@@ -378,6 +378,36 @@ hc_store_t *hc_node_store(hc_node_t *n)
     return n->store;
 }
 
+typedef struct {
+    hc_node_t *n;
+    int want_digest;
+    hc_node_cache_cb cb;
+    void *ud;
+} foreach_cache_t;
+
+static void foreach_cache_one(void *ud, const char *name, size_t name_len,
+                              const hc_cache_settings_t *settings, const hc_cache_stats_t *st)
+{
+    foreach_cache_t *f = ud;
+    uint8_t d[HC_DIGEST_BYTES];
+    if (f->want_digest) {
+        hc_store_digest(f->n->store, name, name_len, d);
+    }
+    f->cb(f->ud, name, name_len, settings, st, f->want_digest ? d : NULL);
+}
+
+void hc_node_foreach_cache(hc_node_t *n, int want_digest, hc_node_cache_cb cb, void *ud)
+{
+    foreach_cache_t f = {.n = n, .want_digest = want_digest, .cb = cb, .ud = ud};
+    hc_store_foreach_cache(n->store, foreach_cache_one, &f);
+}
+
+void hc_node_memory(hc_node_t *n, uint64_t *used, uint64_t *max)
+{
+    *used = hc_store_memory(n->store);
+    *max = hc_store_max_memory(n->store);
+}
+
 const char *hc_node_name(hc_node_t *n)
 {
     return n->name;

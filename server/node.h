@@ -144,6 +144,16 @@ int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *
 int hc_node_read_stale(hc_node_t *n);
 
 void hc_node_status(hc_node_t *n, hc_node_status_t *out);
+
+/* Per-cache numbers for /v1/caches: cb runs once per cache (the store's order); digest is the
+ * cache's content digest (HC_DIGEST_BYTES, valid during cb) when want_digest, else NULL
+ * (computing it is O(entries)). */
+typedef void (*hc_node_cache_cb)(void *ud, const char *name, size_t name_len,
+                                 const hc_cache_settings_t *settings, const hc_cache_stats_t *stats,
+                                 const uint8_t *digest);
+void hc_node_foreach_cache(hc_node_t *n, int want_digest, hc_node_cache_cb cb, void *ud);
+/* Accounted bytes of all caches, and CACHE_MAX_MEMORY. */
+void hc_node_memory(hc_node_t *n, uint64_t *used, uint64_t *max);
 hc_store_t *hc_node_store(hc_node_t *n);
 /* Name of this node (host:port) for status and logs. */
 const char *hc_node_name(hc_node_t *n);
