@@ -9,6 +9,9 @@
 
 #include "log.h"
 
+/* Longest HA_HOSTS entry as host:port: "[" + 253-byte host + "]:" + port, with room to spare. */
+#define HC_NODE_NAME_MAX 300
+
 /* One entry of HA_HOSTS. */
 typedef struct {
     char scheme[8]; /* "", "http" or "https" as written */

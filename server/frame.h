@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h" /* HC_NODE_NAME_MAX */
+
 #define HC_FRAME_HEADER 5
 
 /* Protocol versions this build speaks (SPEC section 3 "Versions"). */
@@ -34,7 +36,6 @@ typedef enum {
 #define HC_NONCE_BYTES     32
 #define HC_MAC_BYTES       32
 #define HC_HELLO_MAX_HOSTS 1024
-#define HC_NODE_NAME_MAX   300 /* "[" + 253-byte host + "]:" + port, with room to spare */
 
 /* One parsed frame; payload points into the buffer given to hc_frame_parse. */
 typedef struct {

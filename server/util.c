@@ -305,3 +305,21 @@ int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
     freeaddrinfo(res);
     return 0;
 }
+
+void hc_buf_put_le(hc_buf_t *b, uint64_t v, int bytes)
+{
+    uint8_t p[8];
+    for (int i = 0; i < bytes; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+    hc_buf_append(b, p, (size_t)bytes);
+}
+
+uint64_t hc_get_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}

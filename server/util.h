@@ -48,4 +48,8 @@ int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss);
 int hc_parse_u64(const char *s, size_t n, uint64_t *out);
 int hc_parse_i64(const char *s, size_t n, int64_t *out);
 
+/* Little-endian integers of `bytes` (1..8) bytes: appended to a buffer / read from memory. */
+void hc_buf_put_le(hc_buf_t *b, uint64_t v, int bytes);
+uint64_t hc_get_le(const uint8_t *p, int bytes);
+
 #endif

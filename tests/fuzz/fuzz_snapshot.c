@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "hacache.h"
-#include "node.h"
+#include "fsm.h"
 #include "store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s = hc_store_new(1 << 20);
     hc_dedupe_t *d = hc_dedupe_new(64);
     if (s != NULL && d != NULL) {
-        (void)hc_node_snapshot_decode(data, size, s, d);
+        (void)hc_fsm_snapshot_read(data, size, s, d);
     }
     hc_store_free(s);
     hc_dedupe_free(d);

@@ -9,6 +9,9 @@
 #include "codec.h"
 #include "hacache.pb-c.h"
 #include "hacache.h"
+#include "cluster/cluster.h"
+#include "cluster/datadir.h"
+#include "fsm.h"
 #include "node.h"
 #include "test.h"
 
@@ -379,12 +382,12 @@ static void test_node_snapshot_roundtrip(void)
     hc_dedupe_add(d, id, &r);
     hc_buf_t b;
     hc_buf_init(&b);
-    hc_node_snapshot_encode(s, d, &b);
+    hc_fsm_snapshot_write(s, d, &b);
     REQUIRE(!b.failed);
     hc_store_t *t = hc_store_new(0);
     hc_dedupe_t *e = hc_dedupe_new(16);
     REQUIRE(t != NULL && e != NULL);
-    CHECK_EQ_INT(hc_node_snapshot_decode(b.data, b.len, t, e), 0);
+    CHECK_EQ_INT(hc_fsm_snapshot_read(b.data, b.len, t, e), 0);
     uint8_t d1[HC_DIGEST_BYTES], d2[HC_DIGEST_BYTES];
     hc_store_digest(s, "c", 1, d1);
     hc_store_digest(t, "c", 1, d2);
@@ -396,14 +399,14 @@ static void test_node_snapshot_roundtrip(void)
     for (size_t n = 0; n < b.len; n++) {
         t = hc_store_new(0);
         REQUIRE(t != NULL);
-        CHECK_EQ_INT(hc_node_snapshot_decode(b.data, n, t, e), HC_EINVAL);
+        CHECK_EQ_INT(hc_fsm_snapshot_read(b.data, n, t, e), HC_EINVAL);
         CHECK_EQ_INT(hc_store_memory(t), 0);
         hc_store_free(t);
     }
     hc_buf_append(&b, "z", 1);
     t = hc_store_new(0);
     REQUIRE(t != NULL);
-    CHECK_EQ_INT(hc_node_snapshot_decode(b.data, b.len, t, e), HC_EINVAL);
+    CHECK_EQ_INT(hc_fsm_snapshot_read(b.data, b.len, t, e), HC_EINVAL);
     hc_store_free(t);
     hc_buf_free(&b);
     hc_store_free(s);

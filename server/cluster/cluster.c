@@ -1,0 +1,234 @@
+/* cluster.c: cluster mode's lifecycle (new, start, close, free) and its periodic tick. */
+#include "cluster_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "datadir.h"
+#include "log.h"
+
+int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm,
+                   hc_cluster_t **out)
+{
+    cluster_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return HC_ENOMEM;
+    }
+    c->cfg = cfg;
+    c->fsm = fsm;
+    c->nhosts = c->npeers = cfg->hosts.n;
+    c->cap = c->nhosts + RAFT_MAX_MEMBERS;
+    c->self = cfg->self_index;
+    c->leader_idx = -1;
+    c->ids = calloc(c->cap, sizeof(*c->ids));
+    c->names = calloc(c->cap, sizeof(*c->names));
+    c->last_frame = calloc(c->cap, sizeof(*c->last_frame));
+    c->tx = calloc(c->cap, sizeof(*c->tx));
+    c->info_state = calloc(c->cap, 1);
+    c->clock_offset = calloc(c->cap, sizeof(*c->clock_offset));
+    c->clock_rtt = calloc(c->cap, sizeof(*c->clock_rtt));
+    c->clock_warned = calloc(c->cap, 1);
+    c->found_leader = -1;
+    hc_buf_init(&c->rx.buf);
+    c->rx.peer = -1;
+    c->compact_entries = COMPACT_ENTRIES;
+    c->compact_keep = COMPACT_KEEP;
+    c->compact_hold_max = CL_MAX_LOG_ENTRIES / 2;
+    const char *ce = getenv("HACACHE_TEST_COMPACT_ENTRIES"); /* tests only, see COMPACT_* */
+    uint64_t cev = 0;
+    if (ce != NULL && hc_parse_u64(ce, strlen(ce), &cev) == 0 && cev >= 10) {
+        c->compact_entries = cev;
+        c->compact_keep = cev / 5;
+        c->compact_hold_max = cev * 10 < CL_MAX_LOG_ENTRIES / 2 ? cev * 10 : CL_MAX_LOG_ENTRIES / 2;
+    }
+    if (c->ids == NULL || c->names == NULL || c->last_frame == NULL || c->info_state == NULL ||
+        c->clock_offset == NULL || c->clock_rtt == NULL || c->clock_warned == NULL ||
+        c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
+        c->nhosts > RAFT_MAX_MEMBERS || cl_io_uv_new(c, loop) != 0) {
+        hc_cluster_free(c);
+        return HC_EINVAL;
+    }
+    for (size_t i = 0; i < c->nhosts; i++) {
+        hc_host_format(&cfg->hosts.v[i], c->names[i], sizeof(c->names[i]));
+        c->ids[i] = hc_node_id_of(c->names[i]);
+    }
+    snprintf(c->name, sizeof(c->name), "%s", c->names[c->self]);
+    *out = c;
+    return 0;
+}
+
+const char *hc_cluster_name(const hc_cluster_t *c)
+{
+    return c->name;
+}
+
+struct hc_peers *hc_cluster_peers(hc_cluster_t *c)
+{
+    return cl_io_uv_peers(c);
+}
+
+int hc_cluster_start(hc_cluster_t *c)
+{
+    const hc_config_t *cfg = c->cfg;
+    int rv = cl_prepare_data_dir(cfg->data_dir);
+    if (rv != 0) {
+        return rv;
+    }
+    const hc_host_t *me = &cfg->hosts.v[c->self];
+    if (hc_hardstate_path(cfg->data_dir, me->host, me->port, c->state_path,
+                          sizeof(c->state_path)) != 0) {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: path too long\n");
+        return HC_EINVAL;
+    }
+    snprintf(c->members_path, sizeof(c->members_path), "%s.members", c->state_path);
+    raft_hard_state_t hs = {0, 0, false};
+    rv = hc_hardstate_load(c->state_path, &hs.term, &hs.vote, &hs.novote);
+    if (rv == 0) {
+        if (hs.novote) {
+            hc_log(HC_LOG_WARN, "this node once lost its raft state (CACHE_DATA_DIR): it follows "
+                                "and serves but never votes again");
+        }
+        /* the configuration last seen committed, rather than HA_HOSTS, until a leader tells */
+        raft_members_t m;
+        uint64_t mi = 0, mep = 0;
+        int mrv = hc_members_load(c->members_path, &mi, &mep, &m);
+        if (mrv == 0) {
+            c->members_saved = m;
+            c->members_saved_epoch = mep;
+            hc_log(HC_LOG_INFO, "restarting with the configuration last seen committed",
+                   HC_LU("members", m.n), HC_LU("index", mi), HC_LU("epoch", mep));
+        } else if (mrv != HC_ENOTFOUND) {
+            hc_log(HC_LOG_WARN,
+                   "ignoring an unreadable committed configuration file, using HA_HOSTS",
+                   HC_LS("path", c->members_path));
+        }
+        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, mrv == 0 ? &m : NULL, mi, mep);
+        if (rv != 0) {
+            hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
+            return HC_EINTERNAL;
+        }
+    } else if (rv == HC_ENOTFOUND) {
+        /* no raft state: ask the peers first (see "membership") */
+        c->discovering = 1;
+    } else {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
+                c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
+        return HC_EINVAL;
+    }
+    hc_ql_init(&c->ql, cl_ql_grace(c), cl_now(c));
+    rv = cl_io_uv_start(c);
+    if (rv != 0) {
+        return rv;
+    }
+    c->io.timer_start(c->io.ud, CL_TIMER_QUORUM, c->ql.period, c->ql.period);
+    hc_log(HC_LOG_INFO, "node started", HC_LS("node", c->name), HC_LS("role", "follower"),
+           HC_LS("start", c->discovering ? "discovering" : "restart"), HC_LU("term", hs.term),
+           HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
+           HC_LU("max_memory", cfg->max_memory));
+    cl_kick(c);
+    return 0;
+}
+
+void hc_cluster_tick(hc_cluster_t *c)
+{
+    if (!c->closing) {
+        cl_membership_tick(c);
+        cl_clock_tick(c);
+    }
+    if (c->closing || c->raft == NULL) {
+        return;
+    }
+    uint64_t now = cl_now(c);
+    /* deadlines of requests waiting on the leader */
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->deadline != 0 && now >= op->deadline) {
+            /* a parked retry may have been applied by a leader before it was lost */
+            cl_op_finish(c, op, op->kind == OP_RETRY_WRITE ? HC_EUNKNOWN_OUTCOME : HC_ETIMEDOUT);
+        }
+    }
+    cl_retry_parked_writes(c);
+    /* expiry is decided by the leader only; one batch in flight at a time */
+    if (c->role != RAFT_LEADER || c->applied < c->expire_barrier) {
+        return;
+    }
+    uint64_t wall = hc_wall_ms();
+    hc_cmd_list_t expired = {0};
+    hc_fsm_plan_expiry(c->fsm, wall, HC_FSM_EXPIRE_BATCH, &expired);
+    hc_cmd_meta_t meta = {.has_request_id = 0, .now_ms = wall};
+    for (size_t i = 0; i < expired.n; i++) {
+        uint64_t idx = 0;
+        if (cl_propose_cmd(c, &expired.v[i], &meta, &idx, NULL) != 0) {
+            break;
+        }
+        c->expire_barrier = idx;
+    }
+    hc_cmd_list_free(&expired);
+}
+
+void hc_cluster_close(hc_cluster_t *c, void (*cb)(void *ud), void *ud)
+{
+    c->closing = 1;
+    /* Whoever still waits was abandoned by its adapter (HTTP is closed by now). */
+    while (c->ops) {
+        hc_node_op_t *op = c->ops;
+        cl_op_unlink(c, op);
+        cl_op_free(op);
+    }
+    c->handover_cb = NULL;
+    cl_io_uv_close(c, cb, ud);
+}
+
+void hc_cluster_free(hc_cluster_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    while (c->ops) {
+        hc_node_op_t *op = c->ops;
+        cl_op_unlink(c, op);
+        cl_op_free(op);
+    }
+    raft_free(c->raft);
+    cl_io_uv_free(c);
+    for (size_t i = 0; c->tx != NULL && i < c->npeers; i++) {
+        cl_snap_tx_free(&c->tx[i]);
+    }
+    free(c->tx);
+    hc_buf_free(&c->rx.buf);
+    free(c->rx.members);
+    free(c->ids);
+    free(c->names);
+    free(c->last_frame);
+    free(c->info_state);
+    free(c->clock_offset);
+    free(c->clock_rtt);
+    free(c->clock_warned);
+    free(c);
+}
+
+void cl_on_timer(cluster_t *c, cl_timer_t which)
+{
+    if (c->closing) {
+        return;
+    }
+    switch (which) {
+    case CL_TIMER_RAFT:
+        cl_on_raft_timer(c);
+        break;
+    case CL_TIMER_SNAP:
+        cl_on_snap_timer(c);
+        break;
+    case CL_TIMER_HANDOVER:
+        cl_on_handover_timeout(c);
+        break;
+    case CL_TIMER_QUORUM:
+        cl_ql_check(c);
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,285 @@
+/* cluster_int.h: the internal state of cluster mode, shared by the server/cluster/ modules (not
+ * part of any interface). One concern per file:
+ *   cluster.c     lifecycle (new, start, close, free) and the periodic tick
+ *   drive.c       driving raft: feeding events, processing each update, applying the log
+ *   requests.c    requests in flight: proposals, forwarding, ack levels, parked retries, reads
+ *   snapshot.c    log compaction and snapshot transfers (leader side and follower side)
+ *   quorum.c      quorum loss: one explicit state (hc_ql_t, quorum.h) and its effects
+ *   membership.c  ids, peer slots, discovery, joining, reconciling with HA_HOSTS, transfer and
+ *                 handover
+ *   datadir.c     the files in CACHE_DATA_DIR (hard state, committed configuration)
+ *   messages.c    peer message dispatch (links up / down, frames in)
+ *   status.c      clock skew, /v1/status and metrics of the cluster
+ *   io_uv.c       the one binding to libuv and the peer links (cl_io_t below)
+ * Everything runs on the node's loop thread. */
+#ifndef HC_CLUSTER_INT_H
+#define HC_CLUSTER_INT_H
+
+#include <stdint.h>
+
+#include "cluster.h"
+#include "codec.h"
+#include "config.h"
+#include "fsm.h"
+#include "hacache.pb-c.h"
+#include "quorum.h"
+#include "raft.h"
+#include "util.h"
+
+#define RETRY_PAUSE_MS     20     /* a parked write refused by a former leader waits this long */
+#define CL_MAX_LOG_ENTRIES 65536u /* raft refuses proposals (EFULL) beyond */
+#define CL_MAX_LOG_BYTES   ((uint64_t)256 << 20) /* ... or this many retained data bytes */
+/* Compaction: after applying, when the retained log holds more than COMPACT_ENTRIES entries
+ * the log is cut at applied - COMPACT_KEEP (the tail stays for followers that lag a little);
+ * when it holds more than COMPACT_BYTES data bytes it is cut at applied. Nothing has to be
+ * captured at the cut: a snapshot is always taken from the live store at the applied index,
+ * which is >= every cut. HACACHE_TEST_COMPACT_ENTRIES (tests only) lowers COMPACT_ENTRIES
+ * (COMPACT_KEEP becomes a fifth of it). */
+#define COMPACT_ENTRIES 10000u
+#define COMPACT_KEEP    2000u
+
+typedef struct hc_cluster cluster_t;
+
+/* Timers the binding runs for the cluster; each fires cl_on_timer(c, which). */
+typedef enum {
+    CL_TIMER_RAFT = 0, /* raft's next deadline (one shot) */
+    CL_TIMER_SNAP,     /* snapshot pump while a transfer waits for its link (repeating) */
+    CL_TIMER_HANDOVER, /* the handover's time limit (one shot) */
+    CL_TIMER_QUORUM,   /* the quorum-loss check (repeating) */
+    CL_TIMER_COUNT
+} cl_timer_t;
+
+/* Transport and clock: everything cluster code needs from the outside world, bound to libuv and
+ * the peer links by io_uv.c (a simulator can bind it to virtual time and an in-memory network).
+ * Peers are slots: my HA_HOSTS entries first, then peers that only list me. */
+typedef struct {
+    void *ud;
+    uint64_t (*now)(void *ud); /* monotonic ms (the loop's clock) */
+    /* run cl_process on a later loop turn (events of one turn share one raft update) */
+    void (*kick)(void *ud);
+    void (*timer_start)(void *ud, cl_timer_t t, uint64_t delay_ms, uint64_t repeat_ms);
+    void (*timer_stop)(void *ud, cl_timer_t t);
+    int (*timer_active)(void *ud, cl_timer_t t);
+    /* 0, HC_EBUSY (queue full), HC_ETOOLARGE, HC_EUNAVAILABLE (no link) */
+    int (*send)(void *ud, int peer, const uint8_t *buf, size_t len);
+    int (*is_up)(void *ud, int peer);             /* authenticated link up */
+    size_t (*queued)(void *ud, int peer);         /* bytes waiting on the link */
+    const char *(*peer_name)(void *ud, int peer); /* host:port, NULL unknown slot */
+    uint32_t (*peer_version)(void *ud, int peer); /* protocol version, 0 down */
+} cl_io_t;
+
+typedef struct {
+    int active;
+    uint8_t *data; /* the node snapshot, owned */
+    size_t len, off;
+    uint64_t index, term, leader_term;
+    uint8_t *members; /* raft_members_encode(), owned */
+    size_t members_len;
+    uint64_t started_ns;
+    /* kept across transfers: compaction stays at or below hold_index until the follower
+     * acknowledged it or hold_until (loop ms) passed, so the entries after a snapshot are still
+     * there when the follower asks for them */
+    uint64_t hold_index, hold_until;
+} snap_tx_t;
+
+/* Follower side: the snapshot being staged. */
+typedef struct {
+    int active;
+    int peer;
+    uint64_t index, term, leader_term;
+    hc_buf_t buf;
+    uint8_t *members;
+    size_t members_len;
+    uint64_t started_ns;
+} snap_rx_t;
+
+typedef enum {
+    OP_LEADER_WRITE = 1, /* proposed here, waiting for its ack level (local or for a follower) */
+    OP_FWD_WRITE,        /* forwarded to the leader, waiting for ForwardResult */
+    OP_FWD_READ,         /* leader read or ReadIndex request sent to the leader */
+    OP_READ_INDEX,       /* raft_read_index on this (leader) node, ctx = op->ctx */
+    OP_RETRY_WRITE,      /* a local write whose fate became unknown, parked until a leader is
+                            known; sent again with its request id (retry_parked_writes) */
+    OP_TRANSFER,         /* admin leadership transfer: answered once this node stops leading */
+} op_kind_t;
+
+struct hc_node_op {
+    struct hc_node_op *prev, *next;
+    op_kind_t kind;
+    hc_write_cb wcb; /* NULL: detached (cancelled) or remote */
+    hc_read_cb rcb;
+    void *ud;
+    hc_ack_t ack;
+    uint64_t index, term;
+    int wait_apply;  /* answer once applied >= index */
+    int remote_peer; /* OP_LEADER_WRITE / OP_READ_INDEX on behalf of this peer, else -1 */
+    int peer;        /* OP_FWD_*: the leader we asked */
+    uint8_t rid[HC_REQUEST_ID_BYTES];
+    uint64_t ctx;      /* read correlation id */
+    int linearizable;  /* OP_FWD_READ: ReadIndex rather than a leader read */
+    uint64_t deadline; /* loop ms, 0: none */
+    char *cache;
+    size_t cache_len;
+    void *key;
+    size_t klen;
+    hc_apply_result_t res; /* OP_FWD_WRITE waiting for the local apply: the leader's answer */
+    uint64_t remote_id;    /* OP_READ_INDEX for a follower: its correlation id */
+    /* local writes: what it takes to send the write again after a leader change */
+    uint8_t *enc; /* the command as forwarded (relative TTL in ttl_ms), NULL: no retry */
+    size_t enc_len;
+    uint64_t ttl_ms;
+    uint64_t retry_until; /* loop ms: after this, an unknown fate is reported as such */
+    uint64_t retry_after; /* loop ms: not sent again before (a refusal from a former leader) */
+};
+
+struct hc_cluster {
+    const hc_config_t *cfg; /* borrowed from the node */
+    hc_fsm_t *fsm;          /* borrowed from the node: the replicated state machine */
+    cl_io_t io;
+    void *binding; /* io_uv.c's state */
+    char name[HC_NODE_NAME_MAX + 1];
+    raft_t *raft;
+    size_t nhosts; /* my HA_HOSTS entries: peer slots 0..nhosts-1 */
+    size_t npeers; /* slots in use: HA_HOSTS, then peers that only list me (cl_peer_known) */
+    size_t cap;    /* slots allocated */
+    int self;
+    uint64_t *ids;
+    char (*names)[HC_NODE_NAME_MAX + 1];
+    uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
+    char state_path[4096];
+    char members_path[4200];      /* state_path + ".members" (hc_members_save) */
+    raft_members_t members_saved; /* what members_path holds; n == 0: nothing yet */
+    uint64_t members_saved_epoch;
+    int members_check; /* the configuration or epoch changed: save once committed */
+    int closing;
+    raft_role_t role;
+    uint64_t term;
+    uint64_t leader; /* raft id, 0 unknown */
+    int leader_idx;  /* host index of the leader, -1 unknown */
+    uint64_t leader_changes;
+    uint64_t commit_heard;
+    uint64_t applied;
+    uint64_t next_ctx;
+    uint64_t expire_barrier; /* no new EXPIRE batch until this index is applied */
+    hc_node_op_t *ops;       /* doubly linked list of every op in flight */
+    void (*handover_cb)(void *ud);
+    void *handover_ud;
+    snap_tx_t *tx; /* per host index */
+    snap_rx_t rx;
+    uint64_t compact_entries, compact_keep;
+    uint64_t compact_hold_max; /* never hold more than this many entries back for followers */
+    uint64_t snapshots_sent, snapshots_installed, snapshots_failed, compactions;
+    uint64_t last_snapshot_bytes, last_snapshot_ms;
+    hc_ql_t ql; /* quorum loss (quorum.h) */
+    uint64_t invalidations;
+    uint64_t write_retries; /* local writes sent again after a leader change */
+    /* membership (membership.c) */
+    int discovering;          /* no raft yet: asking the peers whether a cluster exists */
+    uint8_t *info_state;      /* per peer slot: 0 no answer, 1 not established, 2 established */
+    raft_members_t found;     /* configuration reported by an established peer */
+    int found_leader;         /* its leader's slot, -1 unknown */
+    int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
+    uint64_t member_tick_at;  /* loop ms of the next membership step */
+    uint64_t members_changes; /* configuration changes this node proposed as leader */
+    /* clocks (status.c) */
+    int64_t *clock_offset; /* per peer slot: its wall clock minus mine, ms */
+    uint64_t *clock_rtt;   /* per peer slot: round trip of the last comparison, 0: none yet */
+    uint8_t *clock_warned; /* per peer slot: a skew warning was logged */
+    uint64_t clock_tick_at;
+};
+
+static inline uint64_t cl_now(const cluster_t *c)
+{
+    return c->io.now(c->io.ud);
+}
+
+static inline int cl_link_up(const cluster_t *c, int peer)
+{
+    return peer >= 0 && c->io.is_up(c->io.ud, peer);
+}
+
+/* datadir.c */
+int cl_prepare_data_dir(const char *dir);
+void cl_persist_or_die(cluster_t *c, const raft_hard_state_t *hs);
+void cl_save_committed_members(cluster_t *c);
+
+/* drive.c */
+void cl_process(cluster_t *c);
+void cl_kick(cluster_t *c);
+void cl_on_raft_timer(cluster_t *c);
+int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t *hs,
+                   const raft_members_t *members, uint64_t members_index, uint64_t members_epoch);
+
+/* membership.c */
+int cl_peer_of_id(const cluster_t *c, uint64_t id);
+int cl_peer_known(cluster_t *c, int peer);
+void cl_send_info_req(cluster_t *c, int peer);
+void cl_send_cluster_info(cluster_t *c, int peer);
+void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
+void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
+const char *cl_name_of_id(const cluster_t *c, uint64_t id);
+void cl_membership_tick(cluster_t *c);
+void cl_on_handover_timeout(cluster_t *c);
+
+/* messages.c */
+int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
+void cl_on_peer_up(cluster_t *c, int peer, uint32_t version);
+void cl_on_peer_down(cluster_t *c, int peer, const char *reason);
+void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len);
+
+/* quorum.c */
+int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st);
+uint64_t cl_ql_grace(const cluster_t *c);
+void cl_ql_observe(cluster_t *c, int lost_leadership);
+void cl_ql_check(cluster_t *c);
+void cl_ql_applied(cluster_t *c, uint64_t index, uint64_t term);
+
+/* requests.c */
+void cl_op_link(cluster_t *c, hc_node_op_t *op);
+void cl_op_unlink(cluster_t *c, hc_node_op_t *op);
+void cl_op_free(hc_node_op_t *op);
+hc_node_op_t *cl_op_new(op_kind_t kind);
+void cl_op_finish_write(cluster_t *c, hc_node_op_t *op, int status, const hc_apply_result_t *res);
+void cl_op_finish_read(cluster_t *c, hc_node_op_t *op, int status);
+void cl_op_finish(cluster_t *c, hc_node_op_t *op, int status);
+void cl_check_applied_waiters(cluster_t *c);
+void cl_check_once_waiters(cluster_t *c);
+void cl_on_leader_lost(cluster_t *c);
+void cl_on_leader_changed(cluster_t *c);
+int cl_propose_cmd(cluster_t *c, const hc_cmd_t *cmd, const hc_cmd_meta_t *meta, uint64_t *index,
+                   uint64_t *term);
+void cl_retry_parked_writes(cluster_t *c);
+void cl_on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw);
+void cl_on_fwd_result(cluster_t *c, int peer, const Hacache__ForwardResult *fr);
+void cl_on_read_req(cluster_t *c, int peer, const Hacache__ReadRequest *rq);
+void cl_on_read_resp(cluster_t *c, const Hacache__ReadResponse *rr);
+
+/* snapshot.c */
+void cl_maybe_compact(cluster_t *c);
+void cl_snap_tx_free(snap_tx_t *t);
+void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why);
+void cl_snap_tx_drop_all(cluster_t *c);
+void cl_on_snap_timer(cluster_t *c);
+void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req);
+void cl_snap_rx_reset(cluster_t *c);
+void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *sc);
+
+/* status.c */
+void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
+void cl_clock_tick(cluster_t *c);
+void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
+
+/* cluster.c */
+void cl_on_timer(cluster_t *c, cl_timer_t which); /* the binding's timers land here */
+
+/* io_uv.c: the binding. cl_io_uv_new fills c->io for `loop` (the peer links are not there yet:
+ * nothing is up); cl_io_uv_start creates the peer TLS context, the peer links and the timers:
+ * 0, HC_EINVAL (TLS material; one line printed to stderr) or HC_EINTERNAL. */
+int cl_io_uv_new(cluster_t *c, struct uv_loop_s *loop);
+int cl_io_uv_start(cluster_t *c);
+/* Closes the timers and the peer links; cb once everything is closed. */
+void cl_io_uv_close(cluster_t *c, void (*cb)(void *ud), void *ud);
+void cl_io_uv_free(cluster_t *c);
+struct hc_peers *cl_io_uv_peers(cluster_t *c);
+
+#endif

@@ -1,0 +1,245 @@
+/* io_uv.c: the one binding of cluster mode to the outside world: the libuv loop (clock, the
+ * idle handle that collects raft's output once per loop turn, the timers) and the peer links
+ * (peer.h, with the peer TLS context). It fills cluster_t.io (cl_io_t) and turns libuv and peer
+ * events into calls of the cluster's entry points. Nothing else in server/cluster/ calls uv_* or
+ * includes peer.h. */
+#include "cluster_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "log.h"
+#include "peer.h"
+#include "tls.h"
+
+typedef struct {
+    cluster_t *c;
+    uv_loop_t *loop;
+    hc_tls_ctx_t *tls;
+    hc_peers_t *peers;
+    uv_idle_t idle;
+    uv_timer_t timers[CL_TIMER_COUNT];
+    int handles_open;
+    int idle_active;
+    int closing_handles;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+} binding_t;
+
+static uint64_t io_now(void *ud)
+{
+    binding_t *b = ud;
+    return uv_now(b->loop);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    binding_t *b = h->data;
+    uv_idle_stop(h);
+    b->idle_active = 0;
+    if (!b->c->closing) {
+        cl_process(b->c);
+    }
+}
+
+static void io_kick(void *ud)
+{
+    binding_t *b = ud;
+    if (b->handles_open && !b->idle_active) {
+        b->idle_active = 1;
+        uv_idle_start(&b->idle, on_idle);
+    }
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    binding_t *b = t->data;
+    cl_on_timer(b->c, (cl_timer_t)(t - b->timers));
+}
+
+static void io_timer_start(void *ud, cl_timer_t t, uint64_t delay_ms, uint64_t repeat_ms)
+{
+    binding_t *b = ud;
+    if (b->handles_open) {
+        uv_timer_start(&b->timers[t], on_timer, delay_ms, repeat_ms);
+    }
+}
+
+static void io_timer_stop(void *ud, cl_timer_t t)
+{
+    binding_t *b = ud;
+    if (b->handles_open) {
+        uv_timer_stop(&b->timers[t]);
+    }
+}
+
+static int io_timer_active(void *ud, cl_timer_t t)
+{
+    binding_t *b = ud;
+    return b->handles_open && uv_is_active((uv_handle_t *)&b->timers[t]);
+}
+
+static int io_send(void *ud, int peer, const uint8_t *buf, size_t len)
+{
+    binding_t *b = ud;
+    return b->peers ? hc_peers_send(b->peers, peer, buf, len) : HC_EUNAVAILABLE;
+}
+
+static int io_is_up(void *ud, int peer)
+{
+    binding_t *b = ud;
+    return b->peers ? hc_peers_is_up(b->peers, peer) : 0;
+}
+
+static size_t io_queued(void *ud, int peer)
+{
+    binding_t *b = ud;
+    return b->peers ? hc_peers_queued(b->peers, peer) : 0;
+}
+
+static const char *io_peer_name(void *ud, int peer)
+{
+    binding_t *b = ud;
+    return b->peers ? hc_peers_name(b->peers, peer) : NULL;
+}
+
+static uint32_t io_peer_version(void *ud, int peer)
+{
+    binding_t *b = ud;
+    return b->peers ? hc_peers_version(b->peers, peer) : 0;
+}
+
+int cl_io_uv_new(cluster_t *c, uv_loop_t *loop)
+{
+    binding_t *b = calloc(1, sizeof(*b));
+    if (b == NULL) {
+        return HC_ENOMEM;
+    }
+    b->c = c;
+    b->loop = loop;
+    c->binding = b;
+    c->io = (cl_io_t){.ud = b,
+                      .now = io_now,
+                      .kick = io_kick,
+                      .timer_start = io_timer_start,
+                      .timer_stop = io_timer_stop,
+                      .timer_active = io_timer_active,
+                      .send = io_send,
+                      .is_up = io_is_up,
+                      .queued = io_queued,
+                      .peer_name = io_peer_name,
+                      .peer_version = io_peer_version};
+    return 0;
+}
+
+static void on_peer_up(void *ud, int peer, uint32_t version)
+{
+    binding_t *b = ud;
+    cl_on_peer_up(b->c, peer, version);
+}
+
+static void on_peer_down(void *ud, int peer, const char *reason)
+{
+    binding_t *b = ud;
+    cl_on_peer_down(b->c, peer, reason);
+}
+
+static void on_peer_frame(void *ud, int peer, const uint8_t *data, size_t len)
+{
+    binding_t *b = ud;
+    cl_on_peer_frame(b->c, peer, data, len);
+}
+
+int cl_io_uv_start(cluster_t *c)
+{
+    binding_t *b = c->binding;
+    const hc_config_t *cfg = c->cfg;
+    if (cfg->tls) {
+        char err[512];
+        if (hc_tls_ctx_new(cfg, &b->tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "hacached: %s\n", err);
+            return HC_EINVAL;
+        }
+    }
+    hc_peers_opts_t po;
+    memset(&po, 0, sizeof(po));
+    po.cfg = cfg;
+    po.tls = b->tls;
+    po.cb.up = on_peer_up;
+    po.cb.down = on_peer_down;
+    po.cb.frame = on_peer_frame;
+    po.ud = b;
+    int rv = hc_peers_new(b->loop, &po, &b->peers);
+    if (rv != 0) {
+        hc_log(HC_LOG_ERROR, "cannot create the peer layer", HC_LS("error", hc_strerror(rv)));
+        return HC_EINTERNAL;
+    }
+    uv_idle_init(b->loop, &b->idle);
+    b->idle.data = b;
+    for (int i = 0; i < CL_TIMER_COUNT; i++) {
+        uv_timer_init(b->loop, &b->timers[i]);
+        b->timers[i].data = b;
+    }
+    b->handles_open = 1;
+    return hc_peers_start(b->peers) == 0 ? 0 : HC_EINTERNAL;
+}
+
+static void closed_one(binding_t *b)
+{
+    if (--b->closing_handles == 0 && b->close_cb) {
+        b->close_cb(b->close_ud);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
+}
+
+static void on_peers_closed(void *ud)
+{
+    binding_t *b = ud;
+    b->peers = NULL;
+    closed_one(b);
+}
+
+void cl_io_uv_close(cluster_t *c, void (*cb)(void *ud), void *ud)
+{
+    binding_t *b = c->binding;
+    b->close_cb = cb;
+    b->close_ud = ud;
+    b->closing_handles++; /* held until every handle below was asked to close */
+    if (b->handles_open) {
+        b->handles_open = 0;
+        b->closing_handles++;
+        uv_close((uv_handle_t *)&b->idle, on_handle_closed);
+        for (int i = 0; i < CL_TIMER_COUNT; i++) {
+            b->closing_handles++;
+            uv_close((uv_handle_t *)&b->timers[i], on_handle_closed);
+        }
+    }
+    if (b->peers) {
+        b->closing_handles++;
+        hc_peers_close(b->peers, on_peers_closed, b);
+    }
+    closed_one(b);
+}
+
+void cl_io_uv_free(cluster_t *c)
+{
+    binding_t *b = c->binding;
+    if (b != NULL) {
+        hc_tls_ctx_unref(b->tls);
+        free(b);
+        c->binding = NULL;
+    }
+}
+
+struct hc_peers *cl_io_uv_peers(cluster_t *c)
+{
+    binding_t *b = c->binding;
+    return b ? b->peers : NULL;
+}

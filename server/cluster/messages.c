@@ -1,0 +1,118 @@
+/* messages.c: peer events: a link up or down and every frame in, decoded and dispatched to the
+ * module that handles it. */
+#include "cluster_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm)
+{
+    size_t len = hacache__peer_message__get_packed_size(pm);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        return HC_ENOMEM;
+    }
+    hacache__peer_message__pack(pm, buf);
+    int rv = c->io.send(c->io.ud, peer, buf, len);
+    free(buf);
+    return rv;
+}
+
+void cl_on_peer_up(cluster_t *c, int peer, uint32_t version)
+{
+    if (cl_peer_known(c, peer)) {
+        c->last_frame[peer] = cl_now(c);
+        if (c->discovering || c->joining) {
+            cl_send_info_req(c, peer);
+        }
+        cl_send_time(c, peer, hc_wall_ms(), 0);
+    }
+    (void)version;
+    cl_kick(c);
+}
+
+void cl_on_peer_down(cluster_t *c, int peer, const char *reason)
+{
+    (void)reason;
+    if (cl_peer_known(c, peer) && c->tx != NULL) {
+        if (c->tx[peer].active) {
+            cl_snap_tx_end(c, peer, 0, "link down");
+        }
+        c->tx[peer].hold_index = 0; /* what was queued on that link is gone */
+    }
+    if (c->rx.active && c->rx.peer == peer) {
+        cl_snap_rx_reset(c);
+    }
+    hc_node_op_t *op = c->ops, *next;
+    for (; op; op = next) {
+        next = op->next;
+        if (op->peer != peer || op->wait_apply) {
+            continue;
+        }
+        if (op->kind == OP_FWD_WRITE) {
+            cl_op_finish_write(c, op, HC_EUNKNOWN_OUTCOME, NULL);
+        } else if (op->kind == OP_FWD_READ) {
+            cl_op_finish_read(c, op, HC_EUNAVAILABLE);
+        }
+    }
+}
+
+void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len)
+{
+    if (c->closing || !cl_peer_known(c, peer)) {
+        return;
+    }
+    c->last_frame[peer] = cl_now(c);
+    Hacache__PeerMessage *pm = hacache__peer_message__unpack(NULL, len, data);
+    if (pm == NULL) {
+        hc_log(HC_LOG_WARN, "undecodable peer message dropped", HC_LS("peer", c->names[peer]));
+        return;
+    }
+    switch (pm->body_case) {
+    case HACACHE__PEER_MESSAGE__BODY_RAFT: {
+        hc_raft_msg_decoded_t d;
+        if (hc_raft_msg_from_pb(pm->raft, &d) == 0) {
+            if (d.msg.from == c->ids[peer]) {
+                if (c->raft != NULL) {
+                    raft_step(c->raft, cl_now(c), &d.msg);
+                }
+                cl_kick(c);
+            }
+            free(d.entries);
+        }
+        break;
+    }
+    case HACACHE__PEER_MESSAGE__BODY_FWD:
+        cl_on_fwd(c, peer, pm->fwd);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_FWD_RESULT:
+        cl_on_fwd_result(c, peer, pm->fwd_result);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_READ_REQ:
+        cl_on_read_req(c, peer, pm->read_req);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_READ_RESP:
+        cl_on_read_resp(c, pm->read_resp);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_SNAPSHOT:
+        cl_on_snapshot_chunk(c, peer, pm->snapshot);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_INFO_REQ:
+        cl_send_cluster_info(c, peer);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_INFO:
+        cl_on_cluster_info(c, peer, pm->info);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_JOIN:
+        cl_on_join_request(c, peer, pm->join);
+        break;
+    case HACACHE__PEER_MESSAGE__BODY_TIME:
+        cl_on_time_sync(c, peer, pm->time);
+        break;
+    default:
+        break;
+    }
+    hacache__peer_message__free_unpacked(pm, NULL);
+}
