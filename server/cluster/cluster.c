@@ -209,26 +209,3 @@ void hc_cluster_free(hc_cluster_t *c)
     free(c->clock_warned);
     free(c);
 }
-
-void cl_on_timer(cluster_t *c, cl_timer_t which)
-{
-    if (c->closing) {
-        return;
-    }
-    switch (which) {
-    case CL_TIMER_RAFT:
-        cl_on_raft_timer(c);
-        break;
-    case CL_TIMER_SNAP:
-        cl_on_snap_timer(c);
-        break;
-    case CL_TIMER_HANDOVER:
-        cl_on_handover_timeout(c);
-        break;
-    case CL_TIMER_QUORUM:
-        cl_ql_check(c);
-        break;
-    default:
-        break;
-    }
-}

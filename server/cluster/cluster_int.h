@@ -4,9 +4,9 @@
  *   drive.c       driving raft: feeding events, processing each update, applying the log
  *   requests.c    requests in flight: proposals, forwarding, ack levels, parked retries, reads
  *   snapshot.c    log compaction and snapshot transfers (leader side and follower side)
- *   quorum.c      quorum loss: one explicit state (hc_ql_t, quorum.h) and its effects
- *   membership.c  ids, peer slots, discovery, joining, reconciling with HA_HOSTS, transfer and
- *                 handover
+ *   quorum.c      quorum loss: contact, the deadline, invalidation (the state: quorum_state.h)
+ *   membership.c  discovery, joining, reconciling with HA_HOSTS, transfer and handover
+ *   slots.c       peer slots with their raft ids and names; sending a peer message to one
  *   datadir.c     the files in CACHE_DATA_DIR (hard state, committed configuration)
  *   messages.c    peer message dispatch (links up / down, frames in)
  *   status.c      clock skew, /v1/status and metrics of the cluster
@@ -22,7 +22,7 @@
 #include "config.h"
 #include "fsm.h"
 #include "hacache.pb-c.h"
-#include "quorum.h"
+#include "quorum_state.h"
 #include "raft.h"
 #include "util.h"
 
@@ -40,7 +40,7 @@
 
 typedef struct hc_cluster cluster_t;
 
-/* Timers the binding runs for the cluster; each fires cl_on_timer(c, which). */
+/* Timers the binding runs for the cluster, each firing one entry point (io_uv.c on_timer). */
 typedef enum {
     CL_TIMER_RAFT = 0, /* raft's next deadline (one shot) */
     CL_TIMER_SNAP,     /* snapshot pump while a transfer waits for its link (repeating) */
@@ -170,7 +170,7 @@ struct hc_cluster {
     uint64_t compact_hold_max; /* never hold more than this many entries back for followers */
     uint64_t snapshots_sent, snapshots_installed, snapshots_failed, compactions;
     uint64_t last_snapshot_bytes, last_snapshot_ms;
-    hc_ql_t ql; /* quorum loss (quorum.h) */
+    hc_ql_t ql; /* quorum loss (quorum_state.h) */
     uint64_t invalidations;
     uint64_t write_retries; /* local writes sent again after a leader change */
     /* membership (membership.c) */
@@ -193,10 +193,28 @@ static inline uint64_t cl_now(const cluster_t *c)
     return c->io.now(c->io.ud);
 }
 
+/* Something was fed to raft: collect its output on a later loop turn (events of one turn share
+ * one raft_ready, hence one batch of AppendEntries). */
+static inline void cl_kick(cluster_t *c)
+{
+    if (!c->closing) {
+        c->io.kick(c->io.ud);
+    }
+}
+
 static inline int cl_link_up(const cluster_t *c, int peer)
 {
     return peer >= 0 && c->io.is_up(c->io.ud, peer);
 }
+
+/* slots.c */
+int cl_peer_of_id(const cluster_t *c, uint64_t id); /* slot of a raft id, -1 none */
+/* 1 when `peer` names a usable slot; a peer that only lists me gets one here, with the raft id
+ * of its name. */
+int cl_peer_known(cluster_t *c, int peer);
+const char *cl_name_of_id(const cluster_t *c, uint64_t id); /* "unknown" when no slot has it */
+/* Packs and sends one peer message: 0, HC_EBUSY, HC_ETOOLARGE, HC_EUNAVAILABLE, HC_ENOMEM. */
+int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
 
 /* datadir.c */
 int cl_prepare_data_dir(const char *dir);
@@ -205,24 +223,19 @@ void cl_save_committed_members(cluster_t *c);
 
 /* drive.c */
 void cl_process(cluster_t *c);
-void cl_kick(cluster_t *c);
 void cl_on_raft_timer(cluster_t *c);
 int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t *hs,
                    const raft_members_t *members, uint64_t members_index, uint64_t members_epoch);
 
 /* membership.c */
-int cl_peer_of_id(const cluster_t *c, uint64_t id);
-int cl_peer_known(cluster_t *c, int peer);
 void cl_send_info_req(cluster_t *c, int peer);
 void cl_send_cluster_info(cluster_t *c, int peer);
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
 void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
-const char *cl_name_of_id(const cluster_t *c, uint64_t id);
 void cl_membership_tick(cluster_t *c);
 void cl_on_handover_timeout(cluster_t *c);
 
 /* messages.c */
-int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
 void cl_on_peer_up(cluster_t *c, int peer, uint32_t version);
 void cl_on_peer_down(cluster_t *c, int peer, const char *reason);
 void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len);
@@ -268,9 +281,6 @@ void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *
 void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 void cl_clock_tick(cluster_t *c);
 void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
-
-/* cluster.c */
-void cl_on_timer(cluster_t *c, cl_timer_t which); /* the binding's timers land here */
 
 /* io_uv.c: the binding. cl_io_uv_new fills c->io for `loop` (the peer links are not there yet:
  * nothing is up); cl_io_uv_start creates the peer TLS context, the peer links and the timers:

@@ -156,15 +156,6 @@ void cl_process(cluster_t *c)
     }
 }
 
-/* Something was fed to raft: collect its output on a later loop turn (events of one turn share
- * one raft_ready, hence one batch of AppendEntries). */
-void cl_kick(cluster_t *c)
-{
-    if (!c->closing) {
-        c->io.kick(c->io.ud);
-    }
-}
-
 void cl_on_raft_timer(cluster_t *c)
 {
     if (c->closing || c->raft == NULL) {

@@ -57,7 +57,26 @@ static void io_kick(void *ud)
 static void on_timer(uv_timer_t *t)
 {
     binding_t *b = t->data;
-    cl_on_timer(b->c, (cl_timer_t)(t - b->timers));
+    cluster_t *c = b->c;
+    if (c->closing) {
+        return;
+    }
+    switch ((cl_timer_t)(t - b->timers)) {
+    case CL_TIMER_RAFT:
+        cl_on_raft_timer(c);
+        break;
+    case CL_TIMER_SNAP:
+        cl_on_snap_timer(c);
+        break;
+    case CL_TIMER_HANDOVER:
+        cl_on_handover_timeout(c);
+        break;
+    case CL_TIMER_QUORUM:
+        cl_ql_check(c);
+        break;
+    default:
+        break;
+    }
 }
 
 static void io_timer_start(void *ud, cl_timer_t t, uint64_t delay_ms, uint64_t repeat_ms)

@@ -10,28 +10,6 @@
 
 #include "log.h"
 
-uint64_t hc_node_id_of(const char *hostport)
-{
-    static const char ctx[] = "hacache-node-id-v1";
-    size_t hl = strlen(hostport);
-    uint8_t buf[sizeof(ctx) - 1 + HC_NODE_NAME_MAX + 16];
-    if (hl > HC_NODE_NAME_MAX + 15) {
-        hl = HC_NODE_NAME_MAX + 15;
-    }
-    memcpy(buf, ctx, sizeof(ctx) - 1);
-    for (size_t i = 0; i < hl; i++) {
-        char c = hostport[i];
-        buf[sizeof(ctx) - 1 + i] = (uint8_t)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-    }
-    uint8_t h[32];
-    crypto_generichash(h, sizeof(h), buf, sizeof(ctx) - 1 + hl, NULL, 0);
-    uint64_t id = 0;
-    for (int i = 7; i >= 0; i--) {
-        id = (id << 8) | h[i];
-    }
-    return id ? id : 1;
-}
-
 static int in_my_hosts(const cluster_t *c, uint64_t id)
 {
     for (size_t i = 0; i < c->nhosts; i++) {
@@ -50,38 +28,6 @@ static int slot_of_name(const cluster_t *c, const char *name)
         }
     }
     return -1;
-}
-
-int cl_peer_of_id(const cluster_t *c, uint64_t id)
-{
-    for (size_t i = 0; i < c->npeers; i++) {
-        if (c->ids[i] == id) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-int cl_peer_known(cluster_t *c, int peer)
-{
-    if (peer < 0 || (size_t)peer >= c->cap) {
-        return 0;
-    }
-    if ((size_t)peer < c->npeers) {
-        return 1;
-    }
-    const char *name = c->io.peer_name(c->io.ud, peer);
-    if (name == NULL) {
-        return 0;
-    }
-    for (size_t i = c->npeers; i <= (size_t)peer; i++) {
-        const char *nm = c->io.peer_name(c->io.ud, (int)i);
-        snprintf(c->names[i], sizeof(c->names[i]), "%s", nm ? nm : "");
-        c->ids[i] = nm ? hc_node_id_of(nm) : 0;
-    }
-    c->npeers = (size_t)peer + 1;
-    hc_log(HC_LOG_INFO, "peer outside my HA_HOSTS", HC_LS("peer", c->names[peer]));
-    return 1;
 }
 
 hc_node_op_t *hc_cluster_transfer(hc_cluster_t *c, const char *to, hc_write_cb cb, void *ud)
@@ -363,12 +309,6 @@ void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
                HC_LU("index", idx));
         cl_kick(c);
     }
-}
-
-const char *cl_name_of_id(const cluster_t *c, uint64_t id)
-{
-    int p = cl_peer_of_id(c, id);
-    return p >= 0 ? c->names[p] : "unknown";
 }
 
 /* The leader's step toward HA_HOSTS: at most one change, when none is pending. */

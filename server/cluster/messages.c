@@ -7,19 +7,6 @@
 
 #include "log.h"
 
-int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm)
-{
-    size_t len = hacache__peer_message__get_packed_size(pm);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (buf == NULL) {
-        return HC_ENOMEM;
-    }
-    hacache__peer_message__pack(pm, buf);
-    int rv = c->io.send(c->io.ud, peer, buf, len);
-    free(buf);
-    return rv;
-}
-
 void cl_on_peer_up(cluster_t *c, int peer, uint32_t version)
 {
     if (cl_peer_known(c, peer)) {

@@ -1,6 +1,6 @@
-/* test_quorum.c: the quorum-loss state machine (server/cluster/quorum.h) driven through every
+/* test_quorum.c: the quorum-loss state machine (server/cluster/quorum_state.h) driven through every
  * transition with virtual time: arm, trip, hold after a pause, recover, the leader's reset. */
-#include "cluster/quorum.h"
+#include "cluster/quorum_state.h"
 #include "test.h"
 
 #define GRACE 1000 /* ms; checks every GRACE / 4 */

@@ -1,8 +1,8 @@
-/* quorum.h: quorum loss (SPEC §3) as one explicit state and its transitions, in one place.
+/* quorum_state.h: quorum loss (SPEC §3) as one explicit state and its transitions, in one place.
  * Pure: no clock, no I/O. The cluster reports what it observed (hc_ql_check on its periodic
  * check, hc_ql_observe after every raft update) and carries out the action returned; whether
- * the node serves is a plain read of the state (hc_ql_serving). quorum.c also holds the cluster
- * glue that computes the inputs and performs the invalidation.
+ * the node serves is a plain read of the state (hc_ql_serving). quorum.c is the cluster glue
+ * that computes the inputs and performs the invalidation.
  *
  *   UNARMED --quorum seen at a check--> ARMED
  *   ARMED --process was suspended (a check came late by > grace/2)--> HELD
@@ -13,8 +13,8 @@
  *   TRIPPED / RECOVERING, leading --> PROPOSE_RESET once; --that entry applied--> UNARMED / ARMED
  *   TRIPPED / RECOVERING --lost the leadership it won while tripped--> TRIPPED  (INVALIDATE)
  */
-#ifndef HC_CLUSTER_QUORUM_H
-#define HC_CLUSTER_QUORUM_H
+#ifndef HC_CLUSTER_QUORUM_STATE_H
+#define HC_CLUSTER_QUORUM_STATE_H
 
 #include <stdint.h>
 
@@ -66,9 +66,15 @@ void hc_ql_reset_proposed(hc_ql_t *q, uint64_t index, uint64_t term);
 /* An entry was applied: ends the trip when it is the proposed invalidation of the same term. */
 void hc_ql_applied(hc_ql_t *q, uint64_t index, uint64_t term);
 /* 1 while the node serves normally (UNARMED, ARMED). */
-int hc_ql_serving(const hc_ql_t *q);
+static inline int hc_ql_serving(const hc_ql_t *q)
+{
+    return q->state == HC_QL_UNARMED || q->state == HC_QL_ARMED;
+}
 /* 1 while invalidated (TRIPPED, RECOVERING). */
-int hc_ql_tripped(const hc_ql_t *q);
+static inline int hc_ql_tripped(const hc_ql_t *q)
+{
+    return q->state == HC_QL_TRIPPED || q->state == HC_QL_RECOVERING;
+}
 const char *hc_ql_state_name(hc_ql_state_t s);
 
 #endif
