@@ -14,7 +14,6 @@
 #include <sodium.h>
 
 #include "hacache.h"
-#include "http.h"
 #include "log.h"
 #include "peer.h"
 #include "tls.h"
@@ -65,7 +64,8 @@ struct hc_creds {
     uv_loop_t *loop;
     const hc_config_t *cfg;
     struct hc_peers *peers;
-    struct hc_http *http;
+    hc_http_tls_t *http_tls;
+    hc_auth_t *api_auth;
     uint32_t check_ms, retry_ms, window_ms;
     group_t g[G__COUNT];
     watch_t *watches; /* list */
@@ -234,11 +234,11 @@ static int load_group(hc_creds_t *c, group_id_t id, int changed, const char *tri
         return 0;
     }
     case G_HTTP_TLS: {
-        int rv = hc_http_load_tls(c->http, now, err, errlen);
+        int rv = hc_http_tls_load(c->http_tls, now, err, errlen);
         if (rv != 0) {
             return HC_EINVAL;
         }
-        hc_http_tls_info(c->http, &c->certs[C_HTTP]);
+        hc_http_tls_info(c->http_tls, &c->certs[C_HTTP]);
         log_cert_loaded("http tls reloaded", &c->certs[C_HTTP], trigger, "changed",
                         (uint64_t)changed);
         warn_expiry(c, C_HTTP, now);
@@ -255,7 +255,7 @@ static int load_group(hc_creds_t *c, group_id_t id, int changed, const char *tri
         }
         int rv = 0;
         if (api) {
-            rv = hc_http_set_api_tokens(c->http, tokens, n);
+            rv = hc_auth_set_tokens(c->api_auth, tokens, n);
         } else if (changed) {
             rv = hc_peers_reload(c->peers, NULL, tokens, n);
         }
@@ -519,7 +519,8 @@ int hc_creds_start(uv_loop_t *loop, const hc_creds_opts_t *o, hc_creds_t **out)
     c->loop = loop;
     c->cfg = cfg;
     c->peers = o->peers;
-    c->http = o->http;
+    c->http_tls = o->http_tls;
+    c->api_auth = o->api_auth;
     c->check_ms = o->check_ms ? o->check_ms : DEFAULT_CHECK_MS;
     c->retry_ms = o->retry_ms ? o->retry_ms : DEFAULT_RETRY_MS;
     c->window_ms = o->window_ms ? o->window_ms : DEFAULT_WINDOW_MS;
@@ -533,14 +534,14 @@ int hc_creds_start(uv_loop_t *loop, const hc_creds_opts_t *o, hc_creds_t **out)
     add_path(g, cfg->tls_ca_server);
     add_path(g, cfg->tls_ca_client);
     g = &c->g[G_HTTP_TLS];
-    g->enabled = c->http != NULL && cfg->http_tls_cert != NULL && cfg->http_tls_key != NULL;
+    g->enabled = c->http_tls != NULL && cfg->http_tls_cert != NULL && cfg->http_tls_key != NULL;
     add_path(g, cfg->http_tls_cert);
     add_path(g, cfg->http_tls_key);
     g = &c->g[G_PEER_TOKENS];
     g->enabled = c->peers != NULL && cfg->auth_token_file != NULL;
     add_path(g, cfg->auth_token_file);
     g = &c->g[G_API_TOKENS];
-    g->enabled = c->http != NULL && cfg->api_token_file != NULL;
+    g->enabled = c->api_auth != NULL && cfg->api_token_file != NULL;
     add_path(g, cfg->api_token_file);
 
     for (int i = 0; i < G__COUNT; i++) {
@@ -554,7 +555,7 @@ int hc_creds_start(uv_loop_t *loop, const hc_creds_opts_t *o, hc_creds_t **out)
         hc_tls_ctx_info(hc_peers_tls(c->peers), 1, &c->certs[C_PEER_CLIENT]);
     }
     if (c->g[G_HTTP_TLS].enabled) {
-        hc_http_tls_info(c->http, &c->certs[C_HTTP]);
+        hc_http_tls_info(c->http_tls, &c->certs[C_HTTP]);
     }
     c->expiry_checked = wall_s();
     for (int i = 0; i < C__COUNT; i++) {
@@ -750,7 +751,8 @@ void hc_creds_close(hc_creds_t *c)
     }
     c->closing = 1;
     c->peers = NULL;
-    c->http = NULL;
+    c->http_tls = NULL;
+    c->api_auth = NULL;
     for (watch_t *w = c->watches, *next; w != NULL; w = next) {
         next = w->next;
         uv_close((uv_handle_t *)&w->handle, on_closed);

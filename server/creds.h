@@ -23,17 +23,19 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
+#include "http_tls.h"
 #include "util.h"
 
 typedef struct hc_creds hc_creds_t;
 struct hc_peers;
-struct hc_http;
 
 typedef struct {
-    const hc_config_t *cfg; /* borrowed, outlives the watcher */
-    struct hc_peers *peers; /* peer layer (cluster mode), or NULL */
-    struct hc_http *http;   /* API server, or NULL */
+    const hc_config_t *cfg;  /* borrowed, outlives the watcher */
+    struct hc_peers *peers;  /* peer layer (cluster mode), or NULL */
+    hc_http_tls_t *http_tls; /* the HTTP listener's TLS context, or NULL (set not watched) */
+    hc_auth_t *api_auth;     /* the API tokens, or NULL (set not watched) */
     /* 0 = default: content check period 1000 ms, retry period 200 ms, retry window 3000 ms */
     uint32_t check_ms, retry_ms, window_ms;
 } hc_creds_opts_t;
@@ -65,7 +67,7 @@ void hc_creds_render_metrics(hc_creds_t *c, hc_buf_t *b);
 void hc_creds_counts(const hc_creds_t *c, uint64_t *success, uint64_t *error);
 
 /* Stops watching and closes every handle; the watcher frees itself once they are closed (the
- * loop must run). Neither peers nor http are used after this call. NULL is ignored. */
+ * loop must run). Neither peers, http_tls nor api_auth is used after this call. NULL is ignored. */
 void hc_creds_close(hc_creds_t *c);
 
 #endif

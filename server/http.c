@@ -7,27 +7,17 @@
  * and handed to h2o_send_inline, which copies it into the request's pool. */
 #include "http.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
 #include <sodium.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <h2o.h>
 #include <h2o/http2.h>
 
-#include "codec.h"
-#include "creds.h"
 #include "drain.h"
 #include "log.h"
-#include "metrics.h"
-#include "tls.h"
 #include "util.h"
 
 typedef struct {
@@ -54,11 +44,9 @@ struct hc_http {
     int ctx_inited;
     uv_tcp_t listener;
     int listener_open;
-    SSL_CTX *ssl_ctx;
-    hc_metrics_t metrics;
-    /* BLAKE2b-256 of every accepted API token, compared in constant time. */
-    unsigned char (*token_hashes)[crypto_generichash_BYTES];
-    size_t n_tokens;
+    hc_auth_t *auth;       /* borrowed: API tokens */
+    hc_http_tls_t *tls;    /* borrowed: listener TLS, or NULL */
+    hc_metrics_t *metrics; /* borrowed: request counters */
     size_t nconns;
     conn_t *conns; /* every accepted connection, for the drain */
     int shutting_down;
@@ -144,7 +132,7 @@ static void send_body(call_t *call, int status, const char *content_type, const 
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
                    strlen(content_type));
     req->res.content_length = len;
-    hc_metrics_record(&call->http->metrics, call->op, call->ack, result_of_status(status),
+    hc_metrics_record(call->http->metrics, call->op, call->ack, result_of_status(status),
                       hc_mono_ns() - call->start_ns);
     if (hc_log_enabled(HC_LOG_DEBUG)) {
         char path[256];
@@ -328,7 +316,7 @@ static int parse_consistency(const query_t *q, hc_consistency_t *c)
 
 static int token_ok(struct hc_http *h, h2o_req_t *req)
 {
-    if (h->n_tokens == 0) {
+    if (!hc_auth_required(h->auth)) {
         return 1;
     }
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -340,28 +328,7 @@ static int token_ok(struct hc_http *h, h2o_req_t *req)
     if (v.len <= sizeof(prefix) - 1 || strncasecmp(v.base, prefix, sizeof(prefix) - 1) != 0) {
         return 0;
     }
-    return hc_http_check_token(h, v.base + sizeof(prefix) - 1, v.len - (sizeof(prefix) - 1));
-}
-
-int hc_http_auth_required(const hc_http_t *h)
-{
-    return h->n_tokens > 0;
-}
-
-int hc_http_check_token(const hc_http_t *h, const void *token, size_t len)
-{
-    unsigned char hash[crypto_generichash_BYTES];
-    crypto_generichash(hash, sizeof(hash), token, len, NULL, 0);
-    int ok = 0;
-    for (size_t t = 0; t < h->n_tokens; t++) {
-        ok |= sodium_memcmp(hash, h->token_hashes[t], sizeof(hash)) == 0;
-    }
-    return ok;
-}
-
-hc_metrics_t *hc_http_metrics(hc_http_t *h)
-{
-    return &h->metrics;
+    return hc_auth_check(h->auth, v.base + sizeof(prefix) - 1, v.len - (sizeof(prefix) - 1));
 }
 
 /* ---- handlers ---- */
@@ -719,17 +686,12 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
     call_node_write(call, &cmd, 0, ack);
 }
 
-typedef struct {
-    hc_buf_t *b;
-    hc_store_t *store;
-    int digest; /* also emit the cache's content digest (O(entries)) */
-} cache_list_t;
-
+/* One cache of /v1/caches and /v1/status, appended to the hc_buf_t at ud. */
 static void list_cache_cb(void *ud, const char *name, size_t name_len,
-                          const hc_cache_settings_t *settings, const hc_cache_stats_t *st)
+                          const hc_cache_settings_t *settings, const hc_cache_stats_t *st,
+                          const uint8_t *digest)
 {
-    cache_list_t *cl = ud;
-    hc_buf_t *b = cl->b;
+    hc_buf_t *b = ud;
     if (b->len > 0 && b->data[b->len - 1] == '}') {
         hc_buf_puts(b, ",");
     }
@@ -739,21 +701,19 @@ static void list_cache_cb(void *ud, const char *name, size_t name_len,
                   ",\"entries\":%" PRIu64 ",\"memory_bytes\":%" PRIu64 ",\"hits\":%" PRIu64
                   ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64 ",\"expirations\":%" PRIu64
                   ",\"settings\":{\"max_memory\":%" PRIu64 ",\"default_ttl_ms\":%" PRIu64
-                  ",\"quorum_loss_policy\":\"%s\",\"max_stale_ms\":%" PRIu64 "}}",
+                  ",\"quorum_loss_policy\":\"%s\",\"max_stale_ms\":%" PRIu64 "}",
                   st->entries, st->memory, st->hits, st->misses, st->evictions, st->expirations,
                   settings->max_memory, settings->default_ttl_ms,
                   settings->policy == HC_POLICY_SERVE_STALE ? "serve_stale" : "invalidate",
                   settings->max_stale_ms);
-    if (cl->digest) {
-        uint8_t d[HC_DIGEST_BYTES];
-        hc_store_digest(cl->store, name, name_len, d);
-        b->len--; /* reopen the object */
+    if (digest != NULL) {
         hc_buf_puts(b, ",\"digest\":\"");
-        for (size_t i = 0; i < sizeof(d); i++) {
-            hc_buf_printf(b, "%02x", d[i]);
+        for (size_t i = 0; i < HC_DIGEST_BYTES; i++) {
+            hc_buf_printf(b, "%02x", digest[i]);
         }
-        hc_buf_puts(b, "\"}");
+        hc_buf_puts(b, "\"");
     }
+    hc_buf_puts(b, "}");
 }
 
 static void handle_caches(call_t *call, const query_t *q)
@@ -767,18 +727,15 @@ static void handle_caches(call_t *call, const query_t *q)
     hc_buf_init(&b);
     hc_buf_puts(&b, "{\"caches\":[");
     char v[8];
-    cache_list_t cl = {.b = &b,
-                       .store = hc_node_store(call->http->node),
-                       .digest = query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0};
-    hc_store_foreach_cache(cl.store, list_cache_cb, &cl);
-    hc_buf_printf(&b, "],\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 "}",
-                  hc_store_memory(hc_node_store(call->http->node)),
-                  hc_store_max_memory(hc_node_store(call->http->node)));
+    int digest = query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0;
+    hc_node_foreach_cache(call->http->node, digest, list_cache_cb, &b);
+    uint64_t used, max;
+    hc_node_memory(call->http->node, &used, &max);
+    hc_buf_printf(&b, "],\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 "}", used,
+                  max);
     send_json(call, 200, &b);
     hc_buf_free(&b);
 }
-
-static void tls_status_json(struct hc_http *h, hc_buf_t *b);
 
 static void handle_status(call_t *call)
 {
@@ -839,12 +796,16 @@ static void handle_status(call_t *call)
     }
     hc_buf_printf(&b,
                   "],\"members_committed\":%s,\"tls\":", st.members_committed ? "true" : "false");
-    tls_status_json(h, &b);
+    if (h->creds != NULL) {
+        hc_creds_status_json(h->creds, &b);
+    } else {
+        hc_http_tls_status_json(h->tls, &b);
+    }
+    uint64_t used, max;
+    hc_node_memory(h->node, &used, &max);
     hc_buf_printf(&b, ",\"memory_bytes\":%" PRIu64 ",\"max_memory_bytes\":%" PRIu64 ",\"caches\":[",
-                  hc_store_memory(hc_node_store(h->node)),
-                  hc_store_max_memory(hc_node_store(h->node)));
-    cache_list_t cl = {.b = &b, .store = hc_node_store(h->node), .digest = 0};
-    hc_store_foreach_cache(cl.store, list_cache_cb, &cl);
+                  used, max);
+    hc_node_foreach_cache(h->node, 0, list_cache_cb, &b);
     hc_buf_puts(&b, "]}");
     send_json(call, 200, &b);
     hc_buf_free(&b);
@@ -878,7 +839,7 @@ static void handle_metrics(call_t *call)
     hc_buf_t b;
     hc_buf_init(&b);
     hc_node_render_metrics(call->http->node, &b);
-    hc_metrics_render_requests(&call->http->metrics, &b);
+    hc_metrics_render_requests(call->http->metrics, &b);
     if (call->http->creds != NULL) {
         hc_creds_render_metrics(call->http->creds, &b);
     }
@@ -1038,7 +999,7 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
         hc_buf_free(&sets);
         hc_buf_free(&b);
     } else if (h2o_memis(what, n, H2O_STRLIT("tls/reload"))) {
-        int rv = hc_http_reload_tls(call->http);
+        int rv = call->http->tls != NULL ? hc_http_tls_reload(call->http->tls) : HC_ENOTFOUND;
         if (rv == HC_ENOTFOUND) {
             static const char body[] = "{\"reloaded\":false,\"reason\":\"no TLS configured\"}";
             send_body(call, 200, "application/json", body, sizeof(body) - 1);
@@ -1137,173 +1098,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-/* ---- TLS for the API ---- */
-
-/* Builds a server context from the HTTP TLS pair; NULL with the reason in err on any problem
- * (unreadable, key not matching, expired or not yet valid at `now`). */
-static SSL_CTX *build_ssl_ctx(const hc_config_t *cfg, int64_t now, char *errbuf, size_t errlen)
+void hc_http_drop_creds(hc_http_t *h)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL) {
-        snprintf(errbuf, errlen, "out of memory");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* No TLS 1.3 session tickets: h2o 2.2.5 leaks the connection of a client that resets
-     * right after the handshake while the tickets are being written (seen with OpenSSL 3);
-     * API clients gain little from resumption anyway. */
-    SSL_CTX_set_num_tickets(ctx, 0);
-    const char *what = NULL;
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->http_tls_cert) != 1) {
-        what = "cannot load CACHE_HTTP_TLS_CERT";
-    } else {
-        /* read the key ourselves so a mismatch is reported as such, not as a load error */
-        EVP_PKEY *pkey = NULL;
-        FILE *f = fopen(cfg->http_tls_key, "r");
-        if (f != NULL) {
-            pkey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-            fclose(f);
-        }
-        time_t t = (time_t)now;
-        X509 *leaf = SSL_CTX_get0_certificate(ctx);
-        if (pkey == NULL) {
-            what = "cannot load CACHE_HTTP_TLS_KEY";
-        } else if (X509_check_private_key(leaf, pkey) != 1) {
-            what = "CACHE_HTTP_TLS_KEY does not match CACHE_HTTP_TLS_CERT";
-        } else if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
-            what = "cannot use CACHE_HTTP_TLS_KEY";
-        } else if (X509_cmp_time(X509_get0_notAfter(leaf), &t) < 0) {
-            what = "CACHE_HTTP_TLS_CERT: certificate expired (notAfter in the past)";
-        } else if (X509_cmp_time(X509_get0_notBefore(leaf), &t) > 0) {
-            what = "CACHE_HTTP_TLS_CERT: certificate is not valid yet (notBefore in the future)";
-        }
-        EVP_PKEY_free(pkey);
-    }
-    if (what) {
-        char err[256] = "";
-        unsigned long e = ERR_get_error();
-        if (e != 0) {
-            ERR_error_string_n(e, err, sizeof(err));
-        }
-        ERR_clear_error();
-        snprintf(errbuf, errlen, "%s%s%s", what, err[0] ? ": " : "", err);
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
-    return ctx;
-}
-
-static void log_cert(const char *msg, SSL_CTX *ctx)
-{
-    X509 *x = SSL_CTX_get0_certificate(ctx);
-    if (x == NULL) {
-        return;
-    }
-    char subject[256] = "", serial[80] = "", not_after[64] = "";
-    X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    if (bn) {
-        char *hex = BN_bn2hex(bn);
-        if (hex) {
-            snprintf(serial, sizeof(serial), "%s", hex);
-            OPENSSL_free(hex);
-        }
-        BN_free(bn);
-    }
-    struct tm tm;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
-        strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    hc_log(HC_LOG_INFO, msg, HC_LS("subject", subject), HC_LS("serial", serial),
-           HC_LS("not_after", not_after));
-}
-
-static void tls_status_json(struct hc_http *h, hc_buf_t *b)
-{
-    if (h->creds != NULL) {
-        hc_creds_status_json(h->creds, b);
-        return;
-    }
-    X509 *x = h->ssl_ctx ? SSL_CTX_get0_certificate(h->ssl_ctx) : NULL;
-    if (x == NULL) {
-        hc_buf_puts(b, "null");
-        return;
-    }
-    char subject[256] = "";
-    X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof(subject));
-    struct tm tm;
-    char not_after[64] = "";
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
-        strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    }
-    hc_buf_puts(b, "{\"http\":{\"subject\":");
-    hc_buf_json_string(b, subject, strlen(subject));
-    hc_buf_puts(b, ",\"not_after\":");
-    hc_buf_json_string(b, not_after, strlen(not_after));
-    hc_buf_puts(b, "}}");
-}
-
-int hc_http_load_tls(hc_http_t *h, int64_t now, char *err, size_t errlen)
-{
-    if (h->cfg->http_tls_cert == NULL || h->cfg->http_tls_key == NULL) {
-        snprintf(err, errlen, "no HTTP TLS configured");
-        return HC_ENOTFOUND;
-    }
-    SSL_CTX *ctx = build_ssl_ctx(h->cfg, now, err, errlen);
-    if (ctx == NULL) {
-        return HC_EINVAL;
-    }
-    /* connections hold their own reference to the context they were accepted with */
-    SSL_CTX_free(h->ssl_ctx);
-    h->ssl_ctx = ctx;
-    h->accept_ctx.ssl_ctx = ctx;
-    return 0;
-}
-
-int hc_http_reload_tls(hc_http_t *h)
-{
-    char err[512];
-    int rv = hc_http_load_tls(h, (int64_t)time(NULL), err, sizeof(err));
-    if (rv == HC_EINVAL) {
-        hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", err));
-    } else if (rv == 0) {
-        log_cert("http tls reloaded", h->ssl_ctx);
-    }
-    return rv;
-}
-
-void hc_http_tls_info(const hc_http_t *h, hc_tls_cert_info_t *info)
-{
-    hc_tls_x509_info(h->ssl_ctx ? SSL_CTX_get0_certificate(h->ssl_ctx) : NULL, info);
-}
-
-int hc_http_set_api_tokens(hc_http_t *h, char *const *tokens, size_t n)
-{
-    unsigned char(*hashes)[crypto_generichash_BYTES] = NULL;
-    if (n > 0) {
-        hashes = calloc(n, sizeof(*hashes));
-        if (hashes == NULL) {
-            return HC_ENOMEM;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        crypto_generichash(hashes[i], crypto_generichash_BYTES, (const unsigned char *)tokens[i],
-                           strlen(tokens[i]), NULL, 0);
-    }
-    if (h->token_hashes != NULL) {
-        sodium_memzero(h->token_hashes, h->n_tokens * sizeof(*h->token_hashes));
-    }
-    free(h->token_hashes);
-    h->token_hashes = hashes;
-    h->n_tokens = n;
-    return 0;
-}
-
-void hc_http_set_creds(hc_http_t *h, hc_creds_t *c)
-{
-    h->creds = c;
+    h->creds = NULL;
 }
 
 /* ---- connections ---- */
@@ -1371,34 +1168,27 @@ static void on_accept(uv_stream_t *listener, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     h->nconns++;
+    /* the context of the moment: a credential reload swaps it for later connections */
+    h->accept_ctx.ssl_ctx = h->tls != NULL ? hc_http_tls_ctx(h->tls) : NULL;
     c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
     h2o_accept(&h->accept_ctx, c->sock);
 }
 
-int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t **out)
+int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
 {
+    *out = NULL;
     struct hc_http *h = calloc(1, sizeof(*h));
     if (h == NULL) {
         return HC_ENOMEM;
     }
+    const hc_config_t *cfg = o->cfg;
     h->loop = loop;
     h->cfg = cfg;
-    h->node = node;
-    hc_metrics_init(&h->metrics);
-
-    if (cfg->n_api_tokens > 0) {
-        h->token_hashes = calloc(cfg->n_api_tokens, sizeof(*h->token_hashes));
-        if (h->token_hashes == NULL) {
-            free(h);
-            return HC_ENOMEM;
-        }
-        for (size_t i = 0; i < cfg->n_api_tokens; i++) {
-            crypto_generichash(h->token_hashes[i], crypto_generichash_BYTES,
-                               (const unsigned char *)cfg->api_tokens[i],
-                               strlen(cfg->api_tokens[i]), NULL, 0);
-        }
-        h->n_tokens = cfg->n_api_tokens;
-    }
+    h->node = o->node;
+    h->auth = o->auth;
+    h->tls = o->tls;
+    h->metrics = o->metrics;
+    h->creds = o->creds;
 
     h2o_config_init(&h->config);
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("hacache"));
@@ -1412,22 +1202,10 @@ int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
     handler->super.on_req = on_req;
 
     int rv = 0;
-    if (cfg->http_tls_cert && cfg->http_tls_key) {
-        char err[512];
-        h->ssl_ctx = build_ssl_ctx(cfg, (int64_t)time(NULL), err, sizeof(err));
-        if (h->ssl_ctx == NULL) {
-            hc_log(HC_LOG_ERROR, "http tls material rejected", HC_LS("reason", err));
-            rv = HC_EINVAL;
-            goto fail_config;
-        }
-        log_cert("http tls loaded", h->ssl_ctx);
-    }
-
     h2o_context_init(&h->ctx, loop, &h->config);
     h->ctx_inited = 1;
     h->accept_ctx.ctx = &h->ctx;
     h->accept_ctx.hosts = h->config.hosts;
-    h->accept_ctx.ssl_ctx = h->ssl_ctx;
 
     struct sockaddr_storage ss;
     if (hc_resolve_listen(cfg->http_addr, &ss) != 0) {
@@ -1449,19 +1227,14 @@ int hc_http_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
         goto fail_ctx;
     }
     hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", cfg->http_addr),
-           HC_LS("tls", h->ssl_ctx ? "on" : "off"), HC_LB("auth", h->n_tokens > 0));
+           HC_LS("tls", h->tls != NULL && hc_http_tls_ctx(h->tls) != NULL ? "on" : "off"),
+           HC_LB("auth", hc_auth_required(h->auth)));
     *out = h;
     return 0;
 
 fail_ctx:
     /* The caller closes the loop's handles: leave h so hc_http_close/free clean up. */
     *out = h;
-    return rv;
-fail_config:
-    h2o_config_dispose(&h->config);
-    free(h->token_hashes);
-    free(h);
-    *out = NULL;
     return rv;
 }
 
@@ -1528,8 +1301,6 @@ void hc_http_free(hc_http_t *h)
     if (h->nconns == 0) {
         /* with live (abandoned) connections the config is still referenced: leave it to exit */
         h2o_config_dispose(&h->config);
-        SSL_CTX_free(h->ssl_ctx);
-        free(h->token_hashes);
         free(h);
     }
 }

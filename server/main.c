@@ -10,11 +10,14 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "auth.h"
 #include "config.h"
 #include "creds.h"
 #include "hacache.h"
 #include "http.h"
+#include "http_tls.h"
 #include "log.h"
+#include "metrics.h"
 #include "node.h"
 #include "resp.h"
 
@@ -22,6 +25,11 @@ typedef struct {
     uv_loop_t loop;
     hc_config_t cfg;
     hc_node_t *node;
+    /* what HTTP and RESP share, owned here: the request counters, the API tokens, and (HTTP only)
+     * the listener's TLS context; the credential watcher reloads the last two */
+    hc_metrics_t metrics;
+    hc_auth_t *auth;
+    hc_http_tls_t *http_tls;
     hc_http_t *http;
     hc_resp_t *resp;   /* CACHE_RESP_ADDR listener, or NULL */
     int draining;      /* API adapters still draining */
@@ -63,7 +71,7 @@ static void stop_creds(daemon_t *d)
 {
     if (d->creds != NULL) {
         if (d->http != NULL) {
-            hc_http_set_creds(d->http, NULL);
+            hc_http_drop_creds(d->http);
         }
         hc_creds_close(d->creds); /* before the node closes the peer layer it uses */
         d->creds = NULL;
@@ -140,6 +148,40 @@ static void on_signal(uv_signal_t *s, int signum)
         exit(1);
     }
     begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* Creates what the adapters share, the credential watcher over it (and over the node's peer
+ * layer), then HTTP and RESP, each handed what it uses. 0, or the first error (logged where it
+ * happened); whatever was started is then stopped by on_http_drained. */
+static int start_adapters(daemon_t *d)
+{
+    hc_metrics_init(&d->metrics);
+    int rv = hc_auth_new(d->cfg.api_tokens, d->cfg.n_api_tokens, &d->auth);
+    if (rv == 0) {
+        rv = hc_http_tls_new(&d->cfg, &d->http_tls);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    hc_creds_opts_t co = {.cfg = &d->cfg,
+                          .peers = hc_node_peers(d->node),
+                          .http_tls = d->http_tls,
+                          .api_auth = d->auth};
+    if (hc_creds_start(&d->loop, &co, &d->creds) != 0) {
+        hc_log(HC_LOG_WARN, "cannot watch credentials; SIGHUP and file changes reload only "
+                            "the HTTP certificate");
+    }
+    hc_http_opts_t ho = {.cfg = &d->cfg,
+                         .node = d->node,
+                         .auth = d->auth,
+                         .tls = d->http_tls,
+                         .metrics = &d->metrics,
+                         .creds = d->creds};
+    rv = hc_http_start(&d->loop, &ho, &d->http);
+    if (rv == 0 && d->cfg.resp_addr != NULL) {
+        rv = hc_resp_start(&d->loop, &d->cfg, d->node, d->auth, &d->metrics, &d->resp);
+    }
+    return rv;
 }
 
 static int start_signal(daemon_t *d, uv_signal_t *s, int signum)
@@ -220,24 +262,10 @@ int main(int argc, char **argv)
     hc_log(HC_LOG_INFO, "hacached starting", HC_LS("version", HC_VERSION_STRING),
            HC_LS("mode", d.cfg.ha_mode ? "cluster" : "standalone"),
            HC_LS("node", hc_node_name(d.node)), HC_LS("http", d.cfg.http_addr));
-    if (hc_http_start(&d.loop, &d.cfg, d.node, &d.http) != 0) {
+    if (start_adapters(&d) != 0) {
         exit_code = 1;
         d.stopping = 1;
         on_http_drained(&d);
-    } else {
-        hc_creds_opts_t co = {.cfg = &d.cfg, .peers = hc_node_peers(d.node), .http = d.http};
-        if (hc_creds_start(&d.loop, &co, &d.creds) == 0) {
-            hc_http_set_creds(d.http, d.creds);
-        } else {
-            hc_log(HC_LOG_WARN, "cannot watch credentials; SIGHUP and file changes reload only "
-                                "the HTTP certificate");
-        }
-        if (d.cfg.resp_addr != NULL &&
-            hc_resp_start(&d.loop, &d.cfg, d.node, d.http, &d.resp) != 0) {
-            exit_code = 1;
-            d.stopping = 1;
-            on_http_drained(&d);
-        }
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
 
@@ -251,6 +279,8 @@ out:
     }
     hc_http_free(d.http);
     hc_resp_free(d.resp);
+    hc_http_tls_free(d.http_tls);
+    hc_auth_free(d.auth);
     if (uv_loop_close(&d.loop) != 0) {
         hc_log(HC_LOG_ERROR, "handles still open at exit");
         uv_print_all_handles(&d.loop, stderr);

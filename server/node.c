@@ -295,11 +295,6 @@ void hc_node_foreach_cache(hc_node_t *n, int want_digest, hc_node_cache_cb cb, v
     hc_store_foreach_cache(hc_fsm_store(n->fsm), foreach_cache_one, &f);
 }
 
-hc_store_t *hc_node_store(hc_node_t *n)
-{
-    return hc_fsm_store(n->fsm);
-}
-
 void hc_node_memory(hc_node_t *n, uint64_t *used, uint64_t *max)
 {
     *used = hc_store_memory(hc_fsm_store(n->fsm));

@@ -111,7 +111,6 @@ typedef void (*hc_node_cache_cb)(void *ud, const char *name, size_t name_len,
 void hc_node_foreach_cache(hc_node_t *n, int want_digest, hc_node_cache_cb cb, void *ud);
 /* Accounted bytes of all caches, and CACHE_MAX_MEMORY. */
 void hc_node_memory(hc_node_t *n, uint64_t *used, uint64_t *max);
-hc_store_t *hc_node_store(hc_node_t *n); /* TEMPORARY: goes with the adapters change */
 /* Name of this node (host:port) for status and logs. */
 const char *hc_node_name(hc_node_t *n);
 /* Cluster mode: the peer link layer (NULL standalone or before hc_node_start), for credential

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #include "drain.h"
-#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -282,7 +281,8 @@ struct hc_resp {
     uv_loop_t *loop;
     const hc_config_t *cfg;
     hc_node_t *node;
-    hc_http_t *http;
+    hc_auth_t *auth;       /* borrowed: the API tokens (shared with HTTP) */
+    hc_metrics_t *metrics; /* borrowed: request counters (shared with HTTP) */
     hc_resp_limits_t lim;
     size_t in_high; /* stop reading while this much input waits */
     uv_tcp_t listener;
@@ -423,8 +423,7 @@ static void reply_node_error(resp_conn_t *c, int err)
 
 static void command_done(resp_conn_t *c)
 {
-    hc_metrics_record(hc_http_metrics(c->srv->http), c->mop, c->mack, c->mres,
-                      hc_mono_ns() - c->start_ns);
+    hc_metrics_record(c->srv->metrics, c->mop, c->mack, c->mres, hc_mono_ns() - c->start_ns);
 }
 
 /* Combines one node answer into the reply of the current command. */
@@ -636,12 +635,12 @@ static void cmd_quit(resp_conn_t *c)
 
 static void cmd_auth(resp_conn_t *c)
 {
-    hc_http_t *h = c->srv->http;
+    const hc_auth_t *auth = c->srv->auth;
     if (c->cmd.argc > 3) {
         reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
         return;
     }
-    if (!hc_http_auth_required(h)) {
+    if (!hc_auth_required(auth)) {
         reply_error(c, HC_MRES_BAD_REQUEST,
                     "ERR AUTH <password> called without any password configured for the default "
                     "user. Are you sure your configuration is correct?");
@@ -650,7 +649,7 @@ static void cmd_auth(resp_conn_t *c)
     size_t n;
     const char *tok = arg(c, c->cmd.argc - 1, &n);
     /* the only user is "default" (Redis 6 ACL form AUTH <user> <password>) */
-    int ok = hc_http_check_token(h, tok, n);
+    int ok = hc_auth_check(auth, tok, n);
     if (c->cmd.argc == 3 && !arg_is(c, 1, "default")) {
         ok = 0;
     }
@@ -954,7 +953,7 @@ static void dispatch(resp_conn_t *c)
     if (cmd == NULL) {
         arg_text(c, 0, name, sizeof(name));
         reply_error(c, HC_MRES_BAD_REQUEST, "ERR unknown command '%s'", name);
-    } else if (!cmd->noauth && !c->authed && hc_http_auth_required(r->http)) {
+    } else if (!cmd->noauth && !c->authed && hc_auth_required(r->auth)) {
         reply_error(c, HC_MRES_UNAUTHORIZED, "NOAUTH Authentication required.");
     } else if ((cmd->arity > 0 && c->cmd.argc != (size_t)cmd->arity) ||
                (cmd->arity < 0 && c->cmd.argc < (size_t)-cmd->arity)) {
@@ -1179,8 +1178,8 @@ static void on_accept(uv_stream_t *listener, int status)
     update_reading(c);
 }
 
-int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_http_t *http,
-                  hc_resp_t **out)
+int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_auth_t *auth,
+                  hc_metrics_t *metrics, hc_resp_t **out)
 {
     *out = NULL;
     hc_resp_t *r = calloc(1, sizeof(*r));
@@ -1190,7 +1189,8 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
     r->loop = loop;
     r->cfg = cfg;
     r->node = node;
-    r->http = http;
+    r->auth = auth;
+    r->metrics = metrics;
     hc_resp_default_limits(cfg, &r->lim);
     r->in_high = r->lim.max_command + 128 * 1024;
     struct sockaddr_storage ss;
@@ -1213,7 +1213,7 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_h
         return HC_EUNAVAILABLE;
     }
     hc_log(HC_LOG_INFO, "resp api listening", HC_LS("addr", cfg->resp_addr),
-           HC_LB("auth", hc_http_auth_required(http)));
+           HC_LB("auth", hc_auth_required(auth)));
     return 0;
 }
 

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
+#include "metrics.h"
 #include "node.h"
 
 /* ---- the parser: no I/O, no allocation beyond the argument array ---- */
@@ -55,14 +57,14 @@ int hc_resp_parse(const char *buf, size_t len, const hc_resp_limits_t *lim, hc_r
 /* ---- the listener ---- */
 
 typedef struct hc_resp hc_resp_t;
-struct hc_http;
 
-/* Binds CACHE_RESP_ADDR and serves on `loop`. cfg, node and http are borrowed and outlive the
- * server; the API tokens (which rotate) and the request metrics are those of http. 0, or
+/* Binds CACHE_RESP_ADDR and serves on `loop`. cfg, node, auth and metrics are borrowed and outlive
+ * the server; auth holds the API tokens (shared with HTTP, swapped by credential reloads), and
+ * each command is counted in metrics (shared with HTTP, whose /metrics renders them). 0, or
  * HC_EINVAL (unresolvable address) / HC_EUNAVAILABLE (bind or listen failed) after one log
  * line; on error *out is still set when handles were opened (close and free it as usual). */
-int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, struct hc_http *http,
-                  hc_resp_t **out);
+int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_auth_t *auth,
+                  hc_metrics_t *metrics, hc_resp_t **out);
 
 /* Stops accepting; idle connections close at once, a connection serving a command closes once
  * its answer is written. cb runs when every connection is gone, or after timeout_ms, when the
