@@ -213,7 +213,15 @@ int raft_change(raft_t *r, uint64_t now, raft_change_t kind, raft_id_t id, raft_
                 return RAFT_EINVAL;
             cur->role = RAFT_LEARNER;
         } else {
+            bool was_voter = cur->role == RAFT_VOTER;
             *cur = m.m[--m.n];
+            /* TEST ONLY: the one-entry swap that single-server changes forbid */
+            for (uint32_t i = 0; i < m.n && was_voter && (r->cfg.debug_bugs & RAFT_BUG_SWAP_VOTERS);
+                 i++)
+                if (m.m[i].role == RAFT_LEARNER) {
+                    m.m[i].role = RAFT_VOTER;
+                    break;
+                }
         }
         {
             bool voter = false;

@@ -326,7 +326,8 @@ int raft_new(raft_t **out, const raft_config_t *cfg, const raft_start_t *start, 
     r->can_vote = start->mode != RAFT_START_AMNESIA &&
                   !(start->mode == RAFT_START_RESTART && start->hard_state.novote);
     r->hard_dirty = start->mode == RAFT_START_AMNESIA; /* the host persists novote first */
-    r->recovering = start->mode != RAFT_START_BOOTSTRAP;
+    r->recovering = start->mode != RAFT_START_BOOTSTRAP &&
+                    !(start->mode == RAFT_START_JOIN && (c.debug_bugs & RAFT_BUG_JOIN_VOTES));
     if (start->mode == RAFT_START_RESTART || start->mode == RAFT_START_BOOTSTRAP) {
         r->term = start->hard_state.term;
         r->vote = start->hard_state.vote;

@@ -80,6 +80,9 @@ enum {
     RAFT_BUG_READ_WITHOUT_QUORUM = 1u << 2,     /* ReadIndex served without confirmation */
     RAFT_BUG_RECOVERING_VOTES = 1u << 3,        /* a node restarted empty votes at once */
     RAFT_BUG_COMMIT_OLD_TERM = 1u << 4,         /* count replicas of older-term entries */
+    RAFT_BUG_SWAP_VOTERS = 1u << 5, /* removing a voter while a learner exists promotes that
+                                       learner in the same entry (a one-entry swap) */
+    RAFT_BUG_JOIN_VOTES = 1u << 6,  /* a RAFT_START_JOIN server votes before it caught up */
 };
 
 /* Tuning. A zero field means "the default" (in brackets), so `raft_config_t c = {0};` works. */

@@ -22,6 +22,7 @@ static void usage(void)
     fprintf(stderr, "\n"
                     "  --expect-failure L  succeed only if a seed fails with an invariant in the\n"
                     "                      comma-separated list L (or 'any' safety invariant)\n"
+                    "  --incarnations      hosts: a restart without state is a new incarnation\n"
                     "  --no-prevote        disable Pre-Vote\n"
                     "  --no-checkquorum    disable Check-Quorum\n"
                     "  --nodes 3|5         cluster size (default: chosen by seed)\n"
@@ -52,6 +53,8 @@ static void print_failure(const sim_opts_t *o, const sim_result_t *r)
     for (int i = 0; sim_bug_names[i]; i++)
         if (o->bugs & (1u << i))
             printf(" --bug %s", sim_bug_names[i]);
+    if (o->incarnations)
+        printf(" --incarnations");
     if (o->no_prevote)
         printf(" --no-prevote");
     if (o->no_checkquorum)
@@ -173,6 +176,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--expect-failure") == 0) {
             NEEDV;
             expect = v;
+        } else if (strcmp(a, "--incarnations") == 0) {
+            o.incarnations = true;
         } else if (strcmp(a, "--no-prevote") == 0) {
             o.no_prevote = true;
         } else if (strcmp(a, "--no-checkquorum") == 0) {
@@ -220,6 +225,9 @@ int main(int argc, char **argv)
         o.quiet_failure = true;
 
     sim_result_t total = {0};
+    uint64_t runs_new_inc = 0, runs_replaced = 0;
+    bool base_incarnations =
+        o.incarnations || (o.bugs & (RAFT_BUG_SWAP_VOTERS | RAFT_BUG_JOIN_VOTES));
     for (uint64_t k = 0; k < seeds; k++) {
         o.seed = first + k;
         sim_result_t r;
@@ -275,6 +283,10 @@ int main(int argc, char **argv)
         total.reads_checked += r.reads_checked;
         total.resets += r.resets;
         total.forfeits += r.forfeits;
+        total.new_incarnations += r.new_incarnations;
+        total.replacements += r.replacements;
+        runs_new_inc += r.new_incarnations > 0;
+        runs_replaced += r.replacements > 0;
         if (one)
             printf("seed=%" PRIu64 " nodes=%d virtual=%.1fs events=%" PRIu64
                    " leader_changes=%" PRIu64 " committed=%" PRIu64 " acked=%" PRIu64
@@ -301,5 +313,9 @@ int main(int argc, char **argv)
                seeds, first, first + seeds - 1, (double)total.vtime / 1000.0, total.events,
                total.leader_changes, total.committed, total.acked, total.reads_checked,
                total.resets, total.forfeits);
+    if (!one && base_incarnations)
+        printf("raft-sim: new incarnations %" PRIu64 " in %" PRIu64 " runs, replaced (removed "
+               "by the policy) %" PRIu64 " in %" PRIu64 " runs\n",
+               total.new_incarnations, runs_new_inc, total.replacements, runs_replaced);
     return 0;
 }

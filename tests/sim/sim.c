@@ -4,6 +4,8 @@
  * of its seed and options, and its trace hash proves it. */
 #include "sim.h"
 
+#include "incarnation.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -116,9 +118,9 @@ static void core_trace(void *ctx, raft_id_t self, uint64_t now, const char *line
     sim_trace(s, "t=%" PRIu64 " n%" PRIu64 " | %s", now, self, line);
 }
 
-const char *const sim_bug_names[] = {"commit-without-majority", "vote-twice",
-                                     "read-without-quorum",     "recovering-votes",
-                                     "commit-old-term",         NULL};
+const char *const sim_bug_names[] = {
+    "commit-without-majority", "vote-twice",      "read-without-quorum",   "recovering-votes",
+    "commit-old-term",         "swap-two-voters", "vote-before-caught-up", NULL};
 
 uint32_t sim_bug_flag(const char *name)
 {
@@ -755,7 +757,7 @@ static bool ok_up(const sim_t *s, int i)
 
 static bool ok_crashed(const sim_t *s, int i)
 {
-    return s->n[i].exists && !s->n[i].up;
+    return s->n[i].exists && !s->n[i].up && !s->n[i].dead_inc;
 }
 
 static bool ok_exists(const sim_t *s, int i)
@@ -768,8 +770,61 @@ static void heal_partitions(sim_t *s)
     memset(s->cut, 0, sizeof s->cut);
 }
 
+/* --incarnations: the leader runs the node's policy (raft/incarnation.h) on what it knows:
+ * which incarnation answers for each host (the one that is up), its configuration, each
+ * member's host and whether it caught up. One single-server change per call. */
+static void policy_step(sim_t *s)
+{
+    int l = find_leader(s);
+    if (l < 0 || s->n[l].host < 0)
+        return;
+    const raft_status_t *st = &s->n[l].st;
+    inc_view_t v;
+    memset(&v, 0, sizeof v);
+    v.n_hosts = (uint32_t)s->n_initial;
+    v.self = (uint32_t)s->n[l].host;
+    for (int h = 0; h < s->n_initial; h++) {
+        int sl = s->answer[h];
+        v.hosts[h].id = usable(s, sl) ? s->n[sl].id : 0;
+        v.hosts[h].established = true;
+    }
+    v.members = st->members;
+    v.committed = st->members_committed;
+    v.bugs = s->inc_bugs;
+    for (uint32_t i = 0; i < st->members.n; i++) {
+        raft_id_t id = st->members.m[i].id;
+        int sl = slot_of(id);
+        v.member_host[i] = sl >= 0 && sl < s->n_slots ? s->n[sl].host : -1;
+        v.caught_up[i] = id == st->id;
+        for (uint32_t p = 0; p < st->n_peers; p++)
+            if (st->peers[p].id == id)
+                v.caught_up[i] = st->peers[p].member_role == RAFT_VOTER
+                                     ? st->peers[p].counted
+                                     : !st->peers[p].recovering && st->peers[p].match >= st->commit;
+    }
+    raft_change_t kind;
+    raft_id_t target;
+    if (!inc_next_change(&v, &kind, &target))
+        return;
+    raft_index_t idx = 0;
+    int rv = raft_change(s->n[l].r, s->now, kind, target, &idx);
+    int sl = slot_of(target);
+    if (rv == 0 && kind == RAFT_CHANGE_REMOVE && sl >= 0) {
+        s->n[sl].removing = true;
+        s->res.replacements++;
+    }
+    static const char *const kinds[] = {"?", "add learner", "promote", "demote", "remove"};
+    sim_trace(s, "t=%" PRIu64 " n%d policy %s n%" PRIu64 ": %s index=%" PRIu64, s->now, l + 1,
+              kinds[kind], target, rv ? raft_strerror(rv) : "ok", idx);
+    node_after(s, l);
+}
+
 static void fault_membership(sim_t *s)
 {
+    if (s->hosts_mode) {
+        policy_step(s);
+        return;
+    }
     int l = find_leader(s);
     if (l < 0)
         return;
@@ -963,7 +1018,20 @@ static void fault_act(sim_t *s)
             node_crash(s, v, "fault");
     } else if (dice < 58) {
         int v = pick_slot(s, ok_crashed);
-        if (v >= 0) {
+        if (v >= 0 && s->hosts_mode && s->n[v].host >= 0 && s->answer[s->n[v].host] == v &&
+            s->n_slots < SIM_MAX_SLOTS && sim_rng_below(&s->rng, 2)) {
+            /* the host's process starts without state: a new incarnation, a fresh id */
+            raft_members_t m;
+            host_members(s, &m);
+            int sl = s->n_slots++;
+            s->n[v].dead_inc = true;
+            s->n[sl].host = s->n[v].host;
+            s->answer[s->n[v].host] = sl;
+            s->res.new_incarnations++;
+            sim_trace(s, "t=%" PRIu64 " FAULT host %d: new incarnation n%d replaces n%d", s->now,
+                      s->n[v].host, sl + 1, v + 1);
+            node_start(s, sl, RAFT_START_JOIN, &m);
+        } else if (v >= 0) {
             raft_members_t m;
             host_members(s, &m);
             bool amnesia = s->allow_amnesia && sim_rng_below(&s->rng, 4) == 0;
@@ -1048,7 +1116,7 @@ static void heal_all(sim_t *s)
               ", converged by t=%" PRIu64,
               s->now, s->live_deadline, s->now + SIM_CONVERGE_MS);
     for (int i = 0; i < s->n_slots && !s->done; i++) {
-        if (!s->n[i].exists)
+        if (!s->n[i].exists || s->n[i].dead_inc)
             continue;
         if (!s->n[i].up) {
             raft_members_t m;
@@ -1078,6 +1146,14 @@ static void liveness_check(sim_t *s)
                 continue;
             ok = s->n[sl].up && s->n[sl].sm_index >= ld->st.commit && ld->st.commit > 0;
         }
+        /* --incarnations: full fault tolerance back, every host's current incarnation is a
+         * voter and no other incarnation of it is a member */
+        for (uint32_t i = 0; i < ld->st.members.n && ok && s->hosts_mode; i++) {
+            int sl = slot_of(ld->st.members.m[i].id);
+            int h = sl >= 0 ? s->n[sl].host : -1;
+            ok = h >= 0 && s->answer[h] == sl && ld->st.members.m[i].role == RAFT_VOTER;
+        }
+        ok = ok && (!s->hosts_mode || ld->st.members.n == (uint32_t)s->n_initial);
     }
     if (ok) {
         sim_trace(s,
@@ -1238,8 +1314,15 @@ static void on_event(sim_t *s, sim_event_t *ev)
         break;
     }
     case EV_FAULT:
-        if (!s->faults_on)
+        if (!s->faults_on) {
+            /* --incarnations: the leader's policy keeps replacing after healing */
+            if (s->hosts_mode && s->healed) {
+                reap_removed(s);
+                policy_step(s);
+                schedule(s, s->now + T(s) / 4, EV_FAULT, 0, 0, 0);
+            }
             break;
+        }
         fault_act(s);
         schedule(s, s->now + sim_rng_between(&s->rng, 20, 3 * T(s)), EV_FAULT, 0, 0, 0);
         break;
@@ -1353,6 +1436,20 @@ int sim_run(const sim_opts_t *o, sim_result_t *out)
     s->compact_every = compact[sim_rng_below(&s->rng, 4)];
     s->allow_mem_loss = !o->no_faults && sim_rng_below(&s->rng, 100) < 15;
     s->allow_amnesia = !o->no_faults && sim_rng_below(&s->rng, 100) < 30;
+    s->hosts_mode = o->incarnations || (o->bugs & (RAFT_BUG_SWAP_VOTERS | RAFT_BUG_JOIN_VOTES));
+    s->inc_bugs = ((o->bugs & RAFT_BUG_SWAP_VOTERS) ? INC_BUG_SWAP_TWO_VOTERS : 0) |
+                  ((o->bugs & RAFT_BUG_JOIN_VOTES) ? INC_BUG_VOTE_BEFORE_CAUGHT_UP : 0);
+    for (int i = 0; i < SIM_MAX_SLOTS; i++)
+        s->n[i].host = i < s->n_initial && s->hosts_mode ? i : -1;
+    for (int h = 0; h < s->n_initial; h++)
+        s->answer[h] = h;
+    if (s->hosts_mode) {
+        /* the hosts are fixed (no membership churn), restarts without state are new
+         * incarnations instead of amnesia, and a majority of the configuration's incarnations
+         * never loses its memory: the dead-majority recovery is not in the core yet */
+        s->allow_amnesia = false;
+        s->allow_mem_loss = false;
+    }
     uint64_t duration = o->duration_ms
                             ? o->duration_ms
                             : (o->no_faults ? 60000 : sim_rng_between(&s->rng, 20000, 40000));

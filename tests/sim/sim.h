@@ -10,7 +10,7 @@
 
 #include "raft.h"
 
-#define SIM_MAX_SLOTS   16 /* server ids 1..16, slot = id - 1; ids are never reused */
+#define SIM_MAX_SLOTS   40 /* server ids 1..40, slot = id - 1; ids are never reused */
 #define SIM_MAX_SERVERS 5  /* members of a configuration, never more */
 #define SIM_MIN_VOTERS  3  /* membership faults never go below this */
 #define SIM_CLIENTS     3
@@ -109,6 +109,8 @@ typedef struct sim_node {
     bool paused;   /* process stopped (SIGSTOP): events wait */
     bool removing; /* the host asked to remove it; shut down once that commits */
     bool amnesiac; /* running after RAFT_START_AMNESIA; the host replaces it */
+    int host;      /* --incarnations: index of its host (HA_HOSTS entry), -1: none */
+    bool dead_inc; /* --incarnations: a newer incarnation of its host answers; never restarts */
     raft_id_t id;
     raft_t *r;
     uint64_t life; /* process starts of this slot */
@@ -169,6 +171,7 @@ typedef struct sim_opts {
     int flaky_mode;   /* stability: 0 none, 1 lossy node, 2 isolated on and off */
     uint64_t stability_warmup_ms;
     bool quiet_failure; /* do not print the trace tail (expected failures) */
+    bool incarnations;  /* hosts: a restart without state is a new incarnation (new id) */
 } sim_opts_t;
 
 typedef struct sim_result {
@@ -183,7 +186,9 @@ typedef struct sim_result {
     uint64_t acked, reads_checked;
     uint64_t majority_term_changes; /* stability */
     uint64_t resets;
-    uint64_t forfeits; /* voters that gave up a kept log (raft_status_t.forfeits) */
+    uint64_t forfeits;         /* voters that gave up a kept log (raft_status_t.forfeits) */
+    uint64_t new_incarnations; /* --incarnations: restarts without state (fresh id) */
+    uint64_t replacements;     /* ... dead incarnations removed by the policy */
     int nodes;
 } sim_result_t;
 
@@ -211,7 +216,10 @@ struct sim {
     bool faults_on;
     bool allow_mem_loss;
     bool allow_amnesia;
-    uint32_t compact_every; /* compact when this many entries are applied past the base */
+    bool hosts_mode;             /* --incarnations (or a bug switch that needs it) */
+    int answer[SIM_MAX_SERVERS]; /* slot of each host's current incarnation */
+    uint32_t inc_bugs;           /* INC_BUG_* */
+    uint32_t compact_every;      /* compact when this many entries are applied past the base */
     bool healed;
     uint64_t heal_at, live_deadline;
     bool done;
