@@ -424,21 +424,3 @@ void hc_node_render_metrics(hc_node_t *n, hc_buf_t *out)
                   "# TYPE hacache_memory_max_bytes gauge\nhacache_memory_max_bytes %" PRIu64 "\n",
                   tot.hits, tot.misses, tot.evictions, tot.expirations, hc_store_max_memory(ms));
 }
-
-/* ============================================================================================
- * Cluster mode.
- *
- * Ids: every HA_HOSTS entry's raft id is hc_node_id_of(host:port), so every node derives the
- * same ids from the same list. Each process start picks a random incarnation and PRNG seed.
- * The raft hard state (term, vote) lives in CACHE_DATA_DIR/raft-<host>_<port>.state and is
- * written durably before any message of the update that changed it is sent. Start mode:
- * RESTART when that file exists, else BOOTSTRAP with every HA_HOSTS entry as a voter.
- * Snapshots: a follower that needs entries the leader compacted away gets a node snapshot
- * (hc_node_snapshot_encode: store + request-id window, captured at the leader's applied index)
- * streamed as SnapshotChunk frames on the peer link; every node compacts its own log after
- * applying (see COMPACT_*).
- * Quorum loss: see "quorum loss" below (local invalidation, raft_state_lost, then a snapshot
- * from the next leader).
- * Not done yet (next step): amnesia detection (a node whose file vanished rejoins as a fresh id
- * through JOIN) and membership changes that follow HA_HOSTS.
- * ========================================================================================== */

@@ -1,5 +1,7 @@
 /* slots.c: peer slots (my HA_HOSTS entries, then peers that only list me) with their raft ids
- * and names, and sending a peer message to a slot. */
+ * and names, and sending a peer message to a slot. Ids: every HA_HOSTS entry's raft id is
+ * hc_node_id_of(host:port), so every node derives the same ids from the same list; each process
+ * start draws a random incarnation and PRNG seed for raft (drive.c cl_raft_create). */
 #include "cluster_int.h"
 
 #include <stdio.h>
