@@ -159,7 +159,9 @@ static void send_json(call_t *call, int status, hc_buf_t *b)
     send_body(call, status, "application/json", b->data ? b->data : "{}", b->data ? b->len : 2);
 }
 
-static void send_error(call_t *call, int status, const char *code, const char *msg)
+/* {"error": msg, "code": code[, "reason": reason]} */
+static void send_error_reason(call_t *call, int status, const char *code, const char *msg,
+                              const char *reason)
 {
     hc_buf_t b;
     hc_buf_init(&b);
@@ -167,9 +169,18 @@ static void send_error(call_t *call, int status, const char *code, const char *m
     hc_buf_json_string(&b, msg, strlen(msg));
     hc_buf_puts(&b, ",\"code\":");
     hc_buf_json_string(&b, code, strlen(code));
+    if (reason != NULL) {
+        hc_buf_puts(&b, ",\"reason\":");
+        hc_buf_json_string(&b, reason, strlen(reason));
+    }
     hc_buf_puts(&b, "}");
     send_json(call, status, &b);
     hc_buf_free(&b);
+}
+
+static void send_error(call_t *call, int status, const char *code, const char *msg)
+{
+    send_error_reason(call, status, code, msg, NULL);
 }
 
 /* Maps an HC_E* code to the HTTP status and error code of SPEC section 5. */
@@ -218,7 +229,14 @@ static void send_hc_error(call_t *call, int err)
         status = 500, code = "internal";
         break;
     }
-    send_error(call, status, code, hc_strerror(err));
+    const char *reason = NULL;
+    if (err == HC_EUNAVAILABLE) {
+        /* why: the node's readiness reason (no_quorum, catching_up, joining, ...) */
+        hc_node_status_t st;
+        hc_node_status(call->http->node, &st);
+        reason = !st.ready && st.not_ready_reason ? st.not_ready_reason : NULL;
+    }
+    send_error_reason(call, status, code, hc_strerror(err), reason);
 }
 
 /* ---- query strings ---- */

@@ -42,9 +42,15 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
 /* Leader and linearizable reads (local reads: hc_cluster_local_read). */
 hc_node_op_t *hc_cluster_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
                               size_t klen, hc_consistency_t consistency, hc_read_cb cb, void *ud);
-/* A local read; *stale = 1 when it came from a serve_stale cache kept after quorum loss. */
+/* A local read; *stale = 1 when it came from a serve_stale cache kept after quorum loss.
+ * HC_EUNAVAILABLE while the node is not current (hc_cluster_not_current): it would answer
+ * "not found" or an old value for keys the cluster holds. */
 int hc_cluster_local_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
                           size_t klen, hc_entry_view_t *out, int *stale);
+/* Why local reads are refused now: "discovering", "joining", "recovering" (restarted, the
+ * leader has not caught it up yet) or "catching_up" (applied < commit heard, e.g. a snapshot
+ * being staged); NULL when the node is current. */
+const char *hc_cluster_not_current(const hc_cluster_t *c);
 void hc_cluster_cancel(hc_cluster_t *c, hc_node_op_t *op);
 void hc_cluster_handover(hc_cluster_t *c, void (*cb)(void *ud), void *ud);
 hc_node_op_t *hc_cluster_transfer(hc_cluster_t *c, const char *to, hc_write_cb cb, void *ud);

@@ -159,6 +159,7 @@ struct hc_cluster {
     uint64_t leader_changes;
     uint64_t commit_heard;
     uint64_t applied;
+    int recovering; /* raft says: restarted without its log, not caught up yet (last update) */
     uint64_t next_ctx;
     uint64_t expire_barrier; /* no new EXPIRE batch until this index is applied */
     hc_node_op_t *ops;       /* doubly linked list of every op in flight */

@@ -133,6 +133,9 @@ void cl_process(cluster_t *c)
             cl_on_leader_changed(c);
         }
     }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    c->recovering = st.recovering; /* for local reads (hc_cluster_not_current) */
     cl_ql_observe(c, was_leader && c->role != RAFT_LEADER);
     /* after the state update: a leadership won in this very update is already known */
     for (size_t i = 0; i < u.n_snapshots; i++) {
@@ -181,7 +184,8 @@ int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t
     if (mode == RAFT_START_RESTART && hs != NULL) {
         start.hard_state = *hs;
     }
-    c->members_check = 1; /* save the first configuration seen committed */
+    c->members_check = 1;                         /* save the first configuration seen committed */
+    c->recovering = mode != RAFT_START_BOOTSTRAP; /* as raft_new decides; then every update */
     if (members != NULL) {
         start.members = *members;
         start.members_index = members_index;
