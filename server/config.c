@@ -345,9 +345,9 @@ static const knob_t knobs[] = {
      .flag = "data-dir",
      .type = K_STR,
      .off = F(data_dir),
-     .def = "/var/lib/hacache",
      .metavar = "PATH",
-     .help = "where the little state that must survive a restart lives"},
+     .help = "optional: raft state kept across restarts (without it every start is a new "
+             "incarnation that rejoins as a voter)"},
     {.env = "CACHE_LOG_LEVEL",
      .flag = "log-level",
      .type = K_LOG_LEVEL,

@@ -23,6 +23,8 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     c->self = cfg->self_index;
     c->leader_idx = -1;
     c->ids = calloc(c->cap, sizeof(*c->ids));
+    c->answer_id = calloc(c->cap, sizeof(*c->answer_id));
+    c->tags = calloc(c->cap, sizeof(*c->tags));
     c->names = calloc(c->cap, sizeof(*c->names));
     c->last_frame = calloc(c->cap, sizeof(*c->last_frame));
     c->tx = calloc(c->cap, sizeof(*c->tx));
@@ -43,16 +45,31 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
         c->compact_keep = cev / 5;
         c->compact_hold_max = cev * 10 < CL_MAX_LOG_ENTRIES / 2 ? cev * 10 : CL_MAX_LOG_ENTRIES / 2;
     }
-    if (c->ids == NULL || c->names == NULL || c->last_frame == NULL || c->info_state == NULL ||
-        c->clock_offset == NULL || c->clock_rtt == NULL || c->clock_warned == NULL ||
-        c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
-        c->nhosts > RAFT_MAX_MEMBERS || cl_io_uv_new(c, loop) != 0) {
+    if (c->ids == NULL || c->answer_id == NULL || c->tags == NULL || c->names == NULL ||
+        c->last_frame == NULL || c->info_state == NULL || c->clock_offset == NULL ||
+        c->clock_rtt == NULL || c->clock_warned == NULL || c->tx == NULL || c->self < 0 ||
+        (size_t)c->self >= c->nhosts || c->nhosts > RAFT_MAX_MEMBERS ||
+        cl_io_uv_new(c, loop) != 0) {
         hc_cluster_free(c);
         return HC_EINVAL;
     }
     for (size_t i = 0; i < c->nhosts; i++) {
         hc_host_format(&cfg->hosts.v[i], c->names[i], sizeof(c->names[i]));
         c->ids[i] = hc_node_id_of(c->names[i]);
+        c->tags[i] = cl_tag_of_name(c->names[i]);
+    }
+    /* fresh ids name their host by its tag: only when every tag is nonzero and distinct (two
+     * HA_HOSTS entries sharing one, odds about n^2 / 131072, keep the legacy ids) */
+    c->fresh_ids = 1;
+    for (size_t i = 0; i < c->nhosts; i++) {
+        for (size_t j = 0; j < i; j++) {
+            c->fresh_ids &= c->tags[i] != c->tags[j];
+        }
+        c->fresh_ids &= c->tags[i] != 0;
+    }
+    if (!c->fresh_ids) {
+        hc_log(HC_LOG_WARN, "two HA_HOSTS entries share a host tag: a node that restarts without "
+                            "its raft state follows but cannot be replaced by a voter");
     }
     snprintf(c->name, sizeof(c->name), "%s", c->names[c->self]);
     *out = c;
@@ -69,9 +86,16 @@ struct hc_peers *hc_cluster_peers(hc_cluster_t *c)
     return cl_io_uv_peers(c);
 }
 
-int hc_cluster_start(hc_cluster_t *c)
+/* Loads what CACHE_DATA_DIR holds: 0 with *hs when this node restarts with its raft state (its
+ * id, its committed configuration), HC_ENOTFOUND when it starts without (a new incarnation),
+ * HC_EINVAL when the directory or its files are unusable (one line printed). */
+static int load_state(cluster_t *c, raft_hard_state_t *hs, raft_members_t *m, int *have_m,
+                      uint64_t *mi, uint64_t *mep)
 {
     const hc_config_t *cfg = c->cfg;
+    if (cfg->data_dir == NULL || cfg->data_dir[0] == '\0') {
+        return HC_ENOTFOUND; /* no data dir: every start is a new incarnation */
+    }
     int rv = cl_prepare_data_dir(cfg->data_dir);
     if (rv != 0) {
         return rv;
@@ -83,39 +107,69 @@ int hc_cluster_start(hc_cluster_t *c)
         return HC_EINVAL;
     }
     snprintf(c->members_path, sizeof(c->members_path), "%s.members", c->state_path);
+    snprintf(c->id_path, sizeof(c->id_path), "%s.id", c->state_path);
+    rv = hc_hardstate_load(c->state_path, &hs->term, &hs->vote, &hs->novote);
+    if (rv == HC_ENOTFOUND) {
+        return rv;
+    }
+    if (rv != 0) {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
+                c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
+        return HC_EINVAL;
+    }
+    if (hs->novote && c->fresh_ids) {
+        /* an older build left this node following without a vote: it is replaced like a node
+         * that lost its state, by a new incarnation */
+        hc_log(HC_LOG_WARN, "this node once lost its raft state: starting as a new incarnation");
+        return HC_ENOTFOUND;
+    }
+    if (hs->novote) {
+        hc_log(HC_LOG_WARN, "this node once lost its raft state (CACHE_DATA_DIR): it follows "
+                            "and serves but never votes again");
+    }
+    uint64_t id = 0;
+    int irv = hc_id_load(c->id_path, &id);
+    if (irv == 0 && inc_id_tag(id) == c->tags[c->self]) {
+        c->ids[c->self] = id; /* joined as a new incarnation earlier */
+    } else if (irv != HC_ENOTFOUND) {
+        fprintf(stderr, "hacached: CACHE_DATA_DIR: unusable raft id file %s\n", c->id_path);
+        return HC_EINVAL;
+    }
+    /* the configuration last seen committed, rather than HA_HOSTS, until a leader tells */
+    int mrv = hc_members_load(c->members_path, mi, mep, m);
+    *have_m = mrv == 0;
+    if (mrv == 0) {
+        c->members_saved = *m;
+        c->members_saved_epoch = *mep;
+        hc_log(HC_LOG_INFO, "restarting with the configuration last seen committed",
+               HC_LU("members", m->n), HC_LU("index", *mi), HC_LU("epoch", *mep));
+    } else if (mrv != HC_ENOTFOUND) {
+        hc_log(HC_LOG_WARN, "ignoring an unreadable committed configuration file, using HA_HOSTS",
+               HC_LS("path", c->members_path));
+    }
+    return 0;
+}
+
+int hc_cluster_start(hc_cluster_t *c)
+{
+    const hc_config_t *cfg = c->cfg;
     raft_hard_state_t hs = {0, 0, false};
-    rv = hc_hardstate_load(c->state_path, &hs.term, &hs.vote, &hs.novote);
+    raft_members_t m;
+    int have_m = 0;
+    uint64_t mi = 0, mep = 0;
+    int rv = load_state(c, &hs, &m, &have_m, &mi, &mep);
     if (rv == 0) {
-        if (hs.novote) {
-            hc_log(HC_LOG_WARN, "this node once lost its raft state (CACHE_DATA_DIR): it follows "
-                                "and serves but never votes again");
-        }
-        /* the configuration last seen committed, rather than HA_HOSTS, until a leader tells */
-        raft_members_t m;
-        uint64_t mi = 0, mep = 0;
-        int mrv = hc_members_load(c->members_path, &mi, &mep, &m);
-        if (mrv == 0) {
-            c->members_saved = m;
-            c->members_saved_epoch = mep;
-            hc_log(HC_LOG_INFO, "restarting with the configuration last seen committed",
-                   HC_LU("members", m.n), HC_LU("index", mi), HC_LU("epoch", mep));
-        } else if (mrv != HC_ENOTFOUND) {
-            hc_log(HC_LOG_WARN,
-                   "ignoring an unreadable committed configuration file, using HA_HOSTS",
-                   HC_LS("path", c->members_path));
-        }
-        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, mrv == 0 ? &m : NULL, mi, mep);
+        rv = cl_raft_create(c, RAFT_START_RESTART, &hs, have_m ? &m : NULL, mi, mep);
         if (rv != 0) {
             hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
             return HC_EINTERNAL;
         }
     } else if (rv == HC_ENOTFOUND) {
         /* no raft state: ask the peers first (see "membership") */
+        hs = (raft_hard_state_t){0, 0, false};
         c->discovering = 1;
     } else {
-        fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot read the raft hard state %s (%s)\n",
-                c->state_path, rv == HC_EINVAL ? "corrupt" : strerror(errno));
-        return HC_EINVAL;
+        return rv;
     }
     hc_ql_init(&c->ql, cl_ql_grace(c), cl_now(c));
     rv = cl_io_uv_start(c);
@@ -125,7 +179,8 @@ int hc_cluster_start(hc_cluster_t *c)
     c->io.timer_start(c->io.ud, CL_TIMER_QUORUM, c->ql.period, c->ql.period);
     hc_log(HC_LOG_INFO, "node started", HC_LS("node", c->name), HC_LS("role", "follower"),
            HC_LS("start", c->discovering ? "discovering" : "restart"), HC_LU("term", hs.term),
-           HC_LU("peers", c->nhosts - 1), HC_LS("data_dir", cfg->data_dir),
+           HC_LU("peers", c->nhosts - 1),
+           HC_LS("data_dir", cfg->data_dir && cfg->data_dir[0] ? cfg->data_dir : "none"),
            HC_LU("max_memory", cfg->max_memory));
     cl_kick(c);
     return 0;
@@ -201,6 +256,8 @@ void hc_cluster_free(hc_cluster_t *c)
     hc_buf_free(&c->rx.buf);
     free(c->rx.members);
     free(c->ids);
+    free(c->answer_id);
+    free(c->tags);
     free(c->names);
     free(c->last_frame);
     free(c->info_state);

@@ -23,6 +23,7 @@
 #include "fsm.h"
 #include "hacache.pb-c.h"
 #include "quorum_state.h"
+#include "incarnation.h"
 #include "raft.h"
 #include "util.h"
 
@@ -71,6 +72,7 @@ typedef struct {
 typedef struct {
     int active;
     uint8_t *data; /* the node snapshot, owned */
+    raft_id_t to;  /* the follower's raft id (its incarnation) */
     size_t len, off;
     uint64_t index, term, leader_term;
     uint8_t *members; /* raft_members_encode(), owned */
@@ -143,11 +145,15 @@ struct hc_cluster {
     size_t npeers; /* slots in use: HA_HOSTS, then peers that only list me (cl_peer_known) */
     size_t cap;    /* slots allocated */
     int self;
-    uint64_t *ids;
+    uint64_t *ids;       /* per slot: the incarnation last heard on its link, else its legacy id */
+    uint64_t *answer_id; /* per slot: the incarnation heard on its link, 0 none yet */
+    uint16_t *tags;      /* per slot: host tag (top 16 bits of the legacy id) */
+    int fresh_ids;       /* tags are nonzero and distinct: new incarnations get fresh ids */
     char (*names)[HC_NODE_NAME_MAX + 1];
     uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
     char state_path[4096];
     char members_path[4200];      /* state_path + ".members" (hc_members_save) */
+    char id_path[4200];           /* state_path + ".id" (hc_id_save); all "" without a data dir */
     raft_members_t members_saved; /* what members_path holds; n == 0: nothing yet */
     uint64_t members_saved_epoch;
     int members_check; /* the configuration or epoch changed: save once committed */
@@ -180,6 +186,7 @@ struct hc_cluster {
     raft_members_t found;     /* configuration reported by an established peer */
     int found_leader;         /* its leader's slot, -1 unknown */
     int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
+    int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
     uint64_t members_changes; /* configuration changes this node proposed as leader */
     /* clocks (status.c) */
@@ -208,8 +215,19 @@ static inline int cl_link_up(const cluster_t *c, int peer)
     return peer >= 0 && c->io.is_up(c->io.ud, peer);
 }
 
+/* membership.c */
+/* My incarnation is a voter of the committed configuration, and no other incarnation of my
+ * host is a member (what /readyz waits for after a restart without state). */
+int cl_self_voter_alone(cluster_t *c, const raft_status_t *st);
+
 /* slots.c */
-int cl_peer_of_id(const cluster_t *c, uint64_t id); /* slot of a raft id, -1 none */
+/* slot of a raft id (heard on a link, or the slot of its host tag), -1 none */
+int cl_peer_of_id(const cluster_t *c, uint64_t id);
+/* Evidence: incarnation `id` answers on the link of slot `peer` (a JoinRequest, ClusterInfo or
+ * raft message from it); ignored when the id's host tag is not the slot's. */
+void cl_heard_id(cluster_t *c, int peer, uint64_t id);
+uint16_t cl_tag_of_name(const char *hostport); /* top 16 bits of hc_node_id_of(host:port) */
+const char *cl_id_hex(uint64_t id, char out[17]);
 /* 1 when `peer` names a usable slot; a peer that only lists me gets one here, with the raft id
  * of its name. */
 int cl_peer_known(cluster_t *c, int peer);

@@ -145,6 +145,33 @@ int hc_members_load(const char *path, uint64_t *index, uint64_t *epoch, raft_mem
     return 0;
 }
 
+int hc_id_save(const char *path, uint64_t id)
+{
+    char body[64];
+    int len = snprintf(body, sizeof(body), "hacache raft id v1\nid %016" PRIx64 "\n", id);
+    return write_durably(path, body, len);
+}
+
+int hc_id_load(const char *path, uint64_t *id)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
+    }
+    char buf[128];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    unsigned long long v = 0;
+    int used = 0;
+    if (sscanf(buf, "hacache raft id v1\nid %16llx\n%n", &v, &used) != 1 || used == 0 ||
+        buf[used] != '\0' || v == 0) {
+        return HC_EINVAL;
+    }
+    *id = v;
+    return 0;
+}
+
 int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote)
 {
     FILE *f = fopen(path, "re");
@@ -195,10 +222,6 @@ static int mkdir_p(const char *path)
 /* CACHE_DATA_DIR exists (created 0700 if missing) and takes a file. */
 int cl_prepare_data_dir(const char *dir)
 {
-    if (dir == NULL || dir[0] == '\0') {
-        fprintf(stderr, "hacached: CACHE_DATA_DIR: must be set in cluster mode\n");
-        return HC_EINVAL;
-    }
     if (mkdir_p(dir) != 0) {
         fprintf(stderr, "hacached: CACHE_DATA_DIR: cannot create %s: %s\n", dir, strerror(errno));
         return HC_EINVAL;
@@ -221,6 +244,9 @@ int cl_prepare_data_dir(const char *dir)
 
 void cl_persist_or_die(cluster_t *c, const raft_hard_state_t *hs)
 {
+    if (c->state_path[0] == '\0') {
+        return; /* no CACHE_DATA_DIR: the next start is a new incarnation, with a new id */
+    }
     if (hc_hardstate_save(c->state_path, hs->term, hs->vote, hs->novote) != 0) {
         /* Sending without the hard state on disk could make this node vote twice in a term
          * after a restart: stop instead. */
@@ -237,6 +263,10 @@ void cl_persist_or_die(cluster_t *c, const raft_hard_state_t *hs)
  * and retried on the next change; the file is an optimisation of the restart, not a vote. */
 void cl_save_committed_members(cluster_t *c)
 {
+    if (c->state_path[0] == '\0') {
+        c->members_check = 0;
+        return;
+    }
     raft_status_t st;
     raft_status(c->raft, &st);
     if (!st.members_committed || st.commit == 0) {

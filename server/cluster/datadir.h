@@ -20,6 +20,13 @@ int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novot
  * corrupt; HC_EINTERNAL when it cannot be read. */
 int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote);
 
+/* The raft id file (path + ".id" next to the hard state): this node's raft id when it is not
+ * the legacy hc_node_id_of(host:port), i.e. when the node joined as a new incarnation. Text
+ * "hacache raft id v1 / id <hex>". Written durably before raft runs under that id; 0 or
+ * HC_EINTERNAL. Load: 0, HC_ENOTFOUND, HC_EINVAL (corrupt), HC_EINTERNAL. */
+int hc_id_save(const char *path, uint64_t id);
+int hc_id_load(const char *path, uint64_t *id);
+
 /* The committed configuration file, next to the hard state file (path + ".members"): the raft
  * configuration this node last saw committed, the commit index it saw it in effect at and the
  * epoch of that log (raft_start_t.members, members_index, members_epoch). Text:

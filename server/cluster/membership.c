@@ -5,19 +5,49 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <errno.h>
 
 #include <sodium.h>
 
+#include "datadir.h"
 #include "log.h"
+
+/* The HA_HOSTS entry (host index) an incarnation belongs to, -1 when none: its legacy id, the
+ * incarnation heard on the host's link, or (fresh ids) its host tag. */
+static int host_of_member(const cluster_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nhosts; i++) {
+        if (c->ids[i] == id || hc_node_id_of(c->names[i]) == id ||
+            (c->fresh_ids && c->tags[i] == inc_id_tag(id))) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int cl_self_voter_alone(cluster_t *c, const raft_status_t *st)
+{
+    if (!st->members_committed) {
+        return c->voter_alone; /* the verdict of the last committed configuration */
+    }
+    int voter = 0;
+    for (uint32_t i = 0; i < st->members.n; i++) {
+        const raft_member_t *mm = &st->members.m[i];
+        if (mm->id == st->id) {
+            voter = mm->role == RAFT_VOTER;
+        } else if (host_of_member(c, mm->id) == c->self) {
+            voter = -1; /* my host's previous incarnation is still a member */
+            break;
+        }
+    }
+    c->voter_alone = voter == 1;
+    return c->voter_alone;
+}
 
 static int in_my_hosts(const cluster_t *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nhosts; i++) {
-        if (c->ids[i] == id) {
-            return 1;
-        }
-    }
-    return 0;
+    return host_of_member(c, id) >= 0;
 }
 
 static int slot_of_name(const cluster_t *c, const char *name)
@@ -199,6 +229,7 @@ void cl_send_info_req(cluster_t *c, int peer)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
     Hacache__ClusterInfoRequest rq = HACACHE__CLUSTER_INFO_REQUEST__INIT;
+    rq.raft_id = c->discovering ? 0 : c->ids[c->self];
     pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO_REQ;
     pm.info_req = &rq;
     cl_send_pm(c, peer, &pm);
@@ -208,6 +239,7 @@ void cl_send_cluster_info(cluster_t *c, int peer)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
     Hacache__ClusterInfo ci = HACACHE__CLUSTER_INFO__INIT;
+    ci.raft_id = c->raft != NULL ? c->ids[c->self] : 0;
     uint8_t buf[4 + RAFT_MAX_MEMBERS * 9];
     /* a founder that bootstrapped moments ago (term 0, nothing voted) is not established yet:
      * the founders that are still discovering must bootstrap too, not join */
@@ -237,6 +269,19 @@ static int self_in(const cluster_t *c, const raft_members_t *m)
     return 0;
 }
 
+/* 1 when every connected peer speaks protocol 2 or later (JoinRequest carries the raft id): a
+ * new incarnation may then take a fresh id. An older leader would add the legacy id instead. */
+static int peers_know_incarnations(const cluster_t *c)
+{
+    for (size_t i = 0; i < c->npeers; i++) {
+        if ((int)i != c->self && cl_link_up(c, (int)i) &&
+            c->io.peer_version(c->io.ud, (int)i) < 2) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
                                        const raft_members_t *members)
 {
@@ -253,18 +298,23 @@ static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
         raft_hard_state_t hs = {0, 0, false};
         cl_persist_or_die(c, &hs);
     }
+    char hx[17];
     hc_log(mode == RAFT_START_AMNESIA ? HC_LOG_WARN : HC_LOG_INFO,
            mode == RAFT_START_BOOTSTRAP ? "new cluster: bootstrapping from HA_HOSTS"
            : mode == RAFT_START_JOIN
-               ? "joining the existing cluster as a new member"
+               ? "joining the existing cluster as a new member (or a new incarnation)"
                : "this node is a member but lost its raft state (CACHE_DATA_DIR): it follows "
                  "and serves but never votes again",
-           HC_LU("members", members ? members->n : c->nhosts));
+           HC_LU("members", members ? members->n : c->nhosts),
+           HC_LS("id", cl_id_hex(c->ids[c->self], hx)));
     cl_kick(c);
 }
 
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
 {
+    if (ci->raft_id != 0) {
+        cl_heard_id(c, peer, ci->raft_id);
+    }
     if (!c->discovering && !c->joining) {
         return;
     }
@@ -278,18 +328,41 @@ void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
     }
     c->found = m;
     c->found_leader = ci->leader != NULL && ci->leader[0] ? slot_of_name(c, ci->leader) : -1;
-    if (c->discovering) {
-        start_raft_after_discovery(c, self_in(c, &m) ? RAFT_START_AMNESIA : RAFT_START_JOIN, &m);
+    if (!c->discovering) {
+        return;
     }
+    if (!c->fresh_ids || !peers_know_incarnations(c)) {
+        /* the version 1 way: rejoin under the legacy id, as a non-voter if it is a member */
+        start_raft_after_discovery(c, self_in(c, &m) ? RAFT_START_AMNESIA : RAFT_START_JOIN, &m);
+        return;
+    }
+    /* Without raft state this process is a new incarnation: a fresh id that never voted, added
+     * as a learner and promoted once caught up, while the leader removes the old incarnation of
+     * this host (it answers no more: this process does). */
+    uint64_t rnd = 0;
+    randombytes_buf(&rnd, sizeof(rnd));
+    c->ids[c->self] = inc_id_make(c->tags[c->self], rnd);
+    if (c->id_path[0] != '\0' && hc_id_save(c->id_path, c->ids[c->self]) != 0) {
+        hc_log(HC_LOG_ERROR, "cannot write the raft id file", HC_LS("path", c->id_path),
+               HC_LS("error", strerror(errno)));
+        return; /* stays discovering: tried again on the next answer */
+    }
+    start_raft_after_discovery(c, RAFT_START_JOIN, &m);
 }
 
 void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
 {
-    (void)peer;
-    if (c->raft == NULL || c->role != RAFT_LEADER || jr->node == NULL) {
+    if (jr->node == NULL) {
         return;
     }
-    uint64_t id = hc_node_id_of(jr->node);
+    /* a version 1 node joins under its legacy id */
+    uint64_t id = jr->raft_id != 0 ? jr->raft_id : hc_node_id_of(jr->node);
+    if (jr->raft_id != 0 && slot_of_name(c, jr->node) == peer) {
+        cl_heard_id(c, peer, id); /* evidence for the replacement of its older incarnation */
+    }
+    if (c->raft == NULL || c->role != RAFT_LEADER) {
+        return;
+    }
     if (!in_my_hosts(c, id)) {
         hc_log(HC_LOG_DEBUG, "join request from a node not in my HA_HOSTS ignored",
                HC_LS("node", jr->node));
@@ -311,7 +384,11 @@ void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
     }
 }
 
-/* The leader's step toward HA_HOSTS: at most one change, when none is pending. */
+/* The leader's step toward HA_HOSTS: at most one change, when none is pending, decided by the
+ * replacement policy of raft/incarnation.h (which the simulator runs too): remove members
+ * whose host is not listed; add a host's new incarnation as a learner, let it catch up, remove
+ * the host's old incarnation, promote the new one. An incarnation counts as gone only when
+ * another one of its host answers (answer_id); silence never removes a member. */
 static void leader_reconcile(cluster_t *c)
 {
     raft_status_t st;
@@ -319,37 +396,57 @@ static void leader_reconcile(cluster_t *c)
     if (!st.members_committed) {
         return;
     }
-    raft_change_t kind = 0;
-    uint64_t id = 0;
-    for (uint32_t i = 0; i < st.members.n && kind == 0; i++) {
-        const raft_member_t *mm = &st.members.m[i];
-        if (mm->id == st.id) {
-            continue;
-        }
-        if (!in_my_hosts(c, mm->id)) {
-            kind = RAFT_CHANGE_REMOVE;
-            id = mm->id;
-        } else if (mm->role == RAFT_LEARNER) {
-            for (uint32_t j = 0; j < st.n_peers; j++) {
-                const raft_peer_status_t *ps = &st.peers[j];
-                if (ps->id == mm->id && ps->match >= st.commit && !ps->recovering) {
-                    kind = RAFT_CHANGE_PROMOTE;
-                    id = mm->id;
-                }
+    inc_view_t v;
+    memset(&v, 0, sizeof(v));
+    v.n_hosts = (uint32_t)c->nhosts;
+    v.self = (uint32_t)c->self;
+    v.members = st.members;
+    v.committed = true;
+    for (uint32_t i = 0; i < st.members.n; i++) {
+        uint64_t id = st.members.m[i].id;
+        v.member_host[i] = host_of_member(c, id);
+        v.caught_up[i] = id == st.id;
+        for (uint32_t j = 0; j < st.n_peers; j++) {
+            const raft_peer_status_t *ps = &st.peers[j];
+            if (ps->id == id && ps->match >= st.commit && !ps->recovering) {
+                v.caught_up[i] = true;
             }
         }
     }
-    if (kind == 0) {
+    for (size_t h = 0; h < c->nhosts; h++) {
+        uint64_t y = (int)h == c->self ? st.id : c->answer_id[h];
+        if (y == 0) {
+            /* nothing heard on its link yet: its only member, if it has exactly one (so a
+             * caught-up learner added by name is promoted); never evidence that one is gone */
+            int count = 0;
+            for (uint32_t i = 0; i < st.members.n; i++) {
+                if (v.member_host[i] == (int32_t)h) {
+                    y = st.members.m[i].id;
+                    count++;
+                }
+            }
+            y = count == 1 ? y : 0;
+        }
+        v.hosts[h].id = y;
+    }
+    raft_change_t kind = 0;
+    raft_id_t id = 0;
+    if (!inc_next_change(&v, &kind, &id)) {
         return;
     }
     raft_index_t idx = 0;
     int rv = raft_change(c->raft, cl_now(c), kind, id, &idx);
     if (rv == 0) {
         c->members_changes++;
+        char hx[17];
+        int h = host_of_member(c, id);
         hc_log(HC_LOG_INFO,
-               kind == RAFT_CHANGE_REMOVE ? "membership: removing a member not in HA_HOSTS"
-                                          : "membership: promoting a caught-up learner",
-               HC_LS("node", cl_name_of_id(c, id)), HC_LU("index", idx));
+               kind == RAFT_CHANGE_REMOVE ? (h < 0 ? "membership: removing a member not in HA_HOSTS"
+                                                   : "membership: removing a replaced incarnation")
+               : kind == RAFT_CHANGE_PROMOTE ? "membership: promoting a caught-up learner"
+                                             : "membership: adding a learner",
+               HC_LS("node", h >= 0 ? c->names[h] : cl_name_of_id(c, id)),
+               HC_LS("id", cl_id_hex(id, hx)), HC_LU("index", idx));
         cl_kick(c);
     } else if (rv != RAFT_EBUSY && rv != RAFT_ENOQUORUM) {
         hc_log(HC_LOG_DEBUG, "membership change refused", HC_LS("error", raft_strerror(rv)));
@@ -377,6 +474,12 @@ void cl_membership_tick(cluster_t *c)
         }
         size_t expect = c->cfg->bootstrap_expect ? c->cfg->bootstrap_expect : others + 1;
         if (answered + 1 >= expect) {
+            /* founders bootstrap under their legacy ids: every founder computes the same
+             * configuration */
+            c->ids[c->self] = hc_node_id_of(c->names[c->self]);
+            if (c->id_path[0] != '\0') {
+                unlink(c->id_path);
+            }
             start_raft_after_discovery(c, RAFT_START_BOOTSTRAP, NULL);
         }
         return;
@@ -401,6 +504,7 @@ void cl_membership_tick(cluster_t *c)
             Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
             Hacache__JoinRequest jr = HACACHE__JOIN_REQUEST__INIT;
             jr.node = c->names[c->self];
+            jr.raft_id = c->ids[c->self];
             pm.body_case = HACACHE__PEER_MESSAGE__BODY_JOIN;
             pm.join = &jr;
             cl_send_pm(c, l, &pm);

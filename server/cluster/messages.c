@@ -61,7 +61,8 @@ void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len)
     case HACACHE__PEER_MESSAGE__BODY_RAFT: {
         hc_raft_msg_decoded_t d;
         if (hc_raft_msg_from_pb(pm->raft, &d) == 0) {
-            if (d.msg.from == c->ids[peer]) {
+            if (cl_peer_of_id(c, d.msg.from) == peer) {
+                cl_heard_id(c, peer, d.msg.from);
                 if (c->raft != NULL) {
                     raft_step(c->raft, cl_now(c), &d.msg);
                 }
@@ -87,6 +88,9 @@ void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len)
         cl_on_snapshot_chunk(c, peer, pm->snapshot);
         break;
     case HACACHE__PEER_MESSAGE__BODY_INFO_REQ:
+        if (pm->info_req->raft_id != 0) {
+            cl_heard_id(c, peer, pm->info_req->raft_id);
+        }
         cl_send_cluster_info(c, peer);
         break;
     case HACACHE__PEER_MESSAGE__BODY_INFO:

@@ -1,9 +1,17 @@
 /* slots.c: peer slots (my HA_HOSTS entries, then peers that only list me) with their raft ids
- * and names, and sending a peer message to a slot. Ids: every HA_HOSTS entry's raft id is
- * hc_node_id_of(host:port), so every node derives the same ids from the same list; each process
- * start draws a random incarnation and PRNG seed for raft (drive.c cl_raft_create). */
+ * and names, and sending a peer message to a slot.
+ * Ids: an HA_HOSTS entry's first raft id (its "legacy" id, the one founders bootstrap with) is
+ * hc_node_id_of(host:port), so every node derives the same ids from the same list. A process
+ * that joins an established cluster without raft state is a new incarnation with a fresh id,
+ * inc_id_make(tag, random) (raft/incarnation.h), whose host tag is the top 16 bits of its
+ * host's legacy id: the id itself names its host, for every node, including ids of
+ * incarnations that are long dead. ids[slot] is the incarnation last heard on that host's link
+ * (cl_heard_id), answer_id[slot] the same but 0 until one was heard: the evidence the leader's
+ * replacement policy needs (an incarnation counts as gone only when another one of its host
+ * answers). */
 #include "cluster_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,17 @@ uint64_t hc_node_id_of(const char *hostport)
     return id ? id : 1;
 }
 
+const char *cl_id_hex(uint64_t id, char out[17])
+{
+    snprintf(out, 17, "%016" PRIx64, id);
+    return out;
+}
+
+uint16_t cl_tag_of_name(const char *hostport)
+{
+    return (uint16_t)(hc_node_id_of(hostport) >> 48);
+}
+
 int cl_peer_of_id(const cluster_t *c, uint64_t id)
 {
     for (size_t i = 0; i < c->npeers; i++) {
@@ -41,7 +60,35 @@ int cl_peer_of_id(const cluster_t *c, uint64_t id)
             return (int)i;
         }
     }
+    /* an incarnation not heard yet: its host's slot (one live process per host) */
+    for (size_t i = 0; c->fresh_ids && id != 0 && i < c->npeers; i++) {
+        if (c->tags[i] == inc_id_tag(id)) {
+            return (int)i;
+        }
+    }
     return -1;
+}
+
+void cl_heard_id(cluster_t *c, int peer, uint64_t id)
+{
+    if (peer < 0 || (size_t)peer >= c->npeers || peer == c->self || id == 0 ||
+        c->answer_id[peer] == id) {
+        return;
+    }
+    if (inc_id_tag(id) != c->tags[peer]) {
+        char hx[17];
+        hc_log(HC_LOG_WARN, "peer claims a raft id of another host, ignored",
+               HC_LS("peer", c->names[peer]), HC_LS("id", cl_id_hex(id, hx)));
+        return;
+    }
+    uint64_t before = c->answer_id[peer];
+    c->answer_id[peer] = id;
+    c->ids[peer] = id;
+    char hx[17], hb[17];
+    hc_log(before != 0 ? HC_LOG_INFO : HC_LOG_DEBUG, "peer incarnation",
+           HC_LS("peer", c->names[peer]), HC_LS("id", cl_id_hex(id, hx)),
+           HC_LS("before", cl_id_hex(before, hb)));
+    cl_kick(c);
 }
 
 const char *cl_name_of_id(const cluster_t *c, uint64_t id)
@@ -69,6 +116,8 @@ int cl_peer_known(cluster_t *c, int peer)
         const char *nm = c->io.peer_name(c->io.ud, (int)i);
         snprintf(c->names[i], sizeof(c->names[i]), "%s", nm ? nm : "");
         c->ids[i] = nm ? hc_node_id_of(nm) : 0;
+        c->tags[i] = nm ? cl_tag_of_name(nm) : 0;
+        c->answer_id[i] = 0;
     }
     c->npeers = (size_t)peer + 1;
     hc_log(HC_LOG_INFO, "peer outside my HA_HOSTS", HC_LS("peer", c->names[peer]));

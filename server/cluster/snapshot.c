@@ -106,7 +106,7 @@ void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why)
                HC_LU("index", t->index), HC_LS("reason", why));
     }
     if (c->role == RAFT_LEADER && c->term == t->leader_term) {
-        raft_snapshot_sent(c->raft, cl_now(c), c->ids[peer], t->index, ok != 0);
+        raft_snapshot_sent(c->raft, cl_now(c), t->to, t->index, ok != 0);
         cl_kick(c);
     }
     cl_snap_tx_free(t);
@@ -253,6 +253,7 @@ void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req)
         return;
     }
     t->active = 1;
+    t->to = req->to;
     t->off = 0;
     t->index = A;
     t->term = term;

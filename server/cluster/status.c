@@ -104,7 +104,7 @@ void hc_cluster_status(hc_cluster_t *c, int shutting_down, hc_node_status_t *out
         why = "no_quorum";
     } else if (c->discovering) {
         why = "discovering";
-    } else if (c->joining) {
+    } else if (c->joining || (c->raft != NULL && !cl_self_voter_alone(c, &st))) {
         why = "joining";
     } else if (c->leader_idx < 0) {
         why = "no_leader";

@@ -49,7 +49,8 @@ def _status(node, timeout=2.0):
 
 class Cluster:
     def __init__(self, n, election_timeout_ms=1000, heartbeat_ms=100, extra_env=None,
-                 log_level="info"):
+                 log_level="info", data_dirs=True):
+        self.data_dirs = data_dirs
         self.n = n
         self.dir = tempfile.mkdtemp(prefix="hacache-cluster-")
         certs = os.path.join(self.dir, "certs")
@@ -87,6 +88,8 @@ class Cluster:
             "CACHE_HEARTBEAT_MS": str(self.heartbeat_ms),
             "CACHE_HTTP_ADDR": "127.0.0.1:%d" % self.http_ports[i],
         }
+        if not self.data_dirs:
+            del e["CACHE_DATA_DIR"]  # volume-less: every start is a new incarnation
         e.update(self.extra_env)
         return e
 

@@ -395,7 +395,7 @@ static void test_defaults(void)
     CHECK_EQ_INT(c.heartbeat_ms, 100);
     CHECK_EQ_INT(c.election_timeout_ms, 1000);
     CHECK_EQ_INT(c.quorum_loss_grace_ms, 1000);
-    CHECK_EQ_STR(c.data_dir, "/var/lib/hacache");
+    CHECK(c.data_dir == NULL); /* optional: none by default (SPEC §2) */
     CHECK_EQ_INT(c.log_level, HC_LOG_INFO);
     CHECK_EQ_INT(c.log_format, HC_LOG_TEXT);
     CHECK_EQ_INT(c.shutdown_timeout_ms, 5000);

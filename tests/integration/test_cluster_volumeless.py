@@ -1,0 +1,153 @@
+"""Cluster mode without CACHE_DATA_DIR (issue 12 acceptance 1 and 2, SPEC §3 "Restarts").
+
+Nodes without a data dir keep no raft state: every start is a new incarnation with a fresh raft
+id that joins as a learner, is caught up, replaces its host's previous incarnation (removed
+first, then the new one promoted: single-server changes only) and only then reports /readyz 200.
+
+- 3 nodes, no data dir at all, two full rolling restarts (SIGTERM, start, wait for /readyz 200
+  on every node, next; the leader included in each round) under quorum writes from clients that
+  retry on another node within 2 s (test_cluster_rolling's RetryingWriter): zero failed writes,
+  every acknowledged write readable on every node afterwards; then kill -9 of the leader gives a
+  new leader within 3 s and writes continue.
+- /readyz means voter: after the rounds every node's committed configuration holds exactly 3
+  voters and no learner, and after one follower's restart killing either other node keeps the
+  cluster writable.
+"""
+
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+import cluster as C  # noqa: E402
+import test_cluster_rolling as R  # noqa: E402
+
+NEW_LEADER_S = 3.0
+
+
+def members_of(nd):
+    st = C._status(nd)
+    if st is None:
+        return None
+    return sorted((m["role"]) for m in st.get("members", [])), st.get("members_committed")
+
+
+def all_voters(cl, n):
+    for nd in cl.live():
+        got = members_of(nd)
+        if got is None or got[0] != ["voter"] * n or not got[1]:
+            return False
+    return True
+
+
+def acked_everywhere(cl, writers):
+    for nd in cl.live():
+        c = H.Client(nd.port, timeout=5)
+        missing = []
+        try:
+            for w in writers:
+                for key, val in w.acked:
+                    st, _, body = c.get("/v1/caches/roll/%s?consistency=linearizable" % key)
+                    if st != 200 or body != val:
+                        missing.append((key, st))
+        finally:
+            c.close()
+        H.check_eq(missing[:10], [], "acknowledged writes readable on %s" % nd.name)
+
+
+def test_volumeless_rolling_restarts():
+    cl = C.Cluster(3, data_dirs=False, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": "5000"})
+    writers = []
+    try:
+        cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        writers = [R.RetryingWriter(cl, "w%d" % k, k % 3) for k in range(2)]
+        for w in writers:
+            w.start()
+        H.wait_until(lambda: all(len(w.acked) >= 50 for w in writers), 20.0,
+                     what="writers running")
+        report = []
+        for rnd in range(2):
+            ld = cl.wait_leader(20.0)
+            fs = [x.index for x in cl.live() if x is not ld]
+            steps = [fs[0], ld.index, fs[1]] if rnd == 0 else [ld.index] + fs
+            for i in steps:
+                report.append(R.restart_one(cl, writers, i))
+                H.wait_until(lambda: all_voters(cl, 3), 15.0,
+                             what="3 voters, no learner, committed, on every node")
+        H.check(sum(1 for r in report if r[1]) >= 2, "at least two leaders were restarted")
+        ready = [r[4] for r in report]
+        H.log("restart -> ready (voter): %s" % ", ".join("%.2fs" % x for x in ready))
+
+        # kill -9 of the leader: a new leader within 3 s, writes go on
+        ld = cl.wait_leader(10.0)
+        t_kill = time.monotonic()
+        ld.kill()
+        new = cl.wait_leader(10.0, nodes=[x for x in cl.live() if x is not ld])
+        took = time.monotonic() - t_kill
+        H.log("kill -9 of the leader %s: %s leads after %.2fs" % (ld.name, new.name, took))
+        if not H.is_sanitized_build():
+            H.check(took <= NEW_LEADER_S, "a new leader within %.0fs (%.2fs)" % (NEW_LEADER_S,
+                                                                               took))
+        n0 = sum(len(w.acked) for w in writers)
+        H.wait_until(lambda: sum(len(w.acked) for w in writers) >= n0 + 20, 10.0,
+                     what="writes continue after the leader's kill")
+        for w in writers:
+            w.stop_flag.set()
+        for w in writers:
+            w.join(10.0)
+        fails = [f for w in writers for f in w.failures]
+        # the writes in flight at the kill may fail over beyond the clients' 2 s budget only if
+        # the election took longer; the rounds before must be clean
+        H.log("writes acknowledged: %d, failed: %d" % (sum(len(w.acked) for w in writers),
+                                                      len(fails)))
+        H.check_eq(fails[:10], [], "failed writes")
+        acked_everywhere(cl, writers)
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        for w in writers:
+            w.stop_flag.set()
+        cl.cleanup()
+
+
+def test_readyz_means_voter():
+    """One follower restarted without state: once it reports ready, either other node can die
+    and the cluster still takes writes."""
+    for victim_is_leader in (True, False):
+        cl = C.Cluster(3, data_dirs=False)
+        try:
+            ld = cl.wait_leader(20.0)
+            cl.wait_ready(15.0)
+            f = [x for x in cl.live() if x is not ld][0]
+            idx = f.index
+            f.stop(10.0)
+            f2 = cl.start_node(idx, wait=False)
+            f2.wait_ready(30.0)
+            t0 = time.monotonic()
+            H.wait_until(lambda: C._status(f2) is not None and C._status(f2)["ready"], 30.0,
+                         what="the restarted node reports ready")
+            H.log("restarted without state: ready (voter) after %.2fs" % (time.monotonic() - t0))
+            st = C._status(f2)
+            me = [m for m in st["members"] if m["node"] == st["node"]]
+            H.check(me and me[0]["role"] == "voter", "a ready node is a voter: %r" % me)
+            others = [x for x in cl.live() if x is not f2]
+            victim = [x for x in others if (x is ld) == victim_is_leader][0]
+            victim.kill()
+            rest = [x for x in cl.live()]
+            nl = cl.wait_leader(15.0, nodes=rest)
+            c = H.Client(nl.port, timeout=5)
+            st_put, _, _ = c.put("/v1/caches/ready/k?ack=quorum", body=b"v")
+            c.close()
+            H.check_eq(st_put, 200, "a quorum write after killing %s (%s)" % (
+                victim.name, "the leader" if victim_is_leader else "a follower"))
+            for nd in cl.live():
+                nd.stop_ok(10.0)
+        finally:
+            cl.cleanup()
+
+
+if __name__ == "__main__":
+    H.run(globals())
