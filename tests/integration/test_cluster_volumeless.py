@@ -149,5 +149,33 @@ def test_readyz_means_voter():
             cl.cleanup()
 
 
+def test_late_founder_becomes_voter():
+    """A new cluster whose third founder is missing (CACHE_BOOTSTRAP_EXPECT=2) forms and serves;
+    the founder started later replaces the id it was bootstrapped with and becomes a voter."""
+    cl = C.Cluster(3, data_dirs=False, extra_env={"CACHE_BOOTSTRAP_EXPECT": "2"}, defer=(2,))
+    try:
+        ld = cl.wait_leader(20.0, nodes=[cl.nodes[0], cl.nodes[1]])
+        c = H.Client(ld.port, timeout=5)
+        for i in range(50):
+            st, _, _ = c.put("/v1/caches/late/k%d?ack=quorum" % i, body=b"v%d" % i)
+            H.check_eq(st, 200, "quorum write %d with two of three founders" % i)
+        c.close()
+        late = cl.start_node(2, wait=False)
+        late.wait_ready(30.0)
+        t0 = time.monotonic()
+        H.wait_until(lambda: C._status(late) is not None and C._status(late)["ready"], 30.0,
+                     what="the late founder reports ready")
+        H.log("late founder ready (voter) after %.2fs" % (time.monotonic() - t0))
+        H.wait_until(lambda: all_voters(cl, 3), 15.0, what="3 voters on every node")
+        c = H.Client(late.port, timeout=5)
+        st, _, body = c.get("/v1/caches/late/k49")
+        c.close()
+        H.check(st == 200 and body == b"v49", "the late founder holds the data (%r)" % st)
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        cl.cleanup()
+
+
 if __name__ == "__main__":
     H.run(globals())
