@@ -188,6 +188,22 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def check_acked(nodes, writers, cache="roll", query=""):
+    """Every (key, value) a writer had acknowledged (writer.acked) reads back on each node."""
+    for nd in nodes:
+        c = H.Client(nd.port, timeout=5)
+        missing = []
+        try:
+            for w in writers:
+                for key, val in w.acked:
+                    st, _, body = c.get("/v1/caches/%s/%s%s" % (cache, key, query))
+                    if st != 200 or body != val:
+                        missing.append((key, st))
+        finally:
+            c.close()
+        H.check_eq(missing[:10], [], "acknowledged writes present on %s" % nd.name)
+
+
 def wait_all(pred, timeout, what):
     return H.wait_until(pred, timeout, interval=0.05, what=what)
 

@@ -172,18 +172,7 @@ def test_scale_3_to_5_to_3():
             d = cl.digests(nodes=cl.nodes[:3])
             return len(set(d.values())) == 1 and None not in d.values()
         C.wait_all(converged, 20.0, "replicas converge")
-        for nd in cl.nodes[:3]:
-            c = H.Client(nd.port, timeout=5)
-            missing = []
-            try:
-                for w in writers:
-                    for key, val in w.acked:
-                        st, _, body = c.get("/v1/caches/roll/%s" % key)
-                        if st != 200 or body != val:
-                            missing.append((key, st))
-            finally:
-                c.close()
-            H.check_eq(missing[:10], [], "acknowledged writes present on %s" % nd.name)
+        C.check_acked(cl.nodes[:3], writers)
         for nd in cl.nodes[:3]:
             nd.stop_ok(10.0)
             logs.keep(nd)

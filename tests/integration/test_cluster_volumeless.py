@@ -42,21 +42,6 @@ def all_voters(cl, n):
     return True
 
 
-def acked_everywhere(cl, writers):
-    for nd in cl.live():
-        c = H.Client(nd.port, timeout=5)
-        missing = []
-        try:
-            for w in writers:
-                for key, val in w.acked:
-                    st, _, body = c.get("/v1/caches/roll/%s?consistency=linearizable" % key)
-                    if st != 200 or body != val:
-                        missing.append((key, st))
-        finally:
-            c.close()
-        H.check_eq(missing[:10], [], "acknowledged writes readable on %s" % nd.name)
-
-
 def test_volumeless_rolling_restarts():
     cl = C.Cluster(3, data_dirs=False, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": "5000"})
     writers = []
@@ -104,7 +89,7 @@ def test_volumeless_rolling_restarts():
         H.log("writes acknowledged: %d, failed: %d" % (sum(len(w.acked) for w in writers),
                                                       len(fails)))
         H.check_eq(fails[:10], [], "failed writes")
-        acked_everywhere(cl, writers)
+        C.check_acked(cl.live(), writers, query="?consistency=linearizable")
         for nd in cl.live():
             nd.stop_ok(10.0)
     finally:
