@@ -4,7 +4,7 @@ Nodes without a data dir keep no raft state: every start is a new incarnation wi
 id that joins as a learner, is caught up, replaces its host's previous incarnation (removed
 first, then the new one promoted: single-server changes only) and only then reports /readyz 200.
 
-- 3 nodes, no data dir at all, two full rolling restarts (SIGTERM, start, wait for /readyz 200
+- 3 nodes, no data dir at all, two full rolling restarts (and 5 nodes, one round) (SIGTERM, start, wait for /readyz 200
   on every node, next; the leader included in each round) under quorum writes from clients that
   retry on another node within 2 s (test_cluster_rolling's RetryingWriter): zero failed writes,
   every acknowledged write readable on every node afterwards; then kill -9 of the leader gives a
@@ -42,8 +42,8 @@ def all_voters(cl, n):
     return True
 
 
-def test_volumeless_rolling_restarts():
-    cl = C.Cluster(3, data_dirs=False, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": "5000"})
+def rolling(n, rounds):
+    cl = C.Cluster(n, data_dirs=False, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": "5000"})
     writers = []
     try:
         cl.wait_leader(20.0)
@@ -54,15 +54,15 @@ def test_volumeless_rolling_restarts():
         H.wait_until(lambda: all(len(w.acked) >= 50 for w in writers), 20.0,
                      what="writers running")
         report = []
-        for rnd in range(2):
+        for rnd in range(rounds):
             ld = cl.wait_leader(20.0)
             fs = [x.index for x in cl.live() if x is not ld]
-            steps = [fs[0], ld.index, fs[1]] if rnd == 0 else [ld.index] + fs
+            steps = [fs[0], ld.index] + fs[1:] if rnd == 0 else [ld.index] + fs
             for i in steps:
                 report.append(R.restart_one(cl, writers, i))
-                H.wait_until(lambda: all_voters(cl, 3), 15.0,
-                             what="3 voters, no learner, committed, on every node")
-        H.check(sum(1 for r in report if r[1]) >= 2, "at least two leaders were restarted")
+                H.wait_until(lambda: all_voters(cl, n), 15.0,
+                             what="%d voters, no learner, committed, on every node" % n)
+        H.check(sum(1 for r in report if r[1]) >= rounds, "a leader was restarted in each round")
         ready = [r[4] for r in report]
         H.log("restart -> ready (voter): %s" % ", ".join("%.2fs" % x for x in ready))
 
@@ -96,6 +96,14 @@ def test_volumeless_rolling_restarts():
         for w in writers:
             w.stop_flag.set()
         cl.cleanup()
+
+
+def test_volumeless_rolling_restarts():
+    rolling(3, 2)
+
+
+def test_volumeless_five_nodes_one_round():
+    rolling(5, 1)
 
 
 def test_readyz_means_voter():
