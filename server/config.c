@@ -52,24 +52,6 @@ __attribute__((format(printf, 2, 3))) void config__report(report_t *r, const cha
     }
 }
 
-/* A bounded string builder: appends with truncation, never overflows. */
-__attribute__((format(printf, 2, 3))) void config__sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    if (b->cap == 0 || b->len >= b->cap - 1) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (w > 0) {
-        b->len += (size_t)w;
-        if (b->len > b->cap - 1) {
-            b->len = b->cap - 1;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* the knob table */
 
@@ -914,9 +896,9 @@ void hc_config_print_help(FILE *out)
         print_wrapped(out, k->help, 6, 78);
     }
     char ignored[512] = "";
-    sbuf_t b = {.p = ignored, .cap = sizeof(ignored)};
+    hc_sbuf_t b = {.p = ignored, .cap = sizeof(ignored)};
     for (size_t i = 0; i < sizeof(redhac_ignored) / sizeof(redhac_ignored[0]); i++) {
-        config__sb_printf(&b, "%s%s", i ? ", " : "", redhac_ignored[i]);
+        hc_sbuf_printf(&b, "%s%s", i ? ", " : "", redhac_ignored[i]);
     }
     fprintf(out, "\nredhac variables without a meaning here, accepted and ignored:\n");
     print_wrapped(out, ignored, 2, 78);

@@ -7,23 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "config_hosts.h"
 #include "log.h"
-
-/* Longest HA_HOSTS entry as host:port: "[" + 253-byte host + "]:" + port, with room to spare. */
-#define HC_NODE_NAME_MAX 300
-
-/* One entry of HA_HOSTS. */
-typedef struct {
-    char scheme[8]; /* "", "http" or "https" as written */
-    char host[256]; /* DNS name or IP literal, IPv6 without brackets */
-    uint16_t port;
-    int ipv6; /* host was written as [v6]:port */
-} hc_host_t;
-
-typedef struct {
-    hc_host_t *v; /* owned, n entries in written order */
-    size_t n;
-} hc_hosts_t;
 
 /* Up to this many error lines are kept by one validation run. */
 #define HC_CONFIG_MAX_ERRORS 32
@@ -112,19 +97,6 @@ void hc_config_tokens_free(char **tokens, size_t n);
 
 /* Prints every knob with its variable, flag, default and meaning. */
 void hc_config_print_help(FILE *out);
-
-/* Parses HA_HOSTS. Returns 0, or HC_EINVAL with a one-line reason in err (naming the entry). */
-int hc_hosts_parse(const char *csv, hc_hosts_t *out, char *err, size_t errlen);
-void hc_hosts_free(hc_hosts_t *h);
-
-/* Finds "me" in hosts. `name` is "host" or "host:port" ([v6]:port). Host comparison is
- * case-insensitive; a bare name also matches an entry whose first DNS label equals it.
- * Returns the index, or HC_ENOTFOUND (no match) / HC_EINVAL (matches more than one entry or
- * bad name) with a one-line reason in err that lists the entries and the name looked for. */
-int hc_hosts_find_self(const hc_hosts_t *h, const char *name, char *err, size_t errlen);
-
-/* Formats entry i as host:port ([v6]:port), the node's name in status and logs. */
-void hc_host_format(const hc_host_t *h, char *out, size_t outlen);
 
 /* Parses sizes like "512MiB", "2GiB", "64KiB", "1000", "10MB" (SI), "1k". 0 or HC_EINVAL. */
 int hc_parse_size(const char *s, uint64_t *out);

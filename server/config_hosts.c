@@ -1,10 +1,13 @@
 /* config_hosts.c: HA_HOSTS and host:port syntax, and the identity rules that find this node's
  * own entry (hc_hosts_find_self). Part of the configuration contract of config.h. */
-#include "config_int.h"
+#include "config_hosts.h"
 
 #include "hacache.h"
+#include "util.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,7 +274,7 @@ fail:
 }
 
 /* "a:7000, b:7000" of the entries whose flag in `pick` is set (all when pick is NULL). */
-static void format_entries(const hc_hosts_t *h, const unsigned char *pick, sbuf_t *b)
+static void format_entries(const hc_hosts_t *h, const unsigned char *pick, hc_sbuf_t *b)
 {
     int first = 1;
     for (size_t i = 0; i < h->n; i++) {
@@ -280,11 +283,11 @@ static void format_entries(const hc_hosts_t *h, const unsigned char *pick, sbuf_
         }
         char name[300];
         hc_host_format(&h->v[i], name, sizeof(name));
-        config__sb_printf(b, "%s%s", first ? "" : ", ", name);
+        hc_sbuf_printf(b, "%s%s", first ? "" : ", ", name);
         first = 0;
     }
     if (first) {
-        config__sb_printf(b, "(none)");
+        hc_sbuf_printf(b, "(none)");
     }
 }
 
@@ -368,27 +371,49 @@ int config__find_self(const hc_hosts_t *h, const char *name, const char *var, co
         return (int)found;
     }
 
-    sbuf_t b = {.p = err, .cap = errlen};
+    hc_sbuf_t b = {.p = err, .cap = errlen};
     if (errlen > 0) {
         err[0] = '\0';
     }
     if (n_match == 0) {
-        config__sb_printf(&b, "HA_HOSTS: this node \"%.*s\"%s is not in HA_HOSTS; entries: ",
-                          VALUE_TEXT_MAX, name, from_text);
+        hc_sbuf_printf(&b, "HA_HOSTS: this node \"%.*s\"%s is not in HA_HOSTS; entries: ",
+                       VALUE_TEXT_MAX, name, from_text);
         format_entries(h, NULL, &b);
         if (var == NULL || strcmp(var, "HOSTNAME_OVERWRITE") != 0) {
-            config__sb_printf(&b, "; set HOSTNAME_OVERWRITE to this node's entry");
+            hc_sbuf_printf(&b, "; set HOSTNAME_OVERWRITE to this node's entry");
         }
         return HC_ENOTFOUND;
     }
-    config__sb_printf(&b, "HA_HOSTS: this node \"%.*s\"%s matches %zu entries: ", VALUE_TEXT_MAX,
-                      name, from_text, n_match);
+    hc_sbuf_printf(&b, "HA_HOSTS: this node \"%.*s\"%s matches %zu entries: ", VALUE_TEXT_MAX, name,
+                   from_text, n_match);
     format_entries(h, match, &b);
-    config__sb_printf(&b, "; set HOSTNAME_OVERWRITE to this node's host:port");
+    hc_sbuf_printf(&b, "; set HOSTNAME_OVERWRITE to this node's host:port");
     return HC_EINVAL;
 }
 
 int hc_hosts_find_self(const hc_hosts_t *h, const char *name, char *err, size_t errlen)
 {
     return config__find_self(h, name, NULL, NULL, err, errlen);
+}
+
+int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
+{
+    char host[256];
+    uint16_t port;
+    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
+        return -1;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
 }

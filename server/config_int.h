@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "config.h"
-
-#define HOST_MAX_LEN   253 /* longest DNS name */
-#define VALUE_TEXT_MAX 200 /* how much of a bad value an error line quotes */
+#include "util.h"
 
 /* error lines (config.c) */
 
@@ -22,14 +20,6 @@ typedef struct {
 /* Appends one line. Identical lines are kept once, so main may run load and validate and print
  * the union; lines past HC_CONFIG_MAX_ERRORS are counted but dropped. */
 void config__report(report_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A bounded string builder: appends with truncation, never overflows. */
-typedef struct {
-    char *p;
-    size_t cap, len;
-} sbuf_t;
-
-void config__sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* the knob table (config.c) */
 
@@ -68,17 +58,5 @@ const knob_t *config__knob_by_field(size_t off);
 void config__check_ranges(const hc_config_t *c, report_t *r);
 /* Frees a token list and sets it to empty. */
 void config__tokens_free(char ***v, size_t *n);
-
-/* config_hosts.c */
-
-/* Splits s[0..len) written as "host:port" or "[v6]:port". On failure returns HC_EINVAL with the
- * reason in `why` phrased to follow the quoted text ("has no port ..."). */
-int config__split_hostport(const char *s, size_t len, char *host, size_t hostlen, uint16_t *port,
-                           int *ipv6, char *why, size_t whylen);
-/* hc_hosts_find_self with the origin of the name for the messages: `var` is the variable that
- * names the node ("HOSTNAME_OVERWRITE"), `from` how to say where the name came from; both NULL
- * when unknown. */
-int config__find_self(const hc_hosts_t *h, const char *name, const char *var, const char *from,
-                      char *err, size_t errlen);
 
 #endif

@@ -1,14 +1,12 @@
 /* util.c: clocks, growable buffers, JSON/Prometheus escaping, percent-decoding. */
 #include "util.h"
 
-#include <netdb.h>
+#include <stdarg.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-
-#include "config.h"
 
 /* Tests only: HACACHE_TEST_CLOCK_OFFSET_MS (signed) shifts this process's wall clock, to
  * exercise clock-skew reporting and TTLs across skewed nodes without touching the system clock.
@@ -284,28 +282,6 @@ int hc_parse_i64(const char *s, size_t n, int64_t *out)
     return 0;
 }
 
-int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
-{
-    char host[256];
-    uint16_t port;
-    if (hc_parse_hostport(addr, host, sizeof(host), &port) != 0) {
-        return -1;
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    char portstr[8];
-    snprintf(portstr, sizeof(portstr), "%u", port);
-    if (getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res) != 0 || res == NULL) {
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
 void hc_buf_put_le(hc_buf_t *b, uint64_t v, int bytes)
 {
     uint8_t p[8];
@@ -322,4 +298,21 @@ uint64_t hc_get_le(const uint8_t *p, int bytes)
         v = (v << 8) | p[i];
     }
     return v;
+}
+
+void hc_sbuf_printf(hc_sbuf_t *b, const char *fmt, ...)
+{
+    if (b->cap == 0 || b->len >= b->cap - 1) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (w > 0) {
+        b->len += (size_t)w;
+        if (b->len > b->cap - 1) {
+            b->len = b->cap - 1;
+        }
+    }
 }

@@ -40,10 +40,6 @@ long hc_pct_decode(const char *src, size_t n, char *dst);
 
 #include "names.h" /* hc_cache_name_ok */
 
-/* Resolves a listen address "host:port" / "[v6]:port" (empty host: any) for bind(). 0 or -1. */
-struct sockaddr_storage;
-int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss);
-
 /* Parses a decimal unsigned / signed 64-bit integer occupying exactly n bytes. 0 or -1. */
 int hc_parse_u64(const char *s, size_t n, uint64_t *out);
 int hc_parse_i64(const char *s, size_t n, int64_t *out);
@@ -51,5 +47,13 @@ int hc_parse_i64(const char *s, size_t n, int64_t *out);
 /* Little-endian integers of `bytes` (1..8) bytes: appended to a buffer / read from memory. */
 void hc_buf_put_le(hc_buf_t *b, uint64_t v, int bytes);
 uint64_t hc_get_le(const uint8_t *p, int bytes);
+
+/* A bounded string builder over a caller's array: appends with truncation, never overflows,
+ * always NUL-terminated (cap > 0). */
+typedef struct {
+    char *p;
+    size_t cap, len;
+} hc_sbuf_t;
+void hc_sbuf_printf(hc_sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
