@@ -636,6 +636,11 @@ const raft_members_t *raft_members(const raft_t *r)
     return &r->members;
 }
 
+bool raft_is_recovering(const raft_t *r)
+{
+    return r->recovering;
+}
+
 void raft_status(const raft_t *r, raft_status_t *s)
 {
     memset(s, 0, sizeof(*s));

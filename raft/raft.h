@@ -502,6 +502,8 @@ typedef struct raft_status {
 } raft_status_t;
 
 void raft_status(const raft_t *r, raft_status_t *out);
+/* raft_status_t.recovering alone, without building the whole status (hosts ask it per update). */
+bool raft_is_recovering(const raft_t *r);
 
 /* The entry at `index` (its data pointer valid until the next mutating call on r). Returns
  * RAFT_ECOMPACTED below first_index, RAFT_ENOENT above last_index. For invariant checkers. */

@@ -73,6 +73,22 @@ static int write_durably(const char *path, const char *body, int len)
     return 0;
 }
 
+/* Reads a whole small file into buf (NUL-terminated). 0; HC_ENOTFOUND when absent;
+ * HC_EINVAL when longer than cap - 1 bytes (no file we write is); HC_EINTERNAL (errno kept). */
+static int read_small(const char *path, char *buf, size_t cap, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
+    }
+    size_t n = fread(buf, 1, cap - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return more ? HC_EINVAL : 0;
+}
+
 int hc_hardstate_save(const char *path, uint64_t term, uint64_t vote, bool novote)
 {
     char body[128];
@@ -97,18 +113,12 @@ int hc_members_save(const char *path, uint64_t index, uint64_t epoch, const raft
 
 int hc_members_load(const char *path, uint64_t *index, uint64_t *epoch, raft_members_t *m)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
-    }
     char buf[64 + (RAFT_MAX_MEMBERS + 1) * 32];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    int more = fgetc(f) != EOF;
-    fclose(f);
-    if (more) {
-        return HC_EINVAL; /* longer than any file we write */
+    size_t n;
+    int rv = read_small(path, buf, sizeof(buf), &n);
+    if (rv != 0) {
+        return rv;
     }
-    buf[n] = '\0';
     unsigned long long ix, ep;
     int used = 0;
     if (sscanf(buf, "hacache raft members v1\nindex %llu\nepoch %llu\n%n", &ix, &ep, &used) != 2 ||
@@ -154,14 +164,12 @@ int hc_id_save(const char *path, uint64_t id)
 
 int hc_id_load(const char *path, uint64_t *id)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
-    }
     char buf[128];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    size_t n;
+    int rv = read_small(path, buf, sizeof(buf), &n);
+    if (rv != 0) {
+        return rv;
+    }
     unsigned long long v = 0;
     int used = 0;
     if (sscanf(buf, "hacache raft id v1\nid %16llx\n%n", &v, &used) != 1 || used == 0 ||
@@ -174,14 +182,12 @@ int hc_id_load(const char *path, uint64_t *id)
 
 int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return errno == ENOENT ? HC_ENOTFOUND : HC_EINTERNAL;
-    }
     char buf[256];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
+    size_t n;
+    int rv = read_small(path, buf, sizeof(buf), &n);
+    if (rv != 0) {
+        return rv;
+    }
     char tail;
     unsigned long long t, v;
     int used = 0;

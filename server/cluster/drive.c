@@ -133,9 +133,7 @@ void cl_process(cluster_t *c)
             cl_on_leader_changed(c);
         }
     }
-    raft_status_t st;
-    raft_status(c->raft, &st);
-    c->recovering = st.recovering; /* for local reads (hc_cluster_not_current) */
+    c->recovering = raft_is_recovering(c->raft); /* for local reads (hc_cluster_not_current) */
     cl_ql_observe(c, was_leader && c->role != RAFT_LEADER);
     /* after the state update: a leadership won in this very update is already known */
     for (size_t i = 0; i < u.n_snapshots; i++) {

@@ -200,7 +200,8 @@ static void run(cluster_t *c, hc_ql_state_t before, hc_ql_action_t act, uint64_t
 
 void cl_ql_observe(cluster_t *c, int lost_leadership)
 {
-    if (c->raft == NULL || c->closing) {
+    /* serving (UNARMED, ARMED): hc_ql_observe has nothing to do, so no raft_status per update */
+    if (c->raft == NULL || c->closing || hc_ql_serving(&c->ql)) {
         return;
     }
     uint64_t now = cl_now(c);
