@@ -35,13 +35,14 @@ static bool valid_view(const inc_view_t *v)
            v->members.n <= RAFT_MAX_MEMBERS;
 }
 
-/* Member i is gone on evidence: its host is not listed, or another incarnation answers for it
- * (a placeholder is gone as soon as anyone answers for its host). */
+/* Member i is gone on evidence: another incarnation answers for its host (a placeholder is
+ * gone as soon as anyone answers for its host). A member whose host this node does not list
+ * is not gone: during a scaling roll it may be alive and well under another node's list. */
 static bool member_gone(const inc_view_t *v, uint32_t i)
 {
     int32_t h = v->member_host[i];
     if (h < 0 || (uint32_t)h >= v->n_hosts)
-        return true;
+        return false;
     raft_id_t y = v->hosts[h].id;
     return y != 0 && y != v->members.m[i].id;
 }
@@ -102,7 +103,10 @@ inc_decision_t inc_decide_start(const inc_view_t *v, const uint16_t *tags, raft_
         return INC_JOIN;
     int32_t lowest;
     uint32_t n = answering(v, &lowest);
-    if (v->hosts[v->self].id == 0 || n < inc_quorum(v->n_hosts) || lowest != (int32_t)v->self)
+    uint32_t need = v->founders > inc_quorum(v->n_hosts) ? v->founders : inc_quorum(v->n_hosts);
+    if (need > v->n_hosts)
+        need = v->n_hosts;
+    if (v->hosts[v->self].id == 0 || n < need || lowest != (int32_t)v->self)
         return INC_WAIT;
     memset(out, 0, sizeof *out);
     for (uint32_t h = 0; h < v->n_hosts; h++) {

@@ -70,6 +70,10 @@ typedef struct inc_view {
      * learner is not recovering and its match covers the commit index (raft_peer_status_t). */
     bool caught_up[RAFT_MAX_MEMBERS];
     bool committed; /* `members` is committed (no change pending) */
+    /* inc_decide_start: answering hosts needed to found a cluster; 0 or anything below a
+     * majority of the hosts means a majority (the glue asks for all of them for a while
+     * first, so that a cluster whose founders start together has no placeholder) */
+    uint32_t founders;
     uint32_t bugs;  /* INC_BUG_*, TEST ONLY */
 } inc_view_t;
 
@@ -97,8 +101,8 @@ typedef enum {
  * - some host answers with an established incarnation and its configuration is not gone by a
  *   majority: INC_JOIN (a node that heard of an established cluster never bootstraps);
  * - v->members names a configuration a majority of whose voters is gone: INC_RECOVER;
- * - a majority of the hosts answer, none established, and this host is the lowest-indexed of
- *   them: INC_BOOTSTRAP, *out = one voter per listed host: the answering incarnation, or
+ * - a majority of the hosts (at least v->founders) answer, none established, and this host
+ *   is the lowest-indexed of them: INC_BOOTSTRAP, *out = one voter per listed host: the answering incarnation, or
  *   inc_placeholder_id(tags[h]) for a host that did not answer (so that every quorum of the
  *   initial configuration is a majority of the HOSTS: two rival bootstraps cannot both elect);
  * - otherwise INC_WAIT (too few hosts, or another host coordinates). `tags` are the host tags
@@ -112,11 +116,16 @@ inc_decision_t inc_decide_start(const inc_view_t *v, const uint16_t *tags, raft_
  * established and answers so). */
 bool inc_accept_bootstrap(const inc_view_t *v, uint32_t from, const raft_members_t *offer);
 
-/* Voters of v->members that are gone on evidence (their host answers with another
- * incarnation, or a placeholder whose host answers) or whose host is not listed. */
+/* Voters of v->members that are gone on evidence: their host answers with another
+ * incarnation (a placeholder: anyone answers for its host). A voter whose host is not listed
+ * here is not gone (no evidence: another node may list it). */
 uint32_t inc_voters_gone(const inc_view_t *v);
 /* True when so many voters are gone that the others cannot form a quorum: no normal election
- * can ever succeed in that configuration. */
+ * can ever succeed in that configuration. A member (or a joining node) that sees this of its
+ * own configuration starts over as a new incarnation without state (the glue: clear the
+ * store, drop raft, fresh id, discover), so that the hosts can found a new cluster; no value
+ * of the dead configuration is served again (raft/README.md, "A majority of incarnations
+ * gone"). */
 bool inc_majority_gone(const inc_view_t *v);
 
 /* Leader only: the next single-server change (1, *kind and *id set) or nothing (0). Order:

@@ -118,28 +118,38 @@ def test_scale_3_to_5_to_3():
         # "Scaling"): move leadership to a staying node first, as an operator would.
         # The same after every restart of the roll: a stopping node still runs with the old
         # 5-entry list and may hand leadership to a leaving node (README, "Scaling").
+        staying = ["127.0.0.1:%d" % p for p in cl.peer_ports[:3]]
+
+        def staying_agree():
+            # the staying nodes agree on a term and a leader, which may be a leaving node
+            sts = cl.statuses(cl.nodes[:3])
+            if any(s is None for s in sts.values()):
+                return None
+            seen = {(s["term"], s["leader"]) for s in sts.values()}
+            if len(seen) != 1:
+                return None
+            term, leader = seen.pop()
+            return leader if leader else None
+
         def lead_from_staying(when):
-            # the staying nodes agree on a leader (removed nodes hear from none any more)
-            ld = cl.wait_leader(timeout=15.0, nodes=cl.nodes[:3])
-            if ld in (cl.nodes[3], cl.nodes[4]):
-                def moved():
-                    cur = cl.wait_leader(timeout=15.0, nodes=cl.nodes[:3])
-                    if cur in cl.nodes[:3]:
-                        return True
-                    for port in cl.peer_ports[:3]:  # any up-to-date staying voter
-                        if cur is None:
-                            break
-                        c = cur.client()
-                        try:
-                            st, _, _ = c.post("/v1/admin/leader/transfer?to=127.0.0.1:%d" % port)
-                        except Exception:
-                            st = None
-                        c.close()
-                        if st == 200:
-                            H.log("leader was a leaving node %s: moved to :%d" % (when, port))
-                            return cl.wait_leader(15.0, nodes=cl.nodes[:3]) in cl.nodes[:3]
-                    return False
-                H.wait_until(moved, 15.0, interval=0.2, what="a staying node leads %s" % when)
+            def moved():
+                name = H.wait_until(staying_agree, 15.0, interval=0.05,
+                                    what="staying nodes agree on a leader")
+                if name in staying:
+                    return True
+                ld = cl.nodes[["127.0.0.1:%d" % p for p in cl.peer_ports].index(name)]
+                for to in staying:  # any up-to-date staying voter
+                    c = ld.client()
+                    try:
+                        st, _, _ = c.post("/v1/admin/leader/transfer?to=" + to)
+                    except Exception:
+                        st = None
+                    c.close()
+                    if st == 200:
+                        H.log("leader was a leaving node %s: moved to %s" % (when, to))
+                        return False  # checked again on the next round
+                return False
+            H.wait_until(moved, 20.0, interval=0.2, what="a staying node leads %s" % when)
         lead_from_staying("before the scale-down roll")
         cl.ha_hosts = hosts3
         t0 = time.monotonic()
