@@ -74,7 +74,7 @@ typedef struct inc_view {
      * majority of the hosts means a majority (the glue asks for all of them for a while
      * first, so that a cluster whose founders start together has no placeholder) */
     uint32_t founders;
-    uint32_t bugs;  /* INC_BUG_*, TEST ONLY */
+    uint32_t bugs; /* INC_BUG_*, TEST ONLY */
 } inc_view_t;
 
 /* Ids: host tag (1..65535, distinct per HA_HOSTS entry, chosen by the glue) in the top 16
@@ -102,9 +102,9 @@ typedef enum {
  *   majority: INC_JOIN (a node that heard of an established cluster never bootstraps);
  * - v->members names a configuration a majority of whose voters is gone: INC_RECOVER;
  * - a majority of the hosts (at least v->founders) answer, none established, and this host
- *   is the lowest-indexed of them: INC_BOOTSTRAP, *out = one voter per listed host: the answering incarnation, or
- *   inc_placeholder_id(tags[h]) for a host that did not answer (so that every quorum of the
- *   initial configuration is a majority of the HOSTS: two rival bootstraps cannot both elect);
+ *   is the lowest-indexed of them: INC_BOOTSTRAP, *out = one voter per listed host: the answering
+ * incarnation, or inc_placeholder_id(tags[h]) for a host that did not answer (so that every quorum
+ * of the initial configuration is a majority of the HOSTS: two rival bootstraps cannot both elect);
  * - otherwise INC_WAIT (too few hosts, or another host coordinates). `tags` are the host tags
  *   (NULL: tag = index + 1, raft-sim). */
 inc_decision_t inc_decide_start(const inc_view_t *v, const uint16_t *tags, raft_members_t *out);

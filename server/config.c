@@ -308,10 +308,11 @@ static const knob_t knobs[] = {
      .min = 0,
      .max = 32,
      .def = "0",
-     .def_text = "all of HA_HOSTS",
+     .def_text = "a majority of HA_HOSTS",
      .metavar = "N",
      .help = "first start of a new cluster: bootstrap once N nodes of HA_HOSTS (me included) are "
-             "up; a founder that comes later never votes"},
+             "up (default: all during the first 2 s, then a majority); a founder that comes "
+             "later joins and votes once caught up"},
     {.env = "CACHE_SHUTDOWN_TIMEOUT_MS",
      .flag = "shutdown-timeout-ms",
      .type = K_MS,

@@ -21,7 +21,9 @@
 
 /* Protocol versions this build speaks (SPEC section 3 "Versions"). */
 #define HC_PROTO_MIN 1
-#define HC_PROTO_MAX 2 /* 2: raft ids per incarnation (ClusterInfo, JoinRequest) */
+#define HC_PROTO_MAX                                                                               \
+    2 /* 2: raft ids per incarnation (ClusterInfo, JoinRequest, TimeSync), majority bootstrap      \
+         (BootstrapOffer) */
 
 typedef enum {
     HC_FRAME_HELLO = 1, /* Hello protobuf: identity, HA_HOSTS, version range, nonce */

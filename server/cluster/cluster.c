@@ -33,6 +33,7 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     c->clock_rtt = calloc(c->cap, sizeof(*c->clock_rtt));
     c->clock_warned = calloc(c->cap, 1);
     c->found_leader = -1;
+    c->found_from = -1;
     hc_buf_init(&c->rx.buf);
     c->rx.peer = -1;
     c->compact_entries = COMPACT_ENTRIES;
@@ -167,7 +168,7 @@ int hc_cluster_start(hc_cluster_t *c)
     } else if (rv == HC_ENOTFOUND) {
         /* no raft state: ask the peers first (see "membership") */
         hs = (raft_hard_state_t){0, 0, false};
-        c->discovering = 1;
+        cl_discovery_begin(c);
     } else {
         return rv;
     }

@@ -5,7 +5,8 @@
  *   requests.c    requests in flight: proposals, forwarding, ack levels, parked retries, reads
  *   snapshot.c    log compaction and snapshot transfers (leader side and follower side)
  *   quorum.c      quorum loss: contact, the deadline, invalidation (the state: quorum_state.h)
- *   membership.c  discovery, joining, reconciling with HA_HOSTS, transfer and handover
+ *   discovery.c   discovery, majority bootstrap, joining, starting over (no majority left)
+ *   membership.c  reconciling with HA_HOSTS, transfer and handover
  *   slots.c       peer slots with their raft ids and names; sending a peer message to one
  *   datadir.c     the files in CACHE_DATA_DIR (hard state, committed configuration)
  *   messages.c    peer message dispatch (links up / down, frames in)
@@ -67,6 +68,9 @@ typedef struct {
     size_t (*queued)(void *ud, int peer);         /* bytes waiting on the link */
     const char *(*peer_name)(void *ud, int peer); /* host:port, NULL unknown slot */
     uint32_t (*peer_version)(void *ud, int peer); /* protocol version, 0 down */
+    /* ms by which the loop's current wait for events overran its timeout (the process did
+     * not run: SIGSTOP, a frozen container or VM), 0 when it did not */
+    uint64_t (*overslept)(void *ud);
 } cl_io_t;
 
 typedef struct {
@@ -177,14 +181,21 @@ struct hc_cluster {
     uint64_t compact_hold_max; /* never hold more than this many entries back for followers */
     uint64_t snapshots_sent, snapshots_installed, snapshots_failed, compactions;
     uint64_t last_snapshot_bytes, last_snapshot_ms;
-    hc_ql_t ql; /* quorum loss (quorum_state.h) */
+    hc_ql_t ql;                  /* quorum loss (quorum_state.h) */
+    uint64_t held_wall;          /* HELD: wall ms the hold began (questions to the leader) */
+    uint64_t held_answer_at;     /* HELD: loop ms the leader answered a question since, 0 */
+    uint64_t held_answer_commit; /* ... and its commit index then */
     uint64_t invalidations;
     uint64_t write_retries; /* local writes sent again after a leader change */
     /* membership (membership.c) */
     int discovering;          /* no raft yet: asking the peers whether a cluster exists */
     uint8_t *info_state;      /* per peer slot: 0 no answer, 1 not established, 2 established */
+    uint64_t discover_since;  /* loop ms discovery began */
+    int recover_logged;       /* "waiting for the survivors to start over" was logged */
     raft_members_t found;     /* configuration reported by an established peer */
+    int found_from;           /* that peer's slot, -1 none */
     int found_leader;         /* its leader's slot, -1 unknown */
+    uint64_t start_overs;     /* times this process started over (discovery.c) */
     int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
@@ -232,6 +243,13 @@ const char *cl_id_hex(uint64_t id, char out[17]);
  * of its name. */
 int cl_peer_known(cluster_t *c, int peer);
 const char *cl_name_of_id(const cluster_t *c, uint64_t id); /* "unknown" when no slot has it */
+/* The HA_HOSTS entry (host index) an incarnation belongs to, -1 when none: its legacy id, the
+ * incarnation heard on the host's link, or (fresh ids) its host tag. */
+int cl_host_of_member(const cluster_t *c, uint64_t id);
+int cl_slot_of_name(const cluster_t *c, const char *name); /* slot of host:port, -1 none */
+/* Loop ms of the last frame from incarnation `id` on the link of slot `peer`: 0 when another
+ * incarnation answers there (quorum contact counts incarnations, not links to hosts). */
+uint64_t cl_last_frame_of(const cluster_t *c, int peer, uint64_t id);
 /* Packs and sends one peer message: 0, HC_EBUSY, HC_ETOOLARGE, HC_EUNAVAILABLE, HC_ENOMEM. */
 int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
 
@@ -246,10 +264,20 @@ void cl_on_raft_timer(cluster_t *c);
 int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t *hs,
                    const raft_members_t *members, uint64_t members_index, uint64_t members_epoch);
 
-/* membership.c */
+/* discovery.c */
+/* Forget what discovery heard and, with fresh ids, take a new incarnation's id. */
+void cl_discovery_begin(cluster_t *c);
+/* 1 when every connected peer speaks protocol 2 (raft ids): the incarnation rules apply. */
+int cl_peers_know_incarnations(const cluster_t *c);
 void cl_send_info_req(cluster_t *c, int peer);
 void cl_send_cluster_info(cluster_t *c, int peer);
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
+void cl_on_bootstrap_offer(cluster_t *c, int peer, const Hacache__BootstrapOffer *bo);
+/* The membership tick's part for nodes that are not plain members: starting over, discovery,
+ * joining. 1 when it handled the tick (discovering or joining). */
+int cl_discovery_tick(cluster_t *c);
+
+/* membership.c */
 void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
 void cl_membership_tick(cluster_t *c);
 void cl_on_handover_timeout(cluster_t *c);
@@ -260,7 +288,14 @@ void cl_on_peer_down(cluster_t *c, int peer, const char *reason);
 void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len);
 
 /* quorum.c */
-int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st);
+/* In contact with a quorum now (within an election timeout), counting only contact heard
+ * after `after` (ms; 0: any). */
+int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st, uint64_t after);
+/* Before a local read: if the loop overslept (the process was suspended), hold serving until a
+ * quorum is heard again (hc_ql_stall). */
+void cl_ql_notice_stall(cluster_t *c);
+/* A TimeSync answer from `peer` to a question asked at wall ms t0 (status.c). */
+void cl_ql_on_answer(cluster_t *c, int peer, uint64_t t0, uint64_t raft_id, uint64_t commit);
 uint64_t cl_ql_grace(const cluster_t *c);
 void cl_ql_observe(cluster_t *c, int lost_leadership);
 void cl_ql_check(cluster_t *c);

@@ -21,6 +21,9 @@ typedef struct {
     hc_tls_ctx_t *tls;
     hc_peers_t *peers;
     uv_idle_t idle;
+    uv_prepare_t prepare; /* notes when the loop starts waiting for events, and how long */
+    uint64_t wait_from;
+    int64_t wait_ms; /* uv_backend_timeout: -1 forever */
     uv_timer_t timers[CL_TIMER_COUNT];
     int handles_open;
     int idle_active;
@@ -43,6 +46,24 @@ static void on_idle(uv_idle_t *h)
     if (!b->c->closing) {
         cl_process(b->c);
     }
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    binding_t *b = h->data;
+    b->wait_from = uv_now(b->loop);
+    b->wait_ms = uv_backend_timeout(b->loop);
+}
+
+static uint64_t io_overslept(void *ud)
+{
+    binding_t *b = ud;
+    if (!b->handles_open || b->wait_ms < 0) {
+        return 0;
+    }
+    /* uv_now is the instant the wait returned (libuv updates it then) */
+    uint64_t due = b->wait_from + (uint64_t)b->wait_ms, now = uv_now(b->loop);
+    return now > due ? now - due : 0;
 }
 
 static void io_kick(void *ud)
@@ -150,7 +171,8 @@ int cl_io_uv_new(cluster_t *c, uv_loop_t *loop)
                       .is_up = io_is_up,
                       .queued = io_queued,
                       .peer_name = io_peer_name,
-                      .peer_version = io_peer_version};
+                      .peer_version = io_peer_version,
+                      .overslept = io_overslept};
     return 0;
 }
 
@@ -198,6 +220,11 @@ int cl_io_uv_start(cluster_t *c)
     }
     uv_idle_init(b->loop, &b->idle);
     b->idle.data = b;
+    uv_prepare_init(b->loop, &b->prepare);
+    b->prepare.data = b;
+    b->wait_ms = -1;
+    uv_prepare_start(&b->prepare, on_prepare);
+    uv_unref((uv_handle_t *)&b->prepare);
     for (int i = 0; i < CL_TIMER_COUNT; i++) {
         uv_timer_init(b->loop, &b->timers[i]);
         b->timers[i].data = b;
@@ -235,6 +262,8 @@ void cl_io_uv_close(cluster_t *c, void (*cb)(void *ud), void *ud)
         b->handles_open = 0;
         b->closing_handles++;
         uv_close((uv_handle_t *)&b->idle, on_handle_closed);
+        b->closing_handles++;
+        uv_close((uv_handle_t *)&b->prepare, on_handle_closed);
         for (int i = 0; i < CL_TIMER_COUNT; i++) {
             b->closing_handles++;
             uv_close((uv_handle_t *)&b->timers[i], on_handle_closed);

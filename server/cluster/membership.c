@@ -1,5 +1,6 @@
-/* membership.c: ids and peer slots, discovery and joining, the leader's steps toward HA_HOSTS,
- * leadership transfer and the handover on stop. */
+/* membership.c: the leader's steps toward HA_HOSTS (join requests, replacing incarnations,
+ * removing unlisted members), leadership transfer and the handover on stop. Discovery, the
+ * bootstrap and joining are in discovery.c. */
 #include "cluster_int.h"
 
 #include <stdlib.h>
@@ -13,19 +14,6 @@
 #include "datadir.h"
 #include "log.h"
 
-/* The HA_HOSTS entry (host index) an incarnation belongs to, -1 when none: its legacy id, the
- * incarnation heard on the host's link, or (fresh ids) its host tag. */
-static int host_of_member(const cluster_t *c, uint64_t id)
-{
-    for (size_t i = 0; i < c->nhosts; i++) {
-        if (c->ids[i] == id || hc_node_id_of(c->names[i]) == id ||
-            (c->fresh_ids && c->tags[i] == inc_id_tag(id))) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
 int cl_self_voter_alone(cluster_t *c, const raft_status_t *st)
 {
     if (!st->members_committed) {
@@ -36,7 +24,7 @@ int cl_self_voter_alone(cluster_t *c, const raft_status_t *st)
         const raft_member_t *mm = &st->members.m[i];
         if (mm->id == st->id) {
             voter = mm->role == RAFT_VOTER;
-        } else if (host_of_member(c, mm->id) == c->self) {
+        } else if (cl_host_of_member(c, mm->id) == c->self) {
             voter = -1; /* my host's previous incarnation is still a member */
             break;
         }
@@ -47,17 +35,7 @@ int cl_self_voter_alone(cluster_t *c, const raft_status_t *st)
 
 static int in_my_hosts(const cluster_t *c, uint64_t id)
 {
-    return host_of_member(c, id) >= 0;
-}
-
-static int slot_of_name(const cluster_t *c, const char *name)
-{
-    for (size_t i = 0; i < c->npeers; i++) {
-        if (strcasecmp(c->names[i], name) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
+    return cl_host_of_member(c, id) >= 0;
 }
 
 hc_node_op_t *hc_cluster_transfer(hc_cluster_t *c, const char *to, hc_write_cb cb, void *ud)
@@ -70,7 +48,7 @@ hc_node_op_t *hc_cluster_transfer(hc_cluster_t *c, const char *to, hc_write_cb c
     }
     uint64_t id = 0;
     if (to != NULL && to[0] != '\0') {
-        int p = slot_of_name(c, to);
+        int p = cl_slot_of_name(c, to);
         if (p < 0) {
             cb(ud, HC_ENOTFOUND, &res);
             return NULL;
@@ -109,11 +87,26 @@ hc_node_op_t *hc_cluster_member_change(hc_cluster_t *c, int add, const char *nod
         cb(ud, HC_EUNAVAILABLE, &res);
         return NULL;
     }
-    uint64_t id = hc_node_id_of(node);
+    /* the member answering for that name: founders and new incarnations have fresh ids, so the
+     * name's legacy id is only the last resort */
+    int slot = cl_slot_of_name(c, node);
+    uint64_t id = slot >= 0 && c->answer_id[slot] != 0 ? c->answer_id[slot] : hc_node_id_of(node);
     const raft_members_t *m = raft_members(c->raft);
     int member = 0;
-    for (uint32_t i = 0; i < m->n; i++) {
-        member |= m->m[i].id == id;
+    for (uint32_t i = 0; i < m->n && !member; i++) {
+        uint64_t mid = m->m[i].id;
+        if (mid == id ||
+            (slot >= 0 && (size_t)slot < c->nhosts && cl_host_of_member(c, mid) == slot)) {
+            id = mid;
+            member = 1;
+        }
+    }
+    if (slot == c->self) {
+        id = c->ids[c->self];
+        member = 0;
+        for (uint32_t i = 0; i < m->n; i++) {
+            member |= m->m[i].id == id;
+        }
     }
     if (add && !in_my_hosts(c, id)) {
         cb(ud, HC_EINVAL, &res);
@@ -197,159 +190,6 @@ void hc_cluster_handover(hc_cluster_t *c, void (*cb)(void *ud), void *ud)
     cl_kick(c);
 }
 
-/* ---- membership ----
- * Who is a member is raft's configuration (a log entry), never HA_HOSTS directly. HA_HOSTS is
- * the desired membership, which a leader steers the configuration toward one committed change
- * at a time (raft_change: add a learner, promote it, remove a member), so two majorities never
- * exist:
- *  - Start. A node with a hard state file restarts (RAFT_START_RESTART). A node without one
- *    cannot tell a new cluster from an existing one, so it runs no raft yet ("discovering") and
- *    asks every peer it links to for a ClusterInfo (again every second). If an established
- *    peer's configuration does not hold my id, I am a new member: RAFT_START_JOIN with that
- *    configuration, then a JoinRequest to its leader every second until a configuration holds
- *    me. If it holds my id, this node lost its CACHE_DATA_DIR: RAFT_START_AMNESIA (it follows
- *    and serves but never votes again: it may have voted in any term; replacing it with a
- *    fresh id is not done yet). If every other HA_HOSTS entry (or CACHE_BOOTSTRAP_EXPECT - 1
- *    of them) answered and none is established, this is a new cluster: RAFT_START_BOOTSTRAP
- *    with all of HA_HOSTS as the first configuration (every founder computes the same one,
- *    whoever was there). A founder absent at that moment comes later to an established
- *    cluster that holds its id, which it cannot tell from a lost CACHE_DATA_DIR: it follows
- *    and never votes (hence the default: wait for every founder).
- *  - Leader (membership_tick, every 500 ms, once the configuration is committed and no change
- *    is pending): a JoinRequest from a node in my HA_HOSTS adds it as a learner; a learner in
- *    my HA_HOSTS that caught up (match >= commit) is promoted; a member not in my HA_HOSTS is
- *    removed. A node that joined never asks again once it was in a configuration, so a node
- *    removed while a leader with an older HA_HOSTS list... is not added back by it.
- * Scaling therefore works by rolling restarts with the new HA_HOSTS (README, "Scaling"): new
- * nodes join as soon as a leader lists them; members leave as soon as a leader no longer
- * lists them. A leader with an old list does not undo a change, except that it removes members
- * it does not list: roll the new list out before starting or stopping nodes. */
-
-void cl_send_info_req(cluster_t *c, int peer)
-{
-    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
-    Hacache__ClusterInfoRequest rq = HACACHE__CLUSTER_INFO_REQUEST__INIT;
-    rq.raft_id = c->discovering ? 0 : c->ids[c->self];
-    pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO_REQ;
-    pm.info_req = &rq;
-    cl_send_pm(c, peer, &pm);
-}
-
-void cl_send_cluster_info(cluster_t *c, int peer)
-{
-    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
-    Hacache__ClusterInfo ci = HACACHE__CLUSTER_INFO__INIT;
-    ci.raft_id = c->raft != NULL ? c->ids[c->self] : 0;
-    uint8_t buf[4 + RAFT_MAX_MEMBERS * 9];
-    /* a founder that bootstrapped moments ago (term 0, nothing voted) is not established yet:
-     * the founders that are still discovering must bootstrap too, not join */
-    if (c->raft != NULL && c->term > 0) {
-        const raft_members_t *m = raft_members(c->raft);
-        ci.established = 1;
-        ci.term = c->term;
-        raft_members_encode(m, buf);
-        ci.members.data = buf;
-        ci.members.len = raft_members_encoded_size(m);
-        ci.leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : "";
-    } else {
-        ci.leader = "";
-    }
-    pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO;
-    pm.info = &ci;
-    cl_send_pm(c, peer, &pm);
-}
-
-static int self_in(const cluster_t *c, const raft_members_t *m)
-{
-    for (uint32_t i = 0; i < m->n; i++) {
-        if (m->m[i].id == c->ids[c->self]) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* 1 when every connected peer speaks protocol 2 or later (JoinRequest carries the raft id): a
- * new incarnation may then take a fresh id. An older leader would add the legacy id instead. */
-static int peers_know_incarnations(const cluster_t *c)
-{
-    for (size_t i = 0; i < c->npeers; i++) {
-        if ((int)i != c->self && cl_link_up(c, (int)i) &&
-            c->io.peer_version(c->io.ud, (int)i) < 2) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static void start_raft_after_discovery(cluster_t *c, raft_start_mode_t mode,
-                                       const raft_members_t *members)
-{
-    int rv = cl_raft_create(c, mode, NULL, members, 0, 0);
-    if (rv != 0) {
-        hc_log(HC_LOG_ERROR, "raft_new failed", HC_LS("error", raft_strerror(rv)));
-        return; /* stays discovering; tried again on the next answer */
-    }
-    c->discovering = 0;
-    c->joining = mode == RAFT_START_JOIN;
-    if (mode == RAFT_START_BOOTSTRAP) {
-        /* a founder that restarts now must come back as one (RESTART), not as a node that
-         * lost its state: it never voted, so (0, no vote) is its true hard state */
-        raft_hard_state_t hs = {0, 0, false};
-        cl_persist_or_die(c, &hs);
-    }
-    char hx[17];
-    hc_log(mode == RAFT_START_AMNESIA ? HC_LOG_WARN : HC_LOG_INFO,
-           mode == RAFT_START_BOOTSTRAP ? "new cluster: bootstrapping from HA_HOSTS"
-           : mode == RAFT_START_JOIN
-               ? "joining the existing cluster as a new member (or a new incarnation)"
-               : "this node is a member but lost its raft state (CACHE_DATA_DIR): it follows "
-                 "and serves but never votes again",
-           HC_LU("members", members ? members->n : c->nhosts),
-           HC_LS("id", cl_id_hex(c->ids[c->self], hx)));
-    cl_kick(c);
-}
-
-void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
-{
-    if (ci->raft_id != 0) {
-        cl_heard_id(c, peer, ci->raft_id);
-    }
-    if (!c->discovering && !c->joining) {
-        return;
-    }
-    c->info_state[peer] = ci->established ? 2 : 1;
-    if (!ci->established) {
-        return;
-    }
-    raft_members_t m;
-    if (raft_members_decode(ci->members.data, ci->members.len, &m) != 0) {
-        return;
-    }
-    c->found = m;
-    c->found_leader = ci->leader != NULL && ci->leader[0] ? slot_of_name(c, ci->leader) : -1;
-    if (!c->discovering) {
-        return;
-    }
-    if (!c->fresh_ids || !peers_know_incarnations(c)) {
-        /* the version 1 way: rejoin under the legacy id, as a non-voter if it is a member */
-        start_raft_after_discovery(c, self_in(c, &m) ? RAFT_START_AMNESIA : RAFT_START_JOIN, &m);
-        return;
-    }
-    /* Without raft state this process is a new incarnation: a fresh id that never voted, added
-     * as a learner and promoted once caught up, while the leader removes the old incarnation of
-     * this host (it answers no more: this process does). */
-    uint64_t rnd = 0;
-    randombytes_buf(&rnd, sizeof(rnd));
-    c->ids[c->self] = inc_id_make(c->tags[c->self], rnd);
-    if (c->id_path[0] != '\0' && hc_id_save(c->id_path, c->ids[c->self]) != 0) {
-        hc_log(HC_LOG_ERROR, "cannot write the raft id file", HC_LS("path", c->id_path),
-               HC_LS("error", strerror(errno)));
-        return; /* stays discovering: tried again on the next answer */
-    }
-    start_raft_after_discovery(c, RAFT_START_JOIN, &m);
-}
-
 void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
 {
     if (jr->node == NULL) {
@@ -357,7 +197,7 @@ void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
     }
     /* a version 1 node joins under its legacy id */
     uint64_t id = jr->raft_id != 0 ? jr->raft_id : hc_node_id_of(jr->node);
-    if (jr->raft_id != 0 && slot_of_name(c, jr->node) == peer) {
+    if (jr->raft_id != 0 && cl_slot_of_name(c, jr->node) == peer) {
         cl_heard_id(c, peer, id); /* evidence for the replacement of its older incarnation */
     }
     if (c->raft == NULL || c->role != RAFT_LEADER) {
@@ -404,7 +244,7 @@ static void leader_reconcile(cluster_t *c)
     v.committed = true;
     for (uint32_t i = 0; i < st.members.n; i++) {
         uint64_t id = st.members.m[i].id;
-        v.member_host[i] = host_of_member(c, id);
+        v.member_host[i] = cl_host_of_member(c, id);
         v.caught_up[i] = id == st.id;
         for (uint32_t j = 0; j < st.n_peers; j++) {
             const raft_peer_status_t *ps = &st.peers[j];
@@ -439,7 +279,7 @@ static void leader_reconcile(cluster_t *c)
     if (rv == 0) {
         c->members_changes++;
         char hx[17];
-        int h = host_of_member(c, id);
+        int h = cl_host_of_member(c, id);
         hc_log(HC_LOG_INFO,
                kind == RAFT_CHANGE_REMOVE ? (h < 0 ? "membership: removing a member not in HA_HOSTS"
                                                    : "membership: removing a replaced incarnation")
@@ -460,55 +300,7 @@ void cl_membership_tick(cluster_t *c)
         return;
     }
     c->member_tick_at = now + 500;
-    if (c->discovering) {
-        size_t answered = 0, others = 0;
-        for (size_t i = 0; i < c->nhosts; i++) {
-            if ((int)i == c->self) {
-                continue;
-            }
-            others++;
-            answered += c->info_state[i] == 1;
-            if (cl_link_up(c, (int)i) && c->info_state[i] == 0) {
-                cl_send_info_req(c, (int)i);
-            }
-        }
-        size_t expect = c->cfg->bootstrap_expect ? c->cfg->bootstrap_expect : others + 1;
-        if (answered + 1 >= expect) {
-            /* founders bootstrap under their legacy ids: every founder computes the same
-             * configuration */
-            c->ids[c->self] = hc_node_id_of(c->names[c->self]);
-            if (c->id_path[0] != '\0') {
-                unlink(c->id_path);
-            }
-            start_raft_after_discovery(c, RAFT_START_BOOTSTRAP, NULL);
-        }
-        return;
-    }
-    if (c->raft == NULL) {
-        return;
-    }
-    if (c->joining) {
-        if (self_in(c, raft_members(c->raft))) {
-            c->joining = 0;
-            hc_log(HC_LOG_INFO, "joined: this node is in the cluster configuration");
-            return;
-        }
-        /* ask again who leads, and ask it to add me */
-        for (size_t i = 0; i < c->npeers; i++) {
-            if ((int)i != c->self && cl_link_up(c, (int)i)) {
-                cl_send_info_req(c, (int)i);
-            }
-        }
-        int l = c->found_leader;
-        if (l >= 0 && l != c->self && cl_link_up(c, l)) {
-            Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
-            Hacache__JoinRequest jr = HACACHE__JOIN_REQUEST__INIT;
-            jr.node = c->names[c->self];
-            jr.raft_id = c->ids[c->self];
-            pm.body_case = HACACHE__PEER_MESSAGE__BODY_JOIN;
-            pm.join = &jr;
-            cl_send_pm(c, l, &pm);
-        }
+    if (cl_discovery_tick(c) || c->raft == NULL) {
         return;
     }
     if (c->role == RAFT_LEADER && !c->closing) {

@@ -28,7 +28,7 @@
 
 #include "log.h"
 
-int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st)
+int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st, uint64_t after)
 {
     uint64_t T = c->cfg->election_timeout_ms;
     if (c->role == RAFT_LEADER) {
@@ -37,15 +37,21 @@ int cl_quorum_st(cluster_t *c, uint64_t now, const raft_status_t *st)
             voters += st->members.m[i].role == RAFT_VOTER;
         }
         for (uint32_t i = 0; i < st->n_peers; i++) {
-            if (st->peers[i].member_role == RAFT_VOTER && st->peers[i].last_heard_ms != 0 &&
-                now - st->peers[i].last_heard_ms <= T) {
+            uint64_t t = st->peers[i].last_heard_ms;
+            if (st->peers[i].member_role == RAFT_VOTER && t != 0 && t > after && now - t <= T) {
                 heard++;
             }
         }
         return heard * 2 > voters;
     }
     if (c->leader_idx >= 0 && c->leader_idx != c->self) {
-        uint64_t lf = c->last_frame[c->leader_idx];
+        if (after != 0) {
+            /* after a stall, frames that were queued during it prove nothing: the leader must
+             * answer a question asked since, and what it had committed then must be applied */
+            uint64_t t = c->held_answer_at;
+            return t > after && now - t <= T && c->applied >= c->held_answer_commit;
+        }
+        uint64_t lf = cl_last_frame_of(c, c->leader_idx, c->leader);
         return lf != 0 && now - lf <= T;
     }
     return 0;
@@ -82,7 +88,7 @@ static uint64_t contact_deadline(cluster_t *c, uint64_t now, const raft_status_t
         if (pi == c->self) {
             t = now;
         } else if (pi >= 0) {
-            t = c->last_frame[pi];
+            t = cl_last_frame_of(c, pi, id);
         }
         for (uint32_t j = 0; j < st->n_peers; j++) {
             if (st->peers[j].id == id && st->peers[j].last_heard_ms > t) {
@@ -97,10 +103,12 @@ static uint64_t contact_deadline(cluster_t *c, uint64_t now, const raft_status_t
         uint64_t t = times[voters / 2];
         d = t != 0 ? t + grace : 0;
     }
-    if (c->role != RAFT_LEADER && c->leader_idx >= 0 && c->leader_idx != c->self &&
-        c->last_frame[c->leader_idx] != 0) {
+    uint64_t lf = c->role != RAFT_LEADER && c->leader_idx >= 0 && c->leader_idx != c->self
+                      ? cl_last_frame_of(c, c->leader_idx, c->leader)
+                      : 0;
+    if (lf != 0) {
         /* + one heartbeat: the first (pre)vote of the next election comes before lf + 2T */
-        uint64_t dl = c->last_frame[c->leader_idx] + T + c->cfg->heartbeat_ms + grace;
+        uint64_t dl = lf + T + c->cfg->heartbeat_ms + grace;
         d = dl > d ? dl : d;
     }
     return d;
@@ -175,7 +183,7 @@ static void input_of(cluster_t *c, uint64_t now, hc_ql_input_t *in, raft_status_
     memset(in, 0, sizeof(*in));
     raft_status(c->raft, st);
     in->now = now;
-    in->quorum = cl_quorum_st(c, now, st);
+    in->quorum = cl_quorum_st(c, now, st, c->ql.state == HC_QL_HELD ? c->ql.held_since : 0);
     in->leading = c->role == RAFT_LEADER;
     in->caught_up = c->leader_idx >= 0 && !st->state_lost && c->applied >= c->commit_heard &&
                     c->role != RAFT_LEADER;
@@ -195,6 +203,50 @@ static void run(cluster_t *c, hc_ql_state_t before, hc_ql_action_t act, uint64_t
     } else if ((before == HC_QL_TRIPPED || before == HC_QL_RECOVERING) && hc_ql_serving(&c->ql)) {
         hc_log(HC_LOG_INFO, "quorum regained and caught up, serving again",
                HC_LU("applied", c->applied));
+    }
+}
+
+/* While HELD, a follower asks its leader (TimeSync) for proof that it is alive and for its
+ * commit index; questions carry this node's wall clock, answers to questions asked before the
+ * hold began are ignored (cl_ql_on_answer). */
+static void ask_leader(cluster_t *c)
+{
+    if (c->ql.state == HC_QL_HELD && c->role != RAFT_LEADER && c->leader_idx >= 0 &&
+        c->leader_idx != c->self && cl_link_up(c, c->leader_idx)) {
+        cl_send_time(c, c->leader_idx, hc_wall_ms(), 0);
+    }
+}
+
+static void on_hold(cluster_t *c, uint64_t stalled)
+{
+    hc_log(HC_LOG_WARN, "process was suspended, waiting for a quorum before serving",
+           HC_LU("stalled_ms", stalled));
+    c->held_wall = hc_wall_ms();
+    c->held_answer_at = 0;
+    c->held_answer_commit = 0;
+    ask_leader(c);
+}
+
+void cl_ql_on_answer(cluster_t *c, int peer, uint64_t t0, uint64_t raft_id, uint64_t commit)
+{
+    if (c->ql.state != HC_QL_HELD || c->raft == NULL || peer != c->leader_idx ||
+        t0 < c->held_wall || (raft_id != 0 && raft_id != c->leader)) {
+        return;
+    }
+    c->held_answer_at = cl_now(c);
+    c->held_answer_commit = commit;
+    cl_ql_observe(c, 0);
+}
+
+void cl_ql_notice_stall(cluster_t *c)
+{
+    uint64_t late = c->io.overslept(c->io.ud);
+    uint64_t limit = 2 * (uint64_t)c->cfg->heartbeat_ms;
+    if (c->raft == NULL || c->closing || late <= (limit > 100 ? limit : 100)) {
+        return;
+    }
+    if (hc_ql_stall(&c->ql, cl_now(c))) {
+        on_hold(c, late);
     }
 }
 
@@ -227,9 +279,10 @@ void cl_ql_check(cluster_t *c)
     hc_ql_state_t before = c->ql.state;
     uint64_t stalled = now - c->ql.last_check;
     hc_ql_action_t act = hc_ql_check(&c->ql, &in);
-    if (before == HC_QL_ARMED && c->ql.state == HC_QL_HELD) {
-        hc_log(HC_LOG_WARN, "process was suspended, waiting for a quorum before serving",
-               HC_LU("stalled_ms", stalled));
+    if (before != HC_QL_HELD && c->ql.state == HC_QL_HELD) {
+        on_hold(c, stalled);
+    } else {
+        ask_leader(c);
     }
     run(c, before, act, now, c->ql.deadline - c->ql.grace);
 }

@@ -60,14 +60,26 @@ hc_ql_action_t hc_ql_observe(hc_ql_t *q, const hc_ql_input_t *in)
     return HC_QL_NOTHING;
 }
 
+int hc_ql_stall(hc_ql_t *q, uint64_t now)
+{
+    /* the contact times are stale: start over, and hear from a quorum again before serving */
+    if (now + q->grace > q->deadline) {
+        q->deadline = now + q->grace;
+    }
+    if (q->state != HC_QL_ARMED && q->state != HC_QL_UNARMED) {
+        return 0;
+    }
+    q->state = HC_QL_HELD;
+    q->held_since = now;
+    return 1;
+}
+
 hc_ql_action_t hc_ql_check(hc_ql_t *q, const hc_ql_input_t *in)
 {
     uint64_t now = in->now;
     if (now - q->last_check > q->period + q->grace / 2) {
-        /* the process did not run for a while: the contact times are stale, start over */
-        if (q->state == HC_QL_ARMED) {
-            q->state = HC_QL_HELD;
-        }
+        /* the process did not run for a while */
+        hc_ql_stall(q, now);
         q->deadline = now + q->grace;
     }
     q->last_check = now;

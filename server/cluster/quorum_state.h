@@ -5,8 +5,9 @@
  * that computes the inputs and performs the invalidation.
  *
  *   UNARMED --quorum seen at a check--> ARMED
- *   ARMED --process was suspended (a check came late by > grace/2)--> HELD
- *   HELD --quorum contact--> ARMED
+ *   UNARMED / ARMED --process was suspended (a check came late by > grace/2, or the loop
+ *           overslept before a local read: hc_ql_stall)--> HELD
+ *   HELD --quorum contact heard after the stall--> ARMED
  *   ARMED / HELD / RECOVERING --deadline passed without contact--> TRIPPED  (INVALIDATE)
  *   TRIPPED --quorum seen at a check--> RECOVERING
  *   TRIPPED / RECOVERING --quorum, caught up, following--> UNARMED / ARMED
@@ -34,6 +35,7 @@ typedef struct {
     uint64_t period;      /* of the checks: grace / 4 */
     uint64_t deadline;    /* ms: invalidate at this instant without fresh contact */
     uint64_t last_check;  /* ms of the last check, to notice a suspended process */
+    uint64_t held_since;  /* HELD: only contact heard after this instant ends the hold */
     uint64_t reset_index; /* leading while tripped: the invalidation proposed (index, term); */
     uint64_t reset_term;  /* applying it on every replica ends the trip */
 } hc_ql_t;
@@ -48,7 +50,7 @@ typedef enum {
 /* What the node observed, at `now` (ms). */
 typedef struct {
     uint64_t now;
-    int quorum;                /* in contact with a quorum now */
+    int quorum; /* in contact with a quorum now (while HELD: heard after q->held_since) */
     uint64_t contact_deadline; /* hc_ql_check: grace after the last majority contact, 0 none */
     int caught_up;             /* a leader is known and it is not me, the state machine is not
                                 * lost, everything heard committed is applied */
@@ -59,6 +61,9 @@ typedef struct {
 void hc_ql_init(hc_ql_t *q, uint64_t grace, uint64_t now);
 /* The periodic check (every q->period): stall detection, arming, the deadline, the trip. */
 hc_ql_action_t hc_ql_check(hc_ql_t *q, const hc_ql_input_t *in);
+/* The process did not run for a while (the binding noticed its loop oversleep): the contact
+ * times are stale. UNARMED / ARMED -> HELD; 1 when it moved. */
+int hc_ql_stall(hc_ql_t *q, uint64_t now);
 /* After a raft update (or any event that may end a hold or a trip). */
 hc_ql_action_t hc_ql_observe(hc_ql_t *q, const hc_ql_input_t *in);
 /* The HC_OP_INVALIDATE asked for by HC_QL_PROPOSE_RESET was proposed at (index, term). */

@@ -686,6 +686,7 @@ int hc_cluster_local_read(hc_cluster_t *c, const char *cache, size_t cache_len, 
 {
     hc_store_t *s = hc_fsm_store(c->fsm);
     *stale = 0;
+    cl_ql_notice_stall(c); /* woken from a suspension: not current until a quorum is heard */
     if (hc_ql_serving(&c->ql)) {
         /* a node that is starting, joining or catching up holds less than the cluster does:
          * "not found" or an old value would be a wrong answer, not a cache miss */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -89,6 +90,38 @@ void cl_heard_id(cluster_t *c, int peer, uint64_t id)
            HC_LS("peer", c->names[peer]), HC_LS("id", cl_id_hex(id, hx)),
            HC_LS("before", cl_id_hex(before, hb)));
     cl_kick(c);
+}
+
+int cl_host_of_member(const cluster_t *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nhosts; i++) {
+        if (c->ids[i] == id || hc_node_id_of(c->names[i]) == id ||
+            (c->fresh_ids && c->tags[i] == inc_id_tag(id))) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int cl_slot_of_name(const cluster_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (strcasecmp(c->names[i], name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+uint64_t cl_last_frame_of(const cluster_t *c, int peer, uint64_t id)
+{
+    if (peer < 0 || (size_t)peer >= c->npeers) {
+        return 0;
+    }
+    if (c->answer_id[peer] != 0 && id != 0 && c->answer_id[peer] != id) {
+        return 0; /* another incarnation answers on that link: nothing heard from this one */
+    }
+    return c->last_frame[peer];
 }
 
 const char *cl_name_of_id(const cluster_t *c, uint64_t id)

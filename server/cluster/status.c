@@ -24,6 +24,8 @@ void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
     Hacache__TimeSync ts = HACACHE__TIME_SYNC__INIT;
     ts.t0 = t0;
     ts.t1 = t1;
+    ts.raft_id = c->raft != NULL || c->fresh_ids ? c->ids[c->self] : 0;
+    ts.commit = t1 != 0 ? c->commit_heard : 0;
     pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
     pm.time = &ts;
     cl_send_pm(c, peer, &pm);
@@ -47,6 +49,9 @@ void cl_clock_tick(cluster_t *c)
 void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts)
 {
     uint64_t t2 = hc_wall_ms();
+    if (ts->raft_id != 0) {
+        cl_heard_id(c, peer, ts->raft_id);
+    }
     if (ts->t1 == 0) {
         cl_send_time(c, peer, ts->t0, t2 ? t2 : 1); /* a question: answer with my clock */
         return;
@@ -54,6 +59,7 @@ void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts)
     if (ts->t0 > t2 || t2 - ts->t0 > 60000) {
         return; /* not an answer to a recent question of mine (or my clock stepped back) */
     }
+    cl_ql_on_answer(c, peer, ts->t0, ts->raft_id, ts->commit);
     int64_t offset = (int64_t)ts->t1 - (int64_t)(ts->t0 + (t2 - ts->t0) / 2);
     c->clock_offset[peer] = offset;
     c->clock_rtt[peer] = t2 - ts->t0 ? t2 - ts->t0 : 1;
@@ -94,7 +100,7 @@ void hc_cluster_status(hc_cluster_t *c, int shutting_down, hc_node_status_t *out
     out->applied_index = c->applied;
     out->leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : NULL;
     out->leader_changes = c->leader_changes;
-    int quorum = cl_quorum_st(c, now, &st);
+    int quorum = cl_quorum_st(c, now, &st, c->ql.state == HC_QL_HELD ? c->ql.held_since : 0);
     out->quorum = quorum;
     int serving = hc_ql_serving(&c->ql);
     const char *why = NULL;

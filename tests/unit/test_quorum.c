@@ -18,9 +18,8 @@ static hc_ql_action_t check(clock_t_ *c, uint64_t step, int quorum)
     if (quorum) {
         c->contact = c->now;
     }
-    hc_ql_input_t in = {.now = c->now,
-                        .quorum = quorum,
-                        .contact_deadline = c->contact ? c->contact + GRACE : 0};
+    hc_ql_input_t in = {
+        .now = c->now, .quorum = quorum, .contact_deadline = c->contact ? c->contact + GRACE : 0};
     return hc_ql_check(&c->q, &in);
 }
 
@@ -128,10 +127,12 @@ static void test_hold_after_pause(void)
     CHECK_EQ_INT(c.now, held_at + GRACE);
     CHECK_EQ_INT(c.q.state, HC_QL_TRIPPED);
 
-    /* a pause while unarmed does not hold */
+    /* a pause before the first contact holds too: what the node holds may be as old */
     start(&c);
     CHECK_EQ_INT(check(&c, 30000, 0), HC_QL_NOTHING);
-    CHECK_EQ_INT(c.q.state, HC_QL_UNARMED);
+    CHECK_EQ_INT(c.q.state, HC_QL_HELD);
+    CHECK_EQ_INT(observe(&c, 1, 0, 0, 0), HC_QL_NOTHING);
+    CHECK_EQ_INT(c.q.state, HC_QL_ARMED);
 }
 
 static void trip(clock_t_ *c)
@@ -143,6 +144,29 @@ static void trip(clock_t_ *c)
     }
     CHECK_EQ_INT(a, HC_QL_INVALIDATE);
     CHECK_EQ_INT(c->q.state, HC_QL_TRIPPED);
+}
+
+/* The binding noticed its loop oversleep before a local read (hc_ql_stall): held from then on,
+ * with a fresh grace period; only from a serving state; the hold ends on contact. */
+static void test_stall_before_read(void)
+{
+    clock_t_ c;
+    armed(&c);
+    c.now += 700;
+    CHECK_EQ_INT(hc_ql_stall(&c.q, c.now), 1);
+    CHECK_EQ_INT(c.q.state, HC_QL_HELD);
+    CHECK_EQ_INT(c.q.held_since, c.now);
+    CHECK(c.q.deadline >= c.now + GRACE);
+    CHECK(!hc_ql_serving(&c.q));
+    CHECK_EQ_INT(hc_ql_stall(&c.q, c.now + 1), 0); /* already held: unchanged */
+    CHECK_EQ_INT(c.q.held_since, c.now);
+    CHECK_EQ_INT(observe(&c, 0, 0, 0, 0), HC_QL_NOTHING);
+    CHECK_EQ_INT(c.q.state, HC_QL_HELD);
+    CHECK_EQ_INT(observe(&c, 1, 0, 0, 0), HC_QL_NOTHING);
+    CHECK_EQ_INT(c.q.state, HC_QL_ARMED);
+    trip(&c);
+    CHECK_EQ_INT(hc_ql_stall(&c.q, c.now), 0); /* tripped: stays tripped */
+    CHECK_EQ_INT(c.q.state, HC_QL_TRIPPED);
 }
 
 static void test_recover(void)
@@ -227,6 +251,7 @@ static hc_test_t tests[] = {
     {"arm_and_trip", test_arm_and_trip},
     {"contact_keeps_serving", test_contact_keeps_serving},
     {"hold_after_pause", test_hold_after_pause},
+    {"stall_before_read", test_stall_before_read},
     {"recover", test_recover},
     {"recovering_loses_quorum_again", test_recovering_loses_quorum_again},
     {"leading_while_tripped", test_leading_while_tripped},
