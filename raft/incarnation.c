@@ -24,6 +24,22 @@ raft_id_t inc_placeholder_id(uint16_t host_tag)
     return (raft_id_t)host_tag << 48;
 }
 
+bool inc_id_older(raft_id_t a, raft_id_t b)
+{
+    return inc_id_tag(a) == inc_id_tag(b) && (a & ID_RANDOM_MASK) < (b & ID_RANDOM_MASK);
+}
+
+bool inc_replaced(const raft_members_t *members, raft_id_t self_id)
+{
+    bool newer = false;
+    for (uint32_t i = 0; i < members->n && i < RAFT_MAX_MEMBERS; i++) {
+        if (members->m[i].id == self_id)
+            return false;
+        newer |= inc_id_older(self_id, members->m[i].id);
+    }
+    return newer;
+}
+
 uint32_t inc_quorum(uint32_t n)
 {
     return n / 2 + 1;

@@ -85,6 +85,18 @@ uint16_t inc_id_tag(raft_id_t id);
  * bootstrap: an incarnation that never lived (random bits 0), replaced like a dead one. */
 raft_id_t inc_placeholder_id(uint16_t host_tag);
 
+/* Incarnations of one host in start order: the glue fills the random part of a fresh id with
+ * a coarse timestamp in its top bits (the node: 4 ms units of the wall clock, then 8 random
+ * bits), so a later start has a larger id; a placeholder (random part 0) is older than every
+ * incarnation. True when a is an older incarnation of the same host than b. */
+bool inc_id_older(raft_id_t a, raft_id_t b);
+
+/* A process that is still alive after its host got a newer incarnation (which the one-process-
+ * per-host assumption excludes; it happens when that assumption is broken, e.g. a partitioned
+ * pod force-replaced): `members` (a configuration it heard of) does not hold self_id and holds
+ * a newer incarnation of self_id's host. It stops serving for good. */
+bool inc_replaced(const raft_members_t *members, raft_id_t self_id);
+
 /* Quorum of n voters. */
 uint32_t inc_quorum(uint32_t n);
 

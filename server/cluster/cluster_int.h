@@ -196,6 +196,8 @@ struct hc_cluster {
     int found_from;           /* that peer's slot, -1 none */
     int found_leader;         /* its leader's slot, -1 unknown */
     uint64_t start_overs;     /* times this process started over (discovery.c) */
+    int replaced;             /* a newer incarnation of my host replaced this process */
+    uint64_t *stale_told_at;  /* per slot: loop ms a stale incarnation there was told, 0 */
     int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
@@ -237,6 +239,8 @@ int cl_peer_of_id(const cluster_t *c, uint64_t id);
 /* Evidence: incarnation `id` answers on the link of slot `peer` (a JoinRequest, ClusterInfo or
  * raft message from it); ignored when the id's host tag is not the slot's. */
 void cl_heard_id(cluster_t *c, int peer, uint64_t id);
+/* a is an older incarnation than b of slot `peer`'s host (its legacy id is the oldest) */
+int cl_id_older(const cluster_t *c, int peer, uint64_t a, uint64_t b);
 uint16_t cl_tag_of_name(const char *hostport); /* top 16 bits of hc_node_id_of(host:port) */
 const char *cl_id_hex(uint64_t id, char out[17]);
 /* 1 when `peer` names a usable slot; a peer that only lists me gets one here, with the raft id

@@ -40,6 +40,8 @@
 #include "datadir.h"
 #include "log.h"
 
+static void become_replaced(cluster_t *c, uint64_t by);
+
 /* A majority of the founders may bootstrap only after this long without all of them: founders
  * that start together then found without placeholders. */
 static uint64_t founders_wait_ms(const cluster_t *c)
@@ -84,11 +86,14 @@ int cl_peers_know_incarnations(const cluster_t *c)
     return 1;
 }
 
+/* A fresh id orders after every earlier incarnation of this host (inc_id_older): the random
+ * part is the wall clock in 4 ms units (40 bits, until the year 2109), then 8 random bits. */
 static uint64_t fresh_id(const cluster_t *c)
 {
-    uint64_t rnd = 0;
+    uint8_t rnd = 0;
     randombytes_buf(&rnd, sizeof(rnd));
-    return inc_id_make(c->tags[c->self], rnd);
+    uint64_t stamp = (hc_wall_ms() / 4) & ((1ull << 40) - 1);
+    return inc_id_make(c->tags[c->self], (stamp << 8) | rnd);
 }
 
 void cl_discovery_begin(cluster_t *c)
@@ -340,6 +345,18 @@ void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
     if (ci->raft_id != 0) {
         cl_heard_id(c, peer, ci->raft_id);
     }
+    if (c->raft != NULL && !c->joining && ci->established) {
+        raft_members_t m;
+        if (raft_members_decode(ci->members.data, ci->members.len, &m) == 0 &&
+            inc_replaced(&m, c->ids[c->self])) {
+            uint64_t by = 0;
+            for (uint32_t i = 0; i < m.n; i++) {
+                by = inc_id_older(c->ids[c->self], m.m[i].id) ? m.m[i].id : by;
+            }
+            become_replaced(c, by);
+        }
+        return;
+    }
     if (!c->discovering && !c->joining) {
         return;
     }
@@ -413,14 +430,11 @@ static int configuration_dead(cluster_t *c)
     return inc_majority_gone(&v);
 }
 
-static void start_over(cluster_t *c)
+/* Leaves raft for good: requests in flight fail (writes: outcome unknown), raft is freed, the
+ * store emptied and the state files unlinked (the hard state first: without it a restart is a
+ * new incarnation whatever remains). */
+static void drop_raft(cluster_t *c)
 {
-    char hx[17];
-    hc_log(HC_LOG_WARN,
-           "a majority of this cluster's voters restarted without their state: no leader can "
-           "be elected any more; starting over as a new incarnation (the cache is emptied)",
-           HC_LS("id", cl_id_hex(c->ids[c->self], hx)), HC_LU("term", c->term));
-    c->start_overs++;
     hc_node_op_t *op = c->ops, *next;
     for (; op; op = next) {
         next = op->next;
@@ -437,7 +451,6 @@ static void start_over(cluster_t *c)
     c->raft = NULL;
     hc_fsm_reset(c->fsm);
     if (c->state_path[0] != '\0') {
-        /* the hard state first: without it a restart is a new incarnation whatever remains */
         unlink(c->state_path);
         unlink(c->members_path);
         unlink(c->id_path);
@@ -456,12 +469,36 @@ static void start_over(cluster_t *c)
     c->joining = 0;
     c->voter_alone = 0;
     hc_ql_init(&c->ql, cl_ql_grace(c), cl_now(c));
+}
+
+static void start_over(cluster_t *c)
+{
+    char hx[17];
+    hc_log(HC_LOG_WARN,
+           "a majority of this cluster's voters restarted without their state: no leader can "
+           "be elected any more; starting over as a new incarnation (the cache is emptied)",
+           HC_LS("id", cl_id_hex(c->ids[c->self], hx)), HC_LU("term", c->term));
+    c->start_overs++;
+    drop_raft(c);
     cl_discovery_begin(c);
     for (size_t i = 0; i < c->npeers; i++) {
         if ((int)i != c->self && cl_link_up(c, (int)i)) {
             cl_send_info_req(c, (int)i);
         }
     }
+}
+
+/* A newer incarnation of my host is a member and I am not: two processes answer for one
+ * HA_HOSTS entry (the deployment broke its promise). This one stops serving for good. */
+static void become_replaced(cluster_t *c, uint64_t by)
+{
+    char hx[17], hb[17];
+    hc_log(HC_LOG_ERROR,
+           "this process was replaced by a newer incarnation of its HA_HOSTS entry: it stops "
+           "serving (only one process may run per entry; stop this one)",
+           HC_LS("id", cl_id_hex(c->ids[c->self], hx)), HC_LS("by", cl_id_hex(by, hb)));
+    drop_raft(c);
+    c->replaced = 1;
 }
 
 int cl_discovery_tick(cluster_t *c)

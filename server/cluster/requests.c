@@ -666,6 +666,9 @@ void cl_on_read_resp(cluster_t *c, const Hacache__ReadResponse *rr)
 
 const char *hc_cluster_not_current(const hc_cluster_t *c)
 {
+    if (c->replaced) {
+        return "replaced";
+    }
     if (c->raft == NULL || c->discovering) {
         return "discovering";
     }

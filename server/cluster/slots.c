@@ -70,10 +70,45 @@ int cl_peer_of_id(const cluster_t *c, uint64_t id)
     return -1;
 }
 
+int cl_id_older(const cluster_t *c, int peer, uint64_t a, uint64_t b)
+{
+    uint64_t legacy = hc_node_id_of(c->names[peer]);
+    if (a == b || b == legacy) {
+        return 0;
+    }
+    return a == legacy || inc_id_older(a, b);
+}
+
+/* An incarnation older than the one heard before answers on the link: a process that was
+ * replaced and still runs (or a clock far behind). Never evidence; an established node tells
+ * it the configuration (at most once a second), so that it stops (discovery.c). */
+static void heard_stale(cluster_t *c, int peer, uint64_t id)
+{
+    uint64_t now = cl_now(c);
+    if (c->stale_told_at[peer] != 0 && now - c->stale_told_at[peer] < 1000) {
+        return;
+    }
+    c->stale_told_at[peer] = now;
+    char hx[17], hn[17];
+    hc_log(HC_LOG_WARN,
+           "an older incarnation of a peer answers than one heard before: ignored (two "
+           "processes for one HA_HOSTS entry, or its clock far behind?)",
+           HC_LS("peer", c->names[peer]), HC_LS("id", cl_id_hex(id, hx)),
+           HC_LS("newer", cl_id_hex(c->answer_id[peer], hn)));
+    if (c->raft != NULL && !c->joining) {
+        cl_send_cluster_info(c, peer);
+    }
+}
+
 void cl_heard_id(cluster_t *c, int peer, uint64_t id)
 {
     if (peer < 0 || (size_t)peer >= c->npeers || peer == c->self || id == 0 ||
         c->answer_id[peer] == id) {
+        return;
+    }
+    if (c->answer_id[peer] != 0 && inc_id_tag(id) == c->tags[peer] &&
+        cl_id_older(c, peer, id, c->answer_id[peer])) {
+        heard_stale(c, peer, id);
         return;
     }
     if (inc_id_tag(id) != c->tags[peer]) {

@@ -106,6 +106,8 @@ void hc_cluster_status(hc_cluster_t *c, int shutting_down, hc_node_status_t *out
     const char *why = NULL;
     if (shutting_down) {
         why = "shutting_down";
+    } else if (c->replaced) {
+        why = "replaced";
     } else if (!serving && !quorum) {
         why = "no_quorum";
     } else if (c->discovering) {

@@ -189,5 +189,61 @@ def test_late_founder_bootstrap_expect():
     late_founder({"CACHE_BOOTSTRAP_EXPECT": "2"}, "CACHE_BOOTSTRAP_EXPECT=2")
 
 
+def test_replaced_incarnation_stops_serving():
+    """A process that answers for an HA_HOSTS entry after a newer incarnation replaced it (here: a
+    data dir restored from a copy taken before the replacement; in a deployment: two processes
+    for one entry) learns it from its peers and stops serving: /readyz and local reads say
+    503 `replaced`; the cluster goes on."""
+    import shutil
+    cl = C.Cluster(3)
+    try:
+        ld = cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        c = H.Client(ld.port, timeout=5)
+        st, _, _ = c.put("/v1/caches/r/k?ack=quorum", body=b"v1")
+        c.close()
+        H.check_eq(st, 200, "a write")
+        f = next(nd for nd in cl.nodes if nd is not ld)
+        i = f.index
+        ddir = os.path.join(cl.dir, "data-%d" % i)
+        f.stop_ok(10.0)
+        shutil.copytree(ddir, ddir + ".copy")
+        shutil.rmtree(ddir)
+        y = cl.start_node(i, wait=False)
+        y.wait_ready(20.0)
+        H.wait_until(lambda: C._status(y) is not None and C._status(y)["ready"], 30.0,
+                     what="the new incarnation is a voter")
+        H.wait_until(lambda: all_voters(cl, 3), 15.0, what="3 voters on every node")
+        y.stop_ok(10.0)
+        shutil.rmtree(ddir)
+        shutil.copytree(ddir + ".copy", ddir)
+        x = cl.start_node(i, wait=False)  # the old incarnation, alive again
+        x.wait_ready(20.0)
+
+        def replaced():
+            cx = H.Client(x.port, timeout=2)
+            try:
+                st, _, raw = cx.get("/readyz")
+                rs, _, rraw = cx.get("/v1/caches/r/k")
+            finally:
+                cx.close()
+            return (st, (H.jbody(raw) or {}).get("reason"), rs,
+                    (H.jbody(rraw) or {}).get("reason")) == (503, "replaced", 503, "replaced")
+        t0 = time.monotonic()
+        H.wait_until(replaced, 15.0, what="the old incarnation says 503 replaced")
+        H.log("old incarnation stopped serving %.2fs after its start" % (time.monotonic() - t0))
+        err = open(x.stderr_path, "rb").read().decode(errors="replace")
+        H.check("replaced by a newer incarnation" in err, "it logs why")
+        ld = cl.wait_leader(10.0, nodes=[nd for nd in cl.nodes if nd is not x])
+        c = H.Client(ld.port, timeout=5)
+        st, _, _ = c.put("/v1/caches/r/k2?ack=quorum", body=b"v2")
+        c.close()
+        H.check_eq(st, 200, "the cluster goes on writing")
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        cl.cleanup()
+
+
 if __name__ == "__main__":
     H.run(globals())
