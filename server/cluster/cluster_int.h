@@ -202,6 +202,9 @@ struct hc_cluster {
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
     uint64_t members_changes; /* configuration changes this node proposed as leader */
+    uint64_t *unlisted_at;    /* leader, per slot: loop ms that voter said it does not list me */
+    uint64_t *unlisted_id;    /* ... and its raft id then */
+    uint64_t unlisted_transfer_at; /* no transfer for not being listed before this loop ms */
     /* clocks (status.c) */
     int64_t *clock_offset; /* per peer slot: its wall clock minus mine, ms */
     uint64_t *clock_rtt;   /* per peer slot: round trip of the last comparison, 0: none yet */
@@ -282,6 +285,7 @@ void cl_on_bootstrap_offer(cluster_t *c, int peer, const Hacache__BootstrapOffer
 int cl_discovery_tick(cluster_t *c);
 
 /* membership.c */
+void cl_on_not_listed(cluster_t *c, int peer, const Hacache__NotListed *nl);
 void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr);
 void cl_membership_tick(cluster_t *c);
 void cl_on_handover_timeout(cluster_t *c);

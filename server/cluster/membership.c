@@ -293,6 +293,85 @@ static void leader_reconcile(cluster_t *c)
     } /* EBUSY / ENOQUORUM (too few caught-up, reachable voters for it yet): next tick */
 }
 
+/* ---- a leader that most voters do not list ----
+ * HA_HOSTS is the desired membership, and lists differ during a rolling change of it. A leader
+ * steers toward its own list, so a leader among the nodes a scale-down removes (it still lists
+ * them all) would never remove them. Each follower whose HA_HOSTS does not list its leader says
+ * so (NotListed, every membership tick); a leader that a majority of its voters do not list
+ * hands leadership to the most up-to-date of those, which removes the unlisted members. A
+ * minority that does not list the leader (a scale-up roll under way) changes nothing. */
+
+static void tell_leader_not_listed(cluster_t *c)
+{
+    int l = c->leader_idx;
+    if (c->role != RAFT_FOLLOWER || l < 0 || l == c->self || (size_t)l < c->nhosts ||
+        !cl_link_up(c, l) || c->io.peer_version(c->io.ud, l) < 2) {
+        return; /* my HA_HOSTS lists my leader (slots below nhosts are my entries) */
+    }
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__NotListed nl = HACACHE__NOT_LISTED__INIT;
+    nl.raft_id = c->ids[c->self];
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_NOT_LISTED;
+    pm.not_listed = &nl;
+    cl_send_pm(c, l, &pm);
+}
+
+void cl_on_not_listed(cluster_t *c, int peer, const Hacache__NotListed *nl)
+{
+    if (c->raft != NULL && c->role == RAFT_LEADER && cl_peer_of_id(c, nl->raft_id) == peer) {
+        c->unlisted_at[peer] = cl_now(c);
+        c->unlisted_id[peer] = nl->raft_id;
+    }
+}
+
+static void leave_if_unlisted(cluster_t *c)
+{
+    uint64_t now = cl_now(c);
+    if (now < c->unlisted_transfer_at) {
+        return;
+    }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    uint32_t voters = 0, unlisting = 0;
+    raft_id_t best = 0;
+    raft_index_t best_match = 0;
+    for (uint32_t i = 0; i < st.members.n; i++) {
+        if (st.members.m[i].role != RAFT_VOTER) {
+            continue;
+        }
+        voters++;
+        raft_id_t id = st.members.m[i].id;
+        int p = cl_peer_of_id(c, id);
+        if (p < 0 || p == c->self || c->unlisted_id[p] != id || c->unlisted_at[p] == 0 ||
+            now - c->unlisted_at[p] > 2000) {
+            continue;
+        }
+        unlisting++;
+        for (uint32_t j = 0; j < st.n_peers; j++) {
+            const raft_peer_status_t *ps = &st.peers[j];
+            if (ps->id == id && !ps->recovering && (best == 0 || ps->match > best_match)) {
+                best = id;
+                best_match = ps->match;
+            }
+        }
+    }
+    if (voters == 0 || unlisting < inc_quorum(voters) || best == 0) {
+        return;
+    }
+    c->unlisted_transfer_at = now + 2 * (uint64_t)c->cfg->election_timeout_ms;
+    char hx[17];
+    int rv = raft_transfer(c->raft, now, best);
+    hc_log(rv == 0 ? HC_LOG_INFO : HC_LOG_WARN,
+           rv == 0
+               ? "most voters do not list this leader in HA_HOSTS: handing leadership to one "
+                 "of them"
+               : "most voters do not list this leader in HA_HOSTS, but the transfer was refused",
+           HC_LS("to", cl_name_of_id(c, best)), HC_LS("id", cl_id_hex(best, hx)),
+           HC_LU("unlisting", unlisting), HC_LU("voters", voters),
+           HC_LS("error", rv == 0 ? "none" : raft_strerror(rv)));
+    cl_kick(c);
+}
+
 void cl_membership_tick(cluster_t *c)
 {
     uint64_t now = cl_now(c);
@@ -303,8 +382,10 @@ void cl_membership_tick(cluster_t *c)
     if (cl_discovery_tick(c) || c->raft == NULL) {
         return;
     }
+    tell_leader_not_listed(c);
     if (c->role == RAFT_LEADER && !c->closing) {
         leader_reconcile(c);
+        leave_if_unlisted(c);
     }
 }
 

@@ -99,6 +99,9 @@ void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len)
     case HACACHE__PEER_MESSAGE__BODY_JOIN:
         cl_on_join_request(c, peer, pm->join);
         break;
+    case HACACHE__PEER_MESSAGE__BODY_NOT_LISTED:
+        cl_on_not_listed(c, peer, pm->not_listed);
+        break;
     case HACACHE__PEER_MESSAGE__BODY_OFFER:
         cl_on_bootstrap_offer(c, peer, pm->offer);
         break;
