@@ -244,8 +244,10 @@ static void found_cluster(cluster_t *c, const raft_members_t *m, int coordinator
     }
 }
 
-/* What discovery heard, as the policy's view: the incarnations that answered on a live link,
- * which of them are established, and the configuration an established one reported. */
+/* What discovery heard, as the policy's view: the incarnations that answered (on a live link,
+ * or established: a node that heard of an established cluster keeps it in mind when the link
+ * drops, so that it never takes part in a bootstrap; only that peer saying otherwise later,
+ * after it started over, clears it), and the configuration an established one reported. */
 static void discovery_view(cluster_t *c, inc_view_t *v)
 {
     memset(v, 0, sizeof(*v));
@@ -253,13 +255,14 @@ static void discovery_view(cluster_t *c, inc_view_t *v)
     v->self = (uint32_t)c->self;
     v->hosts[c->self].id = c->ids[c->self];
     for (size_t h = 0; h < c->nhosts; h++) {
-        if ((int)h != c->self && cl_link_up(c, (int)h) && c->info_state[h] != 0) {
+        int st = c->info_state[h];
+        if ((int)h != c->self && (st == 2 || (st == 1 && cl_link_up(c, (int)h)))) {
             v->hosts[h].id = c->answer_id[h];
-            v->hosts[h].established = c->info_state[h] == 2;
+            v->hosts[h].established = st == 2;
         }
     }
     int f = c->found_from;
-    if (f >= 0 && c->found.n > 0 && cl_link_up(c, f) && c->info_state[f] == 2) {
+    if (f >= 0 && c->found.n > 0 && c->info_state[f] == 2) {
         v->members = c->found;
         for (uint32_t i = 0; i < c->found.n; i++) {
             v->member_host[i] = cl_host_of_member(c, c->found.m[i].id);
