@@ -115,6 +115,13 @@ inc_decision_t inc_decide_start(const inc_view_t *v, const uint16_t *tags, raft_
     if (v->members.n > 0 && inc_majority_gone(v))
         return INC_RECOVER;
     /* a node that heard of an established cluster never takes part in a bootstrap */
+    raft_id_t self = v->hosts[v->self].id;
+    for (uint32_t i = 0; self != 0 && i < v->members.n; i++) {
+        if (v->members.m[i].id == self && v->members.m[i].role == RAFT_VOTER) {
+            *out = v->members;
+            return INC_ADOPT;
+        }
+    }
     if (v->members.n > 0 || any_established(v) || v->hosts[v->self].established)
         return INC_JOIN;
     int32_t lowest;
@@ -208,8 +215,8 @@ int inc_next_change(const inc_view_t *v, raft_change_t *kind, raft_id_t *id)
         if (yi >= 0 && v->member_host[yi] != (int32_t)h)
             continue; /* id claimed by two hosts: a tag collision, refuse to act */
         if (yi < 0) {
-            if (v->members.n >= RAFT_MAX_MEMBERS)
-                continue;
+            if (v->members.n >= RAFT_MAX_MEMBERS || !v->hosts[h].joining)
+                continue; /* only an incarnation that asked this cluster to add it */
             return change(RAFT_CHANGE_ADD_LEARNER, y, kind, id);
         }
         bool y_learner = v->members.m[yi].role == RAFT_LEARNER;

@@ -58,6 +58,12 @@ typedef struct inc_host {
     raft_id_t id;     /* incarnation answering for this host now; 0: none heard */
     bool established; /* that incarnation belongs to an established cluster: it holds a
                          configuration from a log, a snapshot or its persisted state */
+    bool joining;     /* inc_next_change: that incarnation asked THIS cluster to add it (a
+                         JoinRequest). Only such an incarnation is added as a learner: one that
+                         merely answers may belong to another cluster lifetime (a survivor of a
+                         dead configuration that has not started over yet), whose log must never
+                         mix with this one's. Evidence that older incarnations are gone needs
+                         no request. */
 } inc_host_t;
 
 typedef struct inc_view {
@@ -107,11 +113,16 @@ typedef enum {
                           RAFT_START_BOOTSTRAP with it and offer it to the other founders */
     INC_RECOVER = 3,   /* a majority of the voters of the configuration heard of is gone on
                           evidence: no election can ever succeed in it (see inc_majority_gone) */
+    INC_ADOPT = 4,     /* the established configuration heard of names this node's incarnation
+                          as a voter: a founder that missed the offer. The id never existed before
+                          that configuration named it, so it forgot nothing: start
+                          RAFT_START_BOOTSTRAP with *out (= v->members), as an accepted offer */
 } inc_decision_t;
 
 /* A node WITHOUT raft state (a new incarnation) before it runs raft, or a stuck member:
  * - some host answers with an established incarnation and its configuration is not gone by a
- *   majority: INC_JOIN (a node that heard of an established cluster never bootstraps);
+ *   majority: INC_JOIN (a node that heard of an established cluster never bootstraps), or
+ *   INC_ADOPT when that configuration names this node's incarnation as a voter;
  * - v->members names a configuration a majority of whose voters is gone: INC_RECOVER;
  * - a majority of the hosts (at least v->founders) answer, none established, and this host
  *   is the lowest-indexed of them: INC_BOOTSTRAP, *out = one voter per listed host: the answering
@@ -143,10 +154,10 @@ bool inc_majority_gone(const inc_view_t *v);
 /* Leader only: the next single-server change (1, *kind and *id set) or nothing (0). Order:
  * 1. remove a member whose host is not listed (never the leader itself, hosts[self]);
  * 2. per host h with an answering incarnation Y, and X any other member of h (gone):
- *    Y not a member -> add Y as learner; Y a learner not caught up -> remove an old LEARNER of
- *    h if any, else wait; Y a caught-up learner -> remove X (learners first) while one exists,
- *    then promote Y; Y a voter -> remove any X left (two incarnations after a leader change).
- * Nothing while the configuration is uncommitted. Remove-before-promote keeps at most one
+ *    Y not a member -> add Y as learner if Y is joining (else wait); Y a learner not caught up ->
+ * remove an old LEARNER of h if any, else wait; Y a caught-up learner -> remove X (learners first)
+ * while one exists, then promote Y; Y a voter -> remove any X left (two incarnations after a leader
+ * change). Nothing while the configuration is uncommitted. Remove-before-promote keeps at most one
  * voter per host in every configuration: a second crash of the same host during the swap
  * leaves one dead voter, never two (README). */
 int inc_next_change(const inc_view_t *v, raft_change_t *kind, raft_id_t *id);

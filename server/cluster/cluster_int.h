@@ -202,6 +202,7 @@ struct hc_cluster {
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
     uint64_t members_changes; /* configuration changes this node proposed as leader */
+    uint64_t *join_id;        /* per slot: the id of its last JoinRequest, 0 none */
     uint64_t *unlisted_at;    /* leader, per slot: loop ms that voter said it does not list me */
     uint64_t *unlisted_id;    /* ... and its raft id then */
     uint64_t unlisted_transfer_at; /* no transfer for not being listed before this loop ms */

@@ -60,16 +60,6 @@ static int self_in(const cluster_t *c, const raft_members_t *m)
     return 0;
 }
 
-static int self_voter(const cluster_t *c, const raft_members_t *m)
-{
-    for (uint32_t i = 0; i < m->n; i++) {
-        if (m->m[i].id == c->ids[c->self] && m->m[i].role == RAFT_VOTER) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* 1 when every connected peer speaks protocol 2 or later (raft ids on the wire): new
  * incarnations, majority bootstrap and starting over are then in use. */
 int cl_peers_know_incarnations(const cluster_t *c)
@@ -319,13 +309,12 @@ static void discovery_decide(cluster_t *c)
     raft_members_t first;
     switch (inc_decide_start(&v, c->tags, &first)) {
     case INC_JOIN:
-        if (v.members.n > 0 && self_voter(c, &v.members)) {
-            /* a founder that missed the offer: this id never existed before the configuration
-             * named it, so it forgot nothing and may vote at once, like an accepted offer */
-            found_cluster(c, &v.members, 0);
-        } else if (v.members.n > 0) {
+        if (v.members.n > 0) {
             join_as_new_incarnation(c, &v.members);
         }
+        break;
+    case INC_ADOPT: /* a founder that missed the offer */
+        found_cluster(c, &first, 0);
         break;
     case INC_BOOTSTRAP:
         found_cluster(c, &first, 1);

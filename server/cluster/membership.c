@@ -199,6 +199,7 @@ void cl_on_join_request(cluster_t *c, int peer, const Hacache__JoinRequest *jr)
     uint64_t id = jr->raft_id != 0 ? jr->raft_id : hc_node_id_of(jr->node);
     if (jr->raft_id != 0 && cl_slot_of_name(c, jr->node) == peer) {
         cl_heard_id(c, peer, id); /* evidence for the replacement of its older incarnation */
+        c->join_id[peer] = id;    /* and its wish to be added (inc_host_t.joining) */
     }
     if (c->raft == NULL || c->role != RAFT_LEADER) {
         return;
@@ -268,6 +269,7 @@ static void leader_reconcile(cluster_t *c)
             y = count == 1 ? y : 0;
         }
         v.hosts[h].id = y;
+        v.hosts[h].joining = y != 0 && c->join_id[h] == y;
     }
     raft_change_t kind = 0;
     raft_id_t id = 0;

@@ -787,6 +787,7 @@ static void policy_step(sim_t *s)
         int sl = s->answer[h];
         v.hosts[h].id = usable(s, sl) ? s->n[sl].id : 0;
         v.hosts[h].established = true;
+        v.hosts[h].joining = true; /* a new incarnation asks to be added */
     }
     v.members = st->members;
     v.committed = st->members_committed;

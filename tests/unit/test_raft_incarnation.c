@@ -16,6 +16,8 @@ static inc_view_t view3(raft_id_t a, raft_id_t b, raft_id_t c)
     v.hosts[0].id = a;
     v.hosts[1].id = b;
     v.hosts[2].id = c;
+    for (int h = 0; h < 3; h++)
+        v.hosts[h].joining = true; /* new incarnations asked to be added */
     return v;
 }
 
@@ -207,8 +209,10 @@ static inc_view_t leader_view(net_t *net, int l)
     memset(&v, 0, sizeof v);
     v.n_hosts = 3;
     v.self = (uint32_t)host_of[l];
-    for (int h = 0; h < 3; h++)
+    for (int h = 0; h < 3; h++) {
         v.hosts[h].id = answering[h] >= 0 ? (raft_id_t)answering[h] + 1 : 0;
+        v.hosts[h].joining = true; /* a new incarnation asks to be added */
+    }
     v.members = s.members;
     v.committed = s.members_committed;
     for (uint32_t i = 0; i < s.members.n; i++) {
@@ -500,6 +504,64 @@ static void test_swap_two_voters_bug(void)
     CHECK_EQ_INT(swap_voters_after(RAFT_BUG_SWAP_VOTERS, INC_BUG_SWAP_TWO_VOTERS, &entries), 13);
 }
 
+/* A founder that missed the offer adopts the established configuration that names it as a
+ * voter; founders waiting for all hosts; only a joining incarnation is added as a learner;
+ * incarnations of a host order by start; a replaced incarnation recognises it. */
+static void test_adopt_join_order(void)
+{
+    raft_members_t out;
+    inc_view_t v = view3(11, 12, 13);
+    v.self = 1;
+    v.hosts[0].established = true;
+    v.members.n = 3;
+    v.members.m[0] = (raft_member_t){11, RAFT_VOTER};
+    v.members.m[1] = (raft_member_t){12, RAFT_VOTER};
+    v.members.m[2] = (raft_member_t){inc_placeholder_id(3), RAFT_VOTER};
+    v.member_host[0] = 0;
+    v.member_host[1] = 1;
+    v.member_host[2] = 2;
+    CHECK_EQ_INT(inc_decide_start(&v, NULL, &out), INC_ADOPT);
+    CHECK(out.n == 3 && out.m[1].id == 12);
+    v.self = 2; /* host 2's incarnation 13 is not named: it joins and replaces the placeholder */
+    CHECK_EQ_INT(inc_decide_start(&v, NULL, &out), INC_JOIN);
+
+    /* founders: all three wanted, two answer: wait; a majority once the wait is over */
+    inc_view_t w = view3(11, 12, 0);
+    w.founders = 3;
+    CHECK_EQ_INT(inc_decide_start(&w, NULL, &out), INC_WAIT);
+    w.founders = 0;
+    CHECK_EQ_INT(inc_decide_start(&w, NULL, &out), INC_BOOTSTRAP);
+
+    /* the leader adds an answering incarnation only when it asked to join */
+    inc_view_t l = voters123(1, 2, 9);
+    l.caught_up[2] = true;
+    l.hosts[2].joining = false;
+    raft_change_t k;
+    raft_id_t id;
+    CHECK_EQ_INT(inc_next_change(&l, &k, &id), 0);
+    l.hosts[2].joining = true;
+    CHECK_EQ_INT(inc_next_change(&l, &k, &id), 1);
+    CHECK(k == RAFT_CHANGE_ADD_LEARNER && id == 9);
+
+    /* start order: the random part holds the start time; a placeholder is the oldest */
+    raft_id_t early = inc_id_make(7, 1000), late = inc_id_make(7, 2000);
+    CHECK(inc_id_older(early, late));
+    CHECK(!inc_id_older(late, early));
+    CHECK(!inc_id_older(early, early));
+    CHECK(inc_id_older(inc_placeholder_id(7), early));
+    CHECK(!inc_id_older(inc_id_make(8, 1), late)); /* another host: no order */
+
+    /* replaced: not a member, and a newer incarnation of my host is */
+    raft_members_t m = {0};
+    m.n = 2;
+    m.m[0] = (raft_member_t){late, RAFT_VOTER};
+    m.m[1] = (raft_member_t){inc_id_make(8, 5), RAFT_VOTER};
+    CHECK(inc_replaced(&m, early));
+    CHECK(!inc_replaced(&m, late));
+    m.m[0].id = inc_id_make(7, 500); /* an older one is a member: not replaced by it */
+    CHECK(!inc_replaced(&m, early));
+}
+
 static hc_test_t tests[] = {
     {"ids", test_ids},
     {"majority_bootstrap", test_majority_bootstrap},
@@ -512,6 +574,7 @@ static hc_test_t tests[] = {
     {"two_incarnations_of_one_host", test_two_incarnations_of_one_host},
     {"majority_of_incarnations_gone", test_majority_of_incarnations_gone},
     {"swap_two_voters_bug", test_swap_two_voters_bug},
+    {"adopt_join_order", test_adopt_join_order},
 };
 
 HC_TEST_MAIN(tests)
