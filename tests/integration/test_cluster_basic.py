@@ -84,6 +84,13 @@ def test_writes_reads_convergence():
                                        body=b"v")
                 H.check(st == 200 and obj is not None and "version" in obj,
                         "put ack=%s via %s: %r %r" % (ack, nd.name, st, raw))
+        # a value of exactly CACHE_MAX_VALUE_SIZE (1 MiB) is one log entry: accepted, through a
+        # follower too (one byte more is refused before the body is read: test_http_api)
+        big = bytes(range(256)) * 4096
+        st, _, _, raw = _put(fs[0], "/v1/caches/b/big?ack=quorum", body=big)
+        H.check_eq(st, 200, "a value of the largest size via a follower (%r)" % raw[:200])
+        st, _, body = _get(fs[1], "/v1/caches/b/big?consistency=linearizable")
+        H.check(st == 200 and body == big, "the largest value reads back (%r)" % st)
         # read-your-writes on the follower that answered a quorum write
         for nd in fs:
             for i in range(20):
