@@ -71,13 +71,19 @@ typedef struct {
     /* ms by which the loop's current wait for events overran its timeout (the process did
      * not run: SIGSTOP, a frozen container or VM), 0 when it did not */
     uint64_t (*overslept)(void *ud);
+    /* Encodes the state machine for the transfer to `peer` in a child process (fork: the store
+     * as it is now, copy-on-write), so the loop never stops for it: cl_snap_bytes for every
+     * piece read back, then cl_snap_encoded once. 0, or an error (the caller encodes inline). */
+    int (*encode_bg)(void *ud, int peer);
+    void (*encode_cancel)(void *ud, int peer); /* kills the child; no callback afterwards */
 } cl_io_t;
 
 typedef struct {
     int active;
-    uint8_t *data; /* the node snapshot, owned */
+    int encoding;  /* a child process is still encoding it (cl_io_t.encode_bg); data grows */
+    uint8_t *data; /* the node snapshot (so far), owned */
     raft_id_t to;  /* the follower's raft id (its incarnation) */
-    size_t len, off;
+    size_t len, off, cap;
     uint64_t index, term, leader_term;
     uint8_t *members; /* raft_members_encode(), owned */
     size_t members_len;
@@ -337,6 +343,10 @@ void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why);
 void cl_snap_tx_drop_all(cluster_t *c);
 void cl_on_snap_timer(cluster_t *c);
 void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req);
+/* The binding's background encoder (cl_io_t.encode_bg): bytes of the snapshot for `peer`, in
+ * order; then the end (ok: complete). */
+void cl_snap_bytes(cluster_t *c, int peer, const uint8_t *data, size_t len);
+void cl_snap_encoded(cluster_t *c, int peer, int ok);
 void cl_snap_rx_reset(cluster_t *c);
 void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *sc);
 

@@ -202,7 +202,7 @@ int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t
     /* an entry holds a whole value: CACHE_MAX_VALUE_SIZE plus room for the key and the command
      * (keys are bounded far below that), within what one peer frame carries */
     uint64_t entry = cfg->max_value_size + ((uint64_t)256 << 10);
-    rc.max_bytes_per_msg = (uint32_t)(entry < ((uint64_t)1 << 20)   ? (uint64_t)1 << 20
+    rc.max_bytes_per_msg = (uint32_t)(entry < ((uint64_t)1 << 20)    ? (uint64_t)1 << 20
                                       : entry > ((uint64_t)48 << 20) ? (uint64_t)48 << 20
                                                                      : entry);
     rc.max_log_entries = CL_MAX_LOG_ENTRIES;

@@ -5,9 +5,15 @@
  * includes peer.h. */
 #include "cluster_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -15,9 +21,23 @@
 #include "peer.h"
 #include "tls.h"
 
+/* A child process encoding a snapshot, read back through a pipe (io_encode_bg). */
 typedef struct {
+    struct binding *b;
+    int peer;
+    int active;  /* the child runs (or its pipe is being read) */
+    int closing; /* the pipe handle is closing: the slot is not reusable yet */
+    pid_t pid;
+    uv_pipe_t pipe;
+    char buf[64 * 1024];
+} encoder_t;
+
+typedef struct binding {
     cluster_t *c;
     uv_loop_t *loop;
+    encoder_t *enc;  /* per peer slot */
+    int enc_closing; /* encoder pipes still closing */
+    int closing_all; /* cl_io_uv_close was called */
     hc_tls_ctx_t *tls;
     hc_peers_t *peers;
     uv_idle_t idle;
@@ -31,6 +51,127 @@ typedef struct {
     void (*close_cb)(void *ud);
     void *close_ud;
 } binding_t;
+
+static void closed_one(binding_t *b);
+
+static void on_encoder_closed(uv_handle_t *h)
+{
+    encoder_t *e = h->data;
+    binding_t *b = e->b;
+    e->closing = 0;
+    b->enc_closing--;
+    if (b->closing_all) {
+        closed_one(b);
+    }
+}
+
+/* Reaps the child and closes the pipe; 1 when the child exited with 0. */
+static int encoder_finish(encoder_t *e, int kill_it)
+{
+    int status = 0, ok = 0;
+    if (kill_it) {
+        kill(e->pid, SIGKILL);
+    }
+    while (waitpid(e->pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    e->active = 0;
+    e->closing = 1;
+    e->b->enc_closing++;
+    uv_close((uv_handle_t *)&e->pipe, on_encoder_closed);
+    return ok;
+}
+
+static void on_encoder_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    encoder_t *e = h->data;
+    (void)hint;
+    *buf = uv_buf_init(e->buf, sizeof(e->buf));
+}
+
+static void on_encoder_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    encoder_t *e = s->data;
+    cluster_t *c = e->b->c;
+    if (n > 0) {
+        cl_snap_bytes(c, e->peer, (const uint8_t *)buf->base, (size_t)n);
+        return;
+    }
+    if (n == 0 || !e->active) {
+        return; /* EAGAIN, or cancelled by cl_snap_bytes */
+    }
+    int ok = encoder_finish(e, n != UV_EOF) && n == UV_EOF;
+    cl_snap_encoded(c, e->peer, ok);
+}
+
+/* The child: the store as it was at fork(), encoded and written to the pipe; nothing else of
+ * the process is touched (no loop, no sockets), and _exit skips every exit handler. */
+static void encoder_child(cluster_t *c, int fd)
+{
+    hc_buf_t out;
+    hc_buf_init(&out);
+    hc_fsm_snapshot_encode(c->fsm, &out);
+    int ok = !out.failed;
+    size_t off = 0;
+    while (ok && off < out.len) {
+        ssize_t w = write(fd, (const char *)out.data + off, out.len - off);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        ok = w > 0;
+        off += ok ? (size_t)w : 0;
+    }
+    _exit(ok ? 0 : 1);
+}
+
+static int io_encode_bg(void *ud, int peer)
+{
+    binding_t *b = ud;
+    if (!b->handles_open || b->enc == NULL || peer < 0 || (size_t)peer >= b->c->cap) {
+        return HC_EINVAL;
+    }
+    encoder_t *e = &b->enc[peer];
+    if (e->active || e->closing) {
+        return HC_EBUSY;
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        return HC_EINTERNAL;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return HC_EINTERNAL;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        encoder_child(b->c, fds[1]);
+    }
+    close(fds[1]);
+    e->b = b;
+    e->peer = peer;
+    e->pid = pid;
+    uv_pipe_init(b->loop, &e->pipe, 0);
+    e->pipe.data = e;
+    if (uv_pipe_open(&e->pipe, fds[0]) != 0 ||
+        uv_read_start((uv_stream_t *)&e->pipe, on_encoder_alloc, on_encoder_read) != 0) {
+        e->active = 1;
+        encoder_finish(e, 1);
+        return HC_EINTERNAL;
+    }
+    e->active = 1;
+    return 0;
+}
+
+static void io_encode_cancel(void *ud, int peer)
+{
+    binding_t *b = ud;
+    if (b->enc != NULL && peer >= 0 && (size_t)peer < b->c->cap && b->enc[peer].active) {
+        uv_read_stop((uv_stream_t *)&b->enc[peer].pipe);
+        encoder_finish(&b->enc[peer], 1);
+    }
+}
 
 static uint64_t io_now(void *ud)
 {
@@ -160,6 +301,11 @@ int cl_io_uv_new(cluster_t *c, uv_loop_t *loop)
     }
     b->c = c;
     b->loop = loop;
+    b->enc = calloc(c->cap, sizeof(*b->enc));
+    if (b->enc == NULL) {
+        free(b);
+        return HC_ENOMEM;
+    }
     c->binding = b;
     c->io = (cl_io_t){.ud = b,
                       .now = io_now,
@@ -172,7 +318,9 @@ int cl_io_uv_new(cluster_t *c, uv_loop_t *loop)
                       .queued = io_queued,
                       .peer_name = io_peer_name,
                       .peer_version = io_peer_version,
-                      .overslept = io_overslept};
+                      .overslept = io_overslept,
+                      .encode_bg = io_encode_bg,
+                      .encode_cancel = io_encode_cancel};
     return 0;
 }
 
@@ -269,6 +417,14 @@ void cl_io_uv_close(cluster_t *c, void (*cb)(void *ud), void *ud)
             uv_close((uv_handle_t *)&b->timers[i], on_handle_closed);
         }
     }
+    b->closing_all = 1;
+    for (size_t i = 0; b->enc != NULL && i < c->cap; i++) {
+        if (b->enc[i].active) {
+            uv_read_stop((uv_stream_t *)&b->enc[i].pipe);
+            encoder_finish(&b->enc[i], 1);
+        }
+    }
+    b->closing_handles += b->enc_closing; /* each one calls closed_one when closed */
     if (b->peers) {
         b->closing_handles++;
         hc_peers_close(b->peers, on_peers_closed, b);
@@ -281,6 +437,7 @@ void cl_io_uv_free(cluster_t *c)
     binding_t *b = c->binding;
     if (b != NULL) {
         hc_tls_ctx_unref(b->tls);
+        free(b->enc);
         free(b);
         c->binding = NULL;
     }

@@ -76,6 +76,15 @@ void cl_maybe_compact(cluster_t *c)
     hc_log(HC_LOG_DEBUG, "log compacted", HC_LU("index", to), HC_LU("retained", retained));
 }
 
+static void snap_tx_release(cluster_t *c, int peer)
+{
+    snap_tx_t *t = &c->tx[peer];
+    if (t->encoding) {
+        c->io.encode_cancel(c->io.ud, peer);
+    }
+    cl_snap_tx_free(t);
+}
+
 void cl_snap_tx_free(snap_tx_t *t)
 {
     uint64_t hi = t->hold_index, hu = t->hold_until;
@@ -105,11 +114,11 @@ void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why)
         hc_log(HC_LOG_WARN, "snapshot transfer aborted", HC_LS("peer", c->names[peer]),
                HC_LU("index", t->index), HC_LS("reason", why));
     }
-    if (c->role == RAFT_LEADER && c->term == t->leader_term) {
+    if (c->role == RAFT_LEADER && c->term == t->leader_term && c->raft != NULL) {
         raft_snapshot_sent(c->raft, cl_now(c), t->to, t->index, ok != 0);
         cl_kick(c);
     }
-    cl_snap_tx_free(t);
+    snap_tx_release(c, peer);
 }
 
 void cl_snap_tx_drop_all(cluster_t *c)
@@ -141,6 +150,9 @@ static void snap_pump(cluster_t *c)
         int done = 0, failed = 0;
         while (!done && c->io.queued(c->io.ud, (int)p) < SNAP_QUEUE_HIGH) {
             size_t n = t->len - t->off < SNAP_CHUNK ? t->len - t->off : SNAP_CHUNK;
+            if (t->encoding && n < SNAP_CHUNK) {
+                break; /* the rest is still being encoded: whole chunks only until the end */
+            }
             Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
             Hacache__SnapshotChunk sc = HACACHE__SNAPSHOT_CHUNK__INIT;
             sc.index = t->index;
@@ -149,7 +161,7 @@ static void snap_pump(cluster_t *c)
             sc.members.len = t->members_len;
             sc.leader_term = t->leader_term;
             sc.offset = t->off;
-            sc.last = t->off + n == t->len;
+            sc.last = !t->encoding && t->off + n == t->len;
             sc.data.data = t->data + t->off;
             sc.data.len = n;
             pm.body_case = HACACHE__PEER_MESSAGE__BODY_SNAPSHOT;
@@ -183,6 +195,49 @@ static void snap_pump(cluster_t *c)
     } else {
         c->io.timer_stop(c->io.ud, CL_TIMER_SNAP);
     }
+}
+
+void cl_snap_bytes(cluster_t *c, int peer, const uint8_t *data, size_t len)
+{
+    snap_tx_t *t = &c->tx[peer];
+    if (!t->active || !t->encoding) {
+        return;
+    }
+    if (t->len + len > t->cap) {
+        size_t cap = t->cap ? t->cap : (size_t)1 << 20;
+        while (cap < t->len + len) {
+            cap *= 2;
+        }
+        uint8_t *d = realloc(t->data, cap);
+        if (d == NULL) {
+            cl_snap_tx_end(c, peer, 0, "out of memory");
+            return;
+        }
+        t->data = d;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, data, len);
+    t->len += len;
+    if (t->len - t->off >= SNAP_CHUNK) {
+        snap_pump(c);
+    }
+}
+
+void cl_snap_encoded(cluster_t *c, int peer, int ok)
+{
+    snap_tx_t *t = &c->tx[peer];
+    if (!t->active || !t->encoding) {
+        return;
+    }
+    t->encoding = 0;
+    if (!ok || t->len == 0) {
+        cl_snap_tx_end(c, peer, 0, "encoding failed");
+        return;
+    }
+    c->last_snapshot_bytes = t->len;
+    hc_log(HC_LOG_INFO, "snapshot encoded", HC_LS("peer", c->names[peer]), HC_LU("index", t->index),
+           HC_LU("bytes", t->len), HC_LU("ms", (hc_mono_ns() - t->started_ns) / 1000000));
+    snap_pump(c);
 }
 
 void cl_on_snap_timer(cluster_t *c)
@@ -226,13 +281,30 @@ void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req)
         return;
     }
     uint64_t t0 = hc_mono_ns();
+    size_t ml = why == NULL ? raft_members_encoded_size(&m) : 0;
+    if (why == NULL && (t->members = malloc(ml ? ml : 1)) == NULL) {
+        why = "out of memory";
+    }
+    if (why == NULL && c->io.encode_bg(c->io.ud, peer) == 0) {
+        /* the store is encoded by a child process while this loop goes on serving */
+        raft_members_encode(&m, t->members);
+        t->members_len = ml;
+        t->active = 1;
+        t->encoding = 1;
+        t->to = req->to;
+        t->index = A;
+        t->term = term;
+        t->leader_term = c->term;
+        t->started_ns = t0;
+        hc_log(HC_LOG_INFO, "snapshot transfer started", HC_LS("peer", c->names[peer]),
+               HC_LU("index", A), HC_LU("requested", req->index), HC_LS("encoding", "child"));
+        return;
+    }
     if (why == NULL) {
         hc_buf_t b;
         hc_buf_init(&b);
         hc_fsm_snapshot_encode(c->fsm, &b);
-        size_t ml = raft_members_encoded_size(&m);
-        t->members = malloc(ml ? ml : 1);
-        if (b.failed || t->members == NULL) {
+        if (b.failed) {
             hc_buf_free(&b);
             free(t->members);
             t->members = NULL;
@@ -245,6 +317,8 @@ void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req)
         }
     }
     if (why != NULL) {
+        free(t->members);
+        t->members = NULL;
         hc_log(HC_LOG_WARN, "snapshot not sent", HC_LS("peer", c->names[peer]),
                HC_LS("reason", why));
         c->snapshots_failed++;
