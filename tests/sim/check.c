@@ -1,26 +1,16 @@
 /* check.c: the invariants raft-sim checks after every event, and the checker's memory of what
  * was committed, applied and acknowledged. Epochs: a reset (escape from a majority memory loss,
  * update.reset) starts a new epoch; log and state machine invariants hold within an epoch. */
-#include "sim.h"
+#include "sim_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fprintf(stderr, "raft-sim: out of memory\n");
-        exit(2);
-    }
-    return q;
-}
-
 static void epoch_new(sim_t *s, raft_term_t start_term)
 {
-    s->ep = xrealloc(s->ep, (s->n_ep + 1) * sizeof *s->ep);
+    s->ep = sim_xrealloc(s->ep, (s->n_ep + 1) * sizeof *s->ep);
     memset(&s->ep[s->n_ep], 0, sizeof s->ep[0]);
     s->ep[s->n_ep].start_term = start_term;
     s->n_ep++;
@@ -51,7 +41,7 @@ static sim_slotrec_t *rec_at(sim_epoch_t *ep, raft_index_t i)
         size_t cap = ep->cap ? ep->cap : 256;
         while (cap <= i)
             cap *= 2;
-        ep->rec = xrealloc(ep->rec, cap * sizeof *ep->rec);
+        ep->rec = sim_xrealloc(ep->rec, cap * sizeof *ep->rec);
         memset(ep->rec + ep->cap, 0, (cap - ep->cap) * sizeof *ep->rec);
         ep->cap = cap;
     }
@@ -391,7 +381,7 @@ static void check_log(sim_t *s, int slot)
         size_t cap = nd->shadow_cap ? nd->shadow_cap : 256;
         while (cap < last + 1)
             cap *= 2;
-        nd->shadow = xrealloc(nd->shadow, cap * sizeof *nd->shadow);
+        nd->shadow = sim_xrealloc(nd->shadow, cap * sizeof *nd->shadow);
         nd->shadow_cap = cap;
     }
     raft_index_t i = last < nd->shadow_last ? last : nd->shadow_last;
@@ -463,7 +453,7 @@ void check_after_event(sim_t *s, int slot)
                 sim_fail(s, "internal", "term %" PRIu64 " too large to track", st->term);
                 return;
             }
-            s->term_leader = xrealloc(s->term_leader, cap * sizeof *s->term_leader);
+            s->term_leader = sim_xrealloc(s->term_leader, cap * sizeof *s->term_leader);
             memset(s->term_leader + s->term_leader_cap, 0,
                    (cap - s->term_leader_cap) * sizeof *s->term_leader);
             s->term_leader_cap = cap;
