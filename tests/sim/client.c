@@ -84,9 +84,8 @@ void client_act(sim_t *s, int ci)
         c->invoked = s->now;
         c->deadline = s->now + 4 * T(s);
         c->submitted = false;
-        sim_epoch_t *ep = check_epoch(s, s->n_ep - 1);
+        sim_epoch_t *ep = check_current(s, &c->need_gen, &c->need_epoch);
         c->need_index = ep->max_acked;
-        c->need_epoch = s->n_ep - 1;
         c->index = c->term = 0;
     }
     if (s->now >= c->deadline) {

@@ -86,7 +86,7 @@ static void fault_membership(sim_t *s)
     }
     if (!what) {
         uint64_t dice = sim_rng_below(&s->rng, 100);
-        if (members < SIM_MAX_SERVERS && s->n_slots < SIM_MAX_SLOTS && dice < 55) {
+        if (members < SIM_MAX_SERVERS && s->n_slots < SIM_CHURN_SLOTS && dice < 55) {
             target = (raft_id_t)s->n_slots + 1;
             what = "add learner";
             rv = raft_change(ld->r, s->now, RAFT_CHANGE_ADD_LEARNER, target, &idx);
@@ -195,6 +195,8 @@ void fault_act(sim_t *s)
 {
     fault_reap_removed(s);
     remove_gone(s);
+    if (s->hosts_mode && hosts_fault(s))
+        return;
     uint64_t dice = sim_rng_below(&s->rng, 100);
     int a = pick_slot(s, ok_exists), b = pick_slot(s, ok_exists), c = pick_slot(s, ok_exists);
     if (dice < 8) {
@@ -244,9 +246,8 @@ void fault_act(sim_t *s)
             node_crash(s, v, "fault");
     } else if (dice < 58) {
         int v = pick_slot(s, ok_crashed);
-        if (v >= 0 && s->hosts_mode && s->n[v].host >= 0 && s->answer[s->n[v].host] == v &&
-            s->n_slots < SIM_MAX_SLOTS && sim_rng_below(&s->rng, 2)) {
-            hosts_new_incarnation(s, v); /* restart without state: a new incarnation */
+        if (v >= 0 && s->hosts_mode) {
+            hosts_restart(s, v, true); /* half of the time without state: a new incarnation */
         } else if (v >= 0) {
             raft_members_t m;
             sim_host_members(s, &m);

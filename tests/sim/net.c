@@ -114,6 +114,8 @@ void net_on_deliver(sim_t *s, sim_event_t *ev)
     const char *why = NULL;
     if (!to->exists || !to->up || to->life != ev->gen2)
         why = "receiver down/restarted";
+    else if (!to->r)
+        why = "receiver runs no raft yet";
     else if (s->n[ev->from].life != ev->gen || !s->n[ev->from].up)
         why = "sender crashed";
     else if (s->cut[ev->from][ev->slot])
@@ -129,6 +131,10 @@ void net_on_deliver(sim_t *s, sim_event_t *ev)
         return;
     }
     net_trace_msg(s, c, "");
+    if (s->hosts_mode && to->host >= 0 && s->n[ev->from].host >= 0) {
+        to->heard[s->n[ev->from].host] = s->n[ev->from].id; /* evidence, as on a peer link */
+        to->last_frame[s->n[ev->from].host] = s->now;
+    }
     int rv = raft_step(to->r, s->now, &c->m);
     free(c);
     if (rv != 0 && rv != RAFT_ENOMEM)

@@ -8,14 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The live leader with the highest term, or -1. */
+/* The live leader of the newest generation with the highest term, or -1. */
 int sim_find_leader(const sim_t *s)
 {
     int best = -1;
-    for (int i = 0; i < s->n_slots; i++)
-        if (usable(s, i) && s->n[i].st.role == RAFT_LEADER &&
-            (best < 0 || s->n[i].st.term > s->n[best].st.term))
+    for (int i = 0; i < s->n_slots; i++) {
+        if (!usable(s, i) || s->n[i].st.role != RAFT_LEADER)
+            continue;
+        const sim_node_t *b = best >= 0 ? &s->n[best] : NULL;
+        if (!b || s->n[i].gen > b->gen || (s->n[i].gen == b->gen && s->n[i].st.term > b->st.term))
             best = i;
+    }
     return best;
 }
 
@@ -53,6 +56,7 @@ static void node_drain(sim_t *s, int slot)
     }
     if (u.hard_state_changed) {
         nd->disk = u.hard_state;
+        nd->has_state = true; /* a restart finds it: RAFT_START_RESTART */
         sim_trace(s, "t=%" PRIu64 " n%d persist term=%" PRIu64 " vote=%" PRIu64 "%s", s->now,
                   slot + 1, u.hard_state.term, u.hard_state.vote,
                   u.hard_state.novote ? " novote" : "");
@@ -72,7 +76,8 @@ static void node_drain(sim_t *s, int slot)
              * log the new epoch would discard anyway) */
             s->res.forfeits++;
             check_note_memory(s);
-            if (!check_epoch(s, nd->epoch)->mem_loss && check_memory_majority(s, -1))
+            const sim_epoch_t *own = check_node_epoch(s, slot);
+            if (own && !own->mem_loss && check_memory_majority(s, -1))
                 sim_fail(s, "spurious-forfeit",
                          "n%d gave up its log (epoch %u) while every configuration has a "
                          "majority of voters that kept their memory",
@@ -142,7 +147,7 @@ static void node_drain(sim_t *s, int slot)
 /* After every event on a server: carry out its output, then check every invariant. */
 void node_after(sim_t *s, int slot)
 {
-    if (s->done || !s->n[slot].up)
+    if (s->done || !s->n[slot].up || !s->n[slot].r)
         return;
     node_drain(s, slot);
     if (!s->done)
@@ -165,6 +170,22 @@ void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_members_t
     /* a restart starts with the configuration it persisted, not the host's global view */
     if (mode == RAFT_START_RESTART && nd->disk_members.n > 0)
         members = &nd->disk_members;
+    /* the cluster lifetime of this life: the bootstrap's (set by the caller); with hosts, an
+     * empty life belongs to whichever cluster it hears from first (check.c) */
+    if (!s->hosts_mode)
+        nd->gen = 0;
+    else if (mode != RAFT_START_BOOTSTRAP)
+        nd->gen = -1;
+    if (s->hosts_mode) {
+        nd->discovering = false;
+        nd->joining = mode == RAFT_START_JOIN;
+    }
+    if (s->hosts_mode && mode == RAFT_START_RESTART) { /* what it knew of the hosts is gone */
+        memset(nd->heard, 0, sizeof nd->heard);
+        memset(nd->last_frame, 0, sizeof nd->last_frame);
+        memset(nd->info, 0, sizeof nd->info);
+        nd->found_from = -1;
+    }
     raft_start_t st = {.id = nd->id,
                        .incarnation = nd->incarnation,
                        .seed = sim_rng_next(&s->rng),
@@ -221,6 +242,7 @@ static void start_snapshot(sim_t *s, int slot, const raft_snapshot_req_t *req)
     sn->leader_term = nd->st.term;
     sn->index = nd->sm_index;
     sn->chain = nd->sm_chain;
+    sn->gen = nd->gen;
     sn->epoch = nd->epoch;
     int rv = sn->index >= req->index ? raft_snapshot_meta(nd->r, sn->index, &sn->term, &sn->members)
                                      : RAFT_ENOENT;
@@ -256,6 +278,8 @@ void node_resume(sim_t *s, int slot)
     nd->paused = false;
     nd->pause_gen++;
     sim_trace(s, "t=%" PRIu64 " n%d RESUME", s->now, slot + 1);
+    if (!nd->r)
+        return; /* --incarnations: a discovering process (no raft yet) */
     int rv = raft_tick(nd->r, s->now);
     if (rv != 0)
         sim_fail(s, "core-error", "raft_tick(n%d): %s", slot + 1, raft_strerror(rv));
@@ -274,8 +298,8 @@ void node_on_snap_arrive(sim_t *s, sim_event_t *ev)
     sim_node_t *to = &s->n[ev->slot];
     sim_node_t *from = &s->n[ev->from];
     bool from_alive = from->up && from->life == ev->gen;
-    bool ok =
-        to->exists && to->up && to->life == ev->gen2 && from_alive && !s->cut[ev->from][ev->slot];
+    bool ok = to->exists && to->up && to->r && to->life == ev->gen2 && from_alive &&
+              !s->cut[ev->from][ev->slot];
     if (ok && to->paused) {
         node_requeue_paused(s, ev);
         return;

@@ -82,7 +82,7 @@ static void heal_all(sim_t *s)
     /* a leader must commit a client write within 10 election timeouts (20 when a majority lost
      * its memory: the escape waits recovery_timeouts first); everything must be applied on
      * every live voter within SIM_CONVERGE_MS (slow settings replicate one entry per message) */
-    bool mem_loss = check_epoch(s, s->n_ep - 1)->mem_loss;
+    bool mem_loss = check_current(s, NULL, NULL)->mem_loss;
     /* plus the time to replicate the longest log once at the configured batch size and
      * pipeline depth (one round trip is at most 2 x 10 ms now): with one entry per message and
      * one in flight, a voter cut off for a while needs seconds to catch up, and the leader may
@@ -94,6 +94,10 @@ static void heal_all(sim_t *s)
     uint64_t catch_up =
         longest * 20 / ((uint64_t)s->rcfg.max_entries_per_msg * s->rcfg.max_inflight);
     s->live_deadline = s->now + (uint64_t)(mem_loss ? 20 : 10) * T(s) + catch_up;
+    /* --incarnations: the hosts may still have to found a cluster (start over, wait for the
+     * founders, elect) */
+    if (s->hosts_mode && hosts_refound_pending(s))
+        s->live_deadline += 2000 + 10 * T(s);
     sim_trace(s,
               "t=%" PRIu64 " HEAL: liveness phase, a write commits by t=%" PRIu64
               ", converged by t=%" PRIu64,
@@ -101,7 +105,9 @@ static void heal_all(sim_t *s)
     for (int i = 0; i < s->n_slots && !s->done; i++) {
         if (!s->n[i].exists || s->n[i].dead_inc)
             continue;
-        if (!s->n[i].up) {
+        if (!s->n[i].up && s->hosts_mode) {
+            hosts_restart(s, i, false);
+        } else if (!s->n[i].up) {
             raft_members_t m;
             sim_host_members(s, &m);
             node_start(s, i, RAFT_START_RESTART, &m);
@@ -203,6 +209,13 @@ static void on_event(sim_t *s, sim_event_t *ev)
     case EV_CLIENT:
         if (ev->gen == s->c[ev->a].op_gen)
             client_act(s, (int)ev->a);
+        break;
+    case EV_HOSTS:
+        hosts_tick(s);
+        sim_schedule(s, s->now + T(s) / 4, EV_HOSTS, 0, 0, 0);
+        break;
+    case EV_OFFER:
+        hosts_on_offer(s, ev);
         break;
     case EV_SNAP_ARRIVE:
         node_on_snap_arrive(s, ev);
@@ -319,10 +332,13 @@ int sim_run(const sim_opts_t *o, sim_result_t *out)
         s->answer[h] = h;
     if (s->hosts_mode) {
         /* the hosts are fixed (no membership churn), restarts without state are new
-         * incarnations instead of amnesia, and a majority of the configuration's incarnations
-         * never loses its memory: the dead-majority recovery is not in the core yet */
+         * incarnations instead of amnesia, and a majority of the voters never loses its memory
+         * by a restart WITH state (rule 4's escape cannot count dead incarnations); a majority
+         * of incarnations may be lost at once in 40% of the runs: the hosts start over and
+         * found a new cluster */
         s->allow_amnesia = false;
         s->allow_mem_loss = false;
+        s->allow_majority_loss = sim_rng_below(&s->rng, 100) < 40;
     }
     uint64_t duration = o->duration_ms
                             ? o->duration_ms
@@ -343,8 +359,13 @@ int sim_run(const sim_opts_t *o, sim_result_t *out)
         m.m[m.n].role = RAFT_VOTER;
         m.n++;
     }
-    for (int i = 0; i < s->n_initial && !s->done; i++)
+    int founding = check_found(s, &m); /* generation 0 */
+    for (int i = 0; i < s->n_initial && !s->done; i++) {
+        s->n[i].gen = founding;
+        s->n[i].start_members = m;
+        s->n[i].has_state = true;
         node_start(s, i, RAFT_START_BOOTSTRAP, &m);
+    }
     for (int ci = 0; ci < SIM_CLIENTS; ci++)
         client_next(s, ci, sim_rng_between(&s->rng, 1, 100));
 
@@ -357,6 +378,8 @@ int sim_run(const sim_opts_t *o, sim_result_t *out)
         sim_schedule(s, sim_rng_between(&s->rng, 100, 2000), EV_FAULT, 0, 0, 0);
         sim_schedule(s, duration, EV_HEAL, 0, 0, 0);
     }
+    if (s->hosts_mode)
+        sim_schedule(s, T(s) / 4, EV_HOSTS, 0, 0, 0);
 
     while (!s->done && s->qn > 0) {
         sim_event_t ev = sim_pop(s);
@@ -384,8 +407,9 @@ int sim_run(const sim_opts_t *o, sim_result_t *out)
     s->res.vtime = s->now;
     s->res.events = s->events;
     s->res.nodes = s->n_initial;
-    for (uint32_t e = 0; e < s->n_ep; e++)
-        s->res.committed += s->ep[e].max_committed;
+    for (int g = 0; g < s->n_gen; g++)
+        for (uint32_t e = 0; e < s->gen[g].n_ep; e++)
+            s->res.committed += s->gen[g].ep[e].max_committed;
     *out = s->res;
     if (s->res.failed && !o->quiet_failure) {
         unsigned n = s->ring_next < 60 ? s->ring_next : 60;

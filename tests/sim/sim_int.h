@@ -22,11 +22,11 @@ static inline int slot_of(raft_id_t id)
     return (id >= 1 && id <= SIM_MAX_SLOTS) ? (int)id - 1 : -1;
 }
 
-/* The server in `slot` runs and is not paused. */
+/* The server in `slot` runs raft and is not paused. */
 static inline bool usable(const sim_t *s, int slot)
 {
     return slot >= 0 && slot < SIM_MAX_SLOTS && s->n[slot].exists && s->n[slot].up &&
-           !s->n[slot].paused;
+           !s->n[slot].paused && s->n[slot].r;
 }
 
 static inline bool is_member(const raft_members_t *m, raft_id_t id, int *role)
@@ -73,10 +73,16 @@ void client_act(sim_t *s, int ci);
 void client_on_apply(sim_t *s, int slot, const raft_entry_t *e);
 void client_on_read(sim_t *s, int slot, const raft_read_t *rd);
 
-/* ---- hosts.c: --incarnations, hosts with one process each and the leader's policy --------- */
-void hosts_policy_step(sim_t *s);
-void hosts_new_incarnation(sim_t *s, int dead);
+/* ---- hosts.c: --incarnations, hosts with one process each, discovery, the node's policy --- */
+void hosts_policy_step(sim_t *s); /* every leader: one replacement step */
+void hosts_tick(sim_t *s);        /* evidence, start-overs, discovery decisions (every T/4) */
+void hosts_on_offer(sim_t *s, sim_event_t *ev);
+/* Crashed process `v` comes back: without state when it has none (or, `may_lose_state`, half of
+ * the time), as a new incarnation that discovers; else RAFT_START_RESTART. */
+void hosts_restart(sim_t *s, int v, bool may_lose_state);
+bool hosts_fault(sim_t *s); /* this mode's own faults; true when one was injected */
 bool hosts_converged(const sim_t *s, int leader);
+bool hosts_refound_pending(const sim_t *s);
 
 /* ---- faults.c: the fault injector --------------------------------------------------------- */
 void fault_act(sim_t *s);
