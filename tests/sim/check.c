@@ -420,6 +420,71 @@ void check_ack(sim_t *s, sim_client_t *c)
     s->res.acked++;
 }
 
+/* --incarnations, rule 2 (raft/README.md): only a server whose log holds every committed entry
+ * grants a normal vote; one that started empty (a new incarnation joining, a restart) votes
+ * only once a leader caught it up. Escape votes are the exception (any voter grants them). */
+void check_message(sim_t *s, int slot, const raft_message_t *m)
+{
+    const sim_node_t *nd = &s->n[slot];
+    if (!s->hosts_mode || m->type != RAFT_MSG_VOTE_RESP || !m->vote_resp.granted || nd->sound ||
+        nd->escape_term == m->term)
+        return;
+    const sim_epoch_t *ep = check_node_epoch(s, slot);
+    sim_fail(s, "unsound-vote",
+             "n%d grants n%" PRIu64 " its vote in term %" PRIu64 " with a log (last %" PRIu64
+             ") that never held every committed entry (%" PRIu64 "): it started empty and no "
+             "leader caught it up",
+             slot + 1, m->to, m->term, nd->st.last_index, ep ? ep->max_committed : 0);
+}
+
+static void note_sound(sim_t *s, int slot)
+{
+    sim_node_t *nd = &s->n[slot];
+    const sim_epoch_t *ep = check_node_epoch(s, slot);
+    if (!nd->sound && ep && nd->st.last_index >= ep->max_committed && nd->st.last_index > 0)
+        nd->sound = true;
+}
+
+/* Membership changes one server at a time: the configuration entry at `k` differs from the one
+ * in effect before it in the same log by at most one server (added, removed or its role
+ * changed). Two consecutive configurations then have intersecting majorities; a one-entry swap
+ * of two voters ({A, B, C1} -> {A, B, C2}) does not. */
+static void check_config_step(sim_t *s, int slot, const raft_entry_t *e)
+{
+    sim_node_t *nd = &s->n[slot];
+    raft_members_t now, before;
+    if (raft_members_decode(e->data, e->len, &now) != 0) {
+        sim_fail(s, "core-error", "n%d: undecodable configuration at %" PRIu64, slot + 1, e->index);
+        return;
+    }
+    bool found = false;
+    for (raft_index_t i = e->index - 1; i >= nd->st.first_index && i > 0 && !found; i--) {
+        raft_entry_t p;
+        if (raft_debug_entry(nd->r, i, &p) != 0)
+            break;
+        if (p.type == RAFT_ENTRY_CONFIG) {
+            if (p.term > e->term || raft_members_decode(p.data, p.len, &before) != 0)
+                return;
+            found = true;
+        }
+    }
+    if (!found && (e->index <= 1 || e->index - 1 != nd->st.snapshot_index ||
+                   raft_snapshot_meta(nd->r, e->index - 1, NULL, &before) != 0))
+        return; /* the first configuration of this log */
+    uint32_t changed = 0;
+    for (uint32_t i = 0; i < now.n; i++) {
+        int role = 0;
+        changed += !is_member(&before, now.m[i].id, &role) || role != now.m[i].role;
+    }
+    for (uint32_t i = 0; i < before.n; i++)
+        changed += !is_member(&now, before.m[i].id, NULL);
+    if (changed > 1)
+        sim_fail(s, "single-server-change",
+                 "n%d holds a configuration entry at index %" PRIu64 " term %" PRIu64
+                 " that changes %u servers at once (%u -> %u members)",
+                 slot + 1, e->index, e->term, changed, before.n, now.n);
+}
+
 void check_read(sim_t *s, int slot, sim_client_t *c, const raft_read_t *rd)
 {
     sim_node_t *nd = &s->n[slot];
@@ -623,6 +688,8 @@ static void check_log(sim_t *s, int slot)
         uint64_t dh = check_entry_hash(&e);
         if (k == 1)
             gen_entry(s, slot, &e, dh);
+        if (s->hosts_mode && e.type == RAFT_ENTRY_CONFIG)
+            check_config_step(s, slot, &e);
         gen_origin(s, slot, &e, dh);
         if (s->done)
             return;
@@ -708,6 +775,7 @@ void check_after_event(sim_t *s, int slot)
     nd->last_commit = st->commit;
     if (s->done)
         return;
+    note_sound(s, slot);
 
     /* leader completeness when a leader takes office: every entry committed in an earlier term */
     if (st->role == RAFT_LEADER && nd->leader_checked_term != st->term) {

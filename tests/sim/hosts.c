@@ -498,6 +498,11 @@ void hosts_tick(sim_t *s)
     for (int i = 0; i < n && !s->done; i++)
         if (answers(s, i) && s->n[i].discovering)
             discovery_decide(s, i);
+    /* with a policy bug switched on, the leaders act at every tick (as hacached's reconciler
+     * does every 500 ms) rather than at random fault steps: the new incarnation is then often
+     * still catching up when the policy looks at it, the window both bugs need */
+    if (s->inc_bugs && s->faults_on)
+        hosts_policy_step(s);
 }
 
 /* ---- faults of this mode

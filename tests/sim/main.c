@@ -145,11 +145,14 @@ static void tally_add(fault_tally_t *t, const sim_result_t *r)
     }
 }
 
-static void tally_print(const fault_tally_t *t, const char *which)
+static void tally_print(const fault_tally_t *t, const char *which, bool runs)
 {
     printf("faults%s%s%s:", which ? " (" : "", which ? which : "", which ? ")" : "");
-    for (int i = 0; i < 7; i++)
-        printf(" %s=%" PRIu64 " (%" PRIu64 " runs)", tally_names[i], t->count[i], t->runs[i]);
+    for (int i = 0; i < 7; i++) {
+        printf(" %s=%" PRIu64, tally_names[i], t->count[i]);
+        if (runs)
+            printf(" (%" PRIu64 " runs)", t->runs[i]);
+    }
     printf("\n");
 }
 
@@ -348,6 +351,11 @@ int main(int argc, char **argv)
                    "\n",
                    o.seed, r.nodes, (double)r.vtime / 1000.0, r.events, r.leader_changes,
                    r.committed, r.acked, r.reads_checked, r.resets, r.forfeits, r.trace_hash);
+        if (one && base_incarnations) {
+            fault_tally_t t1 = {0};
+            tally_add(&t1, &r);
+            tally_print(&t1, NULL, false);
+        }
     }
     if (expect) {
         printf("raft-sim: FAIL: no seed in %" PRIu64 "..%" PRIu64 " violated %s (%" PRIu64
@@ -361,7 +369,7 @@ int main(int argc, char **argv)
             printf(" %s=%" PRIu64, failed_by.name[i], failed_by.count[i]);
         printf("\n");
         if (base_incarnations)
-            tally_print(&tally, "of the runs that passed");
+            tally_print(&tally, "of the runs that passed", true);
         return 1;
     }
     if (!one)
@@ -376,7 +384,7 @@ int main(int argc, char **argv)
         printf("raft-sim: new incarnations %" PRIu64 " in %" PRIu64 " runs, replaced (removed "
                "by the policy) %" PRIu64 " in %" PRIu64 " runs\n",
                total.new_incarnations, runs_new_inc, total.replacements, runs_replaced);
-        tally_print(&tally, NULL);
+        tally_print(&tally, NULL, true);
     }
     return 0;
 }

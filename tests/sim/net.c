@@ -134,6 +134,8 @@ void net_on_deliver(sim_t *s, sim_event_t *ev)
     if (s->hosts_mode && to->host >= 0 && s->n[ev->from].host >= 0) {
         to->heard[s->n[ev->from].host] = s->n[ev->from].id; /* evidence, as on a peer link */
         to->last_frame[s->n[ev->from].host] = s->now;
+        if (c->m.type == RAFT_MSG_VOTE && (c->m.flags & RAFT_MSGF_ESCAPE))
+            to->escape_term = c->m.term; /* a recovering voter may grant that one */
     }
     int rv = raft_step(to->r, s->now, &c->m);
     free(c);

@@ -125,6 +125,7 @@ static void node_drain(sim_t *s, int slot)
                      u.messages[i].from);
             return;
         }
+        check_message(s, slot, &u.messages[i]);
         net_send(s, slot, &u.messages[i]);
     }
     for (size_t i = 0; i < u.n_snapshots; i++)
@@ -215,6 +216,8 @@ void node_start(sim_t *s, int slot, raft_start_mode_t mode, const raft_members_t
     nd->sm_chain = 0;
     nd->tick_at = 0;
     nd->tick_gen++;
+    nd->sound = mode == RAFT_START_BOOTSTRAP;
+    nd->escape_term = 0;
     memset(&nd->st, 0, sizeof nd->st);
     check_segment_start(s, slot);
     node_after(s, slot);

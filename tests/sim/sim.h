@@ -161,8 +161,11 @@ typedef struct sim_node {
     raft_index_t sm_index;
     uint64_t sm_chain;
     /* checker, per segment (process life, or since the last reset) */
-    int gen;        /* cluster lifetime it belongs to (sim_gen_t), -1: not known yet (empty) */
-    uint32_t epoch; /* epoch of that generation */
+    int gen;    /* cluster lifetime it belongs to (sim_gen_t), -1: not known yet (empty) */
+    bool sound; /* --incarnations: holds, or held since it started, every committed entry
+                   of its epoch (a life that started empty is not, until caught up) */
+    raft_term_t escape_term; /* term of the last escape vote request it received */
+    uint32_t epoch;          /* epoch of that generation */
     uint64_t resets;
     raft_index_t last_commit;
     raft_term_t leader_checked_term; /* leader completeness checked when it took office */
@@ -316,6 +319,7 @@ void check_reset(sim_t *s, int slot, raft_term_t term);
 void check_segment_start(sim_t *s, int slot);
 void check_read(sim_t *s, int slot, sim_client_t *c, const raft_read_t *rd);
 void check_ack(sim_t *s, sim_client_t *c);
+void check_message(sim_t *s, int slot, const raft_message_t *m); /* one `slot` sends */
 bool check_memory_majority(sim_t *s, int victim);
 bool check_memory_majority_of(const sim_t *s, const raft_members_t *m, int victim);
 void check_note_memory(sim_t *s);
