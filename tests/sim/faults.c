@@ -156,7 +156,9 @@ static void remove_gone(sim_t *s)
     }
 }
 
-/* Shut down servers whose removal the leader has committed. */
+/* Shut down servers whose removal the leader has committed. With hosts (--incarnations) only a
+ * dead incarnation goes: a host's current process stays (the leader acted on a stale report of
+ * an older incarnation, see raft/README.md) and is added again once the leader hears it. */
 void fault_reap_removed(sim_t *s)
 {
     int l = sim_find_leader(s);
@@ -166,6 +168,10 @@ void fault_reap_removed(sim_t *s)
         sim_node_t *nd = &s->n[i];
         if (!nd->exists || !nd->removing || is_member(&s->n[l].st.members, nd->id, NULL))
             continue;
+        if (s->hosts_mode && nd->host >= 0 && s->answer[nd->host] == i) {
+            nd->removing = false;
+            continue;
+        }
         if (nd->up)
             node_crash(s, i, "removed from the configuration: shut down");
         nd->exists = false;

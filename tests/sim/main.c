@@ -368,23 +368,22 @@ int main(int argc, char **argv)
         for (int i = 0; i < failed_by.n; i++)
             printf(" %s=%" PRIu64, failed_by.name[i], failed_by.count[i]);
         printf("\n");
-        if (base_incarnations)
-            tally_print(&tally, "of the runs that passed", true);
-        return 1;
     }
     if (!one)
-        printf("raft-sim: %" PRIu64 " seeds ok (%" PRIu64 "..%" PRIu64 "): virtual time %.0f s, "
+        printf("raft-sim: %" PRIu64 " seeds %s (%" PRIu64 "..%" PRIu64 "): virtual time %.0f s, "
                "events %" PRIu64 ", leader changes %" PRIu64 ", entries committed %" PRIu64
                ", writes acked %" PRIu64 ", reads checked %" PRIu64 ", resets %" PRIu64
                " (forfeits %" PRIu64 ")\n",
-               seeds, first, first + seeds - 1, (double)total.vtime / 1000.0, total.events,
-               total.leader_changes, total.committed, total.acked, total.reads_checked,
-               total.resets, total.forfeits);
+               seeds - failures, failures ? "passed" : "ok", first, first + seeds - 1,
+               (double)total.vtime / 1000.0, total.events, total.leader_changes, total.committed,
+               total.acked, total.reads_checked, total.resets, total.forfeits);
     if (!one && base_incarnations) {
         printf("raft-sim: new incarnations %" PRIu64 " in %" PRIu64 " runs, replaced (removed "
                "by the policy) %" PRIu64 " in %" PRIu64 " runs\n",
                total.new_incarnations, runs_new_inc, total.replacements, runs_replaced);
-        tally_print(&tally, NULL, true);
+        tally_print(&tally, failures ? "of the runs that passed" : NULL, true);
     }
+    if (failures)
+        return 1;
     return 0;
 }

@@ -154,7 +154,7 @@ static void liveness_check(sim_t *s)
         size_t o = 0;
         for (int i = 0; i < s->n_slots && o < sizeof buf - 160; i++) {
             const sim_node_t *nd = &s->n[i];
-            if (!nd->exists)
+            if (!nd->exists || nd->dead_inc) /* dead incarnations: never again */
                 continue;
             o += (size_t)snprintf(
                 buf + o, sizeof buf - o, " n%d:%s/%s/t%" PRIu64 "/c%" PRIu64 "/a%" PRIu64 "%s",
