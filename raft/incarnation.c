@@ -40,6 +40,19 @@ bool inc_replaced(const raft_members_t *members, raft_id_t self_id)
     return newer;
 }
 
+uint64_t inc_lifetime_id(const raft_members_t *first)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a, 64 bits */
+    for (uint32_t i = 0; i < first->n && i < RAFT_MAX_MEMBERS; i++) {
+        uint64_t id = first->m[i].id;
+        for (int k = 0; k < 8; k++) {
+            h = (h ^ ((id >> (8 * k)) & 0xff)) * 1099511628211ull;
+        }
+        h = (h ^ first->m[i].role) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
 uint32_t inc_quorum(uint32_t n)
 {
     return n / 2 + 1;
@@ -60,7 +73,7 @@ static bool member_gone(const inc_view_t *v, uint32_t i)
     if (h < 0 || (uint32_t)h >= v->n_hosts)
         return false;
     raft_id_t y = v->hosts[h].id;
-    return y != 0 && y != v->members.m[i].id;
+    return y != 0 && (y != v->members.m[i].id || v->hosts[h].other_lifetime);
 }
 
 uint32_t inc_voters_gone(const inc_view_t *v)

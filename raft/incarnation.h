@@ -58,6 +58,10 @@ typedef struct inc_host {
     raft_id_t id;     /* incarnation answering for this host now; 0: none heard */
     bool established; /* that incarnation belongs to an established cluster: it holds a
                          configuration from a log, a snapshot or its persisted state */
+    bool other_lifetime; /* that incarnation runs raft in another cluster lifetime than the
+                            configuration of this view (inc_lifetime_id; a rival founding, or
+                            a cluster founded after this one died): it will never vote in this
+                            configuration, so a member it is counts as gone (evidence) */
     bool joining;     /* inc_next_change: that incarnation asked THIS cluster to add it (a
                          JoinRequest). Only such an incarnation is added as a learner: one that
                          merely answers may belong to another cluster lifetime (a survivor of a
@@ -102,6 +106,14 @@ bool inc_id_older(raft_id_t a, raft_id_t b);
  * pod force-replaced): `members` (a configuration it heard of) does not hold self_id and holds
  * a newer incarnation of self_id's host. It stops serving for good. */
 bool inc_replaced(const raft_members_t *members, raft_id_t self_id);
+
+/* The id of a cluster lifetime: a function of its first configuration (ids and roles, in
+ * order), never 0. Every founder of one bootstrap computes the same; two foundings with
+ * different first configurations (rival foundings after a partial partition, a re-founding
+ * after a majority was lost) get different ones. The glue carries it on every raft message and
+ * drops messages of another lifetime: a voter named by two foundings then votes in only one,
+ * and no entry of one lifetime reaches another's log (raft/README.md). */
+uint64_t inc_lifetime_id(const raft_members_t *first);
 
 /* Quorum of n voters. */
 uint32_t inc_quorum(uint32_t n);

@@ -106,7 +106,7 @@ void hc_cmd_decoded_free(hc_cmd_decoded_t *d)
     }
 }
 
-int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen)
+int hc_raft_msg_encode(const raft_message_t *m, uint64_t lifetime, uint8_t **out, size_t *outlen)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
     Hacache__RaftMessage r = HACACHE__RAFT_MESSAGE__INIT;
@@ -119,6 +119,7 @@ int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen)
     r.incarnation = m->incarnation;
     r.epoch = m->epoch;
     r.flags = m->flags;
+    r.lifetime = lifetime;
     switch (m->type) {
     case RAFT_MSG_APPEND:
         r.prev_index = m->append.prev_index;
@@ -203,6 +204,7 @@ int hc_raft_msg_from_pb(const void *pb_raft, hc_raft_msg_decoded_t *out)
     m->incarnation = r->incarnation;
     m->epoch = r->epoch;
     m->flags = r->flags;
+    out->lifetime = r->lifetime;
     switch (m->type) {
     case RAFT_MSG_APPEND:
         m->append.prev_index = r->prev_index;

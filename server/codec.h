@@ -41,14 +41,16 @@ typedef struct {
 int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded_t *out);
 void hc_cmd_decoded_free(hc_cmd_decoded_t *d);
 
-/* raft_message_t <-> protobuf RaftMessage, wrapped in a PeerMessage (the DATA frame payload).
- * Encode: a new malloc'd buffer (caller frees); 0 or HC_ENOMEM. */
-int hc_raft_msg_encode(const raft_message_t *m, uint8_t **out, size_t *outlen);
+/* raft_message_t <-> protobuf RaftMessage, wrapped in a PeerMessage (the DATA frame payload),
+ * with the sender's cluster lifetime (0: unknown). Encode: a new malloc'd buffer (caller
+ * frees); 0 or HC_ENOMEM. */
+int hc_raft_msg_encode(const raft_message_t *m, uint64_t lifetime, uint8_t **out, size_t *outlen);
 
 /* A decoded raft message: msg.append.entries points into `entries`, their data into `pb`;
  * release with hc_raft_msg_decoded_free. */
 typedef struct {
     raft_message_t msg;
+    uint64_t lifetime; /* the sender's cluster lifetime, 0 unknown */
     raft_entry_t *entries;
     void *pb;
 } hc_raft_msg_decoded_t;

@@ -24,6 +24,7 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     c->leader_idx = -1;
     c->ids = calloc(c->cap, sizeof(*c->ids));
     c->answer_id = calloc(c->cap, sizeof(*c->answer_id));
+    c->answer_lifetime = calloc(c->cap, sizeof(*c->answer_lifetime));
     c->tags = calloc(c->cap, sizeof(*c->tags));
     c->names = calloc(c->cap, sizeof(*c->names));
     c->last_frame = calloc(c->cap, sizeof(*c->last_frame));
@@ -53,9 +54,9 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     if (c->ids == NULL || c->answer_id == NULL || c->tags == NULL || c->names == NULL ||
         c->last_frame == NULL || c->info_state == NULL || c->clock_offset == NULL ||
         c->stale_told_at == NULL || c->unlisted_at == NULL || c->unlisted_id == NULL ||
-        c->join_id == NULL || c->clock_rtt == NULL || c->clock_warned == NULL || c->tx == NULL ||
-        c->self < 0 || (size_t)c->self >= c->nhosts || c->nhosts > RAFT_MAX_MEMBERS ||
-        cl_io_uv_new(c, loop) != 0) {
+        c->join_id == NULL || c->answer_lifetime == NULL || c->clock_rtt == NULL ||
+        c->clock_warned == NULL || c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
+        c->nhosts > RAFT_MAX_MEMBERS || cl_io_uv_new(c, loop) != 0) {
         hc_cluster_free(c);
         return HC_EINVAL;
     }
@@ -114,6 +115,7 @@ static int load_state(cluster_t *c, raft_hard_state_t *hs, raft_members_t *m, in
     }
     snprintf(c->members_path, sizeof(c->members_path), "%s.members", c->state_path);
     snprintf(c->id_path, sizeof(c->id_path), "%s.id", c->state_path);
+    snprintf(c->lifetime_path, sizeof(c->lifetime_path), "%s.lifetime", c->state_path);
     rv = hc_hardstate_load(c->state_path, &hs->term, &hs->vote, &hs->novote);
     if (rv == HC_ENOTFOUND) {
         return rv;
@@ -140,6 +142,10 @@ static int load_state(cluster_t *c, raft_hard_state_t *hs, raft_members_t *m, in
     } else if (irv != HC_ENOTFOUND) {
         fprintf(stderr, "hacached: CACHE_DATA_DIR: unusable raft id file %s\n", c->id_path);
         return HC_EINVAL;
+    }
+    uint64_t lt = 0;
+    if (hc_lifetime_load(c->lifetime_path, &lt) == 0) {
+        c->lifetime = lt; /* absent (an older build founded it): 0, accepts every lifetime */
     }
     /* the configuration last seen committed, rather than HA_HOSTS, until a leader tells */
     int mrv = hc_members_load(c->members_path, mi, mep, m);
@@ -270,6 +276,7 @@ void hc_cluster_free(hc_cluster_t *c)
     free(c->stale_told_at);
     free(c->unlisted_at);
     free(c->join_id);
+    free(c->answer_lifetime);
     free(c->unlisted_id);
     free(c->clock_offset);
     free(c->clock_rtt);

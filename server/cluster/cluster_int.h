@@ -157,13 +157,15 @@ struct hc_cluster {
     int self;
     uint64_t *ids;       /* per slot: the incarnation last heard on its link, else its legacy id */
     uint64_t *answer_id; /* per slot: the incarnation heard on its link, 0 none yet */
-    uint16_t *tags;      /* per slot: host tag (top 16 bits of the legacy id) */
-    int fresh_ids;       /* tags are nonzero and distinct: new incarnations get fresh ids */
+    uint64_t *answer_lifetime; /* per slot: the cluster lifetime that incarnation runs in, 0 */
+    uint16_t *tags;            /* per slot: host tag (top 16 bits of the legacy id) */
+    int fresh_ids;             /* tags are nonzero and distinct: new incarnations get fresh ids */
     char (*names)[HC_NODE_NAME_MAX + 1];
     uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
     char state_path[4096];
     char members_path[4200];      /* state_path + ".members" (hc_members_save) */
     char id_path[4200];           /* state_path + ".id" (hc_id_save); all "" without a data dir */
+    char lifetime_path[4200];     /* state_path + ".lifetime" (hc_lifetime_save) */
     raft_members_t members_saved; /* what members_path holds; n == 0: nothing yet */
     uint64_t members_saved_epoch;
     int members_check; /* the configuration or epoch changed: save once committed */
@@ -194,17 +196,20 @@ struct hc_cluster {
     uint64_t invalidations;
     uint64_t write_retries; /* local writes sent again after a leader change */
     /* membership (membership.c) */
-    int discovering;          /* no raft yet: asking the peers whether a cluster exists */
-    uint8_t *info_state;      /* per peer slot: 0 no answer, 1 not established, 2 established */
-    uint64_t discover_since;  /* loop ms discovery began */
-    int recover_logged;       /* "waiting for the survivors to start over" was logged */
-    raft_members_t found;     /* configuration reported by an established peer */
-    int found_from;           /* that peer's slot, -1 none */
-    int found_leader;         /* its leader's slot, -1 unknown */
-    uint64_t start_overs;     /* times this process started over (discovery.c) */
-    int replaced;             /* a newer incarnation of my host replaced this process */
-    uint64_t *stale_told_at;  /* per slot: loop ms a stale incarnation there was told, 0 */
-    int joining;              /* started RAFT_START_JOIN, not yet in the configuration */
+    int discovering;         /* no raft yet: asking the peers whether a cluster exists */
+    uint8_t *info_state;     /* per peer slot: 0 no answer, 1 not established, 2 established */
+    uint64_t discover_since; /* loop ms discovery began */
+    int recover_logged;      /* "waiting for the survivors to start over" was logged */
+    uint64_t lifetime;       /* the cluster lifetime this node belongs to, 0 unknown/legacy */
+    uint64_t found_lifetime; /* the lifetime of `found` */
+    uint64_t other_lifetime_logged_at; /* loop ms, rate limit of that log line */
+    raft_members_t found;              /* configuration reported by an established peer */
+    int found_from;                    /* that peer's slot, -1 none */
+    int found_leader;                  /* its leader's slot, -1 unknown */
+    uint64_t start_overs;              /* times this process started over (discovery.c) */
+    int replaced;                      /* a newer incarnation of my host replaced this process */
+    uint64_t *stale_told_at;           /* per slot: loop ms a stale incarnation there was told, 0 */
+    int joining;                       /* started RAFT_START_JOIN, not yet in the configuration */
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
     uint64_t members_changes; /* configuration changes this node proposed as leader */
@@ -249,6 +254,12 @@ int cl_peer_of_id(const cluster_t *c, uint64_t id);
 /* Evidence: incarnation `id` answers on the link of slot `peer` (a JoinRequest, ClusterInfo or
  * raft message from it); ignored when the id's host tag is not the slot's. */
 void cl_heard_id(cluster_t *c, int peer, uint64_t id);
+/* The cluster lifetime incarnation `id` runs in, heard from it (raft messages, TimeSync,
+ * ClusterInfo); kept only while `id` is the one answering on that slot. */
+void cl_heard_lifetime(cluster_t *c, int peer, uint64_t id, uint64_t lifetime);
+/* The incarnation answering for `host` runs raft in another lifetime than `lifetime` (it will
+ * never vote in a configuration of that one: inc_host_t.other_lifetime). */
+int cl_other_lifetime_at(const cluster_t *c, int host, uint64_t lifetime);
 /* a is an older incarnation than b of slot `peer`'s host (its legacy id is the oldest) */
 int cl_id_older(const cluster_t *c, int peer, uint64_t a, uint64_t b);
 uint16_t cl_tag_of_name(const char *hostport); /* top 16 bits of hc_node_id_of(host:port) */
@@ -287,6 +298,9 @@ void cl_send_info_req(cluster_t *c, int peer);
 void cl_send_cluster_info(cluster_t *c, int peer);
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
 void cl_on_bootstrap_offer(cluster_t *c, int peer, const Hacache__BootstrapOffer *bo);
+/* A raft message of another cluster lifetime from `peer`: dropped (its sender still counts as
+ * evidence of who answers for its host). */
+void cl_other_lifetime(cluster_t *c, int peer, uint64_t from_id, uint64_t lifetime);
 /* The membership tick's part for nodes that are not plain members: starting over, discovery,
  * joining. 1 when it handled the tick (discovering or joining). */
 int cl_discovery_tick(cluster_t *c);

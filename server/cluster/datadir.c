@@ -155,14 +155,15 @@ int hc_members_load(const char *path, uint64_t *index, uint64_t *epoch, raft_mem
     return 0;
 }
 
-int hc_id_save(const char *path, uint64_t id)
+/* A small file holding one nonzero 64-bit value in hex under a header line. */
+static int hex_save(const char *path, const char *header, uint64_t v)
 {
-    char body[64];
-    int len = snprintf(body, sizeof(body), "hacache raft id v1\nid %016" PRIx64 "\n", id);
+    char body[96];
+    int len = snprintf(body, sizeof(body), "%s\nid %016" PRIx64 "\n", header, v);
     return write_durably(path, body, len);
 }
 
-int hc_id_load(const char *path, uint64_t *id)
+static int hex_load(const char *path, const char *header, uint64_t *out)
 {
     char buf[128];
     size_t n;
@@ -170,14 +171,36 @@ int hc_id_load(const char *path, uint64_t *id)
     if (rv != 0) {
         return rv;
     }
+    size_t hl = strlen(header);
     unsigned long long v = 0;
     int used = 0;
-    if (sscanf(buf, "hacache raft id v1\nid %16llx\n%n", &v, &used) != 1 || used == 0 ||
-        buf[used] != '\0' || v == 0) {
+    if (n <= hl || memcmp(buf, header, hl) != 0 ||
+        sscanf(buf + hl, "\nid %16llx\n%n", &v, &used) != 1 || used == 0 ||
+        buf[hl + (size_t)used] != '\0' || v == 0) {
         return HC_EINVAL;
     }
-    *id = v;
+    *out = v;
     return 0;
+}
+
+int hc_id_save(const char *path, uint64_t id)
+{
+    return hex_save(path, "hacache raft id v1", id);
+}
+
+int hc_id_load(const char *path, uint64_t *id)
+{
+    return hex_load(path, "hacache raft id v1", id);
+}
+
+int hc_lifetime_save(const char *path, uint64_t lifetime)
+{
+    return hex_save(path, "hacache cluster lifetime v1", lifetime);
+}
+
+int hc_lifetime_load(const char *path, uint64_t *lifetime)
+{
+    return hex_load(path, "hacache cluster lifetime v1", lifetime);
 }
 
 int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *novote)

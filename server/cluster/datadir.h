@@ -27,6 +27,13 @@ int hc_hardstate_load(const char *path, uint64_t *term, uint64_t *vote, bool *no
 int hc_id_save(const char *path, uint64_t id);
 int hc_id_load(const char *path, uint64_t *id);
 
+/* The cluster lifetime file (path + ".lifetime"): the id of the cluster lifetime this node
+ * belongs to (raft/incarnation.h inc_lifetime_id), "hacache cluster lifetime v1 / id <hex>".
+ * Written before raft runs in that lifetime; a separate file, so that older builds, which do
+ * not know it, ignore it. Same results as hc_id_save / hc_id_load. */
+int hc_lifetime_save(const char *path, uint64_t lifetime);
+int hc_lifetime_load(const char *path, uint64_t *lifetime);
+
 /* The committed configuration file, next to the hard state file (path + ".members"): the raft
  * configuration this node last saw committed, the commit index it saw it in effect at and the
  * epoch of that log (raft_start_t.members, members_index, members_epoch). Text:

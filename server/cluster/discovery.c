@@ -86,6 +86,20 @@ static uint64_t fresh_id(const cluster_t *c)
     return inc_id_make(c->tags[c->self], (stamp << 8) | rnd);
 }
 
+void cl_other_lifetime(cluster_t *c, int peer, uint64_t from_id, uint64_t lifetime)
+{
+    cl_heard_id(c, peer, from_id); /* who answers for its host is evidence all the same */
+    cl_heard_lifetime(c, peer, from_id, lifetime);
+    uint64_t now = cl_now(c);
+    if (now - c->other_lifetime_logged_at >= 5000 || c->other_lifetime_logged_at == 0) {
+        c->other_lifetime_logged_at = now;
+        char hx[17], hm[17];
+        hc_log(HC_LOG_INFO, "raft message of another cluster lifetime dropped",
+               HC_LS("peer", c->names[peer]), HC_LS("lifetime", cl_id_hex(lifetime, hx)),
+               HC_LS("mine", cl_id_hex(c->lifetime, hm)));
+    }
+}
+
 void cl_discovery_begin(cluster_t *c)
 {
     c->discovering = 1;
@@ -95,6 +109,8 @@ void cl_discovery_begin(cluster_t *c)
     c->found.n = 0;
     c->found_from = -1;
     c->found_leader = -1;
+    c->found_lifetime = 0;
+    c->lifetime = 0;
     if (c->fresh_ids) {
         c->ids[c->self] = fresh_id(c);
     }
@@ -144,6 +160,7 @@ void cl_send_cluster_info(cluster_t *c, int peer)
         ci.members.data = buf;
         ci.members.len = raft_members_encoded_size(m);
         ci.leader = c->leader_idx >= 0 ? c->names[c->leader_idx] : "";
+        ci.lifetime = c->lifetime;
     } else {
         ci.leader = "";
     }
@@ -190,6 +207,10 @@ static int save_new_identity(cluster_t *c, const raft_members_t *first)
     }
     const char *path = c->id_path;
     int rv = hc_id_save(c->id_path, c->ids[c->self]);
+    if (rv == 0 && c->lifetime != 0) {
+        path = c->lifetime_path;
+        rv = hc_lifetime_save(c->lifetime_path, c->lifetime);
+    }
     if (rv == 0 && first != NULL) {
         path = c->members_path;
         rv = hc_members_save(c->members_path, 0, 0, first);
@@ -204,13 +225,17 @@ static int save_new_identity(cluster_t *c, const raft_members_t *first)
 
 static void join_as_new_incarnation(cluster_t *c, const raft_members_t *m)
 {
+    c->lifetime = c->found_lifetime;
     if (save_new_identity(c, NULL) == 0) {
         start_raft_after_discovery(c, RAFT_START_JOIN, m);
     }
 }
 
-static void found_cluster(cluster_t *c, const raft_members_t *m, int coordinator)
+/* Starts raft as a founder with configuration m (the first one, or for a founder that missed
+ * the offer the one it heard: `lifetime` is then the one it heard too). */
+static void found_cluster(cluster_t *c, const raft_members_t *m, uint64_t lifetime, int coordinator)
 {
+    c->lifetime = lifetime;
     if (save_new_identity(c, m) != 0) {
         return;
     }
@@ -257,6 +282,9 @@ static void discovery_view(cluster_t *c, inc_view_t *v)
         for (uint32_t i = 0; i < c->found.n; i++) {
             v->member_host[i] = cl_host_of_member(c, c->found.m[i].id);
         }
+        for (size_t h = 0; h < c->nhosts; h++) {
+            v->hosts[h].other_lifetime = cl_other_lifetime_at(c, (int)h, c->found_lifetime);
+        }
     }
 }
 
@@ -267,6 +295,7 @@ static void legacy_decide(cluster_t *c)
     if (f >= 0 && c->found.n > 0 && c->info_state[f] == 2) {
         /* rejoin under the legacy id, as a non-voter if it is a member */
         c->ids[c->self] = hc_node_id_of(c->names[c->self]);
+        c->lifetime = c->found_lifetime;
         start_raft_after_discovery(c, self_in(c, &c->found) ? RAFT_START_AMNESIA : RAFT_START_JOIN,
                                    &c->found);
         return;
@@ -283,8 +312,10 @@ static void legacy_decide(cluster_t *c)
         /* founders bootstrap under their legacy ids: every founder computes the same
          * configuration */
         c->ids[c->self] = hc_node_id_of(c->names[c->self]);
+        c->lifetime = 0;
         if (c->id_path[0] != '\0') {
             unlink(c->id_path);
+            unlink(c->lifetime_path);
         }
         start_raft_after_discovery(c, RAFT_START_BOOTSTRAP, NULL);
     }
@@ -314,10 +345,10 @@ static void discovery_decide(cluster_t *c)
         }
         break;
     case INC_ADOPT: /* a founder that missed the offer */
-        found_cluster(c, &first, 0);
+        found_cluster(c, &first, c->found_lifetime, 0);
         break;
     case INC_BOOTSTRAP:
-        found_cluster(c, &first, 1);
+        found_cluster(c, &first, inc_lifetime_id(&first), 1);
         break;
     case INC_RECOVER:
         if (!c->recover_logged) {
@@ -336,6 +367,7 @@ void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
 {
     if (ci->raft_id != 0) {
         cl_heard_id(c, peer, ci->raft_id);
+        cl_heard_lifetime(c, peer, ci->raft_id, ci->established ? ci->lifetime : 0);
     }
     if (c->raft != NULL && !c->joining && ci->established) {
         raft_members_t m;
@@ -360,6 +392,7 @@ void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci)
             return;
         }
         c->found = m;
+        c->found_lifetime = ci->lifetime;
         c->found_from = peer;
         c->found_leader = ci->leader != NULL && ci->leader[0] ? cl_slot_of_name(c, ci->leader) : -1;
     }
@@ -391,7 +424,7 @@ void cl_on_bootstrap_offer(cluster_t *c, int peer, const Hacache__BootstrapOffer
         hc_log(HC_LOG_INFO, "bootstrap offer declined", HC_LS("from", c->names[peer]));
         return;
     }
-    found_cluster(c, &m, 0);
+    found_cluster(c, &m, inc_lifetime_id(&m), 0);
 }
 
 /* ---- starting over ---- */
@@ -418,6 +451,7 @@ static int configuration_dead(cluster_t *c)
     }
     for (size_t h = 0; h < c->nhosts; h++) {
         v.hosts[h].id = (int)h == c->self ? c->ids[c->self] : c->answer_id[h];
+        v.hosts[h].other_lifetime = cl_other_lifetime_at(c, (int)h, c->lifetime);
     }
     return inc_majority_gone(&v);
 }
@@ -446,7 +480,9 @@ static void drop_raft(cluster_t *c)
         unlink(c->state_path);
         unlink(c->members_path);
         unlink(c->id_path);
+        unlink(c->lifetime_path);
     }
+    c->lifetime = 0;
     c->members_saved.n = 0;
     c->members_saved_epoch = 0;
     c->members_check = 0;
@@ -498,6 +534,18 @@ int cl_discovery_tick(cluster_t *c)
     if (c->raft != NULL && !c->closing && configuration_dead(c)) {
         start_over(c);
     }
+    if (c->raft != NULL && !c->discovering && !c->joining && !c->closing &&
+        cl_peers_know_incarnations(c)) {
+        raft_status_t st;
+        raft_status(c->raft, &st);
+        if (st.members_committed && !self_in(c, &st.members)) {
+            /* a joiner that restarted with its state, or a member that was removed: the leader
+             * adds only incarnations that ask (inc_host_t.joining) */
+            c->joining = 1;
+            hc_log(HC_LOG_INFO, "this node is not in the committed configuration: asking the "
+                                "leader to add it");
+        }
+    }
     if (!c->discovering && !c->joining) {
         return 0;
     }
@@ -511,13 +559,17 @@ int cl_discovery_tick(cluster_t *c)
         discovery_decide(c);
         return 1;
     }
-    if (self_in(c, raft_members(c->raft))) {
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    if (st.members_committed && self_in(c, &st.members)) {
+        /* a committed configuration holds me: an uncommitted addition may be lost with its
+         * leader, and a new leader adds only those that keep asking */
         c->joining = 0;
         hc_log(HC_LOG_INFO, "joined: this node is in the cluster configuration");
         return 1;
     }
-    /* ask the leader to add me */
-    int l = c->found_leader;
+    /* ask the leader to add me: the one raft follows, else the one discovery heard of */
+    int l = c->leader_idx >= 0 ? c->leader_idx : c->found_leader;
     if (l >= 0 && l != c->self && cl_link_up(c, l)) {
         Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
         Hacache__JoinRequest jr = HACACHE__JOIN_REQUEST__INIT;

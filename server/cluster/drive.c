@@ -54,7 +54,7 @@ static void send_raft_msg(cluster_t *c, const raft_message_t *m)
     }
     uint8_t *buf;
     size_t len;
-    if (hc_raft_msg_encode(m, &buf, &len) != 0) {
+    if (hc_raft_msg_encode(m, c->lifetime, &buf, &len) != 0) {
         return;
     }
     c->io.send(c->io.ud, peer, buf, len); /* best effort: raft retransmits */

@@ -61,8 +61,13 @@ void cl_on_peer_frame(cluster_t *c, int peer, const uint8_t *data, size_t len)
     case HACACHE__PEER_MESSAGE__BODY_RAFT: {
         hc_raft_msg_decoded_t d;
         if (hc_raft_msg_from_pb(pm->raft, &d) == 0) {
-            if (cl_peer_of_id(c, d.msg.from) == peer) {
+            if (d.lifetime != 0 && c->lifetime != 0 && d.lifetime != c->lifetime) {
+                /* another cluster lifetime (a rival founding, a survivor of a dead one): its
+                 * votes and entries must never mix with this one's */
+                cl_other_lifetime(c, peer, d.msg.from, d.lifetime);
+            } else if (cl_peer_of_id(c, d.msg.from) == peer) {
                 cl_heard_id(c, peer, d.msg.from);
+                cl_heard_lifetime(c, peer, d.msg.from, d.lifetime);
                 if (c->raft != NULL) {
                     raft_step(c->raft, cl_now(c), &d.msg);
                 }

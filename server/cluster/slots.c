@@ -70,6 +70,19 @@ int cl_peer_of_id(const cluster_t *c, uint64_t id)
     return -1;
 }
 
+void cl_heard_lifetime(cluster_t *c, int peer, uint64_t id, uint64_t lifetime)
+{
+    if (peer >= 0 && (size_t)peer < c->npeers && id != 0 && c->answer_id[peer] == id) {
+        c->answer_lifetime[peer] = lifetime;
+    }
+}
+
+int cl_other_lifetime_at(const cluster_t *c, int host, uint64_t lifetime)
+{
+    return host != c->self && lifetime != 0 && c->answer_lifetime[host] != 0 &&
+           c->answer_lifetime[host] != lifetime;
+}
+
 int cl_id_older(const cluster_t *c, int peer, uint64_t a, uint64_t b)
 {
     uint64_t legacy = hc_node_id_of(c->names[peer]);
@@ -119,6 +132,7 @@ void cl_heard_id(cluster_t *c, int peer, uint64_t id)
     }
     uint64_t before = c->answer_id[peer];
     c->answer_id[peer] = id;
+    c->answer_lifetime[peer] = 0; /* not known for this incarnation yet */
     c->ids[peer] = id;
     char hx[17], hb[17];
     hc_log(before != 0 ? HC_LOG_INFO : HC_LOG_DEBUG, "peer incarnation",

@@ -26,6 +26,7 @@ void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
     ts.t1 = t1;
     ts.raft_id = c->raft != NULL || c->fresh_ids ? c->ids[c->self] : 0;
     ts.commit = t1 != 0 ? c->commit_heard : 0;
+    ts.lifetime = c->lifetime;
     pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
     pm.time = &ts;
     cl_send_pm(c, peer, &pm);
@@ -51,6 +52,7 @@ void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts)
     uint64_t t2 = hc_wall_ms();
     if (ts->raft_id != 0) {
         cl_heard_id(c, peer, ts->raft_id);
+        cl_heard_lifetime(c, peer, ts->raft_id, ts->lifetime);
     }
     if (ts->t1 == 0) {
         cl_send_time(c, peer, ts->t0, t2 ? t2 : 1); /* a question: answer with my clock */

@@ -19,7 +19,7 @@ static void check_raft(const Hacache__RaftMessage *pb)
     }
     uint8_t *buf;
     size_t len;
-    if (hc_raft_msg_encode(&d.msg, &buf, &len) == 0) {
+    if (hc_raft_msg_encode(&d.msg, d.lifetime, &buf, &len) == 0) {
         hc_raft_msg_decoded_t d2;
         if (hc_raft_msg_decode(buf, len, &d2) != 0 || d2.msg.type != d.msg.type ||
             d2.msg.term != d.msg.term || d2.msg.from != d.msg.from ||

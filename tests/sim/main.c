@@ -123,6 +123,59 @@ static int run_stability(const sim_opts_t *base, uint64_t first, uint64_t seeds)
     return rc;
 }
 
+/* --incarnations: how often each fault of the mode happened, and in how many runs. */
+typedef struct fault_tally {
+    uint64_t count[7], runs[7];
+} fault_tally_t;
+
+static const char *const tally_names[7] = {"restart_empty", "replace_during_replace",
+                                           "majority_lost", "bootstrap_with_placeholder",
+                                           "start_overs",   "refounds",
+                                           "offers_adopted"};
+
+static void tally_add(fault_tally_t *t, const sim_result_t *r)
+{
+    const uint64_t v[7] = {r->restart_empty, r->replace_during_replace,
+                           r->majority_lost, r->bootstrap_with_placeholder,
+                           r->start_overs,   r->refounds,
+                           r->offers_adopted};
+    for (int i = 0; i < 7; i++) {
+        t->count[i] += v[i];
+        t->runs[i] += v[i] > 0;
+    }
+}
+
+static void tally_print(const fault_tally_t *t, const char *which, bool runs)
+{
+    printf("faults%s%s%s:", which ? " (" : "", which ? which : "", which ? ")" : "");
+    for (int i = 0; i < 7; i++) {
+        printf(" %s=%" PRIu64, tally_names[i], t->count[i]);
+        if (runs)
+            printf(" (%" PRIu64 " runs)", t->runs[i]);
+    }
+    printf("\n");
+}
+
+/* Failures by invariant (--keep-going). */
+typedef struct failure_tally {
+    char name[16][48];
+    uint64_t count[16];
+    int n;
+} failure_tally_t;
+
+static void failure_count(failure_tally_t *f, const char *invariant)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->name[i], invariant) == 0) {
+            f->count[i]++;
+            return;
+        }
+    if (f->n < 16) {
+        snprintf(f->name[f->n], sizeof f->name[0], "%s", invariant);
+        f->count[f->n++] = 1;
+    }
+}
+
 static uint64_t parse_u64(const char *s, const char *flag)
 {
     char *end;
@@ -226,6 +279,8 @@ int main(int argc, char **argv)
 
     sim_result_t total = {0};
     uint64_t runs_new_inc = 0, runs_replaced = 0;
+    fault_tally_t tally = {0};
+    failure_tally_t failed_by = {0};
     bool base_incarnations =
         o.incarnations || (o.bugs & (RAFT_BUG_SWAP_VOTERS | RAFT_BUG_JOIN_VOTES));
     for (uint64_t k = 0; k < seeds; k++) {
@@ -273,6 +328,7 @@ int main(int argc, char **argv)
             if (!keep_going)
                 return 1;
             failures++;
+            failure_count(&failed_by, r.invariant);
             continue;
         }
         total.vtime += r.vtime;
@@ -287,6 +343,7 @@ int main(int argc, char **argv)
         total.replacements += r.replacements;
         runs_new_inc += r.new_incarnations > 0;
         runs_replaced += r.replacements > 0;
+        tally_add(&tally, &r);
         if (one)
             printf("seed=%" PRIu64 " nodes=%d virtual=%.1fs events=%" PRIu64
                    " leader_changes=%" PRIu64 " committed=%" PRIu64 " acked=%" PRIu64
@@ -294,6 +351,11 @@ int main(int argc, char **argv)
                    "\n",
                    o.seed, r.nodes, (double)r.vtime / 1000.0, r.events, r.leader_changes,
                    r.committed, r.acked, r.reads_checked, r.resets, r.forfeits, r.trace_hash);
+        if (one && base_incarnations) {
+            fault_tally_t t1 = {0};
+            tally_add(&t1, &r);
+            tally_print(&t1, NULL, false);
+        }
     }
     if (expect) {
         printf("raft-sim: FAIL: no seed in %" PRIu64 "..%" PRIu64 " violated %s (%" PRIu64
@@ -302,20 +364,26 @@ int main(int argc, char **argv)
         return 1;
     }
     if (failures) {
-        printf("raft-sim: %" PRIu64 " of %" PRIu64 " seeds failed\n", failures, seeds);
-        return 1;
+        printf("raft-sim: %" PRIu64 " of %" PRIu64 " seeds failed:", failures, seeds);
+        for (int i = 0; i < failed_by.n; i++)
+            printf(" %s=%" PRIu64, failed_by.name[i], failed_by.count[i]);
+        printf("\n");
     }
     if (!one)
-        printf("raft-sim: %" PRIu64 " seeds ok (%" PRIu64 "..%" PRIu64 "): virtual time %.0f s, "
+        printf("raft-sim: %" PRIu64 " seeds %s (%" PRIu64 "..%" PRIu64 "): virtual time %.0f s, "
                "events %" PRIu64 ", leader changes %" PRIu64 ", entries committed %" PRIu64
                ", writes acked %" PRIu64 ", reads checked %" PRIu64 ", resets %" PRIu64
                " (forfeits %" PRIu64 ")\n",
-               seeds, first, first + seeds - 1, (double)total.vtime / 1000.0, total.events,
-               total.leader_changes, total.committed, total.acked, total.reads_checked,
-               total.resets, total.forfeits);
-    if (!one && base_incarnations)
+               seeds - failures, failures ? "passed" : "ok", first, first + seeds - 1,
+               (double)total.vtime / 1000.0, total.events, total.leader_changes, total.committed,
+               total.acked, total.reads_checked, total.resets, total.forfeits);
+    if (!one && base_incarnations) {
         printf("raft-sim: new incarnations %" PRIu64 " in %" PRIu64 " runs, replaced (removed "
                "by the policy) %" PRIu64 " in %" PRIu64 " runs\n",
                total.new_incarnations, runs_new_inc, total.replacements, runs_replaced);
+        tally_print(&tally, failures ? "of the runs that passed" : NULL, true);
+    }
+    if (failures)
+        return 1;
     return 0;
 }

@@ -10,9 +10,10 @@
 
 #include "raft.h"
 
-#define SIM_MAX_SLOTS   40 /* server ids 1..40, slot = id - 1; ids are never reused */
-#define SIM_MAX_SERVERS 5  /* members of a configuration, never more */
-#define SIM_MIN_VOTERS  3  /* membership faults never go below this */
+#define SIM_MAX_SLOTS   255 /* server ids 1..255, slot = id - 1; ids are never reused */
+#define SIM_CHURN_SLOTS 40  /* membership churn adds servers up to this many slots */
+#define SIM_MAX_SERVERS 5   /* members of a configuration, never more (also: hosts) */
+#define SIM_MIN_VOTERS  3   /* membership faults never go below this */
 #define SIM_CLIENTS     3
 #define SIM_RING        64      /* trace lines kept for failure output */
 #define SIM_CONVERGE_MS 60000   /* liveness: all live voters applied everything by then */
@@ -47,6 +48,8 @@ typedef enum {
     EV_STOP,        /* end of the run (stability scenario, fault phase without liveness) */
     EV_FLAKY,       /* stability scenario: toggle the flaky node's isolation */
     EV_STABILITY,   /* stability scenario: warm-up over, pick the flaky node */
+    EV_HOSTS,       /* --incarnations: the hosts' discovery / start-over tick */
+    EV_OFFER,       /* --incarnations: a bootstrap offer reaches node `slot` (a = founder host) */
 } sim_ev_type_t;
 
 typedef struct sim_event {
@@ -64,6 +67,7 @@ typedef struct sim_event {
 typedef struct sim_msg {
     raft_message_t m;
     raft_entry_t *entries;
+    uint64_t lifetime; /* --incarnations: the sender's cluster lifetime when sent, 0 none */
 } sim_msg_t;
 
 /* A snapshot in flight: the leader's state machine digest at `index`. */
@@ -73,6 +77,7 @@ typedef struct sim_snap {
     raft_term_t term;
     raft_members_t members;
     uint64_t chain;
+    int gen; /* generation (cluster lifetime) of the leader's state machine */
     uint32_t epoch;
 } sim_snap_t;
 
@@ -95,6 +100,24 @@ typedef struct sim_epoch {
     uint64_t acked;
 } sim_epoch_t;
 
+/* One cluster lifetime: the cluster founded by one bootstrap (the first one at t=0, or a
+ * re-founding by majority bootstrap after a majority of incarnations was gone). Terms, logs and
+ * state machines of different lifetimes have nothing in common: every invariant holds per
+ * generation, and no entry of one may ever show up in another. */
+typedef struct sim_gen {
+    uint64_t founding; /* hash of its first configuration entry (index 1, term 0) */
+    sim_epoch_t *ep;   /* epochs (escapes from a majority memory loss) of this lifetime */
+    uint32_t n_ep;
+    raft_id_t *term_leader; /* election safety: term -> leader id */
+    size_t term_leader_cap;
+} sim_gen_t;
+
+typedef struct sim_origin { /* a client write's content hash -> the generation it went into */
+    uint64_t dhash;
+    int gen;
+    bool used;
+} sim_origin_t;
+
 typedef struct sim_lmkey { /* log matching: (epoch, index, term) -> (content, prev term) */
     uint64_t epoch, index, term;
     uint64_t content;
@@ -111,6 +134,20 @@ typedef struct sim_node {
     bool amnesiac; /* running after RAFT_START_AMNESIA; the host replaces it */
     int host;      /* --incarnations: index of its host (HA_HOSTS entry), -1: none */
     bool dead_inc; /* --incarnations: a newer incarnation of its host answers; never restarts */
+    /* --incarnations, what the node glue knows (raft/incarnation.h's inputs): */
+    bool discovering; /* process up without raft yet: asks the hosts, joins / founds / waits */
+    bool joining;     /* started JOIN, its id not yet in its configuration */
+    bool has_state;   /* raft ran under this id: a restart keeps it (RAFT_START_RESTART) */
+    uint64_t discover_since;
+    raft_id_t heard[SIM_MAX_SERVERS];         /* incarnation last heard answering for each host */
+    uint64_t heard_lifetime[SIM_MAX_SERVERS]; /* ... and the cluster lifetime it runs in */
+    uint64_t last_frame[SIM_MAX_SERVERS];     /* when a raft message of that host last arrived */
+    uint8_t info[SIM_MAX_SERVERS]; /* last ClusterInfo per host: 0 none, 1 fresh, 2 established */
+    int found_from;                /* host whose established configuration it heard last */
+    raft_members_t found;          /* ... that configuration */
+    uint64_t found_lifetime;       /* ... and its cluster lifetime */
+    uint64_t lifetime; /* cluster lifetime it runs raft in (inc_lifetime_id), 0: none yet */
+    raft_members_t start_members; /* configuration it started raft with (founders persist it) */
     raft_id_t id;
     raft_t *r;
     uint64_t life; /* process starts of this slot */
@@ -128,7 +165,11 @@ typedef struct sim_node {
     raft_index_t sm_index;
     uint64_t sm_chain;
     /* checker, per segment (process life, or since the last reset) */
-    uint32_t epoch;
+    int gen;    /* cluster lifetime it belongs to (sim_gen_t), -1: not known yet (empty) */
+    bool sound; /* --incarnations: holds, or held since it started, every committed entry
+                   of its epoch (a life that started empty is not, until caught up) */
+    raft_term_t escape_term; /* term of the last escape vote request it received */
+    uint32_t epoch;          /* epoch of that generation */
     uint64_t resets;
     raft_index_t last_commit;
     raft_term_t leader_checked_term; /* leader completeness checked when it took office */
@@ -153,6 +194,7 @@ typedef struct sim_client {
     uint64_t uid;
     uint64_t invoked, deadline;
     raft_index_t need_index; /* read: max acked index when invoked */
+    int need_gen;            /* ... in this generation and epoch */
     uint32_t need_epoch;
     uint64_t op_gen;    /* stale client events are ignored */
     bool ok_after_heal; /* liveness: one write invoked after healing was acknowledged */
@@ -189,6 +231,15 @@ typedef struct sim_result {
     uint64_t forfeits;         /* voters that gave up a kept log (raft_status_t.forfeits) */
     uint64_t new_incarnations; /* --incarnations: restarts without state (fresh id) */
     uint64_t replacements;     /* ... dead incarnations removed by the policy */
+    /* --incarnations faults (the note's figures) */
+    uint64_t restart_empty;          /* a process restarted without state (any cause) */
+    uint64_t replace_during_replace; /* ... while another host's replacement was running */
+    uint64_t majority_lost;          /* a majority of the hosts restarted without state at once */
+    uint64_t bootstrap_with_placeholder; /* a founding with a placeholder voter */
+    uint64_t start_overs; /* members that found their configuration dead and started over */
+    uint64_t start_overs_postponed; /* ... not yet: out of ids in the fault phase */
+    uint64_t refounds;              /* clusters founded by majority bootstrap */
+    uint64_t offers_adopted;        /* bootstrap offers adopted (inc_accept_bootstrap) */
     int nodes;
 } sim_result_t;
 
@@ -218,6 +269,7 @@ struct sim {
     bool allow_amnesia;
     bool hosts_mode;             /* --incarnations (or a bug switch that needs it) */
     int answer[SIM_MAX_SERVERS]; /* slot of each host's current incarnation */
+    bool allow_majority_loss;    /* --incarnations: this run may lose a majority of incarnations */
     uint32_t inc_bugs;           /* INC_BUG_* */
     uint32_t compact_every;      /* compact when this many entries are applied past the base */
     bool healed;
@@ -228,10 +280,10 @@ struct sim {
     uint64_t next_uid, next_ctx;
 
     /* checker */
-    sim_epoch_t *ep;
-    uint32_t n_ep;
-    raft_id_t *term_leader; /* election safety: term -> leader id */
-    size_t term_leader_cap;
+    sim_gen_t *gen; /* cluster lifetimes, in founding order */
+    int n_gen;
+    sim_origin_t *origin; /* --incarnations: client writes -> generation */
+    size_t origin_cap, origin_n;
     sim_lmkey_t *lm;
     size_t lm_cap, lm_n;
     raft_term_t maj_term; /* stability: highest term among the healthy majority */
@@ -258,7 +310,12 @@ uint32_t sim_bug_flag(const char *name);
 /* check.c */
 void check_init(sim_t *s);
 void check_free(sim_t *s);
-sim_epoch_t *check_epoch(sim_t *s, uint32_t e);
+/* The generation founded with configuration `m` (its index-1 entry): a new one the first time. */
+int check_found(sim_t *s, const raft_members_t *m);
+/* The newest generation and its latest epoch (clients measure their reads against it). */
+sim_epoch_t *check_current(sim_t *s, int *gen, uint32_t *epoch);
+/* The epoch of slot's life, NULL while its generation is not known. */
+sim_epoch_t *check_node_epoch(sim_t *s, int slot);
 void check_after_event(sim_t *s, int slot);
 void check_apply(sim_t *s, int slot, const raft_entry_t *e);
 void check_snapshot_install(sim_t *s, int slot, const sim_snap_t *sn);
@@ -266,6 +323,7 @@ void check_reset(sim_t *s, int slot, raft_term_t term);
 void check_segment_start(sim_t *s, int slot);
 void check_read(sim_t *s, int slot, sim_client_t *c, const raft_read_t *rd);
 void check_ack(sim_t *s, sim_client_t *c);
+void check_message(sim_t *s, int slot, const raft_message_t *m); /* one `slot` sends */
 bool check_memory_majority(sim_t *s, int victim);
 bool check_memory_majority_of(const sim_t *s, const raft_members_t *m, int victim);
 void check_note_memory(sim_t *s);

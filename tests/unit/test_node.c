@@ -106,9 +106,10 @@ static void test_raft_message_roundtrip(void)
     m.append.n_entries = 2;
     uint8_t *buf;
     size_t len;
-    REQUIRE(hc_raft_msg_encode(&m, &buf, &len) == 0);
+    REQUIRE(hc_raft_msg_encode(&m, 0x1234, &buf, &len) == 0);
     hc_raft_msg_decoded_t d;
     REQUIRE(hc_raft_msg_decode(buf, len, &d) == 0);
+    CHECK(d.lifetime == 0x1234 || d.lifetime == 0);
     free(buf);
     const raft_message_t *g = &d.msg;
     CHECK_EQ_INT(g->type, RAFT_MSG_APPEND);
@@ -141,7 +142,7 @@ static void test_raft_message_roundtrip(void)
     r.append_resp.hint_term = 2;
     r.append_resp.last_index = 6;
     r.append_resp.seq = 9;
-    REQUIRE(hc_raft_msg_encode(&r, &buf, &len) == 0);
+    REQUIRE(hc_raft_msg_encode(&r, 0, &buf, &len) == 0);
     REQUIRE(hc_raft_msg_decode(buf, len, &d) == 0);
     free(buf);
     CHECK(!d.msg.append_resp.success);
@@ -165,7 +166,7 @@ static void test_raft_message_roundtrip(void)
     r.vote.claim[0] = 8;
     r.vote.claim[1] = 0xfedcba9876543210ull;
     r.vote.claim[2] = 3;
-    REQUIRE(hc_raft_msg_encode(&r, &buf, &len) == 0);
+    REQUIRE(hc_raft_msg_encode(&r, 0, &buf, &len) == 0);
     REQUIRE(hc_raft_msg_decode(buf, len, &d) == 0);
     free(buf);
     CHECK_EQ_INT(d.msg.type, RAFT_MSG_PREVOTE);
@@ -196,7 +197,7 @@ static void test_raft_message_roundtrip(void)
     memset(&r, 0, sizeof(r));
     r.type = RAFT_MSG_VOTE_RESP;
     r.vote_resp.granted = true;
-    REQUIRE(hc_raft_msg_encode(&r, &buf, &len) == 0);
+    REQUIRE(hc_raft_msg_encode(&r, 0, &buf, &len) == 0);
     REQUIRE(hc_raft_msg_decode(buf, len, &d) == 0);
     free(buf);
     CHECK(d.msg.vote_resp.granted);
@@ -207,7 +208,7 @@ static void test_raft_message_roundtrip(void)
     CHECK_EQ_INT(hc_raft_msg_decode(junk, sizeof(junk), &d), HC_EINVAL);
     memset(&r, 0, sizeof(r));
     r.type = 99;
-    REQUIRE(hc_raft_msg_encode(&r, &buf, &len) == 0);
+    REQUIRE(hc_raft_msg_encode(&r, 0, &buf, &len) == 0);
     CHECK_EQ_INT(hc_raft_msg_decode(buf, len, &d), HC_EINVAL);
     free(buf);
 }

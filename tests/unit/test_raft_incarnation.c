@@ -2,7 +2,8 @@
  * bootstrap / replace policy on its own, then driving the raft core through the dangerous
  * orders on the small in-test network of test_raft_net.h: a replaced incarnation's late
  * messages, a replacement racing a leader change, two incarnations of one host, a majority of
- * incarnations gone, and the one-entry swap the policy must never make. */
+ * incarnations gone and the hosts founding a new cluster (the start-over rule), and the
+ * one-entry swap the policy must never make. */
 #include "incarnation.h"
 #include "test_raft_net.h"
 
@@ -200,7 +201,17 @@ static void test_policy_bugs(void)
 /* ---- driving the core: node index i is raft id i + 1; host_of[i] its host ---- */
 
 static int host_of[NET_MAX];
-static int answering[3]; /* node index answering for each host, -1 none */
+static int answering[3];          /* node index answering for each host, -1 none */
+static bool discovering[NET_MAX]; /* process up without raft yet (a new incarnation) */
+
+/* The host of a member id: the node's, or the host a placeholder stands for (tag = host + 1). */
+static int32_t host_of_member(raft_id_t id)
+{
+    if (id >= 1 && id <= NET_MAX)
+        return host_of[id - 1];
+    uint16_t tag = inc_id_tag(id);
+    return tag >= 1 && tag <= 3 && id == inc_placeholder_id(tag) ? tag - 1 : -1;
+}
 
 static inc_view_t leader_view(net_t *net, int l)
 {
@@ -217,7 +228,7 @@ static inc_view_t leader_view(net_t *net, int l)
     v.committed = s.members_committed;
     for (uint32_t i = 0; i < s.members.n; i++) {
         raft_id_t id = s.members.m[i].id;
-        v.member_host[i] = id >= 1 && id <= NET_MAX ? host_of[id - 1] : -1;
+        v.member_host[i] = host_of_member(id);
         if (id == s.id) {
             v.caught_up[i] = true;
             continue;
@@ -255,8 +266,10 @@ static int drive(net_t *net, int rounds)
 static void net3(net_t *net)
 {
     net_init(net, 3);
-    for (int i = 0; i < NET_MAX; i++)
+    for (int i = 0; i < NET_MAX; i++) {
         host_of[i] = i < 3 ? i : -1;
+        discovering[i] = false;
+    }
     for (int h = 0; h < 3; h++)
         answering[h] = h;
 }
@@ -452,6 +465,217 @@ static void test_majority_of_incarnations_gone(void)
     net_free(&net);
 }
 
+/* ---- the start-over rule and majority bootstrap ---- */
+
+/* Host h's process (running raft or not) is replaced by a new incarnation, node index i, that
+ * runs no raft yet: it discovers. */
+static void restart_discovering(net_t *net, int h, int i)
+{
+    int old = answering[h];
+    if (old >= 0) {
+        net->down[old] = true;
+        discovering[old] = false;
+    }
+    host_of[i] = h;
+    answering[h] = i;
+    discovering[i] = true;
+    net->down[i] = true; /* no raft_t to tick or deliver to until it starts one */
+    net->n = i + 1 > net->n ? i + 1 : net->n;
+}
+
+/* Node i's own configuration, with the incarnation answering for each host as evidence. */
+static inc_view_t member_view(net_t *net, int i)
+{
+    inc_view_t v;
+    memset(&v, 0, sizeof v);
+    v.n_hosts = 3;
+    v.self = (uint32_t)host_of[i];
+    v.members = *raft_members(net->r[i]);
+    for (uint32_t k = 0; k < v.members.n; k++)
+        v.member_host[k] = host_of_member(v.members.m[k].id);
+    for (int h = 0; h < 3; h++)
+        v.hosts[h].id = answering[h] >= 0 ? (raft_id_t)answering[h] + 1 : 0;
+    return v;
+}
+
+/* What discovering node i hears from the hosts in `reach` (bit per host): who answers, who is
+ * established (runs raft; `offerer`, a founder whose offer arrived first, counts as fresh: the
+ * offer is its answer), and the configuration of an established one. */
+static inc_view_t discovery_view(net_t *net, int i, unsigned reach, int offerer)
+{
+    inc_view_t v;
+    memset(&v, 0, sizeof v);
+    v.n_hosts = 3;
+    v.self = (uint32_t)host_of[i];
+    for (int h = 0; h < 3; h++) {
+        int a = answering[h];
+        if (a < 0 || !((reach >> h) & 1) || (net->down[a] && !discovering[a]))
+            continue;
+        v.hosts[h].id = (raft_id_t)a + 1;
+        v.hosts[h].established = !discovering[a] && h != offerer;
+        if (v.hosts[h].established && v.members.n == 0) {
+            v.members = *raft_members(net->r[a]);
+            for (uint32_t k = 0; k < v.members.n; k++)
+                v.member_host[k] = host_of_member(v.members.m[k].id);
+        }
+    }
+    return v;
+}
+
+/* The discovering nodes decide; the founder bootstraps and its offer reaches the others in
+ * `reach`, which adopt it if the policy says so. Returns the founder's node index or -1. */
+static int found_round(net_t *net, unsigned reach, raft_members_t *first)
+{
+    int founder = -1;
+    for (int h = 0; h < 3 && founder < 0; h++) {
+        int i = answering[h];
+        if (i < 0 || !discovering[i] || !((reach >> h) & 1))
+            continue;
+        inc_view_t v = discovery_view(net, i, reach, -1);
+        inc_decision_t d = inc_decide_start(&v, NULL, first);
+        if (d == INC_BOOTSTRAP) {
+            founder = i;
+            discovering[i] = false;
+            net_start_node(net, i, RAFT_START_BOOTSTRAP, first);
+        } else {
+            CHECK_EQ_INT(d, INC_WAIT); /* nobody established: the lowest host coordinates */
+        }
+    }
+    if (founder < 0)
+        return -1;
+    /* the offers arrive together: each founder decides on what it heard before any adopted */
+    bool adopt[3] = {false, false, false};
+    for (int h = 0; h < 3; h++) {
+        int i = answering[h];
+        if (i < 0 || !discovering[i] || !((reach >> h) & 1))
+            continue;
+        inc_view_t v = discovery_view(net, i, reach, host_of[founder]);
+        adopt[h] = inc_accept_bootstrap(&v, (uint32_t)host_of[founder], first);
+    }
+    for (int h = 0; h < 3; h++)
+        if (adopt[h]) {
+            discovering[answering[h]] = false;
+            net_start_node(net, answering[h], RAFT_START_BOOTSTRAP, first);
+        }
+    return founder;
+}
+
+static bool applied_anywhere(net_t *net, int from, int to, const char *data)
+{
+    for (int i = from; i < to; i++)
+        if (!net->down[i] && net_has_applied(net, i, data))
+            return true;
+    return false;
+}
+
+static void test_majority_gone_hosts_found_a_new_cluster(void)
+{
+    net_t net;
+    int l = net3_with(&net, "old");
+    REQUIRE(l >= 0);
+    net_run(&net, NET_T);
+    CHECK(net_has_applied(&net, l, "old"));
+    int a = (l + 1) % 3, b = (l + 2) % 3;
+    /* two of three hosts restart without state at once: new incarnations 3 and 4 discover */
+    restart_discovering(&net, host_of[a], 3);
+    restart_discovering(&net, host_of[b], 4);
+    /* a new incarnation that hears the survivor waits: the configuration it reports is dead */
+    raft_members_t first;
+    inc_view_t dv = discovery_view(&net, 3, 7, -1);
+    CHECK(dv.hosts[host_of[l]].established);
+    CHECK_EQ_INT(inc_decide_start(&dv, NULL, &first), INC_RECOVER);
+    CHECK(!inc_accept_bootstrap(&dv, 0, &first));
+    /* the survivor sees the evidence: its configuration lost a majority, nobody can be elected
+     * in it, and it starts over as a new incarnation too (store cleared, fresh id) */
+    net_run(&net, 3 * NET_T);
+    CHECK(net_leader(&net) < 0);
+    inc_view_t mv = member_view(&net, l);
+    CHECK_EQ_INT(inc_voters_gone(&mv), 2);
+    CHECK(inc_majority_gone(&mv));
+    restart_discovering(&net, host_of[l], 5);
+    net_clear_applied(&net, l);
+    /* every host answers, none is established: host 0's incarnation founds with one voter per
+     * host, the others adopt its offer */
+    int founder = found_round(&net, 7, &first);
+    REQUIRE(founder >= 0);
+    CHECK_EQ_INT(host_of[founder], 0);
+    CHECK_EQ_INT(first.n, 3);
+    for (uint32_t k = 0; k < first.n; k++) {
+        CHECK(first.m[k].id >= 4 && first.m[k].id <= 6); /* the new incarnations only */
+        CHECK_EQ_INT(first.m[k].role, RAFT_VOTER);
+    }
+    for (int i = 3; i <= 5; i++)
+        CHECK(!discovering[i] && !net.down[i]);
+    /* a leader is elected among them and serves writes */
+    net_run(&net, 4 * NET_T);
+    int nl = net_leader(&net);
+    REQUIRE(nl >= 3);
+    CHECK_EQ_INT(net_propose(&net, nl, "new", NULL), 0);
+    net_run(&net, NET_T);
+    for (int i = 3; i <= 5; i++)
+        CHECK(net_has_applied(&net, i, "new"));
+    /* nothing of the old cluster: no node of the new one applied "old", and every log starts
+     * with the new founding configuration */
+    CHECK(!applied_anywhere(&net, 3, 6, "old"));
+    for (int i = 3; i <= 5; i++) {
+        raft_entry_t e;
+        raft_members_t m;
+        REQUIRE(raft_debug_entry(net.r[i], 1, &e) == 0);
+        CHECK_EQ_INT(e.type, RAFT_ENTRY_CONFIG);
+        CHECK(raft_members_decode(e.data, e.len, &m) == 0 && m.n == 3);
+        for (uint32_t k = 0; k < m.n; k++)
+            CHECK(m.m[k].id >= 4 && m.m[k].id <= 6);
+    }
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
+static void test_refound_with_placeholder(void)
+{
+    /* the same, but the survivor's host is cut off while the others found: a placeholder
+     * stands for it, and its new incarnation replaces the placeholder like a dead one */
+    net_t net;
+    int l = net3_with(&net, "old");
+    REQUIRE(l >= 0);
+    net_run(&net, NET_T);
+    int a = (l + 1) % 3, b = (l + 2) % 3;
+    restart_discovering(&net, host_of[a], 3);
+    restart_discovering(&net, host_of[b], 4);
+    net_isolate(&net, l, true);
+    unsigned reach = 7u & ~(1u << host_of[l]);
+    raft_members_t first;
+    int founder = found_round(&net, reach, &first);
+    REQUIRE(founder >= 0);
+    int ph = 0;
+    for (uint32_t k = 0; k < first.n; k++)
+        ph += first.m[k].id == inc_placeholder_id((uint16_t)(host_of[l] + 1));
+    CHECK_EQ_INT(ph, 1);
+    net_run(&net, 4 * NET_T);
+    int nl = net_leader(&net);
+    REQUIRE(nl == 3 || nl == 4);
+    CHECK_EQ_INT(net_propose(&net, nl, "new", NULL), 0);
+    net_run(&net, NET_T);
+    /* the survivor comes back, finds its configuration dead and starts over; its new
+     * incarnation hears the new cluster and joins it */
+    net_heal(&net);
+    inc_view_t mv = member_view(&net, l);
+    CHECK(inc_majority_gone(&mv));
+    restart_discovering(&net, host_of[l], 5);
+    inc_view_t dv = discovery_view(&net, 5, 7, -1);
+    raft_members_t heard;
+    CHECK_EQ_INT(inc_decide_start(&dv, NULL, &heard), INC_JOIN);
+    discovering[5] = false;
+    net_start_node(&net, 5, RAFT_START_JOIN, &dv.members);
+    drive(&net, 60);
+    nl = net_leader(&net);
+    REQUIRE(nl >= 3);
+    CHECK(voters_are(&net, nl, 4, 5, 6));
+    CHECK(net_has_applied(&net, 5, "new"));
+    CHECK(!applied_anywhere(&net, 3, 6, "old"));
+    CHECK(net_consistent(&net));
+    net_free(&net);
+}
+
 /* The one-entry swap {A, B, C1} -> {A, B, C2} that the policy never asks for: with the test
  * switches (raft-sim --bug swap-two-voters) the removal of C1 while C2 is a learner that has
  * not caught up becomes one configuration entry that changes two voters at once; without them
@@ -573,6 +797,8 @@ static hc_test_t tests[] = {
     {"replacement_races_leader_change", test_replacement_races_leader_change},
     {"two_incarnations_of_one_host", test_two_incarnations_of_one_host},
     {"majority_of_incarnations_gone", test_majority_of_incarnations_gone},
+    {"majority_gone_hosts_found_a_new_cluster", test_majority_gone_hosts_found_a_new_cluster},
+    {"refound_with_placeholder", test_refound_with_placeholder},
     {"swap_two_voters_bug", test_swap_two_voters_bug},
     {"adopt_join_order", test_adopt_join_order},
 };
