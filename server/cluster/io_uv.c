@@ -145,8 +145,15 @@ static int io_encode_bg(void *ud, int peer)
         return HC_EINTERNAL;
     }
     if (pid == 0) {
-        close(fds[0]);
-        encoder_child(b->c, fds[1]);
+        /* the child keeps only the pipe: no listening socket or peer connection outlives the
+         * parent because of it (a restarted node must be able to bind its ports at once) */
+        int w = fds[1] > 3 ? fds[1] : 3;
+        if (w != fds[1] && dup2(fds[1], w) < 0) {
+            _exit(1);
+        }
+        close_range(3, (unsigned)w - 1, 0);
+        close_range((unsigned)w + 1, ~0u, 0);
+        encoder_child(b->c, w);
     }
     close(fds[1]);
     e->b = b;
