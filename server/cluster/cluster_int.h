@@ -294,6 +294,8 @@ int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t
 void cl_discovery_begin(cluster_t *c);
 /* 1 when every connected peer speaks protocol 2 (raft ids): the incarnation rules apply. */
 int cl_peers_know_incarnations(const cluster_t *c);
+/* The raft id this node tells its peers (0: none yet). */
+uint64_t cl_announced_id(const cluster_t *c);
 void cl_send_info_req(cluster_t *c, int peer);
 void cl_send_cluster_info(cluster_t *c, int peer);
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);

@@ -116,17 +116,22 @@ void cl_discovery_begin(cluster_t *c)
     }
 }
 
-/* The id this node announces: its incarnation's, also while discovering with fresh ids. */
-static uint64_t announced_id(const cluster_t *c)
+uint64_t cl_announced_id(const cluster_t *c)
 {
-    return c->raft != NULL || c->fresh_ids ? c->ids[c->self] : 0;
+    if (c->raft != NULL) {
+        return c->ids[c->self];
+    }
+    /* discovering: the fresh id only if it will be used (every connected peer speaks 2); with a
+     * version 1 peer the node takes its legacy id, and an announced fresh id would make peers
+     * refuse the legacy one as an older incarnation */
+    return c->fresh_ids && cl_peers_know_incarnations(c) ? c->ids[c->self] : 0;
 }
 
 void cl_send_info_req(cluster_t *c, int peer)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
     Hacache__ClusterInfoRequest rq = HACACHE__CLUSTER_INFO_REQUEST__INIT;
-    rq.raft_id = announced_id(c);
+    rq.raft_id = cl_announced_id(c);
     pm.body_case = HACACHE__PEER_MESSAGE__BODY_INFO_REQ;
     pm.info_req = &rq;
     cl_send_pm(c, peer, &pm);
@@ -150,7 +155,7 @@ void cl_send_cluster_info(cluster_t *c, int peer)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
     Hacache__ClusterInfo ci = HACACHE__CLUSTER_INFO__INIT;
-    ci.raft_id = announced_id(c);
+    ci.raft_id = cl_announced_id(c);
     uint8_t buf[4 + RAFT_MAX_MEMBERS * 9];
     const raft_members_t *m = c->raft != NULL ? raft_members(c->raft) : NULL;
     if (m != NULL && (c->term > 0 || !legacy_first_config(c, m))) {

@@ -24,7 +24,7 @@ void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
     Hacache__TimeSync ts = HACACHE__TIME_SYNC__INIT;
     ts.t0 = t0;
     ts.t1 = t1;
-    ts.raft_id = c->raft != NULL || c->fresh_ids ? c->ids[c->self] : 0;
+    ts.raft_id = cl_announced_id(c);
     ts.commit = t1 != 0 ? c->commit_heard : 0;
     ts.lifetime = c->lifetime;
     pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
