@@ -79,6 +79,8 @@ struct link {
     uint64_t revoked_ms;         /* a reload no longer accepts the peer's credentials; 0 = no */
     uint8_t peer_key[TOKEN_KEY]; /* the accepted token key the peer's proof matched */
     char revoke_reason[200];
+
+    hc_admit_conn_t adm; /* accepted: pending in p->admit until authenticated */
 };
 
 struct slot {
@@ -133,7 +135,7 @@ struct hc_peers {
     uv_timer_t tick;
     uv_prepare_t flush;
     int listener_open;
-    int pending_full_logged;
+    hc_admit_t admit; /* inbound connections not authenticated yet: bounded, oldest evicted */
     char last_anon_refusal[320];
 
     /* credential reloads */

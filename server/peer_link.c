@@ -231,6 +231,7 @@ void peer__link_close(link_t *l, const char *reason, int refused)
     lstate_t was = l->state;
     l->state = L_CLOSING;
     l->closing_ms = uv_now(p->loop);
+    hc_admit_release(&p->admit, &l->adm);
     uv_read_stop((uv_stream_t *)&l->tcp);
     slot_t *s = l->slot >= 0 ? p->slots[l->slot] : NULL;
 
@@ -684,6 +685,7 @@ void peer__on_tick(uv_timer_t *t)
         } else if (l->state != L_UP) {
             if (now - l->created_ms > p->handshake_timeout_ms) {
                 int connecting = l->state == L_CONNECTING;
+                hc_admit_timed_out(&p->admit, &l->adm, now); /* counts an accepted one */
                 snprintf(reason, sizeof(reason), "%s not completed within %u ms",
                          connecting ? "connect" : "handshake", p->handshake_timeout_ms);
                 peer__link_close(l, reason, !connecting);
