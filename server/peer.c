@@ -489,7 +489,7 @@ int hc_peers_start(hc_peers_t *p)
             p->open++;
             rc = uv_tcp_bind(&p->listener, (struct sockaddr *)&ss, 0);
             if (rc == 0) {
-                rc = uv_listen((uv_stream_t *)&p->listener, 128, on_accept);
+                rc = uv_listen((uv_stream_t *)&p->listener, 511, on_accept);
             }
         }
     }
