@@ -191,36 +191,35 @@ uint64_t hc_admit_next_deadline(const hc_admit_t *a)
 
 /* ---- metrics ---- */
 
+/* One gauge family by listener and state: the open connections, or (limits) the caps. */
+static void render_states(const hc_admit_t *const *gates, size_t n, hc_buf_t *b, const char *name,
+                          const char *help, int limits)
+{
+    hc_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (size_t i = 0; i < n; i++) {
+        const hc_admit_t *g = gates[i];
+        if (g == NULL) {
+            continue;
+        }
+        if (g->lim.max_admitted > 0) { /* the peer port caps only its pending connections */
+            hc_buf_printf(b, "%s{listener=\"%s\",state=\"admitted\"} %u\n", name, g->name,
+                          (unsigned)(limits ? g->lim.max_admitted : g->n_admitted));
+        }
+        hc_buf_printf(b, "%s{listener=\"%s\",state=\"pending\"} %u\n", name, g->name,
+                      (unsigned)(limits ? g->lim.max_pending : g->n_pending));
+    }
+}
+
 void hc_admit_render_metrics(const hc_admit_t *const *gates, size_t n, hc_buf_t *b)
 {
-    hc_buf_puts(b, "# HELP hacache_connections Open connections by listener; pending = not "
-                   "authenticated yet (RESP AUTH, a first complete HTTP request, the peer "
-                   "handshake).\n# TYPE hacache_connections gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        if (gates[i] == NULL) {
-            continue;
-        }
-        if (gates[i]->lim.max_admitted > 0) {
-            hc_buf_printf(b, "hacache_connections{listener=\"%s\",state=\"admitted\"} %u\n",
-                          gates[i]->name, (unsigned)gates[i]->n_admitted);
-        }
-        hc_buf_printf(b, "hacache_connections{listener=\"%s\",state=\"pending\"} %u\n",
-                      gates[i]->name, (unsigned)gates[i]->n_pending);
-    }
-    hc_buf_puts(b, "# HELP hacache_connections_limit Connection limits in force (after fitting "
-                   "CACHE_MAX_CLIENTS and CACHE_UNAUTH_MAX into the file limit).\n"
-                   "# TYPE hacache_connections_limit gauge\n");
-    for (size_t i = 0; i < n; i++) {
-        if (gates[i] == NULL) {
-            continue;
-        }
-        if (gates[i]->lim.max_admitted > 0) {
-            hc_buf_printf(b, "hacache_connections_limit{listener=\"%s\",state=\"admitted\"} %u\n",
-                          gates[i]->name, (unsigned)gates[i]->lim.max_admitted);
-        }
-        hc_buf_printf(b, "hacache_connections_limit{listener=\"%s\",state=\"pending\"} %u\n",
-                      gates[i]->name, (unsigned)gates[i]->lim.max_pending);
-    }
+    render_states(gates, n, b, "hacache_connections",
+                  "Open connections by listener; pending = not authenticated yet (RESP AUTH, a "
+                  "first complete HTTP request, the peer handshake).",
+                  0);
+    render_states(gates, n, b, "hacache_connections_limit",
+                  "Connection limits in force (after fitting CACHE_MAX_CLIENTS and "
+                  "CACHE_UNAUTH_MAX into the file limit).",
+                  1);
     hc_buf_puts(b, "# HELP hacache_connections_refused_total Connections refused or closed by a "
                    "connection limit.\n# TYPE hacache_connections_refused_total counter\n");
     for (size_t i = 0; i < n; i++) {
