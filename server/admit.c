@@ -120,6 +120,8 @@ void hc_admit_refuse(hc_admit_t *a, hc_admit_reason_t why, uint64_t now_ms)
            HC_LS("listener", a->name), HC_LS("reason", reason_labels[why]),
            HC_LU("admitted", a->n_admitted), HC_LU("max_admitted", a->lim.max_admitted),
            HC_LU("pending", a->n_pending), HC_LU("max_pending", a->lim.max_pending),
+           HC_LU(a->pool != NULL ? "clients" : NULL, a->pool != NULL ? a->pool->used : 0),
+           HC_LU(a->pool != NULL ? "max_clients" : NULL, a->pool != NULL ? a->pool->cap : 0),
            HC_LU("not_logged_since_last_line", a->log_quiet));
     a->log_quiet = 0;
     a->log_next_ms = now_ms + LOG_INTERVAL_MS;
