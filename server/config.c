@@ -262,6 +262,50 @@ static const knob_t knobs[] = {
      .def = "1MiB",
      .metavar = "SIZE",
      .help = "largest value (at most 512MiB); larger requests get HTTP 413"},
+    {.env = "CACHE_MAX_CLIENTS",
+     .flag = "max-clients",
+     .type = K_COUNT,
+     .off = F(max_clients),
+     .min = 1,
+     .max = 1000000,
+     .def = "10000",
+     .metavar = "N",
+     .help = "client connections (HTTP and RESP together; each keeps an eighth for itself) "
+             "admitted at once; lowered at start to fit the file limit; over it new ones are "
+             "refused (RESP -ERR max number of clients reached, HTTP 503 except /healthz and "
+             "/readyz)"},
+    {.env = "CACHE_UNAUTH_MAX",
+     .flag = "unauth-max",
+     .type = K_COUNT,
+     .off = F(unauth_max),
+     .min = 1,
+     .max = 100000,
+     .def = "128",
+     .metavar = "N",
+     .help = "per listener (HTTP, RESP, peer port): connections not authenticated yet (no AUTH, "
+             "no complete HTTP request, no peer handshake); beyond it the oldest is closed"},
+    {.env = "CACHE_UNAUTH_TIMEOUT_MS",
+     .flag = "unauth-timeout-ms",
+     .type = K_MS,
+     .off = F(unauth_timeout_ms),
+     .min = 10,
+     .max = 600000,
+     .def = "5000",
+     .metavar = "MS",
+     .help = "a new connection must authenticate (RESP AUTH, peer handshake) or send a complete "
+             "HTTP request within this time; also the bound for every HTTP request's headers "
+             "and body, and for an idle HTTP keep-alive connection"},
+    {.env = "CACHE_RESP_IDLE_TIMEOUT_MS",
+     .flag = "resp-idle-timeout-ms",
+     .type = K_MS,
+     .off = F(resp_idle_timeout_ms),
+     .min = 0,
+     .max = 86400000,
+     .def = "0",
+     .def_text = "0 (never)",
+     .metavar = "MS",
+     .help = "close an authenticated RESP connection idle this long (Redis timeout); 0 keeps "
+             "idle clients, as pools expect"},
 
     /* timing */
     {.env = "CACHE_HEARTBEAT_MS",

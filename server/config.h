@@ -58,6 +58,12 @@ typedef struct hc_config {
     uint64_t max_key_size;   /* CACHE_MAX_KEY_SIZE bytes */
     uint64_t max_value_size; /* CACHE_MAX_VALUE_SIZE bytes */
 
+    /* connection limits (hacached lowers max_clients and unauth_max to fit its file limit) */
+    uint32_t max_clients;          /* CACHE_MAX_CLIENTS: admitted HTTP + RESP connections */
+    uint32_t unauth_max;           /* CACHE_UNAUTH_MAX: unauthenticated ones, per listener */
+    uint32_t unauth_timeout_ms;    /* CACHE_UNAUTH_TIMEOUT_MS: time to authenticate */
+    uint32_t resp_idle_timeout_ms; /* CACHE_RESP_IDLE_TIMEOUT_MS: 0 = idle clients are kept */
+
     uint32_t heartbeat_ms;         /* CACHE_HEARTBEAT_MS */
     uint32_t election_timeout_ms;  /* CACHE_ELECTION_TIMEOUT_MS */
     uint32_t quorum_loss_grace_ms; /* CACHE_QUORUM_LOSS_GRACE_MS (default = election timeout) */

@@ -4,7 +4,16 @@
  * that percent-encoded binary keys (including %2F) survive untouched. Request bodies are bounded
  * by h2o's max_request_entity_size (= CACHE_MAX_VALUE_SIZE) before they are buffered, keys by
  * CACHE_MAX_KEY_SIZE before they are decoded. Every response body is built in a growable buffer
- * and handed to h2o_send_inline, which copies it into the request's pool. */
+ * and handed to h2o_send_inline, which copies it into the request's pool.
+ *
+ * Connection limits (admit.h): a connection is pending from accept until h2o hands us its first
+ * complete request, then admitted if the listener's share of CACHE_MAX_CLIENTS has room. The
+ * pending pool is bounded (the oldest pending connection is closed to make room) and timed
+ * (CACHE_UNAUTH_TIMEOUT_MS, which is also h2o's per-request read timeout), so idle or slow
+ * connections cannot lock new clients out. A connection that cannot be admitted still gets
+ * /healthz and /readyz answered (the kubelet's probes open new connections), 503 for anything
+ * else, and is closed after the answer. Connections are closed from outside h2o with
+ * shutdown(2): h2o sees the end of the stream and closes the socket itself. */
 #include "http.h"
 
 #include <inttypes.h>
@@ -16,8 +25,10 @@
 #include <h2o.h>
 #include <h2o/http2.h>
 
+#include "admit.h"
 #include "drain.h"
 #include "log.h"
+#include "peer.h"
 #include "util.h"
 
 typedef struct {
@@ -32,6 +43,7 @@ typedef struct conn {
     h2o_socket_t *sock;
     int read_shut;            /* shutdown(SHUT_RD) done during drain */
     struct conn *prev, *next; /* hc_http.conns */
+    hc_admit_conn_t adm;      /* pending until its first complete request */
 } conn_t;
 
 struct hc_http {
@@ -52,6 +64,10 @@ struct hc_http {
     int shutting_down;
     hc_drain_t drain;
     hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
+    hc_admit_t *admit; /* borrowed: this listener's connection limits */
+    const hc_admit_t *admit_resp;
+    hc_admit_timer_t admit_timer;
+    int admit_timer_open;
 };
 
 /* ---- responses ---- */
@@ -865,6 +881,10 @@ static void handle_metrics(call_t *call)
                   "# HELP hacache_http_connections Open HTTP connections.\n"
                   "# TYPE hacache_http_connections gauge\nhacache_http_connections %zu\n",
                   call->http->nconns);
+    struct hc_peers *peers = hc_node_peers(call->http->node);
+    const hc_admit_t *gates[] = {call->http->admit, call->http->admit_resp,
+                                 peers != NULL ? hc_peers_admit(peers) : NULL};
+    hc_admit_render_metrics(gates, sizeof(gates) / sizeof(gates[0]), &b);
     if (b.failed) {
         send_error(call, 500, "internal", "out of memory");
     } else {
@@ -1033,6 +1053,22 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
     }
 }
 
+/* Admits the connection of req when this is its first complete request. 1: admitted (or not
+ * ours to tell); 0: no room, or the connection was already closed by a limit. */
+static int admit_request(struct hc_http *h, h2o_req_t *req)
+{
+    h2o_socket_t *sock = NULL;
+    if (req->conn->callbacks->get_socket != NULL) {
+        sock = req->conn->callbacks->get_socket(req->conn);
+    }
+    conn_t *c = sock != NULL ? sock->on_close.data : NULL;
+    if (c == NULL || c->adm.state == HC_ADMIT_ADMITTED) {
+        return 1;
+    }
+    return c->adm.state == HC_ADMIT_PENDING &&
+           hc_admit_admit(h->admit, &c->adm, uv_now(h->loop)) == 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct hc_http *h = ((api_handler_t *)self)->http;
@@ -1055,6 +1091,17 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (req->query_at != SIZE_MAX) {
         q.base = req->path.base + req->query_at + 1;
         q.len = req->path.len - req->query_at - 1;
+    }
+    if (!admit_request(h, req)) {
+        /* over the limit: probes are answered, the rest refused; either way the connection
+         * closes after this answer (HTTP/1.1; HTTP/2 ones stay pending until their deadline) */
+        req->http1_is_persistent = 0;
+        if (!h2o_memis(path, plen, H2O_STRLIT("/healthz")) &&
+            !h2o_memis(path, plen, H2O_STRLIT("/readyz"))) {
+            hc_admit_refuse(h->admit, HC_ADMIT_MAX_CLIENTS, uv_now(h->loop));
+            send_error(call, 503, "max_clients", "max number of clients reached");
+            return 0;
+        }
     }
 
     int is_get = method_is(req, "GET") || method_is(req, "HEAD");
@@ -1123,9 +1170,32 @@ void hc_http_drop_creds(hc_http_t *h)
 
 /* ---- connections ---- */
 
+/* Makes h2o close c: it sees the end of the stream (or a failed write) and closes the socket. */
+static void force_close(conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp) && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        shutdown(fd, SHUT_RDWR);
+    }
+}
+
+static conn_t *conn_of_admit(hc_admit_conn_t *a)
+{
+    return (conn_t *)(void *)((char *)a - offsetof(conn_t, adm));
+}
+
+/* A pending connection timed out (no complete request in time). */
+static void on_admit_expired(void *ud, hc_admit_conn_t *a)
+{
+    struct hc_http *h = ud;
+    hc_admit_timed_out(h->admit, a, uv_now(h->loop));
+    force_close(conn_of_admit(a));
+}
+
 static void on_conn_closed(uv_handle_t *handle)
 {
     conn_t *c = (conn_t *)handle;
+    hc_admit_release(c->http->admit, &c->adm);
     if (c->prev) {
         c->prev->next = c->next;
     } else if (c->http->conns == c) {
@@ -1189,6 +1259,12 @@ static void on_accept(uv_stream_t *listener, int status)
     /* the context of the moment: a credential reload swaps it for later connections */
     h->accept_ctx.ssl_ctx = h->tls != NULL ? hc_http_tls_ctx(h->tls) : NULL;
     c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
+    c->sock->on_close.data = c; /* unused by h2o on server sockets: how on_req finds c */
+    hc_admit_conn_t *evicted = hc_admit_add_pending(h->admit, &c->adm, uv_now(h->loop));
+    if (evicted != NULL) {
+        force_close(conn_of_admit(evicted));
+    }
+    hc_admit_timer_arm(&h->admit_timer);
     h2o_accept(&h->accept_ctx, c->sock);
 }
 
@@ -1207,11 +1283,22 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
     h->tls = o->tls;
     h->metrics = o->metrics;
     h->creds = o->creds;
+    h->admit = o->admit;
+    h->admit_resp = o->admit_resp;
+    hc_admit_timer_init(&h->admit_timer, loop, h->admit, on_admit_expired, h);
+    h->admit_timer_open = 1;
 
     h2o_config_init(&h->config);
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("hacache"));
     /* Bodies above the value limit are refused by h2o (413) before they are buffered. */
     h->config.max_request_entity_size = cfg->max_value_size;
+    /* Slow clients: h2o 2.2.5 closes an HTTP/1.1 connection whose request (headers and body)
+     * is not complete this long after it started waiting for it (which includes an idle
+     * keep-alive wait), an HTTP/2 one idle this long without an open stream, and a TLS
+     * handshake not done in time. */
+    h->config.http1.req_timeout = cfg->unauth_timeout_ms;
+    h->config.http2.idle_timeout = cfg->unauth_timeout_ms;
+    h->config.handshake_timeout = cfg->unauth_timeout_ms;
     h2o_hostconf_t *host =
         h2o_config_register_host(&h->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
@@ -1301,6 +1388,10 @@ void hc_http_close(hc_http_t *h)
         h->listener_open = 0;
     }
     hc_drain_close(&h->drain);
+    if (h->admit_timer_open) {
+        hc_admit_timer_close(&h->admit_timer);
+        h->admit_timer_open = 0;
+    }
     if (h->ctx_inited && h->nconns == 0) {
         /* request_shutdown armed HTTP/2's forced-close timer even with no HTTP/2 connection */
         if (h2o_timeout_is_linked(&h->ctx.http2._graceful_shutdown_timeout)) {

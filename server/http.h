@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include "admit.h"
 #include "auth.h"
 #include "config.h"
 #include "creds.h"
@@ -26,11 +27,17 @@ typedef struct {
      * reload metrics; NULL when no watcher runs (the admin call then reloads only the HTTP
      * certificate) */
     hc_creds_t *creds;
+    /* Connection limits (required): a connection is pending until its first complete request,
+     * then admitted if there is room; one that is not gets 503 (max_clients) for everything but
+     * /healthz and /readyz, and is closed after the answer. */
+    hc_admit_t *admit;
+    const hc_admit_t *admit_resp; /* rendered by /metrics too; NULL without RESP */
 } hc_http_opts_t;
 
-/* Binds CACHE_HTTP_ADDR and starts serving on `loop`. 0, or HC_ENOMEM / HC_EUNAVAILABLE (bind or
- * listen failed) / HC_EINVAL (unresolvable address) after logging one line with the reason; when
- * *out is set on error, close and free it as usual. */
+/* Binds CACHE_HTTP_ADDR and starts serving on `loop`. Every request's headers and body (and an
+ * idle keep-alive connection's next request) must arrive within CACHE_UNAUTH_TIMEOUT_MS. 0, or
+ * HC_ENOMEM / HC_EUNAVAILABLE (bind or listen failed) / HC_EINVAL (unresolvable address) after
+ * logging one line with the reason; when *out is set on error, close and free it as usual. */
 int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *opts, hc_http_t **out);
 
 /* Stops accepting, lets in-flight requests finish and asks keep-alive connections to close

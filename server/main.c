@@ -4,12 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <uv.h>
 
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "admit.h"
 #include "auth.h"
 #include "config.h"
 #include "creds.h"
@@ -30,6 +32,9 @@ typedef struct {
     hc_metrics_t metrics;
     hc_auth_t *auth;
     hc_http_tls_t *http_tls;
+    /* connection limits of the API listeners: HTTP and RESP share CACHE_MAX_CLIENTS */
+    hc_admit_pool_t clients;
+    hc_admit_t http_admit, resp_admit;
     hc_http_t *http;
     hc_resp_t *resp;   /* CACHE_RESP_ADDR listener, or NULL */
     int draining;      /* API adapters still draining */
@@ -176,12 +181,82 @@ static int start_adapters(daemon_t *d)
                          .auth = d->auth,
                          .tls = d->http_tls,
                          .metrics = &d->metrics,
-                         .creds = d->creds};
+                         .creds = d->creds,
+                         .admit = &d->http_admit,
+                         .admit_resp = d->cfg.resp_addr != NULL ? &d->resp_admit : NULL};
     rv = hc_http_start(&d->loop, &ho, &d->http);
     if (rv == 0 && d->cfg.resp_addr != NULL) {
-        rv = hc_resp_start(&d->loop, &d->cfg, d->node, d->auth, &d->metrics, &d->resp);
+        rv = hc_resp_start(&d->loop, &d->cfg, d->node, d->auth, &d->metrics, &d->resp_admit,
+                           &d->resp);
     }
     return rv;
+}
+
+/* Raises the soft file limit to the hard one (hacached only: an embedded node leaves its
+ * process's limits alone) and returns the soft limit in force. */
+static uint64_t raise_file_limit(void)
+{
+    const uint64_t infinite = 1u << 20; /* what Linux allows at most by default (nr_open) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        hc_log(HC_LOG_WARN, "cannot read the file descriptor limit, assuming 1024");
+        return 1024;
+    }
+    uint64_t was = rl.rlim_cur == RLIM_INFINITY ? infinite : (uint64_t)rl.rlim_cur;
+    uint64_t hard = rl.rlim_max == RLIM_INFINITY ? infinite : (uint64_t)rl.rlim_max;
+    uint64_t now = was;
+    if (was < hard) {
+        struct rlimit want = rl;
+        want.rlim_cur = (rlim_t)hard;
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0) {
+            now = hard;
+        } else {
+            hc_log(HC_LOG_WARN, "cannot raise the file descriptor limit", HC_LU("soft", was),
+                   HC_LU("hard", hard));
+        }
+    }
+    hc_log(HC_LOG_INFO, "file descriptor limit", HC_LU("soft", now), HC_LU("hard", hard),
+           HC_LU("soft_at_start", was));
+    return now;
+}
+
+/* Fits CACHE_MAX_CLIENTS and CACHE_UNAUTH_MAX into the file limit (the lowered values go back
+ * into the configuration, so the peer layer sees them too) and sets up the API gates. */
+static void plan_connections(daemon_t *d, uint64_t nofile)
+{
+    hc_admit_plan_in_t in = {
+        .nofile = nofile,
+        .max_clients = d->cfg.max_clients,
+        .unauth_max = d->cfg.unauth_max,
+        .resp = d->cfg.resp_addr != NULL,
+        .peers = d->cfg.ha_mode && d->cfg.hosts.n > 0 ? (uint32_t)d->cfg.hosts.n - 1 : 0};
+    hc_admit_plan_t plan;
+    hc_admit_plan(&in, &plan);
+    if (plan.max_clients < d->cfg.max_clients || plan.unauth_max < d->cfg.unauth_max) {
+        hc_log(HC_LOG_WARN, "connection limits lowered to fit the file descriptor limit",
+               HC_LU("CACHE_MAX_CLIENTS", d->cfg.max_clients),
+               HC_LU("max_clients", plan.max_clients), HC_LU("CACHE_UNAUTH_MAX", d->cfg.unauth_max),
+               HC_LU("unauth_max", plan.unauth_max), HC_LU("nofile", nofile));
+    }
+    d->cfg.max_clients = plan.max_clients;
+    d->cfg.unauth_max = plan.unauth_max;
+    d->clients.cap = plan.max_clients;
+    d->clients.used = 0;
+    hc_admit_limits_t http = {.max_admitted = plan.http_max,
+                              .max_pending = plan.unauth_max,
+                              .pending_timeout_ms = d->cfg.unauth_timeout_ms};
+    hc_admit_limits_t resp = {.max_admitted = plan.resp_max,
+                              .max_pending = plan.unauth_max,
+                              .pending_timeout_ms = d->cfg.unauth_timeout_ms,
+                              .idle_timeout_ms = d->cfg.resp_idle_timeout_ms};
+    hc_admit_init(&d->http_admit, "http", &http, &d->clients);
+    hc_admit_init(&d->resp_admit, "resp", &resp, &d->clients);
+    hc_log(HC_LOG_INFO, "connection limits", HC_LU("max_clients", plan.max_clients),
+           HC_LU("http_max", plan.http_max), HC_LU("resp_max", plan.resp_max),
+           HC_LU("unauth_max_per_listener", plan.unauth_max),
+           HC_LU("unauth_timeout_ms", d->cfg.unauth_timeout_ms),
+           HC_LU("resp_idle_timeout_ms", d->cfg.resp_idle_timeout_ms),
+           HC_LU("reserved_fds", plan.reserve));
 }
 
 static int start_signal(daemon_t *d, uv_signal_t *s, int signum)
@@ -236,6 +311,8 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+
+    plan_connections(&d, raise_file_limit());
 
     int exit_code = 0;
     uv_loop_init(&d.loop);

@@ -14,7 +14,6 @@
 #include "log.h"
 #include "util.h"
 
-#define MAX_PENDING_INBOUND 64 /* inbound connections not yet authenticated */
 /* Credential reloads (see peer.h, "Replacement"). */
 #define REDIAL_ASK_MS       1000  /* how often the higher-named side repeats its request */
 #define REVOKE_GRACE_MS     3000  /* a link whose peer lost its credentials closes this late */
@@ -98,22 +97,13 @@ static void on_accept(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&l->tcp, peer__link_handle_closed);
         return;
     }
-    /* unauthenticated connections hold buffers: bound how many may exist at once */
-    int pending = 0;
-    for (link_t *o = p->links; o != NULL; o = o->next) {
-        pending += !o->dialer && o->state < L_UP;
+    /* unauthenticated connections hold buffers: bound how many may exist at once, closing the
+     * oldest for a new one (refusing new ones would let a flood lock a restarted peer out) */
+    hc_admit_conn_t *evicted = hc_admit_add_pending(&p->admit, &l->adm, uv_now(p->loop));
+    if (evicted != NULL) {
+        link_t *old = (link_t *)(void *)((char *)evicted - offsetof(link_t, adm));
+        peer__link_close(old, "too many unauthenticated connections (CACHE_UNAUTH_MAX)", 0);
     }
-    if (pending > MAX_PENDING_INBOUND) {
-        if (!p->pending_full_logged) {
-            hc_log(HC_LOG_WARN, "too many unauthenticated peer connections, refusing new ones",
-                   HC_LI("limit", MAX_PENDING_INBOUND));
-            p->pending_full_logged = 1;
-        }
-        l->state = L_CLOSING;
-        uv_close((uv_handle_t *)&l->tcp, peer__link_handle_closed);
-        return;
-    }
-    p->pending_full_logged = 0;
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
@@ -416,7 +406,12 @@ int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
     p->max_queue = o->max_queue ? o->max_queue : HC_PEER_DEFAULT_MAX_QUEUE;
     p->keepalive_ms = o->keepalive_ms ? o->keepalive_ms : 1000;
     p->dead_timeout_ms = o->dead_timeout_ms ? o->dead_timeout_ms : 5000;
-    p->handshake_timeout_ms = o->handshake_timeout_ms ? o->handshake_timeout_ms : 5000;
+    p->handshake_timeout_ms = o->handshake_timeout_ms  ? o->handshake_timeout_ms
+                              : cfg->unauth_timeout_ms ? cfg->unauth_timeout_ms
+                                                       : 5000;
+    hc_admit_limits_t lim = {.max_pending = cfg->unauth_max ? cfg->unauth_max : 128,
+                             .pending_timeout_ms = p->handshake_timeout_ms};
+    hc_admit_init(&p->admit, "peer", &lim, NULL);
     p->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 50;
     p->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 5000;
     randombytes_buf(&p->incarnation, sizeof(p->incarnation));
@@ -494,7 +489,7 @@ int hc_peers_start(hc_peers_t *p)
             p->open++;
             rc = uv_tcp_bind(&p->listener, (struct sockaddr *)&ss, 0);
             if (rc == 0) {
-                rc = uv_listen((uv_stream_t *)&p->listener, 128, on_accept);
+                rc = uv_listen((uv_stream_t *)&p->listener, 511, on_accept);
             }
         }
     }
@@ -707,4 +702,9 @@ void hc_peers_close(hc_peers_t *p, void (*cb)(void *ud), void *ud)
     uv_close((uv_handle_t *)&p->tick, on_handle_closed);
     uv_close((uv_handle_t *)&p->replace_timer, on_handle_closed);
     uv_close((uv_handle_t *)&p->flush, on_handle_closed);
+}
+
+const hc_admit_t *hc_peers_admit(const hc_peers_t *p)
+{
+    return &p->admit;
 }

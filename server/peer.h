@@ -35,8 +35,10 @@
  * unexpected handshake frame, or no handshake within the handshake timeout.
  * The negotiated protocol version is min(my max, peer's max). Under TLS the acceptor also checks
  * that the dialer's client certificate names (SAN) the host its Hello claims, or
- * CACHE_TLS_CLIENT_VALIDATE_DOMAIN when set, so a node cannot speak for another. At most 64
- * inbound connections may be unauthenticated at once.
+ * CACHE_TLS_CLIENT_VALIDATE_DOMAIN when set, so a node cannot speak for another. At most
+ * CACHE_UNAUTH_MAX inbound connections may be unauthenticated at once: a new one closes the
+ * oldest (so a flood of idle connections cannot lock a restarted peer out), each one counted
+ * in hacache_connections_refused_total{listener="peer"} with a rate-limited log line.
  *
  * Frames: see frame.h (4-byte big-endian payload length, 1-byte type, payload). Before a link is
  * authenticated only handshake frames of at most HC_PEER_HANDSHAKE_MAX bytes are accepted; after,
@@ -60,6 +62,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "config.h"
 #include "frame.h"
 #include "tls.h"
@@ -96,7 +99,7 @@ typedef struct {
     size_t max_queue;                        /* per link, bytes, HC_PEER_DEFAULT_MAX_QUEUE */
     uint32_t keepalive_ms;                   /* PING interval, 1000 */
     uint32_t dead_timeout_ms;                /* close a silent link, 5000 */
-    uint32_t handshake_timeout_ms;           /* TCP+TLS+Hello+Auth, 5000 */
+    uint32_t handshake_timeout_ms;           /* TCP+TLS+Hello+Auth, CACHE_UNAUTH_TIMEOUT_MS */
     uint32_t backoff_min_ms, backoff_max_ms; /* 50, 5000 */
 } hc_peers_opts_t;
 
@@ -165,6 +168,9 @@ typedef struct {
     uint64_t stale;          /* active links still waiting for their replacement */
 } hc_peers_reload_stats_t;
 void hc_peers_reload_stats(const hc_peers_t *p, hc_peers_reload_stats_t *out);
+
+/* The peer port's connection limits and counters (for /metrics). */
+const hc_admit_t *hc_peers_admit(const hc_peers_t *p);
 
 /* Closes every handle and connection. No owner callback runs after this call except `cb`,
  * which runs once everything is closed; p is freed right after cb returns. */

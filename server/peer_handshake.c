@@ -279,6 +279,7 @@ static void link_up(link_t *l)
     hc_peers_t *p = l->p;
     slot_t *s = p->slots[l->slot];
     l->state = L_UP;
+    hc_admit_release(&p->admit, &l->adm);
     if (s->dial_link == l) {
         s->dial_link = NULL;
     }

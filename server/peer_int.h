@@ -5,8 +5,9 @@
 
 #include "peer.h"
 
-#define TOKEN_KEY  32
-#define HASH_BYTES 32
+#define TOKEN_KEY       32
+#define HASH_BYTES      32
+#define PEER_READ_CHUNK (64 * 1024) /* one libuv read */
 /* A PING payload that asks the receiver (the lower-named node) to replace this link. Older
  * nodes just echo it in a PONG, which is ignored. */
 #define REDIAL_MAGIC     "hacache-redial-1"
@@ -50,8 +51,7 @@ struct link {
     int shutdown_pending; /* retiring: shut our write side once the write in flight is done */
     int peer_eof;         /* retiring because the peer retired it first (see on_read) */
 
-    uint8_t *inbuf; /* READ_CHUNK bytes for libuv reads */
-    uint8_t *rx;    /* plaintext not yet parsed into frames */
+    uint8_t *rx; /* plaintext not yet parsed into frames */
     size_t rx_len, rx_cap;
 
     txframe_t *q_head, *q_tail; /* not yet written */
@@ -79,6 +79,8 @@ struct link {
     uint64_t revoked_ms;         /* a reload no longer accepts the peer's credentials; 0 = no */
     uint8_t peer_key[TOKEN_KEY]; /* the accepted token key the peer's proof matched */
     char revoke_reason[200];
+
+    hc_admit_conn_t adm; /* accepted: pending in p->admit until authenticated */
 };
 
 struct slot {
@@ -133,7 +135,7 @@ struct hc_peers {
     uv_timer_t tick;
     uv_prepare_t flush;
     int listener_open;
-    int pending_full_logged;
+    hc_admit_t admit; /* inbound connections not authenticated yet: bounded, oldest evicted */
     char last_anon_refusal[320];
 
     /* credential reloads */
@@ -142,6 +144,10 @@ struct hc_peers {
     link_t *replacing;        /* the one replacement dial in progress, or NULL */
     uv_timer_t replace_timer; /* runs peer__replace_step soon after something changed */
     uint64_t replaced_total, replace_failed_total, revoked_total;
+
+    /* every read lands here and is consumed (copied, or fed to TLS) before the next one: one
+     * buffer for every link, so an unauthenticated connection costs no read buffer */
+    uint8_t rbuf[PEER_READ_CHUNK];
 
     int closing;
     int open; /* handles not yet closed + getaddrinfo requests pending */

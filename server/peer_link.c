@@ -10,7 +10,6 @@
 #include "hacache.h"
 #include "log.h"
 
-#define READ_CHUNK     (64 * 1024)
 #define TLS_READ_CHUNK (16 * 1024)
 #define SOFT_CLOSE_MS  1000 /* how long a refused link may take to flush its last TLS alert */
 
@@ -231,6 +230,7 @@ void peer__link_close(link_t *l, const char *reason, int refused)
     lstate_t was = l->state;
     l->state = L_CLOSING;
     l->closing_ms = uv_now(p->loop);
+    hc_admit_release(&p->admit, &l->adm);
     uv_read_stop((uv_stream_t *)&l->tcp);
     slot_t *s = l->slot >= 0 ? p->slots[l->slot] : NULL;
 
@@ -326,7 +326,6 @@ static void link_free(link_t *l)
     free_frames(l->w_frames);
     free(l->w_bufs);
     free(l->w_cipher);
-    free(l->inbuf);
     free(l->rx);
     hc_tls_conn_free(l->tls);
     free(l);
@@ -347,9 +346,7 @@ link_t *peer__link_new(hc_peers_t *p, int dialer, int slot)
     if (l == NULL) {
         return NULL;
     }
-    l->inbuf = malloc(READ_CHUNK);
-    if (l->inbuf == NULL || uv_tcp_init(p->loop, &l->tcp) != 0) {
-        free(l->inbuf);
+    if (uv_tcp_init(p->loop, &l->tcp) != 0) {
         free(l);
         return NULL;
     }
@@ -473,7 +470,7 @@ static int rx_reserve(link_t *l, size_t extra)
     if (l->rx_cap - l->rx_len >= extra) {
         return 0;
     }
-    size_t cap = l->rx_cap ? l->rx_cap * 2 : READ_CHUNK;
+    size_t cap = l->rx_cap ? l->rx_cap * 2 : PEER_READ_CHUNK;
     if (cap < l->rx_len + extra) {
         cap = l->rx_len + extra;
     }
@@ -495,7 +492,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     link_t *l = h->data;
     (void)suggested;
-    *buf = uv_buf_init((char *)l->inbuf, READ_CHUNK);
+    *buf = uv_buf_init((char *)l->p->rbuf, PEER_READ_CHUNK);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -527,7 +524,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
     l->last_rx_ms = uv_now(p->loop);
     if (l->rx_total == 0) {
-        int tlsish = hc_tls_looks_like_tls(l->inbuf[0]);
+        int tlsish = hc_tls_looks_like_tls(p->rbuf[0]);
         if (l->tls != NULL && !tlsish) {
             peer__link_close(l,
                              l->dialer
@@ -547,12 +544,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             peer__link_close(l, "out of memory", 0);
             return;
         }
-        memcpy(l->rx + l->rx_len, l->inbuf, (size_t)nread);
+        memcpy(l->rx + l->rx_len, p->rbuf, (size_t)nread);
         l->rx_len += (size_t)nread;
         process_rx(l);
         return;
     }
-    if (hc_tls_conn_feed(l->tls, l->inbuf, (size_t)nread) != 0) {
+    if (hc_tls_conn_feed(l->tls, p->rbuf, (size_t)nread) != 0) {
         peer__link_close(l, "out of memory", 0);
         return;
     }
@@ -684,6 +681,7 @@ void peer__on_tick(uv_timer_t *t)
         } else if (l->state != L_UP) {
             if (now - l->created_ms > p->handshake_timeout_ms) {
                 int connecting = l->state == L_CONNECTING;
+                hc_admit_timed_out(&p->admit, &l->adm, now); /* counts an accepted one */
                 snprintf(reason, sizeof(reason), "%s not completed within %u ms",
                          connecting ? "connect" : "handshake", p->handshake_timeout_ms);
                 peer__link_close(l, reason, !connecting);

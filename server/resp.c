@@ -7,7 +7,11 @@
  * (a write waiting for its ack level, a leader read) holds back the pipelined commands behind it,
  * so "SET k v" followed by "GET k" in one packet always sees the write and answers come back in
  * order. Multi-key commands (DEL, EXISTS) issue one node request per key, in order. Replies are
- * appended to an output buffer that is written once per event (read, node answer, write done). */
+ * appended to an output buffer that is written once per event (read, node answer, write done).
+ *
+ * Connection limits (admit.h, the gate main.c hands over): see hc_resp_start. An admitted
+ * connection's idle deadline (CACHE_RESP_IDLE_TIMEOUT_MS, off by default) moves on every read;
+ * one that waits on the node or on a write is not idle. */
 #include "resp.h"
 
 #include <inttypes.h>
@@ -269,6 +273,8 @@ typedef struct resp_conn {
     hc_metric_result_t mres;
     uint64_t start_ns;
 
+    hc_admit_conn_t adm; /* pending until AUTH (with a token), then admitted */
+
     /* per-connection settings */
     int authed;
     char cache[CACHE_NAME_MAX + 1];
@@ -283,6 +289,9 @@ struct hc_resp {
     hc_node_t *node;
     hc_auth_t *auth;       /* borrowed: the API tokens (shared with HTTP) */
     hc_metrics_t *metrics; /* borrowed: request counters (shared with HTTP) */
+    hc_admit_t *admit;     /* borrowed: connection limits */
+    hc_admit_timer_t admit_timer;
+    int admit_timer_open;
     hc_resp_limits_t lim;
     size_t in_high; /* stop reading while this much input waits */
     uv_tcp_t listener;
@@ -658,6 +667,14 @@ static void cmd_auth(resp_conn_t *c)
                     "WRONGPASS invalid username-password pair or user is disabled.");
         return;
     }
+    hc_resp_t *r = c->srv;
+    if (hc_admit_admit(r->admit, &c->adm, uv_now(r->loop)) != 0) {
+        hc_admit_refuse(r->admit, HC_ADMIT_MAX_CLIENTS, uv_now(r->loop));
+        reply_error(c, HC_MRES_UNAVAILABLE, "ERR max number of clients reached");
+        c->close_after = 1;
+        return;
+    }
+    hc_admit_timer_arm(&r->admit_timer);
     c->authed = 1;
     reply_raw(c, "+OK\r\n");
 }
@@ -997,6 +1014,7 @@ static void conn_close(resp_conn_t *c)
         return;
     }
     c->closing = 1;
+    hc_admit_release(c->srv->admit, &c->adm);
     if (c->busy && c->nop != NULL) {
         hc_node_cancel(c->srv->node, c->nop);
         c->mres = HC_MRES_ERROR; /* the client left before the answer */
@@ -1025,6 +1043,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || c->closing) {
         return;
     }
+    hc_admit_touch(c->srv->admit, &c->adm, uv_now(c->srv->loop));
     hc_buf_append(&c->in, c->srv->rbuf, (size_t)nread);
     if (c->in.failed) {
         conn_close(c);
@@ -1143,6 +1162,11 @@ static void flush(resp_conn_t *c)
     update_reading(c);
 }
 
+static resp_conn_t *conn_of_admit(hc_admit_conn_t *a)
+{
+    return (resp_conn_t *)(void *)((char *)a - offsetof(resp_conn_t, adm));
+}
+
 static void on_accept(uv_stream_t *listener, int status)
 {
     hc_resp_t *r = listener->data;
@@ -1175,11 +1199,42 @@ static void on_accept(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    uint64_t now = uv_now(r->loop);
+    if (!hc_admit_has_room(r->admit)) {
+        hc_admit_refuse(r->admit, HC_ADMIT_MAX_CLIENTS, now);
+        reply_raw(c, "-ERR max number of clients reached\r\n");
+        c->close_after = 1;
+        flush(c);
+        return;
+    }
+    if (hc_auth_required(r->auth)) {
+        hc_admit_conn_t *evicted = hc_admit_add_pending(r->admit, &c->adm, now);
+        if (evicted != NULL) {
+            conn_close(conn_of_admit(evicted));
+        }
+    } else {
+        hc_admit_admit(r->admit, &c->adm, now);
+    }
+    hc_admit_timer_arm(&r->admit_timer);
     update_reading(c);
 }
 
+/* A connection past its deadline: not authenticated in time, or admitted and idle. */
+static void on_admit_expired(void *ud, hc_admit_conn_t *a)
+{
+    hc_resp_t *r = ud;
+    resp_conn_t *c = conn_of_admit(a);
+    uint64_t now = uv_now(r->loop);
+    if (a->state == HC_ADMIT_ADMITTED && (c->busy || c->writing)) {
+        hc_admit_touch(r->admit, a, now); /* waiting on the node or the client: not idle */
+        return;
+    }
+    hc_admit_timed_out(r->admit, a, now);
+    conn_close(c);
+}
+
 int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_auth_t *auth,
-                  hc_metrics_t *metrics, hc_resp_t **out)
+                  hc_metrics_t *metrics, hc_admit_t *admit, hc_resp_t **out)
 {
     *out = NULL;
     hc_resp_t *r = calloc(1, sizeof(*r));
@@ -1191,6 +1246,7 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_a
     r->node = node;
     r->auth = auth;
     r->metrics = metrics;
+    r->admit = admit;
     hc_resp_default_limits(cfg, &r->lim);
     r->in_high = r->lim.max_command + 128 * 1024;
     struct sockaddr_storage ss;
@@ -1200,6 +1256,8 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_a
         return HC_EINVAL;
     }
     *out = r;
+    hc_admit_timer_init(&r->admit_timer, loop, admit, on_admit_expired, r);
+    r->admit_timer_open = 1;
     uv_tcp_init(loop, &r->listener);
     r->listener.data = r;
     r->listener_open = 1;
@@ -1263,6 +1321,10 @@ void hc_resp_close(hc_resp_t *r)
         r->listener_open = 0;
     }
     hc_drain_close(&r->drain);
+    if (r->admit_timer_open) {
+        hc_admit_timer_close(&r->admit_timer);
+        r->admit_timer_open = 0;
+    }
     close_all(r);
 }
 

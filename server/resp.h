@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "auth.h"
 #include "config.h"
 #include "metrics.h"
@@ -58,13 +59,17 @@ int hc_resp_parse(const char *buf, size_t len, const hc_resp_limits_t *lim, hc_r
 
 typedef struct hc_resp hc_resp_t;
 
-/* Binds CACHE_RESP_ADDR and serves on `loop`. cfg, node, auth and metrics are borrowed and outlive
- * the server; auth holds the API tokens (shared with HTTP, swapped by credential reloads), and
- * each command is counted in metrics (shared with HTTP, whose /metrics renders them). 0, or
+/* Binds CACHE_RESP_ADDR and serves on `loop`. cfg, node, auth, metrics and admit are borrowed and
+ * outlive the server; auth holds the API tokens (shared with HTTP, swapped by credential reloads),
+ * each command is counted in metrics (shared with HTTP, whose /metrics renders them), and admit
+ * holds the connection limits: with a token a connection is pending until AUTH succeeds (the
+ * oldest pending one is closed for a new one, and one pending longer than its timeout is
+ * closed), then admitted if there is room; without a token it is admitted at once. No room
+ * answers -ERR max number of clients reached and closes. 0, or
  * HC_EINVAL (unresolvable address) / HC_EUNAVAILABLE (bind or listen failed) after one log
  * line; on error *out is still set when handles were opened (close and free it as usual). */
 int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_auth_t *auth,
-                  hc_metrics_t *metrics, hc_resp_t **out);
+                  hc_metrics_t *metrics, hc_admit_t *admit, hc_resp_t **out);
 
 /* Stops accepting; idle connections close at once, a connection serving a command closes once
  * its answer is written. cb runs when every connection is gone, or after timeout_ms, when the

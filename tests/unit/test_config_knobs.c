@@ -108,6 +108,10 @@ static void test_defaults(void)
     CHECK_EQ_INT(c.log_format, HC_LOG_TEXT);
     CHECK_EQ_INT(c.shutdown_timeout_ms, 5000);
     CHECK_EQ_INT(c.expiry_interval_ms, 100);
+    CHECK_EQ_INT(c.max_clients, 10000); /* Redis maxclients (SPEC §2) */
+    CHECK_EQ_INT(c.unauth_max, 128);
+    CHECK_EQ_INT(c.unauth_timeout_ms, 5000);
+    CHECK_EQ_INT(c.resp_idle_timeout_ms, 0); /* idle clients are kept (Redis timeout 0) */
     CHECK(!c.cmd_help && !c.cmd_version && !c.cmd_check_config);
 
     /* the default configuration is valid */
@@ -403,6 +407,10 @@ static const char *const spec_knobs[] = {
     "CACHE_LOG_FORMAT",
     "CACHE_SHUTDOWN_TIMEOUT_MS",
     "CACHE_EXPIRY_INTERVAL_MS",
+    "CACHE_MAX_CLIENTS",
+    "CACHE_UNAUTH_MAX",
+    "CACHE_UNAUTH_TIMEOUT_MS",
+    "CACHE_RESP_IDLE_TIMEOUT_MS",
 };
 
 static void flag_of(const char *env, char *out, size_t outlen)
@@ -431,6 +439,8 @@ static const char *value_for(const char *env)
         {"CACHE_LOG_FORMAT", "json"},
         {"CACHE_HTTP_ADDR", "[::1]:1"},
         {"CACHE_RESP_ADDR", "[::1]:2"},
+        {"CACHE_MAX_CLIENTS", "500"},
+        {"CACHE_UNAUTH_MAX", "7"},
         {NULL, NULL},
     };
     const char *v = env_get((void *)values, env);
@@ -457,8 +467,11 @@ static int configs_equal(const hc_config_t *a, const hc_config_t *b)
              a->quorum_loss_grace_ms == b->quorum_loss_grace_ms &&
              a->shutdown_timeout_ms == b->shutdown_timeout_ms &&
              a->expiry_interval_ms == b->expiry_interval_ms && a->log_level == b->log_level &&
-             a->log_format == b->log_format && a->hosts.n == b->hosts.n &&
-             a->n_auth_tokens == b->n_auth_tokens && a->n_api_tokens == b->n_api_tokens;
+             a->max_clients == b->max_clients && a->unauth_max == b->unauth_max &&
+             a->unauth_timeout_ms == b->unauth_timeout_ms &&
+             a->resp_idle_timeout_ms == b->resp_idle_timeout_ms && a->log_format == b->log_format &&
+             a->hosts.n == b->hosts.n && a->n_auth_tokens == b->n_auth_tokens &&
+             a->n_api_tokens == b->n_api_tokens;
     const char *sa[] = {a->ha_hosts_raw,      a->hostname_overwrite, a->hostname,
                         a->listen_addr,       a->auth_token_file,    a->tls_server_cert,
                         a->tls_server_key,    a->tls_client_cert,    a->tls_client_key,
@@ -550,6 +563,10 @@ static void test_help(void)
         "(CACHE_QUORUM_LOSS_GRACE_MS, default: CACHE_ELECTION_TIMEOUT_MS)",
         "(CACHE_SHUTDOWN_TIMEOUT_MS, default: 5000)",
         "(CACHE_RESP_ADDR, default: off)",
+        "(CACHE_MAX_CLIENTS, default: 10000)",
+        "(CACHE_UNAUTH_MAX, default: 128)",
+        "(CACHE_UNAUTH_TIMEOUT_MS, default: 5000)",
+        "(CACHE_RESP_IDLE_TIMEOUT_MS, default: 0 (never))",
         "(CACHE_LOG_LEVEL, default: info)",
         "(CACHE_LOG_FORMAT, default: text)",
         "--check-config",
