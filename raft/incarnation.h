@@ -55,19 +55,19 @@ enum {
 };
 
 typedef struct inc_host {
-    raft_id_t id;     /* incarnation answering for this host now; 0: none heard */
-    bool established; /* that incarnation belongs to an established cluster: it holds a
-                         configuration from a log, a snapshot or its persisted state */
+    raft_id_t id;        /* incarnation answering for this host now; 0: none heard */
+    bool established;    /* that incarnation belongs to an established cluster: it holds a
+                            configuration from a log, a snapshot or its persisted state */
     bool other_lifetime; /* that incarnation runs raft in another cluster lifetime than the
                             configuration of this view (inc_lifetime_id; a rival founding, or
                             a cluster founded after this one died): it will never vote in this
                             configuration, so a member it is counts as gone (evidence) */
-    bool joining;     /* inc_next_change: that incarnation asked THIS cluster to add it (a
-                         JoinRequest). Only such an incarnation is added as a learner: one that
-                         merely answers may belong to another cluster lifetime (a survivor of a
-                         dead configuration that has not started over yet), whose log must never
-                         mix with this one's. Evidence that older incarnations are gone needs
-                         no request. */
+    bool joining;        /* inc_next_change: that incarnation asked THIS cluster to add it (a
+                            JoinRequest). Only such an incarnation is added as a learner: one that
+                            merely answers may belong to another cluster lifetime (a survivor of a
+                            dead configuration that has not started over yet), whose log must never
+                            mix with this one's. Evidence that older incarnations are gone needs
+                            no request. */
 } inc_host_t;
 
 typedef struct inc_view {

@@ -22,12 +22,11 @@ static void check_raft(const Hacache__RaftMessage *pb)
     if (hc_raft_msg_encode(&d.msg, d.lifetime, &buf, &len) == 0) {
         hc_raft_msg_decoded_t d2;
         if (hc_raft_msg_decode(buf, len, &d2) != 0 || d2.msg.type != d.msg.type ||
-            d2.msg.term != d.msg.term || d2.msg.from != d.msg.from ||
-            d2.msg.flags != d.msg.flags || d2.msg.epoch != d.msg.epoch) {
+            d2.msg.term != d.msg.term || d2.msg.from != d.msg.from || d2.msg.flags != d.msg.flags ||
+            d2.msg.epoch != d.msg.epoch) {
             abort();
         }
-        if (d.msg.type == RAFT_MSG_APPEND &&
-            d2.msg.append.n_entries != d.msg.append.n_entries) {
+        if (d.msg.type == RAFT_MSG_APPEND && d2.msg.append.n_entries != d.msg.append.n_entries) {
             abort();
         }
         hc_raft_msg_decoded_free(&d2);
