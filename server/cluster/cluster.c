@@ -34,6 +34,7 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     c->clock_rtt = calloc(c->cap, sizeof(*c->clock_rtt));
     c->clock_warned = calloc(c->cap, 1);
     c->stale_told_at = calloc(c->cap, sizeof(*c->stale_told_at));
+    c->tell_stale = calloc(c->cap, 1);
     c->unlisted_at = calloc(c->cap, sizeof(*c->unlisted_at));
     c->join_id = calloc(c->cap, sizeof(*c->join_id));
     c->unlisted_id = calloc(c->cap, sizeof(*c->unlisted_id));
@@ -53,10 +54,11 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     }
     if (c->ids == NULL || c->answer_id == NULL || c->tags == NULL || c->names == NULL ||
         c->last_frame == NULL || c->info_state == NULL || c->clock_offset == NULL ||
-        c->stale_told_at == NULL || c->unlisted_at == NULL || c->unlisted_id == NULL ||
-        c->join_id == NULL || c->answer_lifetime == NULL || c->clock_rtt == NULL ||
-        c->clock_warned == NULL || c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
-        c->nhosts > RAFT_MAX_MEMBERS || cl_io_uv_new(c, loop) != 0) {
+        c->stale_told_at == NULL || c->tell_stale == NULL || c->unlisted_at == NULL ||
+        c->unlisted_id == NULL || c->join_id == NULL || c->answer_lifetime == NULL ||
+        c->clock_rtt == NULL || c->clock_warned == NULL || c->tx == NULL || c->self < 0 ||
+        (size_t)c->self >= c->nhosts || c->nhosts > RAFT_MAX_MEMBERS ||
+        cl_io_uv_new(c, loop) != 0) {
         hc_cluster_free(c);
         return HC_EINVAL;
     }
@@ -274,6 +276,7 @@ void hc_cluster_free(hc_cluster_t *c)
     free(c->last_frame);
     free(c->info_state);
     free(c->stale_told_at);
+    free(c->tell_stale);
     free(c->unlisted_at);
     free(c->join_id);
     free(c->answer_lifetime);

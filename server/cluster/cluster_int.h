@@ -4,10 +4,12 @@
  *   drive.c       driving raft: feeding events, processing each update, applying the log
  *   requests.c    requests in flight: proposals, forwarding, ack levels, parked retries, reads
  *   snapshot.c    log compaction and snapshot transfers (leader side and follower side)
- *   quorum.c      quorum loss: contact, the deadline, invalidation (the state: quorum_state.h)
+ *   quorum.c      quorum loss: contact, the deadline, invalidation, holds after a suspension,
+ *                 local reads (the state: quorum_state.h)
  *   discovery.c   discovery, majority bootstrap, joining, starting over (no majority left)
  *   membership.c  reconciling with HA_HOSTS, transfer and handover
- *   slots.c       peer slots with their raft ids and names; sending a peer message to one
+ *   slots.c       peer slots with their raft ids, names and peers' versions; the evidence of
+ *                 who answers for a host; sending a peer message (and TimeSync) to one
  *   datadir.c     the files in CACHE_DATA_DIR (hard state, committed configuration)
  *   messages.c    peer message dispatch (links up / down, frames in)
  *   status.c      clock skew, /v1/status and metrics of the cluster
@@ -209,6 +211,7 @@ struct hc_cluster {
     uint64_t start_overs;              /* times this process started over (discovery.c) */
     int replaced;                      /* a newer incarnation of my host replaced this process */
     uint64_t *stale_told_at;           /* per slot: loop ms a stale incarnation there was told, 0 */
+    uint8_t *tell_stale;               /* per slot: tell it the configuration on the next tick */
     int joining;                       /* started RAFT_START_JOIN, not yet in the configuration */
     int voter_alone;          /* cl_self_voter_alone's verdict on the last committed config */
     uint64_t member_tick_at;  /* loop ms of the next membership step */
@@ -277,6 +280,12 @@ int cl_slot_of_name(const cluster_t *c, const char *name); /* slot of host:port,
 uint64_t cl_last_frame_of(const cluster_t *c, int peer, uint64_t id);
 /* Packs and sends one peer message: 0, HC_EBUSY, HC_ETOOLARGE, HC_EUNAVAILABLE, HC_ENOMEM. */
 int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
+/* 1 when every connected peer speaks protocol 2 (raft ids): the incarnation rules apply. */
+int cl_peers_know_incarnations(const cluster_t *c);
+/* The raft id this node tells its peers (0: none yet). */
+uint64_t cl_announced_id(const cluster_t *c);
+/* A TimeSync question (t1 == 0) or answer, with my announced id, lifetime and commit index. */
+void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 
 /* datadir.c */
 int cl_prepare_data_dir(const char *dir);
@@ -292,10 +301,6 @@ int cl_raft_create(cluster_t *c, raft_start_mode_t mode, const raft_hard_state_t
 /* discovery.c */
 /* Forget what discovery heard and, with fresh ids, take a new incarnation's id. */
 void cl_discovery_begin(cluster_t *c);
-/* 1 when every connected peer speaks protocol 2 (raft ids): the incarnation rules apply. */
-int cl_peers_know_incarnations(const cluster_t *c);
-/* The raft id this node tells its peers (0: none yet). */
-uint64_t cl_announced_id(const cluster_t *c);
 void cl_send_info_req(cluster_t *c, int peer);
 void cl_send_cluster_info(cluster_t *c, int peer);
 void cl_on_cluster_info(cluster_t *c, int peer, const Hacache__ClusterInfo *ci);
@@ -367,7 +372,6 @@ void cl_snap_rx_reset(cluster_t *c);
 void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *sc);
 
 /* status.c */
-void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 void cl_clock_tick(cluster_t *c);
 void cl_on_time_sync(cluster_t *c, int peer, const Hacache__TimeSync *ts);
 

@@ -60,24 +60,6 @@ static int self_in(const cluster_t *c, const raft_members_t *m)
     return 0;
 }
 
-/* 1 when every connected peer speaks protocol 2 or later (raft ids on the wire): new
- * incarnations, majority bootstrap and starting over are then in use. */
-int cl_peers_know_incarnations(const cluster_t *c)
-{
-    if (!c->fresh_ids) {
-        return 0;
-    }
-    for (size_t i = 0; i < c->npeers; i++) {
-        if ((int)i != c->self && cl_link_up(c, (int)i) &&
-            c->io.peer_version(c->io.ud, (int)i) < 2) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* A fresh id orders after every earlier incarnation of this host (inc_id_older): the random
- * part is the wall clock in 4 ms units (40 bits, until the year 2109), then 8 random bits. */
 static uint64_t fresh_id(const cluster_t *c)
 {
     uint8_t rnd = 0;
@@ -114,17 +96,6 @@ void cl_discovery_begin(cluster_t *c)
     if (c->fresh_ids) {
         c->ids[c->self] = fresh_id(c);
     }
-}
-
-uint64_t cl_announced_id(const cluster_t *c)
-{
-    if (c->raft != NULL) {
-        return c->ids[c->self];
-    }
-    /* discovering: the fresh id only if it will be used (every connected peer speaks 2); with a
-     * version 1 peer the node takes its legacy id, and an announced fresh id would make peers
-     * refuse the legacy one as an older incarnation */
-    return c->fresh_ids && cl_peers_know_incarnations(c) ? c->ids[c->self] : 0;
 }
 
 void cl_send_info_req(cluster_t *c, int peer)
@@ -536,6 +507,16 @@ static void become_replaced(cluster_t *c, uint64_t by)
 
 int cl_discovery_tick(cluster_t *c)
 {
+    for (size_t i = 0; i < c->npeers; i++) {
+        if (c->tell_stale[i]) {
+            /* an older incarnation answered there (slots.c): tell it the configuration, so
+             * that it stops if it was replaced */
+            c->tell_stale[i] = 0;
+            if (c->raft != NULL && !c->joining && cl_link_up(c, (int)i)) {
+                cl_send_cluster_info(c, (int)i);
+            }
+        }
+    }
     if (c->raft != NULL && !c->closing && configuration_dead(c)) {
         start_over(c);
     }

@@ -108,9 +108,7 @@ static void heard_stale(cluster_t *c, int peer, uint64_t id)
            "processes for one HA_HOSTS entry, or its clock far behind?)",
            HC_LS("peer", c->names[peer]), HC_LS("id", cl_id_hex(id, hx)),
            HC_LS("newer", cl_id_hex(c->answer_id[peer], hn)));
-    if (c->raft != NULL && !c->joining) {
-        cl_send_cluster_info(c, peer);
-    }
+    c->tell_stale[peer] = 1; /* the membership tick tells it the configuration (discovery.c) */
 }
 
 void cl_heard_id(cluster_t *c, int peer, uint64_t id)
@@ -217,4 +215,49 @@ int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm)
     int rv = c->io.send(c->io.ud, peer, buf, len);
     free(buf);
     return rv;
+}
+
+/* 1 when every connected peer speaks protocol 2 or later (raft ids on the wire): new
+ * incarnations, majority bootstrap and starting over are then in use. */
+int cl_peers_know_incarnations(const cluster_t *c)
+{
+    if (!c->fresh_ids) {
+        return 0;
+    }
+    for (size_t i = 0; i < c->npeers; i++) {
+        if ((int)i != c->self && cl_link_up(c, (int)i) &&
+            c->io.peer_version(c->io.ud, (int)i) < 2) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A fresh id orders after every earlier incarnation of this host (inc_id_older): the random
+ * part is the wall clock in 4 ms units (40 bits, until the year 2109), then 8 random bits. */
+uint64_t cl_announced_id(const cluster_t *c)
+{
+    if (c->raft != NULL) {
+        return c->ids[c->self];
+    }
+    /* discovering: the fresh id only if it will be used (every connected peer speaks 2); with a
+     * version 1 peer the node takes its legacy id, and an announced fresh id would make peers
+     * refuse the legacy one as an older incarnation */
+    return c->fresh_ids && cl_peers_know_incarnations(c) ? c->ids[c->self] : 0;
+}
+
+/* A TimeSync question (t1 == 0) or answer: the clock comparison (status.c), and while held a
+ * follower's question to its leader (quorum.c). Answers carry the commit index. */
+void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
+{
+    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
+    Hacache__TimeSync ts = HACACHE__TIME_SYNC__INIT;
+    ts.t0 = t0;
+    ts.t1 = t1;
+    ts.raft_id = cl_announced_id(c);
+    ts.commit = t1 != 0 ? c->commit_heard : 0;
+    ts.lifetime = c->lifetime;
+    pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
+    pm.time = &ts;
+    cl_send_pm(c, peer, &pm);
 }

@@ -18,20 +18,6 @@
  * peer in /v1/status (clock_offset_ms) and hacache_peer_clock_offset_seconds; an offset above
  * CLOCK_WARN_MS logs one warning per peer (and one line when it is back under). */
 
-void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
-{
-    Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
-    Hacache__TimeSync ts = HACACHE__TIME_SYNC__INIT;
-    ts.t0 = t0;
-    ts.t1 = t1;
-    ts.raft_id = cl_announced_id(c);
-    ts.commit = t1 != 0 ? c->commit_heard : 0;
-    ts.lifetime = c->lifetime;
-    pm.body_case = HACACHE__PEER_MESSAGE__BODY_TIME;
-    pm.time = &ts;
-    cl_send_pm(c, peer, &pm);
-}
-
 void cl_clock_tick(cluster_t *c)
 {
     uint64_t now = cl_now(c);
