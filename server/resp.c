@@ -1,12 +1,13 @@
 /* resp.c: the Redis-protocol (RESP2) adapter.
  *
- * Two halves: hc_resp_parse, a pure parser over a byte buffer (bounded before anything is
- * buffered, fuzzed by tests/fuzz/fuzz_resp.c), and the libuv listener that serves connections.
+ * The libuv listener that serves connections and the Redis commands, mapped onto the node; the
+ * parser (hc_resp_parse) lives in resp_parse.c.
  *
  * A connection runs its commands strictly one after the other: a command that waits on the node
  * (a write waiting for its ack level, a leader read) holds back the pipelined commands behind it,
  * so "SET k v" followed by "GET k" in one packet always sees the write and answers come back in
- * order. Multi-key commands (DEL, EXISTS) issue one node request per key, in order. Replies are
+ * order. Multi-key commands (DEL, UNLINK, EXISTS, MGET) issue one node request per key, in order;
+ * MGET gathers its values and answers them once all are in (or only the first error). Replies are
  * appended to an output buffer that is written once per event (read, node answer, write done).
  *
  * Connection limits (admit.h, the gate main.c hands over): see hc_resp_start. An admitted
@@ -28,207 +29,17 @@
 #include "metrics.h"
 #include "util.h"
 
-/* ---------------------------------------------------------------------------------------- */
-/* the parser */
-
-#define NUMBER_LINE_MAX 24 /* "*" or "$", up to 20 digits and a sign, CRLF */
-
-void hc_resp_cmd_free(hc_resp_cmd_t *cmd)
-{
-    free(cmd->argv);
-    cmd->argv = NULL;
-    cmd->argc = cmd->cap = 0;
-}
-
-void hc_resp_default_limits(const hc_config_t *cfg, hc_resp_limits_t *out)
-{
-    uint64_t big =
-        cfg->max_value_size > cfg->max_key_size ? cfg->max_value_size : cfg->max_key_size;
-    out->max_args = 1024;
-    out->max_bulk = (size_t)big + 4096;
-    out->max_command = out->max_bulk + (1u << 20);
-    out->max_inline = 64 * 1024;
-}
-
-static int push_arg(hc_resp_cmd_t *cmd, size_t off, size_t len, size_t max_args)
-{
-    if (cmd->argc >= max_args) {
-        return HC_ETOOLARGE; /* callers check first; never write past a capped array */
-    }
-    if (cmd->argc == cmd->cap) {
-        size_t ncap = cmd->cap ? cmd->cap * 2 : 8;
-        if (ncap > max_args) {
-            ncap = max_args;
-        }
-        hc_resp_arg_t *p = realloc(cmd->argv, ncap * sizeof(*p));
-        if (p == NULL) {
-            return HC_ENOMEM;
-        }
-        cmd->argv = p;
-        cmd->cap = ncap;
-    }
-    cmd->argv[cmd->argc].off = off;
-    cmd->argv[cmd->argc].len = len;
-    cmd->argc++;
-    return 0;
-}
-
-/* Reads "<prefix><integer>\r\n" at buf[*pos]. 1 with *val and *pos past the line, 0 incomplete,
- * HC_EINVAL malformed (with *err = bad). */
-static int read_number(const char *buf, size_t len, size_t *pos, int64_t *val, const char *bad,
-                       const char **err)
-{
-    size_t start = *pos + 1, avail = len - start;
-    size_t scan = avail < NUMBER_LINE_MAX ? avail : NUMBER_LINE_MAX;
-    const char *cr = memchr(buf + start, '\r', scan);
-    if (cr == NULL) {
-        if (avail >= NUMBER_LINE_MAX) {
-            *err = bad;
-            return HC_EINVAL;
-        }
-        return 0;
-    }
-    size_t digits = (size_t)(cr - (buf + start));
-    if (start + digits + 1 >= len) {
-        return 0; /* the \n has not arrived */
-    }
-    if (cr[1] != '\n' || hc_parse_i64(buf + start, digits, val) != 0) {
-        *err = bad;
-        return HC_EINVAL;
-    }
-    *pos = start + digits + 2;
-    return 1;
-}
-
-static int parse_multibulk(const char *buf, size_t len, const hc_resp_limits_t *lim,
-                           hc_resp_cmd_t *cmd, size_t *used, const char **err)
-{
-    size_t pos = 0;
-    int64_t n;
-    int rv = read_number(buf, len, &pos, &n, "Protocol error: invalid multibulk length", err);
-    if (rv <= 0) {
-        return rv;
-    }
-    if (n <= 0) { /* *0 and *-1 are no command (Redis skips them too) */
-        *used = pos;
-        return 1;
-    }
-    if ((uint64_t)n > lim->max_args) {
-        *err = "Protocol error: too many arguments";
-        return HC_ETOOLARGE;
-    }
-    size_t total = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (pos >= len) {
-            return 0;
-        }
-        if (buf[pos] != '$') {
-            *err = "Protocol error: expected '$' before each argument";
-            return HC_EINVAL;
-        }
-        int64_t blen;
-        rv = read_number(buf, len, &pos, &blen, "Protocol error: invalid bulk length", err);
-        if (rv <= 0) {
-            return rv;
-        }
-        if (blen < 0) {
-            *err = "Protocol error: invalid bulk length";
-            return HC_EINVAL;
-        }
-        if ((uint64_t)blen > lim->max_bulk) {
-            *err = "Protocol error: bulk string larger than the limit";
-            return HC_ETOOLARGE;
-        }
-        total += (size_t)blen;
-        if (total > lim->max_command) {
-            *err = "Protocol error: command larger than the limit";
-            return HC_ETOOLARGE;
-        }
-        if (len - pos < (size_t)blen + 2) {
-            return 0;
-        }
-        if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {
-            *err = "Protocol error: bulk string not followed by CRLF";
-            return HC_EINVAL;
-        }
-        if (push_arg(cmd, pos, (size_t)blen, lim->max_args) != 0) {
-            *err = "out of memory";
-            return HC_ENOMEM;
-        }
-        pos += (size_t)blen + 2;
-    }
-    *used = pos;
-    return 1;
-}
-
-/* An inline command: words separated by blanks; no quoting. */
-static int parse_inline(const char *buf, size_t len, const hc_resp_limits_t *lim,
-                        hc_resp_cmd_t *cmd, size_t *used, const char **err)
-{
-    size_t scan = len < lim->max_inline + 1 ? len : lim->max_inline + 1;
-    const char *nl = memchr(buf, '\n', scan);
-    if (nl == NULL) {
-        if (len > lim->max_inline) {
-            *err = "Protocol error: too big inline request";
-            return HC_ETOOLARGE;
-        }
-        return 0;
-    }
-    size_t end = (size_t)(nl - buf);
-    *used = end + 1;
-    if (end > 0 && buf[end - 1] == '\r') {
-        end--;
-    }
-    size_t i = 0;
-    while (i < end) {
-        while (i < end && (buf[i] == ' ' || buf[i] == '\t')) {
-            i++;
-        }
-        size_t start = i;
-        while (i < end && buf[i] != ' ' && buf[i] != '\t') {
-            i++;
-        }
-        if (i > start) {
-            if (cmd->argc >= lim->max_args) {
-                *err = "Protocol error: too many arguments";
-                return HC_ETOOLARGE;
-            }
-            if (push_arg(cmd, start, i - start, lim->max_args) != 0) {
-                *err = "out of memory";
-                return HC_ENOMEM;
-            }
-        }
-    }
-    return 1;
-}
-
-int hc_resp_parse(const char *buf, size_t len, const hc_resp_limits_t *lim, hc_resp_cmd_t *cmd,
-                  size_t *used, const char **err)
-{
-    cmd->argc = 0;
-    *used = 0;
-    *err = NULL;
-    if (len == 0) {
-        return 0;
-    }
-    if (buf[0] == '*') {
-        return parse_multibulk(buf, len, lim, cmd, used, err);
-    }
-    return parse_inline(buf, len, lim, cmd, used, err);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* the server */
-
-#define READ_CHUNK     (64 * 1024)
-#define OUT_HIGH       (1u << 20) /* stop serving commands while this much output is unwritten */
-#define BUF_KEEP       (1u << 20) /* larger idle buffers are released */
-#define DRAIN_POLL_MS  10
-#define CACHE_NAME_MAX 128
+#define READ_CHUNK      (64 * 1024)
+#define OUT_HIGH        (1u << 20) /* stop serving commands while this much output is unwritten */
+#define BUF_KEEP        (1u << 20) /* larger idle buffers are released */
+#define DRAIN_POLL_MS   10
+#define CACHE_NAME_MAX  128
+#define CLIENT_NAME_MAX 256 /* CLIENT SETNAME: longer names are refused */
 
 /* What the node requests of the current command are for, and how their answers are combined. */
 typedef enum {
     M_GET,
+    M_MGET,
     M_TTL,
     M_PTTL,
     M_EXISTS,
@@ -260,7 +71,8 @@ typedef struct resp_conn {
     size_t op_next, op_end; /* arguments still to send to the node, one request each */
     int op_stop;            /* an error was answered: no further requests */
     int used_ops;           /* the command went through start_ops (which records metrics) */
-    int64_t count;          /* DEL, EXISTS */
+    int64_t count;          /* DEL, EXISTS, MGET */
+    hc_buf_t gather;        /* MGET: the values answered so far, as bulk strings (owned) */
     int w_op;               /* write template: hc_op_t */
     size_t w_val_arg;       /* argument holding the value (0: none) */
     uint64_t w_ttl_ms;
@@ -276,7 +88,10 @@ typedef struct resp_conn {
     hc_admit_conn_t adm; /* pending until AUTH (with a token), then admitted */
 
     /* per-connection settings */
+    uint64_t id; /* CLIENT ID, HELLO: unique per listener, from 1 */
     int authed;
+    char name[CLIENT_NAME_MAX + 1]; /* CLIENT SETNAME; "" = none */
+    size_t name_len;
     char cache[CACHE_NAME_MAX + 1];
     size_t cache_len;
     hc_ack_t ack;
@@ -298,6 +113,7 @@ struct hc_resp {
     int listener_open;
     resp_conn_t *conns;
     size_t nconns;
+    uint64_t last_id; /* of the connections accepted so far */
     int shutting_down;
     hc_drain_t drain;
     char rbuf[READ_CHUNK]; /* one read at a time on one loop: shared by every connection */
@@ -453,6 +269,16 @@ static void on_result(resp_conn_t *c, int status, const hc_apply_result_t *res,
             c->mres = HC_MRES_NOT_FOUND;
         }
         break;
+    case M_MGET:
+        if (status == 0) {
+            hc_buf_printf(&c->gather, "$%zu\r\n", view->len);
+            hc_buf_append(&c->gather, view->data, view->len);
+            hc_buf_puts(&c->gather, "\r\n");
+        } else {
+            hc_buf_puts(&c->gather, "$-1\r\n");
+        }
+        c->count++;
+        break;
     case M_TTL:
     case M_PTTL:
         if (status != 0) {
@@ -556,6 +382,15 @@ static void run_ops(resp_conn_t *c)
     if (!c->op_stop && (c->mode == M_DEL || c->mode == M_EXISTS)) {
         reply_int(c, c->count);
     }
+    if (c->mode == M_MGET) {
+        if (!c->op_stop && c->gather.failed) {
+            reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
+        } else if (!c->op_stop) {
+            hc_buf_printf(&c->out, "*%" PRId64 "\r\n", c->count);
+            hc_buf_append(&c->out, c->gather.data, c->gather.len);
+        }
+        hc_buf_free(&c->gather);
+    }
     command_done(c);
 }
 
@@ -642,41 +477,50 @@ static void cmd_quit(resp_conn_t *c)
     c->close_after = 1;
 }
 
-static void cmd_auth(resp_conn_t *c)
+/* Authenticates the connection with the token in argument tok_arg, as user `user_arg` (0: no
+ * user given; the only user is "default", Redis 6 ACL form). 0, or -1 after an error reply. */
+static int authenticate(resp_conn_t *c, size_t user_arg, size_t tok_arg)
 {
     const hc_auth_t *auth = c->srv->auth;
-    if (c->cmd.argc > 3) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
-        return;
-    }
     if (!hc_auth_required(auth)) {
         reply_error(c, HC_MRES_BAD_REQUEST,
                     "ERR AUTH <password> called without any password configured for the default "
                     "user. Are you sure your configuration is correct?");
-        return;
+        return -1;
     }
     size_t n;
-    const char *tok = arg(c, c->cmd.argc - 1, &n);
-    /* the only user is "default" (Redis 6 ACL form AUTH <user> <password>) */
+    const char *tok = arg(c, tok_arg, &n);
     int ok = hc_auth_check(auth, tok, n);
-    if (c->cmd.argc == 3 && !arg_is(c, 1, "default")) {
+    if (user_arg > 0 && !arg_is(c, user_arg, "default")) {
         ok = 0;
     }
     if (!ok) {
         reply_error(c, HC_MRES_UNAUTHORIZED,
                     "WRONGPASS invalid username-password pair or user is disabled.");
-        return;
+        return -1;
+    }
+    if (c->authed) {
+        return 0; /* already admitted */
     }
     hc_resp_t *r = c->srv;
     if (hc_admit_admit(r->admit, &c->adm, uv_now(r->loop)) != 0) {
         hc_admit_refuse(r->admit, HC_ADMIT_MAX_CLIENTS, uv_now(r->loop));
         reply_error(c, HC_MRES_UNAVAILABLE, "ERR max number of clients reached");
         c->close_after = 1;
-        return;
+        return -1;
     }
     hc_admit_timer_arm(&r->admit_timer);
     c->authed = 1;
-    reply_raw(c, "+OK\r\n");
+    return 0;
+}
+
+static void cmd_auth(resp_conn_t *c)
+{
+    if (c->cmd.argc > 3) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+    } else if (authenticate(c, c->cmd.argc == 3 ? 1 : 0, c->cmd.argc - 1) == 0) {
+        reply_raw(c, "+OK\r\n");
+    }
 }
 
 static void cmd_select(resp_conn_t *c)
@@ -713,21 +557,45 @@ static void cmd_exists(resp_conn_t *c)
     }
 }
 
+/* Checks the key (argument 1) and the value (argument val_arg) of a put and starts its write
+ * template; 0, or -1 after an error reply. */
+static int start_put(resp_conn_t *c, size_t val_arg)
+{
+    if (!keys_ok(c, 1, 2)) {
+        return -1;
+    }
+    if (c->cmd.argv[val_arg].len > c->srv->cfg->max_value_size) {
+        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
+        return -1;
+    }
+    start_write(c, HC_OP_PUT);
+    c->w_val_arg = val_arg;
+    return 0;
+}
+
+/* Options of SET that need a log entry or a condition the node does not have yet. */
+static const char *const set_later[] = {"xx", "get", "keepttl", "exat", "pxat"};
+
 /* SET key value [EX seconds | PX milliseconds] [NX] */
 static void cmd_set(resp_conn_t *c)
 {
-    if (!keys_ok(c, 1, 2)) {
+    if (start_put(c, 2) != 0) {
         return;
     }
-    if (c->cmd.argv[2].len > c->srv->cfg->max_value_size) {
-        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
-        return;
-    }
-    start_write(c, HC_OP_PUT);
-    c->w_val_arg = 2;
     int have_ttl = 0;
     for (size_t i = 3; i < c->cmd.argc; i++) {
         int ex = arg_is(c, i, "ex"), px = arg_is(c, i, "px");
+        for (size_t k = 0; k < sizeof(set_later) / sizeof(set_later[0]); k++) {
+            if (arg_is(c, i, set_later[k])) {
+                /* XX would need "put only if present": not a condition the node has (it has
+                 * put-if-absent and put-if-version), and emulating it with a read would race */
+                reply_error(c, HC_MRES_BAD_REQUEST,
+                            "ERR SET option '%s' is not supported yet (hacache supports EX, PX "
+                            "and NX)",
+                            set_later[k]);
+                return;
+            }
+        }
         if (arg_is(c, i, "nx")) {
             c->w_if_absent = 1;
         } else if ((ex || px) && !have_ttl && i + 1 < c->cmd.argc) {
@@ -751,6 +619,37 @@ static void cmd_set(resp_conn_t *c)
     start_ops(c, M_SET, 1, 2);
 }
 
+/* SETEX key seconds value, PSETEX key milliseconds value: SET key value EX|PX ttl. */
+static void cmd_setex(resp_conn_t *c)
+{
+    int ms = arg_is(c, 0, "psetex");
+    int64_t v;
+    if (arg_i64(c, 2, &v) != 0) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+        return;
+    }
+    if (v <= 0 || (!ms && v > INT64_MAX / 1000)) {
+        reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid expire time in '%s' command",
+                    ms ? "psetex" : "setex");
+        return;
+    }
+    if (start_put(c, 3) != 0) {
+        return;
+    }
+    c->w_ttl_ms = ms ? (uint64_t)v : (uint64_t)v * 1000;
+    start_ops(c, M_SET, 1, 2);
+}
+
+/* MGET key...: one read per key at the connection's consistency, nil for a missing one. */
+static void cmd_mget(resp_conn_t *c)
+{
+    if (keys_ok(c, 1, c->cmd.argc)) {
+        hc_buf_reset(&c->gather);
+        start_ops(c, M_MGET, 1, c->cmd.argc);
+    }
+}
+
+/* DEL and UNLINK (the node frees memory at once either way). */
 static void cmd_del(resp_conn_t *c)
 {
     if (keys_ok(c, 1, c->cmd.argc)) {
@@ -796,6 +695,145 @@ static void cmd_flushdb(resp_conn_t *c)
     }
     start_write(c, HC_OP_CLEAR);
     start_ops(c, M_FLUSH, 0, 1); /* argument 0 stands for "no key" */
+}
+
+typedef struct {
+    const char *name;
+    uint64_t entries;
+    int found;
+} dbsize_t;
+
+static void dbsize_cb(void *ud, const char *name, size_t name_len,
+                      const hc_cache_settings_t *settings, const hc_cache_stats_t *stats,
+                      const uint8_t *digest)
+{
+    (void)settings;
+    (void)digest;
+    dbsize_t *d = ud;
+    if (name_len == strlen(d->name) && memcmp(name, d->name, name_len) == 0) {
+        d->entries = stats->entries;
+        d->found = 1;
+    }
+}
+
+/* DBSIZE: entries of the selected cache in this node's store (like Redis, expired entries not
+ * reclaimed yet count; in a cluster it is this replica's count). */
+static void cmd_dbsize(resp_conn_t *c)
+{
+    dbsize_t d = {c->cache, 0, 0};
+    hc_node_foreach_cache(c->srv->node, 0, dbsize_cb, &d);
+    reply_int(c, (int64_t)d.entries);
+}
+
+/* Names the connection after argument i (CLIENT SETNAME, HELLO SETNAME; "" clears the name).
+ * 0, or -1 after an error reply. */
+static int set_name(resp_conn_t *c, size_t i)
+{
+    size_t n;
+    const char *s = arg(c, i, &n);
+    for (size_t k = 0; k < n; k++) {
+        if (s[k] <= ' ' || s[k] > '~') { /* Redis: no spaces, newlines or control bytes */
+            reply_error(c, HC_MRES_BAD_REQUEST,
+                        "ERR Client names cannot contain spaces, newlines or special characters.");
+            return -1;
+        }
+    }
+    if (n > CLIENT_NAME_MAX) {
+        reply_error(c, HC_MRES_TOO_LARGE, "ERR client name longer than %d bytes", CLIENT_NAME_MAX);
+        return -1;
+    }
+    memcpy(c->name, s, n);
+    c->name[n] = '\0';
+    c->name_len = n;
+    return 0;
+}
+
+/* CLIENT ID | GETNAME | SETNAME name | SETINFO LIB-NAME|LIB-VER value */
+static void cmd_client(resp_conn_t *c)
+{
+    size_t argc = c->cmd.argc;
+    if (arg_is(c, 1, "id") && argc == 2) {
+        reply_int(c, (int64_t)c->id);
+    } else if (arg_is(c, 1, "getname") && argc == 2) {
+        if (c->name_len == 0) {
+            reply_raw(c, "$-1\r\n");
+        } else {
+            reply_bulk(c, c->name, c->name_len);
+        }
+    } else if (arg_is(c, 1, "setname") && argc == 3) {
+        if (set_name(c, 2) == 0) {
+            reply_raw(c, "+OK\r\n");
+        }
+    } else if (arg_is(c, 1, "setinfo") && argc == 4) {
+        if (!arg_is(c, 2, "lib-name") && !arg_is(c, 2, "lib-ver")) {
+            char opt[64];
+            arg_text(c, 2, opt, sizeof(opt));
+            reply_error(c, HC_MRES_BAD_REQUEST, "ERR Unrecognized option '%s'", opt);
+            return;
+        }
+        reply_raw(c, "+OK\r\n"); /* accepted, not kept */
+    } else {
+        char sub[64];
+        arg_text(c, 1, sub, sizeof(sub));
+        reply_error(c, HC_MRES_BAD_REQUEST,
+                    "ERR unknown subcommand or wrong number of arguments for 'CLIENT|%s' "
+                    "(hacache has ID, GETNAME, SETNAME, SETINFO)",
+                    sub);
+    }
+}
+
+/* HELLO [protover [AUTH user password] [SETNAME name]]: RESP2 only; the reply is Redis's map as
+ * a flat array. */
+static void cmd_hello(resp_conn_t *c)
+{
+    size_t argc = c->cmd.argc;
+    if (argc >= 2) {
+        int64_t ver;
+        if (arg_i64(c, 1, &ver) != 0) {
+            reply_error(c, HC_MRES_BAD_REQUEST,
+                        "ERR Protocol version is not an integer or out of range");
+            return;
+        }
+        if (ver != 2) {
+            reply_error(c, HC_MRES_BAD_REQUEST, "NOPROTO unsupported protocol version");
+            return;
+        }
+    }
+    size_t auth_at = 0, name_at = 0;
+    for (size_t i = 2; i < argc; i++) {
+        if (arg_is(c, i, "auth") && i + 2 < argc) {
+            auth_at = i;
+            i += 2;
+        } else if (arg_is(c, i, "setname") && i + 1 < argc) {
+            name_at = i;
+            i += 1;
+        } else {
+            char opt[64];
+            arg_text(c, i, opt, sizeof(opt));
+            reply_error(c, HC_MRES_BAD_REQUEST, "ERR Syntax error in HELLO option '%s'", opt);
+            return;
+        }
+    }
+    if (auth_at > 0 && authenticate(c, auth_at + 1, auth_at + 2) != 0) {
+        return;
+    }
+    if (!c->authed && hc_auth_required(c->srv->auth)) {
+        reply_error(c, HC_MRES_UNAUTHORIZED,
+                    "NOAUTH HELLO must be called with the client already authenticated, "
+                    "otherwise the HELLO <proto> AUTH <user> <pass> option can be used");
+        return;
+    }
+    if (name_at > 0 && set_name(c, name_at + 1) != 0) {
+        return;
+    }
+    hc_node_status_t st;
+    hc_node_status(c->srv->node, &st);
+    int leads = strcmp(st.role, "leader") == 0 || strcmp(st.role, "standalone") == 0;
+    hc_buf_printf(&c->out,
+                  "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n"
+                  "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:%" PRIu64
+                  "\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n%s$7\r\nmodules\r\n*0\r\n",
+                  c->id, leads ? "$6\r\nmaster\r\n" : "$7\r\nreplica\r\n");
 }
 
 static const char *const ack_names[] = {"quorum", "once", "leader", "none"};
@@ -918,7 +956,11 @@ static const command_t commands[] = {
     {"select", 2, 0, HC_MOP_OTHER, cmd_select},
     {"get", 2, 0, HC_MOP_GET, cmd_get},
     {"set", -3, 0, HC_MOP_PUT, cmd_set},
+    {"setex", 4, 0, HC_MOP_PUT, cmd_setex},
+    {"psetex", 4, 0, HC_MOP_PUT, cmd_setex},
+    {"mget", -2, 0, HC_MOP_GET, cmd_mget},
     {"del", -2, 0, HC_MOP_DEL, cmd_del},
+    {"unlink", -2, 0, HC_MOP_DEL, cmd_del},
     {"exists", -2, 0, HC_MOP_GET, cmd_exists},
     {"incr", 2, 0, HC_MOP_INCR, cmd_incr},
     {"decr", 2, 0, HC_MOP_INCR, cmd_incr},
@@ -929,6 +971,9 @@ static const command_t commands[] = {
     {"pttl", 2, 0, HC_MOP_GET, cmd_ttl},
     {"command", -1, 0, HC_MOP_OTHER, cmd_command},
     {"info", -1, 0, HC_MOP_STATUS, cmd_info},
+    {"dbsize", 1, 0, HC_MOP_STATUS, cmd_dbsize},
+    {"client", -2, 0, HC_MOP_OTHER, cmd_client},
+    {"hello", -1, 1, HC_MOP_OTHER, cmd_hello},
     {"config", -2, 0, HC_MOP_OTHER, cmd_config},
     {"hc.cache", -1, 0, HC_MOP_OTHER, cmd_hc_cache},
     {"hc.ack", -1, 0, HC_MOP_OTHER, cmd_hc_ack},
@@ -1004,6 +1049,7 @@ static void on_closed(uv_handle_t *handle)
     hc_buf_free(&c->in);
     hc_buf_free(&c->out);
     hc_buf_free(&c->wbuf);
+    hc_buf_free(&c->gather);
     hc_resp_cmd_free(&c->cmd);
     free(c);
 }
@@ -1182,6 +1228,8 @@ static void on_accept(uv_stream_t *listener, int status)
     hc_buf_init(&c->in);
     hc_buf_init(&c->out);
     hc_buf_init(&c->wbuf);
+    hc_buf_init(&c->gather);
+    c->id = ++r->last_id;
     memcpy(c->cache, "default", 7);
     c->cache_len = 7;
     c->ack = HC_ACK_QUORUM;
