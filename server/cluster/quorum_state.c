@@ -77,11 +77,16 @@ int hc_ql_stall(hc_ql_t *q, uint64_t now)
 hc_ql_action_t hc_ql_check(hc_ql_t *q, const hc_ql_input_t *in)
 {
     uint64_t now = in->now;
+    hc_ql_input_t cur = *in;
     if (now - q->last_check > q->period + q->grace / 2) {
-        /* the process did not run for a while */
+        /* the process did not run for a while: contact heard before the stall proves nothing
+         * (the caller computed in->quorum from it), only contact heard from now on ends a hold */
         hc_ql_stall(q, now);
         q->deadline = now + q->grace;
+        cur.quorum = 0;
+        cur.contact_deadline = 0;
     }
+    in = &cur;
     q->last_check = now;
     if (in->quorum) {
         if (q->state == HC_QL_UNARMED) {

@@ -127,6 +127,15 @@ static void test_hold_after_pause(void)
     CHECK_EQ_INT(c.now, held_at + GRACE);
     CHECK_EQ_INT(c.q.state, HC_QL_TRIPPED);
 
+    /* the check that notices the pause holds even if its input says "quorum": that contact was
+     * heard before the pause (frames queued meanwhile); only a later observation ends it */
+    armed(&c);
+    CHECK_EQ_INT(check(&c, 30000, 1), HC_QL_NOTHING);
+    CHECK_EQ_INT(c.q.state, HC_QL_HELD);
+    CHECK(!hc_ql_serving(&c.q));
+    CHECK_EQ_INT(observe(&c, 1, 0, 0, 0), HC_QL_NOTHING);
+    CHECK_EQ_INT(c.q.state, HC_QL_ARMED);
+
     /* a pause before the first contact holds too: what the node holds may be as old */
     start(&c);
     CHECK_EQ_INT(check(&c, 30000, 0), HC_QL_NOTHING);
