@@ -98,6 +98,15 @@ void cl_discovery_begin(cluster_t *c)
     }
 }
 
+static void ask_every_peer(cluster_t *c)
+{
+    for (size_t i = 0; i < c->npeers; i++) {
+        if ((int)i != c->self && cl_link_up(c, (int)i)) {
+            cl_send_info_req(c, (int)i);
+        }
+    }
+}
+
 void cl_send_info_req(cluster_t *c, int peer)
 {
     Hacache__PeerMessage pm = HACACHE__PEER_MESSAGE__INIT;
@@ -485,11 +494,7 @@ static void start_over(cluster_t *c)
     c->start_overs++;
     drop_raft(c);
     cl_discovery_begin(c);
-    for (size_t i = 0; i < c->npeers; i++) {
-        if ((int)i != c->self && cl_link_up(c, (int)i)) {
-            cl_send_info_req(c, (int)i);
-        }
-    }
+    ask_every_peer(c);
 }
 
 /* A newer incarnation of my host is a member and I am not: two processes answer for one
@@ -536,11 +541,7 @@ int cl_discovery_tick(cluster_t *c)
         return 0;
     }
     /* ask every peer again: an answer changes when a survivor starts over or a founder founds */
-    for (size_t i = 0; i < c->npeers; i++) {
-        if ((int)i != c->self && cl_link_up(c, (int)i)) {
-            cl_send_info_req(c, (int)i);
-        }
-    }
+    ask_every_peer(c);
     if (c->discovering) {
         discovery_decide(c);
         return 1;

@@ -188,6 +188,18 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def stop_writers_clean(writers):
+    """Stops the writer threads, logs what they did and checks that no write failed."""
+    for w in writers:
+        w.stop_flag.set()
+    for w in writers:
+        w.join(10.0)
+    fails = [f for w in writers for f in w.failures]
+    H.log("writes acknowledged: %d, failed: %d" % (sum(len(w.acked) for w in writers),
+                                                  len(fails)))
+    H.check_eq(fails[:10], [], "failed writes")
+
+
 def check_acked(nodes, writers, cache="roll", query=""):
     """Every (key, value) a writer had acknowledged (writer.acked) reads back on each node."""
     for nd in nodes:

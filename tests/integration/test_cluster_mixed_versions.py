@@ -88,14 +88,7 @@ def test_rolling_upgrade_from_protocol_1():
         H.check("joining the existing cluster as a new member" in nf.stderr(),
                 "with protocol 2 everywhere it joins as a new incarnation")
 
-        for w in writers:
-            w.stop_flag.set()
-        for w in writers:
-            w.join(10.0)
-        fails = [x for w in writers for x in w.failures]
-        H.log("writes acknowledged: %d, failed: %d" % (sum(len(w.acked) for w in writers),
-                                                      len(fails)))
-        H.check_eq(fails[:10], [], "failed writes")
+        C.stop_writers_clean(writers)
         C.check_acked(cl.live(), writers, query="?consistency=linearizable")
         for nd in cl.live():
             nd.stop_ok(10.0)

@@ -79,16 +79,9 @@ def rolling(n, rounds):
         n0 = sum(len(w.acked) for w in writers)
         H.wait_until(lambda: sum(len(w.acked) for w in writers) >= n0 + 20, 10.0,
                      what="writes continue after the leader's kill")
-        for w in writers:
-            w.stop_flag.set()
-        for w in writers:
-            w.join(10.0)
-        fails = [f for w in writers for f in w.failures]
         # the writes in flight at the kill may fail over beyond the clients' 2 s budget only if
         # the election took longer; the rounds before must be clean
-        H.log("writes acknowledged: %d, failed: %d" % (sum(len(w.acked) for w in writers),
-                                                      len(fails)))
-        H.check_eq(fails[:10], [], "failed writes")
+        C.stop_writers_clean(writers)
         C.check_acked(cl.live(), writers, query="?consistency=linearizable")
         for nd in cl.live():
             nd.stop_ok(10.0)
