@@ -51,6 +51,13 @@ void hc_node_free(hc_node_t *n);
  * and `once` are the log index of the write; INCR's value is only known with `quorum`. */
 hc_node_op_t *hc_node_write(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
                             hc_write_cb cb, void *ud);
+/* hc_node_write for a sequence of writes that must take effect in the order they are submitted
+ * (a RESP connection's pipeline): writes with the same non-NULL `seq` are proposed or forwarded
+ * in submission order, and after a leader change one is sent again only once every earlier
+ * write of its sequence has its outcome, so a retried "SET k 1" never lands after a later
+ * "SET k 2". */
+hc_node_op_t *hc_node_write_seq(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_ms, hc_ack_t ack,
+                                const void *seq, hc_write_cb cb, void *ud);
 /* hc_node_write with the caller's request id (hc_node_write draws a random one). The id travels
  * with the write (forwarding, the log) and the node that orders it remembers the last ids it
  * applied with their outcome: a write whose id was applied already is not applied again, cb gets

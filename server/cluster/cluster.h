@@ -37,8 +37,10 @@ void hc_cluster_free(hc_cluster_t *c);
 const char *hc_cluster_name(const hc_cluster_t *c); /* my HA_HOSTS entry, host:port */
 struct hc_peers *hc_cluster_peers(hc_cluster_t *c); /* NULL before start */
 
+/* seq: see hc_node_write_seq (NULL: no order with other writes). */
 hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
-                               uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud);
+                               uint64_t ttl_ms, hc_ack_t ack, const void *seq, hc_write_cb cb,
+                               void *ud);
 /* Leader and linearizable reads (local reads: hc_cluster_local_read). */
 hc_node_op_t *hc_cluster_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
                               size_t klen, hc_consistency_t consistency, hc_read_cb cb, void *ud);

@@ -144,6 +144,7 @@ struct hc_node_op {
     uint64_t ttl_ms;
     uint64_t retry_until; /* loop ms: after this, an unknown fate is reported as such */
     uint64_t retry_after; /* loop ms: not sent again before (a refusal from a former leader) */
+    const void *seq;      /* local writes: the sequence they keep their order in (NULL: none) */
 };
 
 struct hc_cluster {
@@ -182,7 +183,9 @@ struct hc_cluster {
     int recovering; /* raft says: restarted without its log, not caught up yet (last update) */
     uint64_t next_ctx;
     uint64_t expire_barrier; /* no new EXPIRE batch until this index is applied */
-    hc_node_op_t *ops;       /* doubly linked list of every op in flight */
+    hc_node_op_t *ops;       /* doubly linked list of every op in flight, oldest first */
+    hc_node_op_t *ops_tail;
+    size_t parked; /* ops of kind OP_RETRY_WRITE */
     void (*handover_cb)(void *ud);
     void *handover_ud;
     snap_tx_t *tx; /* per host index */

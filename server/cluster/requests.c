@@ -8,14 +8,21 @@
 
 #include "log.h"
 
+/* Ops are kept oldest first: answers tend to come in that order, and parked writes are sent
+ * again in it. */
 void cl_op_link(cluster_t *c, hc_node_op_t *op)
 {
-    op->prev = NULL;
-    op->next = c->ops;
-    if (c->ops) {
-        c->ops->prev = op;
+    op->next = NULL;
+    op->prev = c->ops_tail;
+    if (c->ops_tail) {
+        c->ops_tail->next = op;
+    } else {
+        c->ops = op;
     }
-    c->ops = op;
+    c->ops_tail = op;
+    if (op->kind == OP_RETRY_WRITE) {
+        c->parked++;
+    }
 }
 
 void cl_op_unlink(cluster_t *c, hc_node_op_t *op)
@@ -27,8 +34,20 @@ void cl_op_unlink(cluster_t *c, hc_node_op_t *op)
     }
     if (op->next) {
         op->next->prev = op->prev;
+    } else {
+        c->ops_tail = op->prev;
     }
     op->prev = op->next = NULL;
+    if (op->kind == OP_RETRY_WRITE) {
+        c->parked--;
+    }
+}
+
+/* Changes the kind of a linked op (keeps the parked count). */
+static void op_set_kind(cluster_t *c, hc_node_op_t *op, op_kind_t kind)
+{
+    c->parked += (kind == OP_RETRY_WRITE) - (op->kind == OP_RETRY_WRITE);
+    op->kind = kind;
 }
 
 void cl_op_free(hc_node_op_t *op)
@@ -102,7 +121,7 @@ static int op_park_for_retry(cluster_t *c, hc_node_op_t *op, int status)
           (status == HC_EUNAVAILABLE && op->kind == OP_FWD_WRITE))) {
         return 0;
     }
-    op->kind = OP_RETRY_WRITE;
+    op_set_kind(c, op, OP_RETRY_WRITE);
     op->wait_apply = 0;
     op->index = op->term = 0;
     op->peer = -1;
@@ -130,6 +149,9 @@ void cl_op_finish_write(cluster_t *c, hc_node_op_t *op, int status, const hc_app
         send_fwd_result(c, op->remote_peer, op->rid, status, op->index, res);
     } else if (op->wcb) {
         op->wcb(op->ud, status, res);
+    }
+    if (op->seq != NULL && c->parked > 0) {
+        cl_kick(c); /* the next parked write of its sequence may go now */
     }
     cl_op_free(op);
 }
@@ -307,7 +329,8 @@ static int leader_propose_write(cluster_t *c, const hc_cmd_t *cmd, const uint8_t
 /* Leader: a write (local when remote_peer < 0). Returns the op still waiting, or NULL when it
  * was answered already. */
 static hc_node_op_t *leader_write(cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
-                                  hc_ack_t ack, int remote_peer, hc_write_cb cb, void *ud)
+                                  hc_ack_t ack, int remote_peer, const void *seq, hc_write_cb cb,
+                                  void *ud)
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
@@ -350,6 +373,7 @@ static hc_node_op_t *leader_write(cluster_t *c, const hc_cmd_t *cmd, const uint8
     op->index = index;
     op->term = term;
     op->remote_peer = remote_peer;
+    op->seq = seq;
     memcpy(op->rid, rid, HC_REQUEST_ID_BYTES);
     op->wcb = cb;
     op->ud = ud;
@@ -375,7 +399,8 @@ static int send_fwd(cluster_t *c, int leader, const uint8_t rid[16], hc_ack_t ac
 }
 
 hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
-                               uint64_t ttl_ms, hc_ack_t ack, hc_write_cb cb, void *ud)
+                               uint64_t ttl_ms, hc_ack_t ack, const void *seq, hc_write_cb cb,
+                               void *ud)
 {
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
@@ -394,7 +419,7 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
     hc_node_op_t *op = NULL;
     if (c->role == RAFT_LEADER) {
         w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
-        op = leader_write(c, &w, rid, ack, -1, cb, ud);
+        op = leader_write(c, &w, rid, ack, -1, seq, cb, ud);
     } else {
         int leader = c->leader_idx;
         int rv = leader < 0 || leader == c->self || !cl_link_up(c, leader)
@@ -413,6 +438,7 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
         }
         op->ack = ack;
         op->peer = leader;
+        op->seq = seq;
         memcpy(op->rid, rid, HC_REQUEST_ID_BYTES);
         op->deadline = cl_now(c) + 2 * (uint64_t)c->cfg->election_timeout_ms;
         op->wcb = cb;
@@ -430,14 +456,68 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
     return op;
 }
 
-/* Sends the parked writes again once a leader is known (see op_park_for_retry). */
+/* The sequences (hc_node_write_seq) that may not send a parked write now: those with a write
+ * still in flight (grown as needed). */
+typedef struct {
+    const void **v;
+    size_t n, cap;
+} seq_set_t;
+
+static int seq_in(const seq_set_t *s, const void *seq)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i] == seq) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void seq_add(seq_set_t *s, const void *seq)
+{
+    if (seq_in(s, seq)) {
+        return;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 16;
+        const void **v = realloc(s->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return; /* then it is not held back: order as good as before sequences existed */
+        }
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = seq;
+}
+
+/* Sends the parked writes again once a leader is known (see op_park_for_retry), oldest first.
+ * A write of a sequence goes only when no other write of it is in flight, one at a time: its
+ * outcome is known before the next one is sent, so a retry never overtakes a later write. */
 void cl_retry_parked_writes(cluster_t *c)
 {
+    if (c->parked == 0) {
+        return;
+    }
     int leader = c->leader_idx;
+    seq_set_t busy = {0};
+    for (hc_node_op_t *op = c->ops; op; op = op->next) {
+        if (op->seq != NULL && (op->kind == OP_LEADER_WRITE || op->kind == OP_FWD_WRITE)) {
+            seq_add(&busy, op->seq);
+        }
+    }
     hc_node_op_t *op = c->ops, *next;
     for (; op; op = next) {
         next = op->next;
-        if (op->kind != OP_RETRY_WRITE || cl_now(c) < op->retry_after) {
+        if (op->kind != OP_RETRY_WRITE) {
+            continue;
+        }
+        if (op->seq != NULL && seq_in(&busy, op->seq)) {
+            continue;
+        }
+        if (op->seq != NULL) {
+            seq_add(&busy, op->seq); /* the later ones of its sequence wait for its outcome */
+        }
+        if (cl_now(c) < op->retry_after) {
             continue;
         }
         if (c->role == RAFT_LEADER) {
@@ -467,17 +547,18 @@ void cl_retry_parked_writes(cluster_t *c)
                 cl_op_finish_write(c, op, rv, &r);
                 continue;
             }
-            op->kind = OP_LEADER_WRITE;
+            op_set_kind(c, op, OP_LEADER_WRITE);
             op->index = index;
             op->term = term;
             op->deadline = 0;
         } else if (leader >= 0 && leader != c->self && cl_link_up(c, leader)) {
             if (send_fwd(c, leader, op->rid, op->ack, op->ttl_ms, op->enc, op->enc_len) == 0) {
-                op->kind = OP_FWD_WRITE;
+                op_set_kind(c, op, OP_FWD_WRITE);
                 op->peer = leader;
             }
         }
     }
+    free(busy.v);
 }
 
 void cl_on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw)
@@ -501,7 +582,7 @@ void cl_on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw)
         return;
     }
     d.cmd.expire_at_ms = fw->ttl_ms ? hc_wall_ms() + fw->ttl_ms : 0;
-    leader_write(c, &d.cmd, fw->request_id.data, ack, peer, NULL, NULL);
+    leader_write(c, &d.cmd, fw->request_id.data, ack, peer, NULL, NULL, NULL);
     hc_cmd_decoded_free(&d);
 }
 
