@@ -31,7 +31,8 @@ extern "C" {
     X(EOVERFLOW, -11, "integer overflow")                                                          \
     X(ESHUTDOWN, -12, "shutting down")                                                             \
     X(EINTERNAL, -13, "internal error")                                                            \
-    X(EBUSY, -14, "send queue full, retry later")
+    X(EBUSY, -14, "send queue full, retry later")                                                  \
+    X(EUPGRADE, -15, "not every node runs a version that knows this command yet")
 
 enum {
 #define HC_ERR_ENUM_(name, value, msg) HC_##name = (value),

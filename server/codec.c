@@ -12,12 +12,66 @@ int hc_cmd_encode(const hc_cmd_t *cmd, uint8_t **out, size_t *outlen)
     return hc_cmd_encode_meta(cmd, NULL, out, outlen);
 }
 
+int hc_cmd_proto(const hc_cmd_t *cmd)
+{
+    return cmd->op == HC_OP_BATCH || cmd->op == HC_OP_GET || cmd->op == HC_OP_SET_TTL ||
+                   cmd->if_present || cmd->keep_ttl || cmd->no_default_ttl || cmd->want_old ||
+                   cmd->ttl_ms != 0
+               ? 3
+               : 2;
+}
+
+int hc_cmd_has_vals(const hc_cmd_t *cmd)
+{
+    return cmd->op == HC_OP_BATCH || cmd->op == HC_OP_GET || cmd->op == HC_OP_SET_TTL ||
+           cmd->want_old;
+}
+
+/* The fields of a command without its batch, settings and metadata. */
+static void cmd_fields(const hc_cmd_t *cmd, Hacache__Command *m)
+{
+    m->op = (Hacache__Command__Op)cmd->op;
+    m->cache.data = (uint8_t *)cmd->cache;
+    m->cache.len = cmd->cache_len;
+    m->key.data = (uint8_t *)cmd->key;
+    m->key.len = cmd->klen;
+    m->value.data = (uint8_t *)cmd->val;
+    m->value.len = cmd->vlen;
+    m->expire_at_ms = cmd->expire_at_ms;
+    m->if_absent = cmd->if_absent != 0;
+    m->has_if_version = cmd->has_if_version != 0;
+    m->if_version = cmd->if_version;
+    m->incr_by = cmd->incr_by;
+    m->if_present = cmd->if_present != 0;
+    m->keep_ttl = cmd->keep_ttl != 0;
+    m->no_default_ttl = cmd->no_default_ttl != 0;
+    m->want_old = cmd->want_old != 0;
+    m->ttl_ms = cmd->ttl_ms;
+}
+
 int hc_cmd_encode_meta(const hc_cmd_t *cmd, const hc_cmd_meta_t *meta, uint8_t **out,
                        size_t *outlen)
 {
     Hacache__Command m = HACACHE__COMMAND__INIT;
     Hacache__CacheSettings s = HACACHE__CACHE_SETTINGS__INIT;
-    m.op = (Hacache__Command__Op)cmd->op;
+    Hacache__Command *subs = NULL, **subp = NULL;
+    if (cmd->op == HC_OP_BATCH && cmd->nsub > 0) {
+        subs = calloc(cmd->nsub, sizeof(*subs));
+        subp = calloc(cmd->nsub, sizeof(*subp));
+        if (subs == NULL || subp == NULL) {
+            free(subs);
+            free(subp);
+            return HC_ENOMEM;
+        }
+        for (size_t i = 0; i < cmd->nsub; i++) {
+            hacache__command__init(&subs[i]);
+            cmd_fields(&cmd->sub[i], &subs[i]);
+            subp[i] = &subs[i];
+        }
+        m.n_batch = cmd->nsub;
+        m.batch = subp;
+    }
+    cmd_fields(cmd, &m);
     m.cache.data = (uint8_t *)cmd->cache;
     m.cache.len = cmd->cache_len;
     m.key.data = (uint8_t *)cmd->key;
@@ -45,11 +99,42 @@ int hc_cmd_encode_meta(const hc_cmd_t *cmd, const hc_cmd_meta_t *meta, uint8_t *
     }
     size_t n = hacache__command__get_packed_size(&m);
     uint8_t *buf = malloc(n ? n : 1);
-    if (buf == NULL) {
-        return HC_ENOMEM;
+    if (buf != NULL) {
+        *outlen = hacache__command__pack(&m, buf);
+        *out = buf;
     }
-    *outlen = hacache__command__pack(&m, buf);
-    *out = buf;
+    free(subs);
+    free(subp);
+    return buf != NULL ? 0 : HC_ENOMEM;
+}
+
+/* The fields of a decoded command (its batch aside); HC_EINVAL for an op this version does not
+ * know or a missing cache name. */
+static int cmd_from(const Hacache__Command *m, hc_cmd_t *c)
+{
+    if (m->op < HACACHE__COMMAND__OP__PUT || m->op > HACACHE__COMMAND__OP__SET_TTL ||
+        (m->cache.len == 0 && m->op != HACACHE__COMMAND__OP__INVALIDATE &&
+         m->op != HACACHE__COMMAND__OP__BATCH) ||
+        m->cache.len > 255) {
+        return HC_EINVAL;
+    }
+    c->op = (hc_op_t)m->op;
+    c->cache = (const char *)m->cache.data;
+    c->cache_len = m->cache.len;
+    c->key = m->key.data;
+    c->klen = m->key.len;
+    c->val = m->value.data;
+    c->vlen = m->value.len;
+    c->expire_at_ms = m->expire_at_ms;
+    c->if_absent = m->if_absent;
+    c->has_if_version = m->has_if_version;
+    c->if_version = m->if_version;
+    c->incr_by = m->incr_by;
+    c->if_present = m->if_present;
+    c->keep_ttl = m->keep_ttl;
+    c->no_default_ttl = m->no_default_ttl;
+    c->want_old = m->want_old;
+    c->ttl_ms = m->ttl_ms;
     return 0;
 }
 
@@ -63,24 +148,31 @@ int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded
     if (m == NULL) {
         return HC_EINVAL;
     }
-    if (m->op < HACACHE__COMMAND__OP__PUT || m->op > HACACHE__COMMAND__OP__INVALIDATE ||
-        (m->cache.len == 0 && m->op != HACACHE__COMMAND__OP__INVALIDATE) || m->cache.len > 255) {
-        hacache__command__free_unpacked(m, NULL);
+    hc_cmd_t *c = &out->cmd;
+    out->msg = m;
+    if (cmd_from(m, c) != 0 || (c->op == HC_OP_BATCH) != (m->n_batch > 0)) {
+        hc_cmd_decoded_free(out);
         return HC_EINVAL;
     }
-    hc_cmd_t *c = &out->cmd;
-    c->op = (hc_op_t)m->op;
-    c->cache = (const char *)m->cache.data;
-    c->cache_len = m->cache.len;
-    c->key = m->key.data;
-    c->klen = m->key.len;
-    c->val = m->value.data;
-    c->vlen = m->value.len;
-    c->expire_at_ms = m->expire_at_ms;
-    c->if_absent = m->if_absent;
-    c->has_if_version = m->has_if_version;
-    c->if_version = m->if_version;
-    c->incr_by = m->incr_by;
+    if (m->n_batch > 0) {
+        hc_cmd_t *subs = calloc(m->n_batch, sizeof(*subs));
+        if (subs == NULL) {
+            hc_cmd_decoded_free(out);
+            return HC_ENOMEM;
+        }
+        out->subs = subs;
+        for (size_t i = 0; i < m->n_batch; i++) {
+            const Hacache__Command *b = m->batch[i];
+            if (cmd_from(b, &subs[i]) != 0 || b->n_batch > 0 ||
+                (subs[i].op != HC_OP_PUT && subs[i].op != HC_OP_DEL && subs[i].op != HC_OP_INCR &&
+                 subs[i].op != HC_OP_GET && subs[i].op != HC_OP_SET_TTL)) {
+                hc_cmd_decoded_free(out);
+                return HC_EINVAL;
+            }
+        }
+        c->sub = subs;
+        c->nsub = m->n_batch;
+    }
     if (m->settings) {
         c->settings.max_memory = m->settings->max_memory;
         c->settings.default_ttl_ms = m->settings->default_ttl_ms;
@@ -94,12 +186,13 @@ int hc_cmd_decode(const uint8_t *buf, size_t len, size_t max_len, hc_cmd_decoded
         memcpy(out->meta.request_id, m->request_id.data, HC_REQUEST_ID_BYTES);
     }
     out->meta.now_ms = m->now_ms;
-    out->msg = m;
     return 0;
 }
 
 void hc_cmd_decoded_free(hc_cmd_decoded_t *d)
 {
+    free(d->subs);
+    d->subs = NULL;
     if (d->msg) {
         hacache__command__free_unpacked(d->msg, NULL);
         d->msg = NULL;

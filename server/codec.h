@@ -34,7 +34,15 @@ typedef struct {
     hc_cmd_t cmd;
     hc_cmd_meta_t meta;
     void *msg;
+    hc_cmd_t *subs; /* BATCH: cmd.sub (owned) */
 } hc_cmd_decoded_t;
+
+/* The peer protocol version a command needs every member to speak before it may enter the log:
+ * 3 for the ops and fields protocol 3 added (BATCH, GET, SET_TTL, XX, KEEPTTL, values as
+ * results, relative TTLs), else 2. */
+int hc_cmd_proto(const hc_cmd_t *cmd);
+/* 1 when the command's results carry values (hc_fsm_apply_vals records). */
+int hc_cmd_has_vals(const hc_cmd_t *cmd);
 
 /* Decodes len bytes (bounded by max_len before any allocation). 0, HC_ETOOLARGE or HC_EINVAL
  * (not a Command, unknown op, cache name empty or longer than 255 bytes). */

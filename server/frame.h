@@ -22,8 +22,9 @@
 /* Protocol versions this build speaks (SPEC section 3 "Versions"). */
 #define HC_PROTO_MIN 1
 #define HC_PROTO_MAX                                                                               \
-    2 /* 2: raft ids per incarnation (ClusterInfo, JoinRequest, TimeSync), majority bootstrap      \
-         (BootstrapOffer) */
+    3 /* 2: raft ids per incarnation (ClusterInfo, JoinRequest, TimeSync), majority bootstrap      \
+         (BootstrapOffer); 3: Command ops BATCH, GET, SET_TTL and fields if_present, keep_ttl,    \
+         no_default_ttl, want_old, ttl_ms, batch (used only when every member speaks 3) */
 
 typedef enum {
     HC_FRAME_HELLO = 1, /* Hello protobuf: identity, HA_HOSTS, version range, nonce */

@@ -103,6 +103,17 @@ static void plan_victim(void *ud, const char *cache, size_t cache_len, const voi
 
 int hc_fsm_plan_put(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t now, hc_cmd_list_t *out)
 {
+    if (cmd->op == HC_OP_BATCH) {
+        /* room for each write on its own: a write that still does not fit fails alone */
+        for (size_t i = 0; i < cmd->nsub && !out->failed; i++) {
+            hc_cmd_t sub = cmd->sub[i];
+            if (sub.expire_at_ms == 0 && sub.ttl_ms != 0) {
+                sub.expire_at_ms = now + sub.ttl_ms;
+            }
+            (void)hc_fsm_plan_put(f, &sub, now, out);
+        }
+        return out->failed ? HC_ENOMEM : 0;
+    }
     if (cmd->op != HC_OP_PUT && cmd->op != HC_OP_INCR) {
         return 0;
     }
@@ -125,19 +136,191 @@ int hc_fsm_find_request(const hc_fsm_t *f, const uint8_t rid[16], hc_dedupe_resu
     return hc_dedupe_find(f->dedupe, rid, out);
 }
 
+/* ---- protocol 3: results with values ---- */
+
+/* A record: status (i32) integer (i64) has_value (u8) [len (u32) bytes], little endian. */
+static void vals_put(hc_buf_t *vals, int status, int64_t integer, const void *v, size_t len,
+                     int has)
+{
+    uint8_t h[13];
+    uint32_t st = (uint32_t)status;
+    uint64_t in = (uint64_t)integer;
+    for (int i = 0; i < 4; i++) {
+        h[i] = (uint8_t)(st >> (8 * i));
+    }
+    for (int i = 0; i < 8; i++) {
+        h[4 + i] = (uint8_t)(in >> (8 * i));
+    }
+    h[12] = (uint8_t)(has != 0);
+    hc_buf_append(vals, h, sizeof(h));
+    if (has) {
+        uint8_t l[4];
+        for (int i = 0; i < 4; i++) {
+            l[i] = (uint8_t)((uint32_t)len >> (8 * i));
+        }
+        hc_buf_append(vals, l, sizeof(l));
+        hc_buf_append(vals, v, len);
+    }
+}
+
+int hc_vals_next(const hc_buf_t *vals, size_t *pos, hc_val_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (vals == NULL || *pos + 13 > vals->len) {
+        return 0;
+    }
+    const uint8_t *p = (const uint8_t *)vals->data + *pos;
+    uint32_t st = 0;
+    uint64_t in = 0;
+    for (int i = 0; i < 4; i++) {
+        st |= (uint32_t)p[i] << (8 * i);
+    }
+    for (int i = 0; i < 8; i++) {
+        in |= (uint64_t)p[4 + i] << (8 * i);
+    }
+    out->status = (int)(int32_t)st;
+    out->integer = (int64_t)in;
+    out->has_value = p[12] != 0;
+    size_t used = 13;
+    if (out->has_value) {
+        if (*pos + 17 > vals->len) {
+            return 0;
+        }
+        uint32_t len = 0;
+        for (int i = 0; i < 4; i++) {
+            len |= (uint32_t)p[13 + i] << (8 * i);
+        }
+        if (*pos + 17 + (size_t)len > vals->len) {
+            return 0;
+        }
+        out->value = p + 17;
+        out->len = len;
+        used = 17 + len;
+    }
+    *pos += used;
+    return 1;
+}
+
+/* The live value of cmd's key, copied into *copy (owned by the caller); 0 or HC_ENOTFOUND. */
+static int old_value(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t now, hc_buf_t *copy,
+                     hc_entry_view_t *view)
+{
+    int rv = hc_store_get(f->store, cmd->cache, cmd->cache_len, cmd->key, cmd->klen, now, view);
+    if (rv == 0) {
+        hc_buf_append(copy, view->data, view->len);
+        if (copy->failed) {
+            return HC_ENOMEM;
+        }
+    }
+    return rv;
+}
+
+/* SET_TTL: rewrites the live value with the new expiry (its version moves, like any write). */
+static int apply_set_ttl(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t index, uint64_t now,
+                         hc_apply_result_t *res)
+{
+    hc_buf_t v;
+    hc_buf_init(&v);
+    hc_entry_view_t view;
+    int rv = old_value(f, cmd, now, &v, &view);
+    if (rv == 0 && cmd->expire_at_ms == 0 && cmd->ttl_ms == 0 && view.expire_at_ms == 0) {
+        rv = HC_ECONFLICT; /* PERSIST of a key without expiry */
+    }
+    if (rv == 0) {
+        hc_cmd_t put = *cmd;
+        put.op = HC_OP_PUT;
+        put.val = v.data;
+        put.vlen = v.len;
+        put.no_default_ttl = 1;
+        rv = hc_store_apply(f->store, &put, index, now, res);
+        res->existed = rv == 0;
+    }
+    hc_buf_free(&v);
+    return rv;
+}
+
+/* One command of protocol 3 or a plain one, with its value record (when `vals`). */
+static int apply_one(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t index, uint64_t now,
+                     hc_apply_result_t *res, hc_buf_t *vals)
+{
+    memset(res, 0, sizeof(*res));
+    hc_buf_t old;
+    hc_buf_init(&old);
+    hc_entry_view_t view;
+    int rv, has_old = 0;
+    switch (cmd->op) {
+    case HC_OP_GET:
+        rv = old_value(f, cmd, now, &old, &view);
+        has_old = rv == 0;
+        break;
+    case HC_OP_SET_TTL:
+        rv = apply_set_ttl(f, cmd, index, now, res);
+        break;
+    case HC_OP_BATCH:
+        rv = HC_EINVAL; /* never nested */
+        break;
+    default:
+        if (cmd->want_old && (cmd->op == HC_OP_PUT || cmd->op == HC_OP_DEL)) {
+            int g = old_value(f, cmd, now, &old, &view);
+            has_old = g == 0;
+        }
+        rv = hc_store_apply(f->store, cmd, index, now, res);
+        break;
+    }
+    if (vals != NULL) {
+        int64_t integer = cmd->op == HC_OP_INCR               ? res->integer
+                          : cmd->op == HC_OP_DEL              ? res->existed
+                          : cmd->op == HC_OP_SET_TTL          ? res->existed
+                          : (cmd->op == HC_OP_GET && has_old) ? (int64_t)view.expire_at_ms
+                                                              : 0;
+        vals_put(vals, rv, integer, old.data, old.len, has_old);
+    }
+    hc_buf_free(&old);
+    return rv;
+}
+
+static int apply_cmd(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t index, uint64_t now,
+                     hc_apply_result_t *res, hc_buf_t *vals)
+{
+    if (cmd->op != HC_OP_BATCH) {
+        int records = cmd->want_old || cmd->op == HC_OP_GET || cmd->op == HC_OP_SET_TTL;
+        int rv = apply_one(f, cmd, index, now, res, records ? vals : NULL);
+        if (records && vals != NULL) {
+            res->vals = vals;
+        }
+        return rv;
+    }
+    /* a batch: every command in order, each with its own outcome, nothing in between */
+    for (size_t i = 0; i < cmd->nsub; i++) {
+        hc_apply_result_t r;
+        (void)apply_one(f, &cmd->sub[i], index, now, &r, vals);
+    }
+    memset(res, 0, sizeof(*res));
+    res->vals = vals;
+    return 0;
+}
+
 int hc_fsm_apply(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint64_t index, uint64_t now,
                  hc_apply_result_t *res)
 {
+    return hc_fsm_apply_vals(f, cmd, rid, index, now, res, NULL);
+}
+
+int hc_fsm_apply_vals(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint64_t index,
+                      uint64_t now, hc_apply_result_t *res, hc_buf_t *vals)
+{
     hc_dedupe_result_t prev;
     if (rid != NULL && hc_dedupe_find(f->dedupe, rid, &prev)) {
-        /* a retried write: applied once, every retry gets the first outcome */
+        /* a retried write: applied once, every retry gets the first outcome (values are not
+         * kept: a retried command that returns values has res->vals NULL) */
         *res = prev.res;
         return prev.status;
     }
     memset(res, 0, sizeof(*res));
-    int status = hc_store_apply(f->store, cmd, index, now, res);
+    int status = apply_cmd(f, cmd, index, now, res, vals);
     if (rid != NULL) {
         hc_dedupe_result_t r = {.index = index, .status = status, .res = *res};
+        r.res.vals = NULL;
         hc_dedupe_add(f->dedupe, rid, &r);
     }
     if (status != 0 && cmd->op != HC_OP_EVICT && cmd->op != HC_OP_EXPIRE) {

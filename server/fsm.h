@@ -55,6 +55,25 @@ int hc_fsm_find_request(const hc_fsm_t *f, const uint8_t rid[16], hc_dedupe_resu
  * Returns the status (0 or HC_E*), *res filled either way. */
 int hc_fsm_apply(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint64_t index, uint64_t now,
                  hc_apply_result_t *res);
+/* hc_fsm_apply that also appends the results carrying values to `vals` (may be NULL: not
+ * wanted) and points res->vals at it: one record per command for a BATCH, one for a command
+ * with want_old, a GET or a SET_TTL. Read them with hc_vals_next. */
+int hc_fsm_apply_vals(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint64_t index,
+                      uint64_t now, hc_apply_result_t *res, hc_buf_t *vals);
+
+/* One result record: the command's status (0 or HC_E*), its integer (INCR: the new value; DEL,
+ * SET_TTL: 1 when a live entry was removed / changed; GET: the entry's expire_at_ms) and, when has_value, the value before
+ * the command (want_old) or the value read (GET), pointing into the buffer. */
+typedef struct {
+    int status;
+    int64_t integer;
+    int has_value;
+    const void *value;
+    size_t len;
+} hc_val_t;
+/* Reads the record at *pos and moves *pos past it: 1, or 0 at the end (or a short buffer). */
+int hc_vals_next(const hc_buf_t *vals, size_t *pos, hc_val_t *out);
+
 /* Drops every `invalidate` cache locally (quorum loss; never proposed from here) at `index`. */
 void hc_fsm_invalidate_local(hc_fsm_t *f, uint64_t index, uint64_t now);
 /* Empties the store and the window (a cluster that restarted from an empty log). */

@@ -255,11 +255,14 @@ static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, const u
     hc_cmd_list_free(&room);
     /* The standalone node answers every ack level once the write is applied locally. */
     (void)ack;
-    rv = hc_fsm_apply(n->fsm, &c, rid, n->index + 1, now, &res);
-    if (rv == 0) {
+    hc_buf_t vals;
+    hc_buf_init(&vals);
+    rv = hc_fsm_apply_vals(n->fsm, &c, rid, n->index + 1, now, &res, &vals);
+    if (rv == 0 || c.op == HC_OP_BATCH) {
         n->index++;
     }
     cb(ud, rv, &res);
+    hc_buf_free(&vals);
     return NULL;
 }
 

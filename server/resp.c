@@ -43,6 +43,7 @@ resp_pend_t *resp_pend_new(resp_conn_t *c, op_mode_t mode, uint32_t nreq)
     p->mres = c->mres;
     p->start_ns = c->start_ns;
     hc_buf_init(&p->reply);
+    hc_buf_init(&p->vals);
     for (uint32_t i = 0; i < nreq; i++) {
         p->req[i].p = p;
     }
@@ -59,6 +60,8 @@ resp_pend_t *resp_pend_new(resp_conn_t *c, op_mode_t mode, uint32_t nreq)
 static void pend_free(resp_pend_t *p)
 {
     hc_buf_free(&p->reply);
+    hc_buf_free(&p->vals);
+    free(p->desc);
     free(p);
 }
 
@@ -166,6 +169,7 @@ static void on_closed(uv_handle_t *handle)
     hc_buf_free(&c->wbuf);
     hc_buf_free(&c->gather);
     hc_resp_cmd_free(&c->cmd);
+    resp_txn_free(&c->txn);
     free(c);
 }
 
@@ -355,6 +359,7 @@ static void on_accept(uv_stream_t *listener, int status)
     hc_buf_init(&c->out);
     hc_buf_init(&c->wbuf);
     hc_buf_init(&c->gather);
+    hc_buf_init(&c->txn.arena);
     c->id = ++r->last_id;
     memcpy(c->cache, "default", 7);
     c->cache_len = 7;

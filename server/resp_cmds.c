@@ -20,32 +20,31 @@
 
 /* ---- replies ---- */
 
-static void reply_raw(resp_conn_t *c, const char *s)
+void resp_reply_raw(resp_conn_t *c, const char *s)
 {
     hc_buf_puts(&c->out, s);
 }
 
-static void reply_int(resp_conn_t *c, int64_t v)
+void resp_reply_int(resp_conn_t *c, int64_t v)
 {
     hc_buf_printf(&c->out, ":%" PRId64 "\r\n", v);
 }
 
-static void reply_bulk(resp_conn_t *c, const void *p, size_t n)
+void resp_reply_bulk(resp_conn_t *c, const void *p, size_t n)
 {
     hc_buf_printf(&c->out, "$%zu\r\n", n);
     hc_buf_append(&c->out, p, n);
     hc_buf_puts(&c->out, "\r\n");
 }
 
-static void reply_bulk_str(resp_conn_t *c, const char *s)
+void resp_reply_bulk_str(resp_conn_t *c, const char *s)
 {
-    reply_bulk(c, s, strlen(s));
+    resp_reply_bulk(c, s, strlen(s));
 }
 
 /* "-<text>\r\n"; text starts with the error code (ERR, NOAUTH, ...). Control bytes (which could
  * end the line early) become spaces. */
-__attribute__((format(printf, 3, 4))) static void
-reply_error(resp_conn_t *c, hc_metric_result_t mres, const char *fmt, ...)
+void resp_reply_error(resp_conn_t *c, hc_metric_result_t mres, const char *fmt, ...)
 {
     char line[256];
     va_list ap;
@@ -62,31 +61,31 @@ reply_error(resp_conn_t *c, hc_metric_result_t mres, const char *fmt, ...)
 }
 
 /* An argument of the current command (valid until the input buffer changes). */
-static const char *arg(resp_conn_t *c, size_t i, size_t *len)
+const char *resp_arg(resp_conn_t *c, size_t i, size_t *len)
 {
     *len = c->cmd.argv[i].len;
     return c->in.data + c->cmd_base + c->cmd.argv[i].off;
 }
 
-static int arg_is(resp_conn_t *c, size_t i, const char *word)
+int resp_arg_is(resp_conn_t *c, size_t i, const char *word)
 {
     size_t n;
-    const char *s = arg(c, i, &n);
+    const char *s = resp_arg(c, i, &n);
     return n == strlen(word) && strncasecmp(s, word, n) == 0;
 }
 
-static int arg_i64(resp_conn_t *c, size_t i, int64_t *out)
+int resp_arg_i64(resp_conn_t *c, size_t i, int64_t *out)
 {
     size_t n;
-    const char *s = arg(c, i, &n);
+    const char *s = resp_arg(c, i, &n);
     return hc_parse_i64(s, n, out);
 }
 
 /* The command name, printable and short, for error messages. */
-static void arg_text(resp_conn_t *c, size_t i, char *out, size_t cap)
+void resp_arg_text(resp_conn_t *c, size_t i, char *out, size_t cap)
 {
     size_t n;
-    const char *s = arg(c, i, &n);
+    const char *s = resp_arg(c, i, &n);
     if (n > cap - 1) {
         n = cap - 1;
     }
@@ -96,46 +95,52 @@ static void arg_text(resp_conn_t *c, size_t i, char *out, size_t cap)
     out[n] = '\0';
 }
 
-static void reply_node_error(resp_conn_t *c, int err)
+void resp_reply_node_error(resp_conn_t *c, int err)
 {
     switch (err) {
     case HC_EUNAVAILABLE: {
         hc_node_status_t st;
         hc_node_status(c->srv->node, &st);
-        reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE %s",
-                    !st.ready && st.not_ready_reason ? st.not_ready_reason
-                                                     : "no leader reachable or no quorum");
+        resp_reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE %s",
+                         !st.ready && st.not_ready_reason ? st.not_ready_reason
+                                                          : "no leader reachable or no quorum");
         break;
     }
     case HC_ESHUTDOWN:
-        reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE shutting down");
+        resp_reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE shutting down");
         break;
     case HC_ETOOLARGE:
-        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
+        resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
         break;
     case HC_ENOMEM:
-        reply_error(c, HC_MRES_NO_MEMORY, "OOM the write does not fit within CACHE_MAX_MEMORY");
+        resp_reply_error(c, HC_MRES_NO_MEMORY,
+                         "OOM the write does not fit within CACHE_MAX_MEMORY");
         break;
     case HC_ETIMEDOUT:
-        reply_error(c, HC_MRES_TIMEOUT, "TIMEOUT deadline exceeded");
+        resp_reply_error(c, HC_MRES_TIMEOUT, "TIMEOUT deadline exceeded");
         break;
     case HC_EUNKNOWN_OUTCOME:
-        reply_error(c, HC_MRES_TIMEOUT,
-                    "UNKNOWN outcome of the write is unknown (the leader changed or the link "
-                    "dropped)");
+        resp_reply_error(c, HC_MRES_TIMEOUT,
+                         "UNKNOWN outcome of the write is unknown (the leader changed or the link "
+                         "dropped)");
         break;
     case HC_ENOTINT:
     case HC_EOVERFLOW:
-        reply_error(c, HC_MRES_CONFLICT, "ERR value is not an integer or out of range");
+        resp_reply_error(c, HC_MRES_CONFLICT, "ERR value is not an integer or out of range");
+        break;
+    case HC_EUPGRADE:
+        resp_reply_error(c, HC_MRES_UNAVAILABLE,
+                         "ERR not every node of the cluster runs a hacache version that knows this "
+                         "command yet (finish the rolling upgrade)");
         break;
     case HC_EBUSY:
-        reply_error(c, HC_MRES_UNAVAILABLE, "TRYAGAIN %s", hc_strerror(err));
+        resp_reply_error(c, HC_MRES_UNAVAILABLE, "TRYAGAIN %s", hc_strerror(err));
         break;
     case HC_EINVAL:
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR %s", hc_strerror(err));
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR %s", hc_strerror(err));
         break;
     default:
-        reply_error(c, HC_MRES_ERROR, "ERR %s", hc_strerror(err));
+        resp_reply_error(c, HC_MRES_ERROR, "ERR %s", hc_strerror(err));
         break;
     }
 }
@@ -162,16 +167,16 @@ static int is_error(op_mode_t mode, int status)
 static void on_result(resp_conn_t *c, int status, const hc_entry_view_t *view)
 {
     if (is_error(c->mode, status)) {
-        reply_node_error(c, status);
+        resp_reply_node_error(c, status);
         c->op_stop = 1;
         return;
     }
     switch (c->mode) {
     case M_GET:
         if (status == 0) {
-            reply_bulk(c, view->data, view->len);
+            resp_reply_bulk(c, view->data, view->len);
         } else {
-            reply_raw(c, "$-1\r\n");
+            resp_reply_raw(c, "$-1\r\n");
             c->mres = HC_MRES_NOT_FOUND;
         }
         break;
@@ -188,13 +193,13 @@ static void on_result(resp_conn_t *c, int status, const hc_entry_view_t *view)
     case M_TTL:
     case M_PTTL:
         if (status != 0) {
-            reply_int(c, -2);
+            resp_reply_int(c, -2);
         } else if (view->expire_at_ms == 0) {
-            reply_int(c, -1);
+            resp_reply_int(c, -1);
         } else {
             uint64_t now = hc_wall_ms();
             uint64_t left = view->expire_at_ms > now ? view->expire_at_ms - now : 0;
-            reply_int(c, c->mode == M_PTTL ? (int64_t)left : (int64_t)((left + 500) / 1000));
+            resp_reply_int(c, c->mode == M_PTTL ? (int64_t)left : (int64_t)((left + 500) / 1000));
         }
         break;
     case M_EXISTS:
@@ -207,34 +212,38 @@ static void on_result(resp_conn_t *c, int status, const hc_entry_view_t *view)
 
 void resp_pend_reply(resp_conn_t *c, resp_pend_t *p)
 {
+    if (p->mode == M_TXN) {
+        resp_txn_reply(c, p);
+        return;
+    }
     if (p->err != 0) {
-        reply_node_error(c, p->err);
+        resp_reply_node_error(c, p->err);
         return;
     }
     switch (p->mode) {
     case M_SET:
         if (p->status == 0) {
-            reply_raw(c, "+OK\r\n");
+            resp_reply_raw(c, "+OK\r\n");
         } else { /* NX and the key exists */
-            reply_raw(c, "$-1\r\n");
+            resp_reply_raw(c, "$-1\r\n");
             c->mres = HC_MRES_CONFLICT;
         }
         break;
     case M_INCR:
         if (p->status == 0) {
-            reply_int(c, p->res.integer);
+            resp_reply_int(c, p->res.integer);
         } else { /* INCR never reports an absent key; keep the reply well formed anyway */
-            reply_node_error(c, p->status);
+            resp_reply_node_error(c, p->status);
         }
         break;
     case M_DEL:
-        reply_int(c, p->count);
+        resp_reply_int(c, p->count);
         break;
     case M_FLUSH:
-        reply_raw(c, "+OK\r\n"); /* an absent cache is already empty */
+        resp_reply_raw(c, "+OK\r\n"); /* an absent cache is already empty */
         break;
     default:
-        reply_raw(c, "+OK\r\n");
+        resp_reply_raw(c, "+OK\r\n");
         break;
     }
 }
@@ -271,7 +280,7 @@ static void on_read_done(void *ud, int status, const hc_entry_view_t *view)
 static hc_node_op_t *issue_write(resp_conn_t *c, size_t i, resp_wreq_t *w)
 {
     size_t klen = 0;
-    const char *key = i > 0 ? arg(c, i, &klen) : "";
+    const char *key = i > 0 ? resp_arg(c, i, &klen) : "";
     hc_cmd_t cmd;
     memset(&cmd, 0, sizeof(cmd));
     cmd.op = (hc_op_t)c->w_op;
@@ -280,7 +289,7 @@ static hc_node_op_t *issue_write(resp_conn_t *c, size_t i, resp_wreq_t *w)
     cmd.key = key;
     cmd.klen = klen;
     if (c->w_val_arg > 0) {
-        cmd.val = arg(c, c->w_val_arg, &cmd.vlen);
+        cmd.val = resp_arg(c, c->w_val_arg, &cmd.vlen);
     }
     cmd.if_absent = c->w_if_absent;
     cmd.incr_by = c->w_incr_by;
@@ -298,7 +307,7 @@ static void run_ops(resp_conn_t *c)
         c->busy = 1;
         c->issuing = 1;
         size_t klen;
-        const char *key = arg(c, i, &klen);
+        const char *key = resp_arg(c, i, &klen);
         hc_node_op_t *op = hc_node_read_async(c->srv->node, c->cache, c->cache_len, key, klen,
                                               c->cons, on_read_done, c);
         c->issuing = 0;
@@ -308,11 +317,11 @@ static void run_ops(resp_conn_t *c)
         }
     }
     if (!c->op_stop && c->mode == M_EXISTS) {
-        reply_int(c, c->count);
+        resp_reply_int(c, c->count);
     }
     if (c->mode == M_MGET) {
         if (!c->op_stop && c->gather.failed) {
-            reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
+            resp_reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
         } else if (!c->op_stop) {
             hc_buf_printf(&c->out, "*%" PRId64 "\r\n", c->count);
             hc_buf_append(&c->out, c->gather.data, c->gather.len);
@@ -355,7 +364,7 @@ static void start_ops(resp_conn_t *c, op_mode_t mode, size_t first, size_t end)
     resp_pend_t *p = resp_pend_new(c, mode, n);
     if (p == NULL) {
         c->used_ops = 0;
-        reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
+        resp_reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
         return;
     }
     for (uint32_t k = 0; k < n; k++) {
@@ -379,15 +388,15 @@ static void start_write(resp_conn_t *c, hc_op_t op)
 }
 
 /* Checks every key argument in [first, end) against CACHE_MAX_KEY_SIZE. */
-static int keys_ok(resp_conn_t *c, size_t first, size_t end)
+int resp_keys_ok(resp_conn_t *c, size_t first, size_t end)
 {
     for (size_t i = first; i < end; i++) {
         if (c->cmd.argv[i].len == 0) {
-            reply_error(c, HC_MRES_BAD_REQUEST, "ERR empty keys are not supported");
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR empty keys are not supported");
             return 0;
         }
         if (c->cmd.argv[i].len > c->srv->cfg->max_key_size) {
-            reply_error(c, HC_MRES_TOO_LARGE, "ERR key larger than CACHE_MAX_KEY_SIZE");
+            resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR key larger than CACHE_MAX_KEY_SIZE");
             return 0;
         }
     }
@@ -399,26 +408,27 @@ static int keys_ok(resp_conn_t *c, size_t first, size_t end)
 static void cmd_ping(resp_conn_t *c)
 {
     if (c->cmd.argc > 2) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR wrong number of arguments for 'ping' command");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                         "ERR wrong number of arguments for 'ping' command");
     } else if (c->cmd.argc == 2) {
         size_t n;
-        const char *s = arg(c, 1, &n);
-        reply_bulk(c, s, n);
+        const char *s = resp_arg(c, 1, &n);
+        resp_reply_bulk(c, s, n);
     } else {
-        reply_raw(c, "+PONG\r\n");
+        resp_reply_raw(c, "+PONG\r\n");
     }
 }
 
 static void cmd_echo(resp_conn_t *c)
 {
     size_t n;
-    const char *s = arg(c, 1, &n);
-    reply_bulk(c, s, n);
+    const char *s = resp_arg(c, 1, &n);
+    resp_reply_bulk(c, s, n);
 }
 
 static void cmd_quit(resp_conn_t *c)
 {
-    reply_raw(c, "+OK\r\n");
+    resp_reply_raw(c, "+OK\r\n");
     c->close_after = 1;
 }
 
@@ -428,20 +438,21 @@ static int authenticate(resp_conn_t *c, size_t user_arg, size_t tok_arg)
 {
     const hc_auth_t *auth = c->srv->auth;
     if (!hc_auth_required(auth)) {
-        reply_error(c, HC_MRES_BAD_REQUEST,
-                    "ERR AUTH <password> called without any password configured for the default "
-                    "user. Are you sure your configuration is correct?");
+        resp_reply_error(
+            c, HC_MRES_BAD_REQUEST,
+            "ERR AUTH <password> called without any password configured for the default "
+            "user. Are you sure your configuration is correct?");
         return -1;
     }
     size_t n;
-    const char *tok = arg(c, tok_arg, &n);
+    const char *tok = resp_arg(c, tok_arg, &n);
     int ok = hc_auth_check(auth, tok, n);
-    if (user_arg > 0 && !arg_is(c, user_arg, "default")) {
+    if (user_arg > 0 && !resp_arg_is(c, user_arg, "default")) {
         ok = 0;
     }
     if (!ok) {
-        reply_error(c, HC_MRES_UNAUTHORIZED,
-                    "WRONGPASS invalid username-password pair or user is disabled.");
+        resp_reply_error(c, HC_MRES_UNAUTHORIZED,
+                         "WRONGPASS invalid username-password pair or user is disabled.");
         return -1;
     }
     if (c->authed) {
@@ -450,7 +461,7 @@ static int authenticate(resp_conn_t *c, size_t user_arg, size_t tok_arg)
     hc_resp_t *r = c->srv;
     if (hc_admit_admit(r->admit, &c->adm, uv_now(r->loop)) != 0) {
         hc_admit_refuse(r->admit, HC_ADMIT_MAX_CLIENTS, uv_now(r->loop));
-        reply_error(c, HC_MRES_UNAVAILABLE, "ERR max number of clients reached");
+        resp_reply_error(c, HC_MRES_UNAVAILABLE, "ERR max number of clients reached");
         c->close_after = 1;
         return -1;
     }
@@ -462,42 +473,42 @@ static int authenticate(resp_conn_t *c, size_t user_arg, size_t tok_arg)
 static void cmd_auth(resp_conn_t *c)
 {
     if (c->cmd.argc > 3) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
     } else if (authenticate(c, c->cmd.argc == 3 ? 1 : 0, c->cmd.argc - 1) == 0) {
-        reply_raw(c, "+OK\r\n");
+        resp_reply_raw(c, "+OK\r\n");
     }
 }
 
 static void cmd_select(resp_conn_t *c)
 {
     int64_t db;
-    if (arg_i64(c, 1, &db) != 0) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+    if (resp_arg_i64(c, 1, &db) != 0) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
     } else if (db != 0) {
-        reply_error(c, HC_MRES_BAD_REQUEST,
-                    "ERR DB index is out of range (hacache has one; see HC.CACHE)");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                         "ERR DB index is out of range (hacache has one; see HC.CACHE)");
     } else {
-        reply_raw(c, "+OK\r\n");
+        resp_reply_raw(c, "+OK\r\n");
     }
 }
 
 static void cmd_get(resp_conn_t *c)
 {
-    if (keys_ok(c, 1, 2)) {
+    if (resp_keys_ok(c, 1, 2)) {
         start_ops(c, M_GET, 1, 2);
     }
 }
 
 static void cmd_ttl(resp_conn_t *c)
 {
-    if (keys_ok(c, 1, 2)) {
-        start_ops(c, arg_is(c, 0, "pttl") ? M_PTTL : M_TTL, 1, 2);
+    if (resp_keys_ok(c, 1, 2)) {
+        start_ops(c, resp_arg_is(c, 0, "pttl") ? M_PTTL : M_TTL, 1, 2);
     }
 }
 
 static void cmd_exists(resp_conn_t *c)
 {
-    if (keys_ok(c, 1, c->cmd.argc)) {
+    if (resp_keys_ok(c, 1, c->cmd.argc)) {
         start_ops(c, M_EXISTS, 1, c->cmd.argc);
     }
 }
@@ -506,11 +517,11 @@ static void cmd_exists(resp_conn_t *c)
  * template; 0, or -1 after an error reply. */
 static int start_put(resp_conn_t *c, size_t val_arg)
 {
-    if (!keys_ok(c, 1, 2)) {
+    if (!resp_keys_ok(c, 1, 2)) {
         return -1;
     }
     if (c->cmd.argv[val_arg].len > c->srv->cfg->max_value_size) {
-        reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
+        resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
         return -1;
     }
     start_write(c, HC_OP_PUT);
@@ -518,7 +529,7 @@ static int start_put(resp_conn_t *c, size_t val_arg)
     return 0;
 }
 
-/* Options of SET that need a log entry or a condition the node does not have yet. */
+/* Options of SET that need protocol 3 (resp_txn.c); plain SET stays a protocol 2 entry. */
 static const char *const set_later[] = {"xx", "get", "keepttl", "exat", "pxat"};
 
 /* SET key value [EX seconds | PX milliseconds] [NX] */
@@ -529,35 +540,33 @@ static void cmd_set(resp_conn_t *c)
     }
     int have_ttl = 0;
     for (size_t i = 3; i < c->cmd.argc; i++) {
-        int ex = arg_is(c, i, "ex"), px = arg_is(c, i, "px");
+        int ex = resp_arg_is(c, i, "ex"), px = resp_arg_is(c, i, "px");
         for (size_t k = 0; k < sizeof(set_later) / sizeof(set_later[0]); k++) {
-            if (arg_is(c, i, set_later[k])) {
-                /* XX would need "put only if present": not a condition the node has (it has
-                 * put-if-absent and put-if-version), and emulating it with a read would race */
-                reply_error(c, HC_MRES_BAD_REQUEST,
-                            "ERR SET option '%s' is not supported yet (hacache supports EX, PX "
-                            "and NX)",
-                            set_later[k]);
+            if (resp_arg_is(c, i, set_later[k])) {
+                /* protocol 3's conditions and results: resp_txn.c */
+                resp_cmd_set_ext(c);
                 return;
             }
         }
-        if (arg_is(c, i, "nx")) {
+        if (resp_arg_is(c, i, "nx")) {
             c->w_if_absent = 1;
         } else if ((ex || px) && !have_ttl && i + 1 < c->cmd.argc) {
             int64_t v;
-            if (arg_i64(c, i + 1, &v) != 0) {
-                reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+            if (resp_arg_i64(c, i + 1, &v) != 0) {
+                resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                                 "ERR value is not an integer or out of range");
                 return;
             }
             if (v <= 0 || (ex && v > INT64_MAX / 1000)) {
-                reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid expire time in 'set' command");
+                resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                                 "ERR invalid expire time in 'set' command");
                 return;
             }
             c->w_ttl_ms = ex ? (uint64_t)v * 1000 : (uint64_t)v;
             have_ttl = 1;
             i++;
         } else {
-            reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
             return;
         }
     }
@@ -567,15 +576,15 @@ static void cmd_set(resp_conn_t *c)
 /* SETEX key seconds value, PSETEX key milliseconds value: SET key value EX|PX ttl. */
 static void cmd_setex(resp_conn_t *c)
 {
-    int ms = arg_is(c, 0, "psetex");
+    int ms = resp_arg_is(c, 0, "psetex");
     int64_t v;
-    if (arg_i64(c, 2, &v) != 0) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+    if (resp_arg_i64(c, 2, &v) != 0) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
         return;
     }
     if (v <= 0 || (!ms && v > INT64_MAX / 1000)) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid expire time in '%s' command",
-                    ms ? "psetex" : "setex");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid expire time in '%s' command",
+                         ms ? "psetex" : "setex");
         return;
     }
     if (start_put(c, 3) != 0) {
@@ -588,7 +597,7 @@ static void cmd_setex(resp_conn_t *c)
 /* MGET key...: one read per key at the connection's consistency, nil for a missing one. */
 static void cmd_mget(resp_conn_t *c)
 {
-    if (keys_ok(c, 1, c->cmd.argc)) {
+    if (resp_keys_ok(c, 1, c->cmd.argc)) {
         hc_buf_reset(&c->gather);
         start_ops(c, M_MGET, 1, c->cmd.argc);
     }
@@ -597,7 +606,7 @@ static void cmd_mget(resp_conn_t *c)
 /* DEL and UNLINK (the node frees memory at once either way). */
 static void cmd_del(resp_conn_t *c)
 {
-    if (keys_ok(c, 1, c->cmd.argc)) {
+    if (resp_keys_ok(c, 1, c->cmd.argc)) {
         start_write(c, HC_OP_DEL);
         start_ops(c, M_DEL, 1, c->cmd.argc);
     }
@@ -606,18 +615,18 @@ static void cmd_del(resp_conn_t *c)
 /* INCR, DECR, INCRBY, DECRBY */
 static void cmd_incr(resp_conn_t *c)
 {
-    if (!keys_ok(c, 1, 2)) {
+    if (!resp_keys_ok(c, 1, 2)) {
         return;
     }
-    int decr = arg_is(c, 0, "decr") || arg_is(c, 0, "decrby");
+    int decr = resp_arg_is(c, 0, "decr") || resp_arg_is(c, 0, "decrby");
     int64_t by = 1;
-    if (c->cmd.argc == 3 && arg_i64(c, 2, &by) != 0) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
+    if (c->cmd.argc == 3 && resp_arg_i64(c, 2, &by) != 0) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR value is not an integer or out of range");
         return;
     }
     if (decr) {
         if (by == INT64_MIN) {
-            reply_error(c, HC_MRES_BAD_REQUEST, "ERR decrement would overflow");
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR decrement would overflow");
             return;
         }
         by = -by;
@@ -630,12 +639,12 @@ static void cmd_incr(resp_conn_t *c)
 /* FLUSHDB [ASYNC|SYNC]: clears the selected cache. */
 static void cmd_flushdb(resp_conn_t *c)
 {
-    if (c->cmd.argc == 2 && !arg_is(c, 1, "async") && !arg_is(c, 1, "sync")) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+    if (c->cmd.argc == 2 && !resp_arg_is(c, 1, "async") && !resp_arg_is(c, 1, "sync")) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
         return;
     }
     if (c->cmd.argc > 2) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
         return;
     }
     start_write(c, HC_OP_CLEAR);
@@ -667,7 +676,7 @@ static void cmd_dbsize(resp_conn_t *c)
 {
     dbsize_t d = {c->cache, 0, 0};
     hc_node_foreach_cache(c->srv->node, 0, dbsize_cb, &d);
-    reply_int(c, (int64_t)d.entries);
+    resp_reply_int(c, (int64_t)d.entries);
 }
 
 /* Names the connection after argument i (CLIENT SETNAME, HELLO SETNAME; "" clears the name).
@@ -675,16 +684,18 @@ static void cmd_dbsize(resp_conn_t *c)
 static int set_name(resp_conn_t *c, size_t i)
 {
     size_t n;
-    const char *s = arg(c, i, &n);
+    const char *s = resp_arg(c, i, &n);
     for (size_t k = 0; k < n; k++) {
         if (s[k] <= ' ' || s[k] > '~') { /* Redis: no spaces, newlines or control bytes */
-            reply_error(c, HC_MRES_BAD_REQUEST,
-                        "ERR Client names cannot contain spaces, newlines or special characters.");
+            resp_reply_error(
+                c, HC_MRES_BAD_REQUEST,
+                "ERR Client names cannot contain spaces, newlines or special characters.");
             return -1;
         }
     }
     if (n > CLIENT_NAME_MAX) {
-        reply_error(c, HC_MRES_TOO_LARGE, "ERR client name longer than %d bytes", CLIENT_NAME_MAX);
+        resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR client name longer than %d bytes",
+                         CLIENT_NAME_MAX);
         return -1;
     }
     memcpy(c->name, s, n);
@@ -697,33 +708,33 @@ static int set_name(resp_conn_t *c, size_t i)
 static void cmd_client(resp_conn_t *c)
 {
     size_t argc = c->cmd.argc;
-    if (arg_is(c, 1, "id") && argc == 2) {
-        reply_int(c, (int64_t)c->id);
-    } else if (arg_is(c, 1, "getname") && argc == 2) {
+    if (resp_arg_is(c, 1, "id") && argc == 2) {
+        resp_reply_int(c, (int64_t)c->id);
+    } else if (resp_arg_is(c, 1, "getname") && argc == 2) {
         if (c->name_len == 0) {
-            reply_raw(c, "$-1\r\n");
+            resp_reply_raw(c, "$-1\r\n");
         } else {
-            reply_bulk(c, c->name, c->name_len);
+            resp_reply_bulk(c, c->name, c->name_len);
         }
-    } else if (arg_is(c, 1, "setname") && argc == 3) {
+    } else if (resp_arg_is(c, 1, "setname") && argc == 3) {
         if (set_name(c, 2) == 0) {
-            reply_raw(c, "+OK\r\n");
+            resp_reply_raw(c, "+OK\r\n");
         }
-    } else if (arg_is(c, 1, "setinfo") && argc == 4) {
-        if (!arg_is(c, 2, "lib-name") && !arg_is(c, 2, "lib-ver")) {
+    } else if (resp_arg_is(c, 1, "setinfo") && argc == 4) {
+        if (!resp_arg_is(c, 2, "lib-name") && !resp_arg_is(c, 2, "lib-ver")) {
             char opt[64];
-            arg_text(c, 2, opt, sizeof(opt));
-            reply_error(c, HC_MRES_BAD_REQUEST, "ERR Unrecognized option '%s'", opt);
+            resp_arg_text(c, 2, opt, sizeof(opt));
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR Unrecognized option '%s'", opt);
             return;
         }
-        reply_raw(c, "+OK\r\n"); /* accepted, not kept */
+        resp_reply_raw(c, "+OK\r\n"); /* accepted, not kept */
     } else {
         char sub[64];
-        arg_text(c, 1, sub, sizeof(sub));
-        reply_error(c, HC_MRES_BAD_REQUEST,
-                    "ERR unknown subcommand or wrong number of arguments for 'CLIENT|%s' "
-                    "(hacache has ID, GETNAME, SETNAME, SETINFO)",
-                    sub);
+        resp_arg_text(c, 1, sub, sizeof(sub));
+        resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                         "ERR unknown subcommand or wrong number of arguments for 'CLIENT|%s' "
+                         "(hacache has ID, GETNAME, SETNAME, SETINFO)",
+                         sub);
     }
 }
 
@@ -734,28 +745,28 @@ static void cmd_hello(resp_conn_t *c)
     size_t argc = c->cmd.argc;
     if (argc >= 2) {
         int64_t ver;
-        if (arg_i64(c, 1, &ver) != 0) {
-            reply_error(c, HC_MRES_BAD_REQUEST,
-                        "ERR Protocol version is not an integer or out of range");
+        if (resp_arg_i64(c, 1, &ver) != 0) {
+            resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                             "ERR Protocol version is not an integer or out of range");
             return;
         }
         if (ver != 2) {
-            reply_error(c, HC_MRES_BAD_REQUEST, "NOPROTO unsupported protocol version");
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "NOPROTO unsupported protocol version");
             return;
         }
     }
     size_t auth_at = 0, name_at = 0;
     for (size_t i = 2; i < argc; i++) {
-        if (arg_is(c, i, "auth") && i + 2 < argc) {
+        if (resp_arg_is(c, i, "auth") && i + 2 < argc) {
             auth_at = i;
             i += 2;
-        } else if (arg_is(c, i, "setname") && i + 1 < argc) {
+        } else if (resp_arg_is(c, i, "setname") && i + 1 < argc) {
             name_at = i;
             i += 1;
         } else {
             char opt[64];
-            arg_text(c, i, opt, sizeof(opt));
-            reply_error(c, HC_MRES_BAD_REQUEST, "ERR Syntax error in HELLO option '%s'", opt);
+            resp_arg_text(c, i, opt, sizeof(opt));
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR Syntax error in HELLO option '%s'", opt);
             return;
         }
     }
@@ -763,9 +774,9 @@ static void cmd_hello(resp_conn_t *c)
         return;
     }
     if (!c->authed && hc_auth_required(c->srv->auth)) {
-        reply_error(c, HC_MRES_UNAUTHORIZED,
-                    "NOAUTH HELLO must be called with the client already authenticated, "
-                    "otherwise the HELLO <proto> AUTH <user> <pass> option can be used");
+        resp_reply_error(c, HC_MRES_UNAUTHORIZED,
+                         "NOAUTH HELLO must be called with the client already authenticated, "
+                         "otherwise the HELLO <proto> AUTH <user> <pass> option can be used");
         return;
     }
     if (name_at > 0 && set_name(c, name_at + 1) != 0) {
@@ -788,23 +799,23 @@ static const char *const read_names[] = {"local", "leader", "linearizable"};
 static void cmd_setting(resp_conn_t *c, const char *const *names, int n, int *value)
 {
     if (c->cmd.argc == 1) {
-        reply_bulk_str(c, names[*value]);
+        resp_reply_bulk_str(c, names[*value]);
         return;
     }
     if (c->cmd.argc > 2) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
         return;
     }
     for (int i = 0; i < n; i++) {
-        if (arg_is(c, 1, names[i])) {
+        if (resp_arg_is(c, 1, names[i])) {
             *value = i;
-            reply_raw(c, "+OK\r\n");
+            resp_reply_raw(c, "+OK\r\n");
             return;
         }
     }
-    reply_error(c, HC_MRES_BAD_REQUEST,
-                n == 4 ? "ERR ack must be quorum, once, leader or none"
-                       : "ERR read must be local, leader or linearizable");
+    resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                     n == 4 ? "ERR ack must be quorum, once, leader or none"
+                            : "ERR read must be local, leader or linearizable");
 }
 
 static void cmd_hc_ack(resp_conn_t *c)
@@ -825,20 +836,20 @@ static void cmd_hc_read(resp_conn_t *c)
 static void cmd_hc_cache(resp_conn_t *c)
 {
     if (c->cmd.argc == 1) {
-        reply_bulk(c, c->cache, c->cache_len);
+        resp_reply_bulk(c, c->cache, c->cache_len);
         return;
     }
     size_t n;
-    const char *s = arg(c, 1, &n);
+    const char *s = resp_arg(c, 1, &n);
     if (c->cmd.argc > 2 || !hc_cache_name_ok(s, n)) {
-        reply_error(c, HC_MRES_BAD_REQUEST,
-                    "ERR cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
+        resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                         "ERR cache name must be 1-128 characters of [A-Za-z0-9_.:-]");
         return;
     }
     memcpy(c->cache, s, n);
     c->cache[n] = '\0';
     c->cache_len = n;
-    reply_raw(c, "+OK\r\n");
+    resp_reply_raw(c, "+OK\r\n");
 }
 
 static void cmd_info(resp_conn_t *c)
@@ -859,9 +870,9 @@ static void cmd_info(resp_conn_t *c)
                   leads ? "master" : "slave", st.role, st.term, st.leader ? st.leader : "",
                   st.quorum, st.ready, st.commit_index, st.applied_index);
     if (b.failed) {
-        reply_error(c, HC_MRES_ERROR, "ERR out of memory");
+        resp_reply_error(c, HC_MRES_ERROR, "ERR out of memory");
     } else {
-        reply_bulk(c, b.data, b.len);
+        resp_reply_bulk(c, b.data, b.len);
     }
     hc_buf_free(&b);
 }
@@ -869,17 +880,17 @@ static void cmd_info(resp_conn_t *c)
 /* CONFIG GET <parameter>: what redis-benchmark asks on start; nothing else is configurable. */
 static void cmd_config(resp_conn_t *c)
 {
-    if (!arg_is(c, 1, "get") || c->cmd.argc != 3) {
-        reply_error(c, HC_MRES_BAD_REQUEST,
-                    "ERR only CONFIG GET is supported (hacache is configured by environment)");
+    if (!resp_arg_is(c, 1, "get") || c->cmd.argc != 3) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                         "ERR only CONFIG GET is supported (hacache is configured by environment)");
         return;
     }
-    if (arg_is(c, 2, "save")) {
-        reply_raw(c, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
-    } else if (arg_is(c, 2, "appendonly")) {
-        reply_raw(c, "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    if (resp_arg_is(c, 2, "save")) {
+        resp_reply_raw(c, "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    } else if (resp_arg_is(c, 2, "appendonly")) {
+        resp_reply_raw(c, "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
     } else {
-        reply_raw(c, "*0\r\n");
+        resp_reply_raw(c, "*0\r\n");
     }
 }
 
@@ -924,6 +935,18 @@ static const command_t commands[] = {
     {"hc.cache", -1, 0, 0, HC_MOP_OTHER, cmd_hc_cache},
     {"hc.ack", -1, 0, 0, HC_MOP_OTHER, cmd_hc_ack},
     {"hc.read", -1, 0, 0, HC_MOP_OTHER, cmd_hc_read},
+    {"getdel", 2, 0, 1, HC_MOP_DEL, resp_cmd_getdel},
+    {"expire", -3, 0, 1, HC_MOP_PUT, resp_cmd_expire},
+    {"pexpire", -3, 0, 1, HC_MOP_PUT, resp_cmd_expire},
+    {"expireat", -3, 0, 1, HC_MOP_PUT, resp_cmd_expire},
+    {"pexpireat", -3, 0, 1, HC_MOP_PUT, resp_cmd_expire},
+    {"persist", 2, 0, 1, HC_MOP_PUT, resp_cmd_persist},
+    {"mset", -3, 0, 1, HC_MOP_PUT, resp_cmd_mset},
+    {"multi", 1, 0, 0, HC_MOP_OTHER, resp_cmd_multi},
+    {"exec", 1, 0, 0, HC_MOP_PUT, resp_cmd_exec},
+    {"discard", 1, 0, 0, HC_MOP_OTHER, resp_cmd_discard},
+    {"watch", -2, 0, 0, HC_MOP_OTHER, resp_cmd_watch},
+    {"unwatch", 1, 0, 0, HC_MOP_OTHER, resp_cmd_unwatch},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -931,17 +954,17 @@ static const command_t commands[] = {
  * to their built-in command tables when the server describes nothing. */
 static void cmd_command(resp_conn_t *c)
 {
-    if (c->cmd.argc >= 2 && arg_is(c, 1, "count")) {
-        reply_int(c, (int64_t)N_COMMANDS);
+    if (c->cmd.argc >= 2 && resp_arg_is(c, 1, "count")) {
+        resp_reply_int(c, (int64_t)N_COMMANDS);
     } else {
-        reply_raw(c, "*0\r\n");
+        resp_reply_raw(c, "*0\r\n");
     }
 }
 
 static const command_t *find_command(resp_conn_t *c)
 {
     for (size_t i = 0; i < N_COMMANDS; i++) {
-        if (arg_is(c, 0, commands[i].name)) {
+        if (resp_arg_is(c, 0, commands[i].name)) {
             return &commands[i];
         }
     }
@@ -958,15 +981,22 @@ int resp_cmd_pipelines(resp_conn_t *c)
 static void serve(resp_conn_t *c, const command_t *cmd)
 {
     char name[64];
+    if (c->in_multi && (cmd == NULL || (cmd->arity > 0 && c->cmd.argc != (size_t)cmd->arity) ||
+                        (cmd->arity < 0 && c->cmd.argc < (size_t)-cmd->arity))) {
+        c->txn.failed = 1; /* EXEC answers EXECABORT, like Redis */
+    }
     if (cmd == NULL) {
-        arg_text(c, 0, name, sizeof(name));
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR unknown command '%s'", name);
+        resp_arg_text(c, 0, name, sizeof(name));
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR unknown command '%s'", name);
     } else if (!cmd->noauth && !c->authed && hc_auth_required(c->srv->auth)) {
-        reply_error(c, HC_MRES_UNAUTHORIZED, "NOAUTH Authentication required.");
+        resp_reply_error(c, HC_MRES_UNAUTHORIZED, "NOAUTH Authentication required.");
     } else if ((cmd->arity > 0 && c->cmd.argc != (size_t)cmd->arity) ||
                (cmd->arity < 0 && c->cmd.argc < (size_t)-cmd->arity)) {
-        reply_error(c, HC_MRES_BAD_REQUEST, "ERR wrong number of arguments for '%s' command",
-                    cmd->name);
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR wrong number of arguments for '%s' command",
+                         cmd->name);
+    } else if (c->in_multi && cmd->fn != resp_cmd_exec && cmd->fn != resp_cmd_discard &&
+               cmd->fn != resp_cmd_multi && cmd->fn != resp_cmd_watch && cmd->fn != cmd_quit) {
+        resp_txn_queue(c);
     } else {
         cmd->fn(c);
     }

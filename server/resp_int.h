@@ -29,7 +29,43 @@ typedef enum {
     M_SET,
     M_INCR,
     M_FLUSH,
+    M_TXN, /* a write whose reply is built from value records (resp_txn.c) */
 } op_mode_t;
+
+/* How the reply of one command of a transaction is built from its value records. */
+typedef enum {
+    D_SET,     /* +OK, nil when a condition failed */
+    D_SET_GET, /* the old value or nil */
+    D_GET,     /* the value or nil */
+    D_MGET,    /* an array of values */
+    D_EXISTS,  /* the number of keys found */
+    D_DEL,     /* the number of keys removed */
+    D_GETDEL,  /* the old value or nil */
+    D_INCR,    /* the new value */
+    D_EXPIRE,  /* 1 changed, 0 absent (or no expiry to remove) */
+    D_MSET,    /* +OK */
+    D_TTL,     /* seconds left, -1 no expiry, -2 absent */
+    D_PTTL,    /* milliseconds left */
+} resp_desc_kind_t;
+
+typedef struct {
+    resp_desc_kind_t kind;
+    uint32_t nsub; /* its sub-commands (value records) */
+} resp_desc_t;
+
+/* Commands being gathered into one write: MULTI's queue, or one command that needs value
+ * records (SET ... GET, GETDEL, EXPIRE, MSET). Keys and values are copied into `arena`. */
+typedef struct {
+    hc_buf_t arena;
+    struct resp_sub {
+        hc_cmd_t cmd; /* key and val point nowhere until submitted: see key_off, val_off */
+        size_t key_off, val_off;
+    } * subs;
+    size_t nsub, scap;
+    resp_desc_t *desc;
+    size_t ndesc, dcap;
+    int failed; /* a command was refused while queued: EXEC answers EXECABORT */
+} resp_txn_t;
 
 struct resp_conn;
 struct resp_pend;
@@ -54,6 +90,12 @@ typedef struct resp_pend {
     hc_apply_result_t res;
     int64_t count;  /* DEL: keys removed */
     hc_buf_t reply; /* the reply, when it was built before the commands ahead of it were answered */
+    /* M_TXN */
+    hc_buf_t vals; /* the value records (owned copy) */
+    int have_vals;
+    resp_desc_t *desc; /* owned */
+    size_t ndesc;
+    int multi; /* EXEC: an array of the replies */
     hc_metric_op_t mop;
     hc_metric_ack_t mack;
     hc_metric_result_t mres;
@@ -114,6 +156,8 @@ typedef struct resp_conn {
     size_t cache_len;
     hc_ack_t ack;
     hc_consistency_t cons;
+    int in_multi;   /* between MULTI and EXEC / DISCARD */
+    resp_txn_t txn; /* MULTI's queue */
 } resp_conn_t;
 
 #define READ_CHUNK (64 * 1024)
@@ -141,6 +185,22 @@ struct hc_resp {
 
 /* ---- resp_cmds.c ---- */
 
+void resp_reply_raw(resp_conn_t *c, const char *s);
+void resp_reply_int(resp_conn_t *c, int64_t v);
+void resp_reply_bulk(resp_conn_t *c, const void *p, size_t n);
+void resp_reply_bulk_str(resp_conn_t *c, const char *s);
+/* "-<text>\r\n"; text starts with the error code (ERR, NOAUTH, ...). */
+__attribute__((format(printf, 3, 4))) void resp_reply_error(resp_conn_t *c, hc_metric_result_t mres,
+                                                            const char *fmt, ...);
+void resp_reply_node_error(resp_conn_t *c, int err);
+/* Argument i of the current command (valid until the input buffer changes). */
+const char *resp_arg(resp_conn_t *c, size_t i, size_t *len);
+int resp_arg_is(resp_conn_t *c, size_t i, const char *word);
+int resp_arg_i64(resp_conn_t *c, size_t i, int64_t *out);
+void resp_arg_text(resp_conn_t *c, size_t i, char *out, size_t cap);
+/* Checks every key argument in [first, end): 1, or 0 after an error reply. */
+int resp_keys_ok(resp_conn_t *c, size_t first, size_t end);
+
 /* 1 when the parsed command c->cmd is a write that may join the writes in flight (pipelining). */
 int resp_cmd_pipelines(resp_conn_t *c);
 /* Serves the parsed command c->cmd: answers at once, queues a pending write, or leaves c->busy
@@ -150,6 +210,28 @@ void resp_dispatch(resp_conn_t *c);
 void resp_pend_reply(resp_conn_t *c, resp_pend_t *p);
 /* Records the metrics of the current (non-queued) command. */
 void resp_command_done(resp_conn_t *c);
+
+/* ---- resp_txn.c ---- */
+
+/* The commands that gather into a transaction. Each parses the current command: inside MULTI
+ * it queues (+QUEUED), otherwise it is sent at once as one write; an error is answered (and
+ * inside MULTI fails the transaction). */
+void resp_cmd_set_ext(resp_conn_t *c); /* SET with XX / GET / KEEPTTL / EXAT / PXAT */
+void resp_cmd_getdel(resp_conn_t *c);
+void resp_cmd_expire(resp_conn_t *c); /* EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT */
+void resp_cmd_persist(resp_conn_t *c);
+void resp_cmd_mset(resp_conn_t *c);
+void resp_cmd_multi(resp_conn_t *c);
+void resp_cmd_exec(resp_conn_t *c);
+void resp_cmd_discard(resp_conn_t *c);
+void resp_cmd_watch(resp_conn_t *c);
+void resp_cmd_unwatch(resp_conn_t *c);
+/* Inside MULTI: queues the current command (GET, SET, SETEX, PSETEX, DEL, UNLINK, INCR...,
+ * MGET, EXISTS, GETDEL, EXPIRE..., PERSIST, MSET, TTL, PTTL) or refuses it. */
+void resp_txn_queue(resp_conn_t *c);
+/* The reply of a M_TXN pending write. */
+void resp_txn_reply(resp_conn_t *c, resp_pend_t *p);
+void resp_txn_free(resp_txn_t *t);
 
 /* ---- resp.c ---- */
 

@@ -722,12 +722,18 @@ static int write_prepare(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, wr
      * now_ms (so now_ms must be the same on every replica: the leader's, carried in the log).
      * Also used by an INCR that creates its key; an INCR of a live key keeps its expiry. */
     uint64_t new_expiry = cmd->expire_at_ms;
-    if (new_expiry == 0 && w->settings.default_ttl_ms != 0)
+    if (new_expiry == 0 && cmd->ttl_ms != 0)
+        new_expiry = now_ms + cmd->ttl_ms;
+    if (new_expiry == 0 && !cmd->no_default_ttl && w->settings.default_ttl_ms != 0)
         new_expiry = now_ms + w->settings.default_ttl_ms;
 
     if (cmd->op == HC_OP_PUT) {
         if (cmd->if_absent && live != NULL)
             return HC_ECONFLICT;
+        if (cmd->if_present && live == NULL)
+            return HC_ECONFLICT;
+        if (cmd->keep_ttl && live != NULL)
+            new_expiry = live->expire_at_ms;
         int rc = check_if_version(cmd, live);
         if (rc != 0)
             return rc;
@@ -976,6 +982,10 @@ int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t 
         c->settings = *set;
         return 0;
     }
+    case HC_OP_BATCH:
+    case HC_OP_GET:
+    case HC_OP_SET_TTL:
+        break; /* the state machine's (fsm.c) */
     }
     return HC_EINVAL;
 }

@@ -44,13 +44,19 @@ typedef enum {
                     * entry has no expiry; with expire_at_ms != 0, HC_ECONFLICT if the entry now
                     * expires later than that (it was rewritten after the EXPIRE was planned) */
     HC_OP_CACHE_CONFIG, /* create the cache if needed and set its settings */
-    HC_OP_INVALIDATE    /* quorum-loss invalidation made cluster-wide (no cache name): drop every
+    HC_OP_INVALIDATE,   /* quorum-loss invalidation made cluster-wide (no cache name): drop every
                          * entry of every cache whose policy is `invalidate`; result.removed */
+    /* protocol 3 (fsm.c; a leader proposes them only when every member speaks 3) */
+    HC_OP_BATCH,   /* sub[0..nsub): applied in order as one entry (MSET, MULTI/EXEC) */
+    HC_OP_GET,     /* inside a batch: the value now (a read in MULTI) */
+    HC_OP_SET_TTL, /* change the expiry of a live key, value kept: expire_at_ms / ttl_ms, or
+                    * none when both are 0 (EXPIRE, PEXPIRE, PERSIST); HC_ENOTFOUND if absent,
+                    * HC_ECONFLICT for PERSIST of a key without expiry */
 } hc_op_t;
 
 /* A command. All pointers are borrowed for the duration of the call; the store copies what it
  * keeps. Cache names are 1..255 bytes. */
-typedef struct {
+typedef struct hc_cmd_s {
     hc_op_t op;
     const char *cache;
     size_t cache_len;
@@ -64,6 +70,14 @@ typedef struct {
     uint64_t if_version;          /* ...this version (0 = must be absent) */
     int64_t incr_by;              /* INCR */
     hc_cache_settings_t settings; /* CACHE_CONFIG */
+    /* protocol 3 */
+    int if_present;     /* PUT: fail with HC_ECONFLICT unless a live entry exists (XX) */
+    int keep_ttl;       /* PUT: keep the live entry's expiry (KEEPTTL) */
+    int no_default_ttl; /* PUT: expire_at_ms 0 means never, not the cache's default */
+    int want_old;       /* PUT, DEL: the value before the write is a result (GET, GETDEL) */
+    uint64_t ttl_ms;    /* batch sub-commands, SET_TTL: expiry relative to the entry's now */
+    const struct hc_cmd_s *sub; /* BATCH */
+    size_t nsub;
 } hc_cmd_t;
 
 typedef struct {
@@ -71,6 +85,9 @@ typedef struct {
     int64_t integer;  /* INCR: the new value */
     int existed;      /* DEL/EVICT/EXPIRE: a live entry was removed; CLEAR: count removed */
     uint64_t removed; /* CLEAR: number of entries removed */
+    /* protocol 3: results that carry values (want_old, BATCH, GET) as records (fsm.h
+     * hc_vals_next), valid during the callback that receives them; NULL when none */
+    const hc_buf_t *vals;
 } hc_apply_result_t;
 
 /* A read result. data points into the store and stays valid until the next hc_store_apply()

@@ -28,6 +28,8 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
     c->tags = calloc(c->cap, sizeof(*c->tags));
     c->names = calloc(c->cap, sizeof(*c->names));
     c->last_frame = calloc(c->cap, sizeof(*c->last_frame));
+    c->proto_seen = calloc(c->cap, sizeof(*c->proto_seen));
+    hc_buf_init(&c->apply_vals);
     c->tx = calloc(c->cap, sizeof(*c->tx));
     c->info_state = calloc(c->cap, 1);
     c->clock_offset = calloc(c->cap, sizeof(*c->clock_offset));
@@ -53,12 +55,12 @@ int hc_cluster_new(struct uv_loop_s *loop, const hc_config_t *cfg, hc_fsm_t *fsm
         c->compact_hold_max = cev * 10 < CL_MAX_LOG_ENTRIES / 2 ? cev * 10 : CL_MAX_LOG_ENTRIES / 2;
     }
     if (c->ids == NULL || c->answer_id == NULL || c->tags == NULL || c->names == NULL ||
-        c->last_frame == NULL || c->info_state == NULL || c->clock_offset == NULL ||
-        c->stale_told_at == NULL || c->tell_stale == NULL || c->unlisted_at == NULL ||
-        c->unlisted_id == NULL || c->join_id == NULL || c->answer_lifetime == NULL ||
-        c->clock_rtt == NULL || c->clock_warned == NULL || c->tx == NULL || c->self < 0 ||
-        (size_t)c->self >= c->nhosts || c->nhosts > RAFT_MAX_MEMBERS ||
-        cl_io_uv_new(c, loop) != 0) {
+        c->last_frame == NULL || c->proto_seen == NULL || c->info_state == NULL ||
+        c->clock_offset == NULL || c->stale_told_at == NULL || c->tell_stale == NULL ||
+        c->unlisted_at == NULL || c->unlisted_id == NULL || c->join_id == NULL ||
+        c->answer_lifetime == NULL || c->clock_rtt == NULL || c->clock_warned == NULL ||
+        c->tx == NULL || c->self < 0 || (size_t)c->self >= c->nhosts ||
+        c->nhosts > RAFT_MAX_MEMBERS || cl_io_uv_new(c, loop) != 0) {
         hc_cluster_free(c);
         return HC_EINVAL;
     }
@@ -274,6 +276,8 @@ void hc_cluster_free(hc_cluster_t *c)
     free(c->tags);
     free(c->names);
     free(c->last_frame);
+    free(c->proto_seen);
+    hc_buf_free(&c->apply_vals);
     free(c->info_state);
     free(c->stale_told_at);
     free(c->tell_stale);

@@ -145,6 +145,9 @@ struct hc_node_op {
     uint64_t retry_until; /* loop ms: after this, an unknown fate is reported as such */
     uint64_t retry_after; /* loop ms: not sent again before (a refusal from a former leader) */
     const void *seq;      /* local writes: the sequence they keep their order in (NULL: none) */
+    int want_vals;        /* the write's results carry values (hc_fsm_apply_vals) */
+    hc_buf_t vals;        /* OP_FWD_WRITE with want_vals: the results of its local apply */
+    int have_vals;
 };
 
 struct hc_cluster {
@@ -165,6 +168,8 @@ struct hc_cluster {
     int fresh_ids;             /* tags are nonzero and distinct: new incarnations get fresh ids */
     char (*names)[HC_NODE_NAME_MAX + 1];
     uint64_t *last_frame; /* loop ms of the last frame from each peer, 0: never */
+    uint32_t *proto_seen; /* protocol version of each peer's last link, 0: never linked */
+    hc_buf_t apply_vals;  /* results with values of the entry being applied (fsm.h) */
     char state_path[4096];
     char members_path[4200];      /* state_path + ".members" (hc_members_save) */
     char id_path[4200];           /* state_path + ".id" (hc_id_save); all "" without a data dir */
@@ -287,6 +292,8 @@ int cl_send_pm(cluster_t *c, int peer, const Hacache__PeerMessage *pm);
 int cl_peers_know_incarnations(const cluster_t *c);
 /* The raft id this node tells its peers (0: none yet). */
 uint64_t cl_announced_id(const cluster_t *c);
+int cl_members_speak(cluster_t *c, uint32_t v);
+void cl_keep_fwd_vals(cluster_t *c, const uint8_t rid[16], const hc_buf_t *vals);
 /* A TimeSync question (t1 == 0) or answer, with my announced id, lifetime and commit index. */
 void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1);
 

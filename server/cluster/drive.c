@@ -24,8 +24,13 @@ static void apply_entry(cluster_t *c, const raft_entry_t *e)
             status = HC_EINTERNAL;
         } else {
             uint64_t now = d.meta.now_ms ? d.meta.now_ms : hc_wall_ms();
-            status = hc_fsm_apply(c->fsm, &d.cmd, d.meta.has_request_id ? d.meta.request_id : NULL,
-                                  e->index, now, &res);
+            hc_buf_reset(&c->apply_vals);
+            status =
+                hc_fsm_apply_vals(c->fsm, &d.cmd, d.meta.has_request_id ? d.meta.request_id : NULL,
+                                  e->index, now, &res, &c->apply_vals);
+            if (res.vals != NULL && d.meta.has_request_id) {
+                cl_keep_fwd_vals(c, d.meta.request_id, res.vals);
+            }
             hc_cmd_decoded_free(&d);
         }
     }

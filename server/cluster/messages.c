@@ -11,12 +11,12 @@ void cl_on_peer_up(cluster_t *c, int peer, uint32_t version)
 {
     if (cl_peer_known(c, peer)) {
         c->last_frame[peer] = cl_now(c);
+        c->proto_seen[peer] = version;
         if (c->discovering || c->joining) {
             cl_send_info_req(c, peer);
         }
         cl_send_time(c, peer, hc_wall_ms(), 0);
     }
-    (void)version;
     cl_kick(c);
 }
 

@@ -52,6 +52,7 @@ static void op_set_kind(cluster_t *c, hc_node_op_t *op, op_kind_t kind)
 
 void cl_op_free(hc_node_op_t *op)
 {
+    hc_buf_free(&op->vals);
     free(op->enc);
     free(op->cache);
     free(op->key);
@@ -62,6 +63,7 @@ hc_node_op_t *cl_op_new(op_kind_t kind)
 {
     hc_node_op_t *op = calloc(1, sizeof(*op));
     if (op) {
+        hc_buf_init(&op->vals);
         op->kind = kind;
         op->remote_peer = -1;
         op->peer = -1;
@@ -145,6 +147,12 @@ void cl_op_finish_write(cluster_t *c, hc_node_op_t *op, int status, const hc_app
     if (res == NULL) {
         res = &zero;
     }
+    hc_apply_result_t with_vals;
+    if (op->have_vals) { /* a forwarded write's values, from its apply here */
+        with_vals = *res;
+        with_vals.vals = &op->vals;
+        res = &with_vals;
+    }
     if (op->remote_peer >= 0) {
         send_fwd_result(c, op->remote_peer, op->rid, status, op->index, res);
     } else if (op->wcb) {
@@ -183,6 +191,21 @@ void cl_op_finish(cluster_t *c, hc_node_op_t *op, int status)
         cl_op_finish_write(c, op, status, NULL);
     } else {
         cl_op_finish_read(c, op, status);
+    }
+}
+
+/* A write with values was applied here: the forwarded write of this node waiting for it keeps
+ * them (the leader's answer carries none; the state machine gives every replica the same). */
+void cl_keep_fwd_vals(cluster_t *c, const uint8_t rid[16], const hc_buf_t *vals)
+{
+    for (hc_node_op_t *op = c->ops; op; op = op->next) {
+        if (op->want_vals && op->kind == OP_FWD_WRITE &&
+            memcmp(op->rid, rid, HC_REQUEST_ID_BYTES) == 0) {
+            hc_buf_reset(&op->vals);
+            hc_buf_append(&op->vals, vals->data, vals->len);
+            op->have_vals = !op->vals.failed;
+            return;
+        }
     }
 }
 
@@ -408,6 +431,19 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
         cb(ud, HC_EUNAVAILABLE, &res);
         return NULL;
     }
+    int need = hc_cmd_proto(cmd);
+    if (need > 2 && !(c->role == RAFT_LEADER
+                          ? cl_members_speak(c, (uint32_t)need)
+                          : c->leader_idx >= 0 && c->leader_idx != c->self &&
+                                c->io.peer_version(c->io.ud, c->leader_idx) >= (uint32_t)need)) {
+        /* a member that does not know the entry would skip it and diverge */
+        cb(ud, c->leader_idx < 0 ? HC_EUNAVAILABLE : HC_EUPGRADE, &res);
+        return NULL;
+    }
+    int want_vals = hc_cmd_has_vals(cmd);
+    if (want_vals) {
+        ack = HC_ACK_QUORUM; /* the values come from the apply on this node */
+    }
     hc_cmd_t w = *cmd;
     w.expire_at_ms = 0;
     uint8_t *enc;
@@ -452,6 +488,7 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
     op->enc = enc;
     op->enc_len = enclen;
     op->ttl_ms = ttl_ms;
+    op->want_vals = want_vals;
     op->retry_until = cl_now(c) + 2 * (uint64_t)c->cfg->election_timeout_ms;
     return op;
 }
@@ -579,6 +616,13 @@ void cl_on_fwd(cluster_t *c, int peer, const Hacache__ForwardWrite *fw)
         if (ack != HC_ACK_NONE) {
             send_fwd_result(c, peer, fw->request_id.data, HC_EINVAL, 0, NULL);
         }
+        return;
+    }
+    if (hc_cmd_proto(&d.cmd) > 2 && !cl_members_speak(c, (uint32_t)hc_cmd_proto(&d.cmd))) {
+        if (ack != HC_ACK_NONE) {
+            send_fwd_result(c, peer, fw->request_id.data, HC_EUPGRADE, 0, NULL);
+        }
+        hc_cmd_decoded_free(&d);
         return;
     }
     d.cmd.expire_at_ms = fw->ttl_ms ? hc_wall_ms() + fw->ttl_ms : 0;

@@ -261,3 +261,21 @@ void cl_send_time(cluster_t *c, int peer, uint64_t t0, uint64_t t1)
     pm.time = &ts;
     cl_send_pm(c, peer, &pm);
 }
+
+/* 1 when every other member of the configuration last linked with protocol >= v (a member not
+ * linked since this process started counts as not speaking it). */
+int cl_members_speak(cluster_t *c, uint32_t v)
+{
+    if (c->raft == NULL) {
+        return 0;
+    }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    for (uint32_t i = 0; i < st.n_peers; i++) {
+        int peer = cl_peer_of_id(c, st.peers[i].id);
+        if (peer < 0 || c->proto_seen[peer] < v) {
+            return 0;
+        }
+    }
+    return 1;
+}
