@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "hacache.h"
 
 typedef struct {
@@ -18,12 +20,18 @@ struct hc_dedupe {
     dd_slot_t *slots;
     int32_t *buckets;
     size_t nbuckets;
+    uint8_t key[crypto_shorthash_KEYBYTES];
 };
 
+/* Keyed (SipHash, a random key per window): ids are not always random (a node's own ids are a
+ * prefix and a counter, a client may send sequential ones), and a client must not be able to
+ * aim its ids at one bucket. */
 static size_t dd_hash(const hc_dedupe_t *d, const uint8_t id[16])
 {
+    uint8_t out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, id, 16, d->key);
     uint64_t h;
-    memcpy(&h, id, sizeof(h)); /* request ids are random bytes */
+    memcpy(&h, out, sizeof(h));
     return (size_t)(h % d->nbuckets);
 }
 
@@ -35,6 +43,7 @@ hc_dedupe_t *hc_dedupe_new(size_t cap)
     }
     d->cap = cap ? cap : 1;
     d->nbuckets = d->cap * 2;
+    randombytes_buf(d->key, sizeof(d->key));
     d->slots = calloc(d->cap, sizeof(*d->slots));
     d->buckets = malloc(d->nbuckets * sizeof(*d->buckets));
     if (d->slots == NULL || d->buckets == NULL) {

@@ -119,6 +119,8 @@ typedef enum {
 
 struct hc_node_op {
     struct hc_node_op *prev, *next;
+    struct hc_node_op *iprev, *inext; /* OP_LEADER_WRITE: c->lw, by index */
+    int in_lw;
     op_kind_t kind;
     hc_write_cb wcb; /* NULL: detached (cancelled) or remote */
     hc_read_cb rcb;
@@ -190,7 +192,8 @@ struct hc_cluster {
     uint64_t expire_barrier; /* no new EXPIRE batch until this index is applied */
     hc_node_op_t *ops;       /* doubly linked list of every op in flight, oldest first */
     hc_node_op_t *ops_tail;
-    size_t parked; /* ops of kind OP_RETRY_WRITE */
+    hc_node_op_t *lw_head, *lw_tail; /* the OP_LEADER_WRITE ops, by index: what apply waits on */
+    size_t parked;                   /* ops of kind OP_RETRY_WRITE */
     void (*handover_cb)(void *ud);
     void *handover_ud;
     snap_tx_t *tx; /* per host index */

@@ -36,11 +36,11 @@ static void apply_entry(cluster_t *c, const raft_entry_t *e)
     }
     c->applied = e->index;
     cl_ql_applied(c, e->index, e->term);
-    /* waiters on this index */
-    hc_node_op_t *op = c->ops, *next;
-    for (; op; op = next) {
-        next = op->next;
-        if (op->kind != OP_LEADER_WRITE || op->index != e->index) {
+    /* waiters on this index: the leader's writes, by index */
+    hc_node_op_t *op = c->lw_head, *next;
+    for (; op && op->index <= e->index; op = next) {
+        next = op->inext;
+        if (op->index != e->index) {
             continue;
         }
         if (op->term != e->term) {

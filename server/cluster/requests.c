@@ -8,6 +8,48 @@
 
 #include "log.h"
 
+/* The leader's writes by index (apply_entry answers them from the head). Proposals come in
+ * index order, so an op almost always goes last. */
+static void lw_insert(cluster_t *c, hc_node_op_t *op)
+{
+    hc_node_op_t *after = c->lw_tail;
+    while (after != NULL && after->index > op->index) {
+        after = after->iprev;
+    }
+    op->iprev = after;
+    op->inext = after ? after->inext : c->lw_head;
+    if (op->inext) {
+        op->inext->iprev = op;
+    } else {
+        c->lw_tail = op;
+    }
+    if (after) {
+        after->inext = op;
+    } else {
+        c->lw_head = op;
+    }
+    op->in_lw = 1;
+}
+
+static void lw_remove(cluster_t *c, hc_node_op_t *op)
+{
+    if (!op->in_lw) {
+        return;
+    }
+    if (op->iprev) {
+        op->iprev->inext = op->inext;
+    } else {
+        c->lw_head = op->inext;
+    }
+    if (op->inext) {
+        op->inext->iprev = op->iprev;
+    } else {
+        c->lw_tail = op->iprev;
+    }
+    op->iprev = op->inext = NULL;
+    op->in_lw = 0;
+}
+
 /* Ops are kept oldest first: answers tend to come in that order, and parked writes are sent
  * again in it. */
 void cl_op_link(cluster_t *c, hc_node_op_t *op)
@@ -22,6 +64,9 @@ void cl_op_link(cluster_t *c, hc_node_op_t *op)
     c->ops_tail = op;
     if (op->kind == OP_RETRY_WRITE) {
         c->parked++;
+    }
+    if (op->kind == OP_LEADER_WRITE) {
+        lw_insert(c, op);
     }
 }
 
@@ -41,13 +86,19 @@ void cl_op_unlink(cluster_t *c, hc_node_op_t *op)
     if (op->kind == OP_RETRY_WRITE) {
         c->parked--;
     }
+    lw_remove(c, op);
 }
 
-/* Changes the kind of a linked op (keeps the parked count). */
+/* Changes the kind of a linked op (keeps the parked count and the index list; an op becoming
+ * a leader write has its index set already). */
 static void op_set_kind(cluster_t *c, hc_node_op_t *op, op_kind_t kind)
 {
     c->parked += (kind == OP_RETRY_WRITE) - (op->kind == OP_RETRY_WRITE);
+    lw_remove(c, op);
     op->kind = kind;
+    if (kind == OP_LEADER_WRITE) {
+        lw_insert(c, op);
+    }
 }
 
 void cl_op_free(hc_node_op_t *op)
@@ -584,10 +635,10 @@ void cl_retry_parked_writes(cluster_t *c)
                 cl_op_finish_write(c, op, rv, &r);
                 continue;
             }
-            op_set_kind(c, op, OP_LEADER_WRITE);
             op->index = index;
             op->term = term;
             op->deadline = 0;
+            op_set_kind(c, op, OP_LEADER_WRITE);
         } else if (leader >= 0 && leader != c->self && cl_link_up(c, leader)) {
             if (send_fwd(c, leader, op->rid, op->ack, op->ttl_ms, op->enc, op->enc_len) == 0) {
                 op_set_kind(c, op, OP_FWD_WRITE);
