@@ -148,6 +148,7 @@ struct hc_node_op {
     uint64_t retry_after; /* loop ms: not sent again before (a refusal from a former leader) */
     const void *seq;      /* local writes: the sequence they keep their order in (NULL: none) */
     int want_vals;        /* the write's results carry values (hc_fsm_apply_vals) */
+    int maybe_applied;    /* an attempt ended with its fate unknown: never report "not applied" */
     hc_buf_t vals;        /* OP_FWD_WRITE with want_vals: the results of its local apply */
     int have_vals;
 };

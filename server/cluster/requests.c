@@ -175,6 +175,7 @@ static int op_park_for_retry(cluster_t *c, hc_node_op_t *op, int status)
         return 0;
     }
     op_set_kind(c, op, OP_RETRY_WRITE);
+    op->maybe_applied |= status == HC_EUNKNOWN_OUTCOME;
     op->wait_apply = 0;
     op->index = op->term = 0;
     op->peer = -1;
@@ -191,6 +192,10 @@ void cl_op_finish_write(cluster_t *c, hc_node_op_t *op, int status, const hc_app
 {
     if (op_park_for_retry(c, op, status)) {
         return;
+    }
+    if (op->maybe_applied && (status == HC_EUNAVAILABLE || status == HC_ETIMEDOUT)) {
+        /* a refusal now says nothing of an earlier attempt whose fate was unknown */
+        status = HC_EUNKNOWN_OUTCOME;
     }
     cl_op_unlink(c, op);
     hc_apply_result_t zero;
@@ -472,6 +477,20 @@ static int send_fwd(cluster_t *c, int leader, const uint8_t rid[16], hc_ack_t ac
     return rv == 0 ? 0 : rv == HC_ETOOLARGE ? HC_ETOOLARGE : HC_EUNAVAILABLE;
 }
 
+/* 1 when a write of sequence `seq` is parked (a new one must not overtake it). */
+static int seq_parked(const cluster_t *c, const void *seq)
+{
+    if (seq == NULL || c->parked == 0) {
+        return 0;
+    }
+    for (const hc_node_op_t *o = c->ops; o; o = o->next) {
+        if (o->kind == OP_RETRY_WRITE && o->seq == seq) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8_t rid[16],
                                uint64_t ttl_ms, hc_ack_t ack, const void *seq, hc_write_cb cb,
                                void *ud)
@@ -504,6 +523,29 @@ hc_node_op_t *hc_cluster_write(hc_cluster_t *c, const hc_cmd_t *cmd, const uint8
         return NULL;
     }
     hc_node_op_t *op = NULL;
+    if (seq_parked(c, seq)) {
+        /* an earlier write of its sequence waits to be sent again: this one goes after it */
+        op = cl_op_new(OP_RETRY_WRITE);
+        if (op == NULL) {
+            free(enc);
+            cb(ud, HC_EUNAVAILABLE, &res);
+            return NULL;
+        }
+        op->ack = ack;
+        op->seq = seq;
+        memcpy(op->rid, rid, HC_REQUEST_ID_BYTES);
+        op->wcb = cb;
+        op->ud = ud;
+        op->enc = enc;
+        op->enc_len = enclen;
+        op->ttl_ms = ttl_ms;
+        op->want_vals = want_vals;
+        op->retry_until = cl_now(c) + 2 * (uint64_t)c->cfg->election_timeout_ms;
+        op->deadline = op->retry_until;
+        cl_op_link(c, op);
+        cl_kick(c);
+        return op;
+    }
     if (c->role == RAFT_LEADER) {
         w.expire_at_ms = ttl_ms ? hc_wall_ms() + ttl_ms : 0;
         op = leader_write(c, &w, rid, ack, -1, seq, cb, ud);
