@@ -252,7 +252,7 @@ def gen_pipeline(seed, main, other, n=2000):
             elif x == 3:
                 add(("SET", "", val), Err("ERR empty keys"))
             elif x == 4:
-                add(("SET", k, val, "XX"), Err("ERR SET option 'xx' is not supported"))
+                add(("SET", k, val, "NX", "XX"), Err("ERR syntax error"))
             elif x == 5:
                 add(("INCRBY", rng.choice(counters), "lots"),
                     Err("ERR value is not an integer or out of range"))
