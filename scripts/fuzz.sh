@@ -10,8 +10,8 @@ secs="${1:-60}"
 hc_pkgs_build+=(clang libclang-rt-14-dev)
 hc_install_deps build
 CC=clang cmake -S . -B build-fuzz -DHACACHE_FUZZ=ON -DHACACHE_SANITIZE=ON >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_hosts fuzz_cmd fuzz_pct fuzz_frame fuzz_snapshot fuzz_peermsg fuzz_json fuzz_resp
-for t in hosts cmd pct frame snapshot peermsg json resp; do
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_hosts fuzz_cmd fuzz_pct fuzz_frame fuzz_snapshot fuzz_peermsg fuzz_json fuzz_resp fuzz_glob
+for t in hosts cmd pct frame snapshot peermsg json resp glob; do
     work=$(mktemp -d)
     cp tests/fuzz/corpus/$t/* "$work/"
     echo "=== fuzz_$t for ${secs}s"

@@ -281,6 +281,22 @@ int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *
     return hc_store_get(hc_fsm_store(n->fsm), cache, cache_len, key, klen, hc_wall_ms(), out);
 }
 
+int hc_node_scan(hc_node_t *n, const char *cache, size_t cache_len, uint64_t cursor, size_t count,
+                 hc_scan_cb cb, void *ud, uint64_t *next)
+{
+    *next = 0;
+    if (n->cl != NULL) {
+        int stale;
+        int rv = hc_cluster_local_read_ok(n->cl, cache, cache_len, &stale);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    *next =
+        hc_store_scan(hc_fsm_store(n->fsm), cache, cache_len, cursor, count, hc_wall_ms(), cb, ud);
+    return 0;
+}
+
 void hc_node_status(hc_node_t *n, hc_node_status_t *out)
 {
     memset(out, 0, sizeof(*out));

@@ -103,6 +103,15 @@ void hc_node_cancel(hc_node_t *n, hc_node_op_t *op);
 int hc_node_read(hc_node_t *n, const char *cache, size_t cache_len, const void *key, size_t klen,
                  hc_consistency_t consistency, hc_entry_view_t *out);
 
+/* SCAN: one step of a cursor iteration over the keys of one cache in this node's store
+ * (hc_store_scan: cursor 0 starts, *next 0 ends; up to about `count` entries examined), read
+ * locally whatever consistency the caller uses otherwise; expiry is judged by this node's clock.
+ * In cluster mode the rule of local reads applies (hc_cluster_local_read_ok): HC_EUNAVAILABLE
+ * while the node is not current, or after quorum loss for caches that do not serve stale data.
+ * Returns 0 (cb called for each key) or HC_EUNAVAILABLE (*next = 0, cb not called). */
+int hc_node_scan(hc_node_t *n, const char *cache, size_t cache_len, uint64_t cursor, size_t count,
+                 hc_scan_cb cb, void *ud, uint64_t *next);
+
 /* 1 when the local read being answered (inside its hc_read_cb, or right after hc_node_read)
  * came from data this node kept after losing quorum (a serve_stale cache, SPEC §3). */
 int hc_node_read_stale(hc_node_t *n);

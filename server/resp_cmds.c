@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "glob.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -679,6 +680,105 @@ static void cmd_dbsize(resp_conn_t *c)
     resp_reply_int(c, (int64_t)d.entries);
 }
 
+/* SCAN's bounds on one call, whatever the client asks: a COUNT above SCAN_COUNT_MAX is taken as
+ * SCAN_COUNT_MAX (the store then visits at most 10x that many buckets), and once MATCH has
+ * examined SCAN_MATCH_WORK pattern bytes the call ends after the current bucket. A pattern's
+ * cost on one key is at most its length times the key's, hence SCAN_PATTERN_MAX. */
+#define SCAN_COUNT_DEFAULT 10
+#define SCAN_COUNT_MAX     10000
+#define SCAN_PATTERN_MAX   4096
+#define SCAN_MATCH_WORK    (4u << 20)
+
+typedef struct {
+    const char *pat; /* NULL: every key */
+    size_t plen;
+    uint64_t work;
+    hc_buf_t keys; /* the reply's keys, as bulk strings */
+    int64_t n;
+} scan_reply_t;
+
+static int scan_key(void *ud, const void *key, size_t klen)
+{
+    scan_reply_t *r = ud;
+    if (r->pat == NULL || hc_glob_match(r->pat, r->plen, key, klen, &r->work)) {
+        hc_buf_printf(&r->keys, "$%zu\r\n", klen);
+        hc_buf_append(&r->keys, key, klen);
+        hc_buf_puts(&r->keys, "\r\n");
+        r->n++;
+    }
+    return r->work >= SCAN_MATCH_WORK;
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]: one step over the keys of the selected
+ * cache in this node's store (a local read, like DBSIZE, whatever HC.READ says). Every value is
+ * a string, so TYPE string is no filter and any other type finds nothing. */
+static void cmd_scan(resp_conn_t *c)
+{
+    size_t n;
+    const char *arg = resp_arg(c, 1, &n);
+    uint64_t cursor;
+    if (hc_parse_u64(arg, n, &cursor) != 0) {
+        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR invalid cursor");
+        return;
+    }
+    int64_t count = SCAN_COUNT_DEFAULT;
+    int no_keys = 0;
+    scan_reply_t r = {0};
+    for (size_t i = 2; i < c->cmd.argc; i += 2) {
+        if (i + 1 == c->cmd.argc) {
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+            return;
+        }
+        if (resp_arg_is(c, i, "count")) {
+            if (resp_arg_i64(c, i + 1, &count) != 0) {
+                resp_reply_error(c, HC_MRES_BAD_REQUEST,
+                                 "ERR value is not an integer or out of range");
+                return;
+            }
+            if (count < 1) {
+                resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+                return;
+            }
+        } else if (resp_arg_is(c, i, "match")) {
+            r.pat = resp_arg(c, i + 1, &r.plen);
+            if (r.plen > SCAN_PATTERN_MAX) {
+                resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR MATCH pattern longer than %d bytes",
+                                 SCAN_PATTERN_MAX);
+                return;
+            }
+            if (r.plen == 1 && r.pat[0] == '*') {
+                r.pat = NULL; /* matches everything: skip the matcher */
+            }
+        } else if (resp_arg_is(c, i, "type")) {
+            no_keys = !resp_arg_is(c, i + 1, "string");
+        } else {
+            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR syntax error");
+            return;
+        }
+    }
+    uint64_t next = 0;
+    if (!no_keys) { /* a type no key has: the iteration is complete at once */
+        hc_buf_init(&r.keys);
+        size_t want = count > SCAN_COUNT_MAX ? SCAN_COUNT_MAX : (size_t)count;
+        int rv =
+            hc_node_scan(c->srv->node, c->cache, c->cache_len, cursor, want, scan_key, &r, &next);
+        if (rv != 0 || r.keys.failed) {
+            hc_buf_free(&r.keys);
+            if (rv != 0) {
+                resp_reply_node_error(c, rv);
+            } else {
+                resp_reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
+            }
+            return;
+        }
+    }
+    char cur[24];
+    int cn = snprintf(cur, sizeof(cur), "%" PRIu64, next);
+    hc_buf_printf(&c->out, "*2\r\n$%d\r\n%s\r\n*%" PRId64 "\r\n", cn, cur, r.n);
+    hc_buf_append(&c->out, r.keys.data, r.keys.len);
+    hc_buf_free(&r.keys);
+}
+
 /* Names the connection after argument i (CLIENT SETNAME, HELLO SETNAME; "" clears the name).
  * 0, or -1 after an error reply. */
 static int set_name(resp_conn_t *c, size_t i)
@@ -929,6 +1029,7 @@ static const command_t commands[] = {
     {"command", -1, 0, 0, HC_MOP_OTHER, cmd_command},
     {"info", -1, 0, 0, HC_MOP_STATUS, cmd_info},
     {"dbsize", 1, 0, 0, HC_MOP_STATUS, cmd_dbsize},
+    {"scan", -2, 0, 0, HC_MOP_GET, cmd_scan},
     {"client", -2, 0, 0, HC_MOP_OTHER, cmd_client},
     {"hello", -1, 1, 0, HC_MOP_OTHER, cmd_hello},
     {"config", -2, 0, 0, HC_MOP_OTHER, cmd_config},

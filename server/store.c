@@ -1017,6 +1017,85 @@ int hc_store_get(hc_store_t *s, const char *cache, size_t cache_len, const void 
     return 0;
 }
 
+/* ---- scan ------------------------------------------------------------------------------- */
+
+static uint64_t bit_reverse(uint64_t v)
+{
+    v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
+    v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
+    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0full) | ((v & 0x0f0f0f0f0f0f0f0full) << 4);
+    return __builtin_bswap64(v);
+}
+
+/* The cursor after bucket `v & mask`: the masked bits are counted up from their highest bit
+ * down (reverse binary). The bits above the mask are set first so the carry runs through them;
+ * once every index was produced the cursor wraps to 0. */
+static uint64_t cursor_next(uint64_t v, uint64_t mask)
+{
+    return bit_reverse(bit_reverse(v | ~mask) + 1);
+}
+
+typedef struct {
+    uint64_t now_ms;
+    hc_scan_cb cb;
+    void *ud;
+    size_t examined;
+    int stop;
+} scan_t;
+
+static void scan_chain(scan_t *sc, const entry_t *e)
+{
+    for (; e != NULL; e = e->hnext) {
+        sc->examined++;
+        if (!is_expired(e, sc->now_ms) && sc->cb(sc->ud, e->data, e->klen) != 0)
+            sc->stop = 1;
+    }
+}
+
+/* Why no key is missed: bucket i of a table of size 2^n holds the keys whose hash ends in the n
+ * bits of i, and the cursor counts with those bits reversed, so the buckets still to visit are
+ * the same set of hash suffixes whatever power of two the table has by the next call: a larger
+ * table splits each of them in buckets that are all still ahead, a smaller one merges them with
+ * buckets that may have been visited (keys then come again). While resizing, a key is in one of
+ * the two tables: visiting bucket v of the smaller one with every bucket of the larger one that
+ * expands it (same low bits) covers it either way; the cursor then moves on in the larger
+ * table's bits, which carries into the smaller one's once the expansions are done. */
+uint64_t hc_store_scan(hc_store_t *s, const char *cache, size_t cache_len, uint64_t cursor,
+                       size_t count, uint64_t now_ms, hc_scan_cb cb, void *ud)
+{
+    const cache_t *c = cache_find(s, cache, cache_len);
+    if (c == NULL || c->ht[0].size == 0)
+        return 0;
+    if (count == 0)
+        count = 1;
+    size_t max_buckets = count > SIZE_MAX / 10 ? SIZE_MAX : count * 10, buckets = 0;
+    scan_t sc = {now_ms, cb, ud, 0, 0};
+    uint64_t v = cursor;
+    do {
+        if (!c->rehashing) {
+            uint64_t m = c->ht[0].size - 1;
+            scan_chain(&sc, c->ht[0].b[v & m]);
+            buckets++;
+            v = cursor_next(v, m);
+            continue;
+        }
+        const table_t *small = &c->ht[0], *large = &c->ht[1];
+        if (small->size > large->size) {
+            small = &c->ht[1];
+            large = &c->ht[0];
+        }
+        uint64_t m0 = small->size - 1, m1 = large->size - 1;
+        scan_chain(&sc, small->b[v & m0]);
+        buckets++;
+        do {
+            scan_chain(&sc, large->b[v & m1]);
+            buckets++;
+            v = cursor_next(v, m1);
+        } while ((v & (m0 ^ m1)) != 0);
+    } while (v != 0 && !sc.stop && sc.examined < count && buckets < max_buckets);
+    return v;
+}
+
 /* ---- planners --------------------------------------------------------------------------- */
 
 static void report_victim(const entry_t *e, int expired, hc_victim_cb cb, void *ud)

@@ -121,6 +121,23 @@ int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t 
 int hc_store_get(hc_store_t *s, const char *cache, size_t cache_len, const void *key, size_t klen,
                  uint64_t now_ms, hc_entry_view_t *out);
 
+/* A key reported by hc_store_scan(); key is valid during the call only. Return non-zero to end
+ * the scan call after the current bucket. Must not modify the store. */
+typedef int (*hc_scan_cb)(void *ud, const void *key, size_t klen);
+
+/* One step of a cursor iteration over the keys of one cache (Redis SCAN): start with cursor 0
+ * and pass each returned cursor to the next call; 0 returned means the iteration is complete.
+ * Guarantees: every key live in the cache from the first call to the last is reported at least
+ * once, even when the cache's hash table grows, shrinks or is being resized in between; a key
+ * may be reported more than once (after a resize); keys written or removed meanwhile may or may
+ * not be. A call visits whole hash buckets until it has examined `count` entries (0 counts as
+ * 1) or visited 10 * count buckets, or cb asked to stop; entries expired at now_ms are examined
+ * but not reported. A missing cache (or any cursor over an empty one) gives 0 without calling
+ * cb. Read-only: no LRU touch, no hit/miss count, no rehash step, so scans never make replicas
+ * differ. */
+uint64_t hc_store_scan(hc_store_t *s, const char *cache, size_t cache_len, uint64_t cursor,
+                       size_t count, uint64_t now_ms, hc_scan_cb cb, void *ud);
+
 /* Plans room for `put` (a PUT or INCR command): calls cb for each entry to remove first, in
  * order (expired entries first, then least recently used; within the cache's own bound when
  * it has one, store-wide otherwise), until applying put would fit. Returns 0 when the plan

@@ -49,6 +49,10 @@ hc_node_op_t *hc_cluster_read(hc_cluster_t *c, const char *cache, size_t cache_l
  * "not found" or an old value for keys the cluster holds. */
 int hc_cluster_local_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
                           size_t klen, hc_entry_view_t *out, int *stale);
+/* Whether a local read of `cache` may be answered now (hc_cluster_local_read's rule, for reads
+ * of more than one key such as SCAN): 0, with *stale = 1 when the answer would come from a
+ * serve_stale cache kept after quorum loss, or HC_EUNAVAILABLE. */
+int hc_cluster_local_read_ok(hc_cluster_t *c, const char *cache, size_t cache_len, int *stale);
 /* Why local reads are refused now: "discovering", "joining", "recovering" (restarted, the
  * leader has not caught it up yet) or "catching_up" (applied < commit heard, e.g. a snapshot
  * being staged); NULL when the node is current. */

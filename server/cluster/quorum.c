@@ -302,31 +302,36 @@ uint64_t hc_cluster_invalidations(const hc_cluster_t *c)
     return c->invalidations;
 }
 
-/* A local read: served while the quorum-loss state serves and the node is current; while
- * tripped or held only serve_stale caches answer, marked stale. */
-int hc_cluster_local_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
-                          size_t klen, hc_entry_view_t *out, int *stale)
+/* Local reads are served while the quorum-loss state serves and the node is current; while
+ * tripped or held only serve_stale caches answer, marked stale, for max_stale_ms after the last
+ * instant a quorum was seen. */
+int hc_cluster_local_read_ok(hc_cluster_t *c, const char *cache, size_t cache_len, int *stale)
 {
-    hc_store_t *s = hc_fsm_store(c->fsm);
     *stale = 0;
     cl_ql_notice_stall(c); /* woken from a suspension: not current until a quorum is heard */
     if (hc_ql_serving(&c->ql)) {
         /* a node that is starting, joining or catching up holds less than the cluster does:
          * "not found" or an old value would be a wrong answer, not a cache miss */
-        if (hc_cluster_not_current(c) != NULL) {
-            return HC_EUNAVAILABLE;
-        }
-        return hc_store_get(s, cache, cache_len, key, klen, hc_wall_ms(), out);
+        return hc_cluster_not_current(c) != NULL ? HC_EUNAVAILABLE : 0;
     }
-    /* tripped or held: only serve_stale caches answer, marked stale, for max_stale_ms after the
-     * last instant a quorum was seen */
     hc_cache_settings_t set;
-    if (hc_store_cache_info(s, cache, cache_len, &set, NULL) != 0 ||
+    if (hc_store_cache_info(hc_fsm_store(c->fsm), cache, cache_len, &set, NULL) != 0 ||
         set.policy != HC_POLICY_SERVE_STALE ||
         cl_now(c) + c->ql.grace - c->ql.deadline > set.max_stale_ms) {
         return HC_EUNAVAILABLE;
     }
-    int rv = hc_store_get(s, cache, cache_len, key, klen, hc_wall_ms(), out);
-    *stale = rv == 0;
+    *stale = 1;
+    return 0;
+}
+
+int hc_cluster_local_read(hc_cluster_t *c, const char *cache, size_t cache_len, const void *key,
+                          size_t klen, hc_entry_view_t *out, int *stale)
+{
+    int rv = hc_cluster_local_read_ok(c, cache, cache_len, stale);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = hc_store_get(hc_fsm_store(c->fsm), cache, cache_len, key, klen, hc_wall_ms(), out);
+    *stale = *stale && rv == 0;
     return rv;
 }
