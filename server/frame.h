@@ -23,7 +23,7 @@
 #define HC_PROTO_MIN 1
 #define HC_PROTO_MAX                                                                               \
     3 /* 2: raft ids per incarnation (ClusterInfo, JoinRequest, TimeSync), majority bootstrap      \
-         (BootstrapOffer); 3: Command ops BATCH, GET, SET_TTL and fields if_present, keep_ttl,    \
+         (BootstrapOffer); 3: Command ops BATCH, GET, SET_TTL and fields if_present, keep_ttl,     \
          no_default_ttl, want_old, ttl_ms, batch (used only when every member speaks 3) */
 
 typedef enum {

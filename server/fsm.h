@@ -62,8 +62,9 @@ int hc_fsm_apply_vals(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint
                       uint64_t now, hc_apply_result_t *res, hc_buf_t *vals);
 
 /* One result record: the command's status (0 or HC_E*), its integer (INCR: the new value; DEL,
- * SET_TTL: 1 when a live entry was removed / changed; GET: the entry's expire_at_ms) and, when has_value, the value before
- * the command (want_old) or the value read (GET), pointing into the buffer. */
+ * SET_TTL: 1 when a live entry was removed / changed; GET: the entry's expire_at_ms) and, when
+ * has_value, the value before the command (want_old) or the value read (GET), pointing into the
+ * buffer. */
 typedef struct {
     int status;
     int64_t integer;
