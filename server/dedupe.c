@@ -20,18 +20,24 @@ struct hc_dedupe {
     dd_slot_t *slots;
     int32_t *buckets;
     size_t nbuckets;
-    uint8_t key[crypto_shorthash_KEYBYTES];
+    uint64_t key[2];
 };
 
-/* Keyed (SipHash, a random key per window): ids are not always random (a node's own ids are a
- * prefix and a counter, a client may send sequential ones), and a client must not be able to
- * aim its ids at one bucket. */
+/* Keyed with a random key per window: ids are not always random (a node's own ids are a prefix
+ * and a counter, a client may send sequential ones), and a client that cannot see the key cannot
+ * aim its ids at one bucket. A multiply-xorshift mix of both halves: a SipHash per lookup cost a
+ * fifth of a standalone pipelined SET. */
 static size_t dd_hash(const hc_dedupe_t *d, const uint8_t id[16])
 {
-    uint8_t out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, id, 16, d->key);
-    uint64_t h;
-    memcpy(&h, out, sizeof(h));
+    uint64_t a, b;
+    memcpy(&a, id, 8);
+    memcpy(&b, id + 8, 8);
+    uint64_t h = (a ^ d->key[0]) * 0x9e3779b97f4a7c15ull;
+    h ^= (b ^ d->key[1]) + (h >> 29);
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 29;
     return (size_t)(h % d->nbuckets);
 }
 

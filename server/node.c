@@ -182,7 +182,8 @@ hc_node_op_t *hc_node_write_seq(hc_node_t *n, const hc_cmd_t *cmd, uint64_t ttl_
     if (n->cl != NULL) {
         return hc_cluster_write(n->cl, cmd, rid, ttl_ms, ack, seq, cb, ud);
     }
-    return standalone_write(n, cmd, rid, ttl_ms, ack, cb, ud);
+    /* standalone, an id nobody else knows can never come back: no window entry for it */
+    return standalone_write(n, cmd, NULL, ttl_ms, ack, cb, ud);
 }
 
 hc_node_op_t *hc_node_write_rid(hc_node_t *n, const hc_cmd_t *cmd, const uint8_t rid[16],
@@ -234,7 +235,7 @@ static hc_node_op_t *standalone_write(hc_node_t *n, const hc_cmd_t *cmd, const u
     hc_apply_result_t res;
     memset(&res, 0, sizeof(res));
     hc_dedupe_result_t prev;
-    if (hc_fsm_find_request(n->fsm, rid, &prev)) {
+    if (rid != NULL && hc_fsm_find_request(n->fsm, rid, &prev)) {
         /* a retry of a write already applied: the first outcome, applied once */
         cb(ud, prev.status, &prev.res);
         return NULL;
