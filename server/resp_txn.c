@@ -370,7 +370,11 @@ static void txn_submit(resp_conn_t *c, resp_txn_t *t, int multi)
         subs[i].val = t->subs[i].val_off != SIZE_MAX ? t->arena.data + t->subs[i].val_off : NULL;
     }
     hc_cmd_t top;
-    if (!multi && t->nsub == 1 && subs[0].op != HC_OP_GET && subs[0].expire_at_ms == 0) {
+    /* a command that answers with the old value (SET .. GET, GETDEL) goes as a BATCH too: its
+     * status is 0 once applied, so a follower that forwarded it waits for its own apply and
+     * the values, even when the condition failed or the key was absent */
+    if (!multi && t->nsub == 1 && subs[0].op != HC_OP_GET && !subs[0].want_old &&
+        subs[0].expire_at_ms == 0) {
         top = subs[0];
     } else {
         memset(&top, 0, sizeof(top));
