@@ -103,7 +103,7 @@ static int value_ok(resp_conn_t *c, size_t i)
 }
 
 /* An expiry argument: seconds or milliseconds, relative or absolute (unix time), as a relative
- * TTL in ms (at least 1: an instant already past expires at once). 0, or -1 after a reply. */
+ * TTL in ms (0: an absolute instant already past). 0, or -1 after a reply. */
 static int ttl_arg(resp_conn_t *c, size_t i, int ms, int absolute, int allow_nonpositive,
                    const char *cmd, int64_t *out)
 {
@@ -120,9 +120,6 @@ static int ttl_arg(resp_conn_t *c, size_t i, int ms, int absolute, int allow_non
     if (absolute) {
         int64_t now = (int64_t)hc_wall_ms();
         t = t > now ? t - now : 0;
-        if (t == 0 && !allow_nonpositive) {
-            t = 1;
-        }
     }
     *out = t;
     return 0;
@@ -169,6 +166,9 @@ static int q_set(resp_conn_t *c, resp_txn_t *t)
     s->keep_ttl = keep;
     s->want_old = get;
     s->ttl_ms = (uint64_t)ttl;
+    if (have_ttl && ttl == 0) {
+        s->expire_at_ms = 1; /* EXAT / PXAT already past: expired at once (kept in a BATCH) */
+    }
     return txn_desc(c, t, get ? D_SET_GET : D_SET, 1);
 }
 
@@ -370,7 +370,11 @@ static void txn_submit(resp_conn_t *c, resp_txn_t *t, int multi)
         subs[i].val = t->subs[i].val_off != SIZE_MAX ? t->arena.data + t->subs[i].val_off : NULL;
     }
     hc_cmd_t top;
-    if (!multi && t->nsub == 1 && subs[0].op != HC_OP_GET) {
+    /* a command that answers with the old value (SET .. GET, GETDEL) goes as a BATCH too: its
+     * status is 0 once applied, so a follower that forwarded it waits for its own apply and
+     * the values, even when the condition failed or the key was absent */
+    if (!multi && t->nsub == 1 && subs[0].op != HC_OP_GET && !subs[0].want_old &&
+        subs[0].expire_at_ms == 0) {
         top = subs[0];
     } else {
         memset(&top, 0, sizeof(top));

@@ -186,8 +186,10 @@ def test_commands():
         check_err(c.cmd("NOSUCH", "x"), "ERR unknown command 'NOSUCH'", "unknown command")
         check_err(c.cmd("GET"), "ERR wrong number of arguments for 'get'", "GET arity")
         check_err(c.cmd("GET", "a", "b"), "ERR wrong number of arguments", "GET arity 2")
-        check_err(c.cmd("SET", "k", "v", "XX"), "ERR SET option 'xx' is not supported",
-                  "SET XX refused, saying why")
+        check_eq(c.cmd("SET", "k", "v", "XX"), None, "SET XX of an absent key: nil, no write")
+        check_eq(c.cmd("EXISTS", "k"), 0, "SET XX did not create the key")
+        check_eq(c.cmd("SET", "k", "v", "NX", "XX"), RespError("ERR syntax error"),
+                 "SET NX XX is a syntax error")
         check_err(c.cmd("SET", "", "v"), "ERR empty keys", "empty key")
         check_err(c.cmd("GET", "k" * 2000), "ERR key larger than CACHE_MAX_KEY_SIZE", "long key")
         check(isinstance(c.cmd("COMMAND", "DOCS"), list), "COMMAND DOCS is an array")
