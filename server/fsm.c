@@ -104,15 +104,32 @@ static void plan_victim(void *ud, const char *cache, size_t cache_len, const voi
 int hc_fsm_plan_put(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t now, hc_cmd_list_t *out)
 {
     if (cmd->op == HC_OP_BATCH) {
-        /* room for each write on its own: a write that still does not fit fails alone */
-        for (size_t i = 0; i < cmd->nsub && !out->failed; i++) {
-            hc_cmd_t sub = cmd->sub[i];
-            if (sub.expire_at_ms == 0 && sub.ttl_ms != 0) {
-                sub.expire_at_ms = now + sub.ttl_ms;
+        /* room for the batch's writes together (planned one by one, each plan would ignore
+         * the others and a later write could fail after earlier ones applied): one PUT the
+         * size of all of them; a batch that cannot fit even in an empty cache is refused
+         * whole (HC_ENOMEM), before anything is written */
+        const hc_cmd_t *first = NULL;
+        uint64_t total = 0;
+        for (size_t i = 0; i < cmd->nsub; i++) {
+            const hc_cmd_t *w = &cmd->sub[i];
+            if (w->op == HC_OP_PUT || w->op == HC_OP_INCR) {
+                first = first ? first : w;
+                total += hc_store_entry_footprint(w->klen, w->op == HC_OP_PUT ? w->vlen : 20);
             }
-            (void)hc_fsm_plan_put(f, &sub, now, out);
         }
-        return out->failed ? HC_ENOMEM : 0;
+        if (first == NULL) {
+            return 0;
+        }
+        static const char dummy[1];
+        hc_cmd_t all = *first;
+        all.op = HC_OP_PUT;
+        all.if_absent = all.if_present = all.has_if_version = all.want_old = all.keep_ttl = 0;
+        all.val = dummy; /* sizes only: the planner never reads the bytes */
+        all.vlen = (size_t)total;
+        if (all.expire_at_ms == 0 && all.ttl_ms != 0) {
+            all.expire_at_ms = now + all.ttl_ms;
+        }
+        return hc_fsm_plan_put(f, &all, now, out);
     }
     if (cmd->op != HC_OP_PUT && cmd->op != HC_OP_INCR) {
         return 0;

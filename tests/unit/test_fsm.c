@@ -249,7 +249,61 @@ static void test_replicas_agree_and_retries(void)
     hc_fsm_free(b);
 }
 
+/* MSET's room is planned for the batch as a whole: too big for the bound is refused before
+ * anything is written; otherwise the planned victims make every write of it fit. */
+static void test_batch_room_planned_whole(void)
+{
+    hc_fsm_t *f = hc_fsm_new(8192, 64);
+    REQUIRE(f != NULL);
+    static char big[3000];
+    memset(big, 'x', sizeof(big));
+    hc_cmd_t subs[3];
+    const char *keys[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        subs[i] = put(keys[i], "");
+        subs[i].val = big;
+        subs[i].vlen = sizeof(big);
+    }
+    hc_cmd_t mset3 = {.op = HC_OP_BATCH, .cache = "c", .cache_len = 1, .sub = subs, .nsub = 3};
+    hc_cmd_list_t room = {0};
+    CHECK_EQ_INT(hc_fsm_plan_put(f, &mset3, NOW, &room), HC_ENOMEM);
+    hc_cmd_list_free(&room);
+
+    /* six small entries first; a 2-key MSET then evicts enough for both keys */
+    static char small[1000];
+    memset(small, 'y', sizeof(small));
+    uint64_t idx = 1;
+    hc_apply_result_t res;
+    for (int i = 0; i < 6; i++) {
+        char k[4] = {'o', (char)('0' + i), 0};
+        hc_cmd_t p = put(k, "");
+        p.val = small;
+        p.vlen = sizeof(small);
+        REQUIRE(hc_fsm_apply(f, &p, NULL, idx++, NOW, &res) == 0);
+    }
+    hc_cmd_t mset2 = {.op = HC_OP_BATCH, .cache = "c", .cache_len = 1, .sub = subs, .nsub = 2};
+    memset(&room, 0, sizeof(room));
+    REQUIRE(hc_fsm_plan_put(f, &mset2, NOW, &room) == 0);
+    CHECK(room.n >= 2);
+    for (size_t i = 0; i < room.n; i++) {
+        hc_fsm_apply(f, &room.v[i], NULL, idx++, NOW, &res);
+    }
+    hc_cmd_list_free(&room);
+    hc_buf_t vals;
+    hc_buf_init(&vals);
+    REQUIRE(hc_fsm_apply_vals(f, &mset2, NULL, idx++, NOW, &res, &vals) == 0);
+    size_t pos = 0;
+    hc_val_t v;
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(hc_vals_next(&vals, &pos, &v));
+        CHECK_EQ_INT(v.status, 0);
+    }
+    hc_buf_free(&vals);
+    hc_fsm_free(f);
+}
+
 static hc_test_t tests[] = {
+    {"batch_room_planned_whole", test_batch_room_planned_whole},
     {"codec_batch_roundtrip", test_codec_batch_roundtrip},
     {"batch_results_in_order", test_batch_results_in_order},
     {"set_options_and_ttl", test_set_options_and_ttl},
