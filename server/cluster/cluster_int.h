@@ -139,6 +139,7 @@ struct hc_node_op {
     void *key;
     size_t klen;
     hc_apply_result_t res; /* OP_FWD_WRITE waiting for the local apply: the leader's answer */
+    int res_status;        /* ...and its status */
     uint64_t remote_id;    /* OP_READ_INDEX for a follower: its correlation id */
     /* local writes: what it takes to send the write again after a leader change */
     uint8_t *enc; /* the command as forwarded (relative TTL in ttl_ms), NULL: no retry */

@@ -275,7 +275,7 @@ void cl_check_applied_waiters(cluster_t *c)
         }
         if (op->kind == OP_FWD_WRITE) {
             hc_apply_result_t r = op->res;
-            cl_op_finish_write(c, op, 0, &r);
+            cl_op_finish_write(c, op, op->res_status, &r);
         } else {
             cl_op_finish_read(c, op, 0);
         }
@@ -737,11 +737,15 @@ void cl_on_fwd_result(cluster_t *c, int peer, const Hacache__ForwardResult *fr)
                                .integer = fr->integer,
                                .existed = fr->existed,
                                .removed = fr->removed};
-        if (fr->status == 0 && op->ack == HC_ACK_QUORUM && c->applied < fr->index) {
+        /* a write with values waits for its own apply whatever its status: the records come
+         * from there (a failed condition still has its old value) */
+        int applied_there = fr->status == 0 || (op->want_vals && fr->index != 0);
+        if (applied_there && op->ack == HC_ACK_QUORUM && c->applied < fr->index) {
             /* read-your-writes on the answering node: wait for the local apply */
             op->wait_apply = 1;
             op->index = fr->index;
             op->res = r;
+            op->res_status = fr->status;
             return;
         }
         cl_op_finish_write(c, op, fr->status, &r);
