@@ -23,25 +23,41 @@
 # etcd clients use gRPC; the JSON gateway translates every request into an in-process gRPC
 # call, so this column shows how much of the main ratio is the gateway's cost.
 #
+# RESP part (--no-resp drops it, --resp-only runs nothing else and starts no etcd): every
+# hacache node also has a RESP listener (CACHE_RESP_ADDR, loopback, no API token, so no AUTH);
+# redis-benchmark -t set -c 50 -d <value-bytes> against the leader's and a follower's RESP port,
+# without pipelining and with -P 16, at the connection's default ack level (quorum). Reported:
+# req/s of each and the ratio pipelined/unpipelined per node (per round, then the median). Each
+# run must exit 0 (redis-benchmark stops at the first error reply) with one SET figure, and the
+# key it writes must hold a value of the requested size afterwards on that node, with the
+# entry's version (its raft index) advanced by at least N (a sentinel is stored before).
+#
 # usage: bench/cluster_bench.sh [--quick] [-n N] [--rounds N] [--value-bytes N] [--no-pin]
-#                               [--no-grpc]
+#                               [--no-grpc] [--no-resp | --resp-only] [--resp-n N]
+#                               [--resp-clients N] [--resp-pipeline N]
 # env:   HC_BUILD_DIR  build directory holding bin/hacached (default: build-bench; built there,
 #                      Release, when missing)
 #        ETCD          etcd binary (default: etcd on PATH, Debian's /usr/bin/etcd)
 #        TMPDIR        where the temporary directory (certificates, both data dirs) goes
-# output: a table on stdout, also bench/out/cluster_results.txt; raw h2load output in
-#         bench/out/raw/cluster-*. Every process started is stopped on exit.
+# output: a table on stdout, also bench/out/cluster_results.txt; raw h2load and redis-benchmark
+#         output in bench/out/raw/cluster-*. Every process started is stopped on exit.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
 usage: bench/cluster_bench.sh [options]
-  --quick            smoke run: 2000 requests per scenario instead of 20000
-  -n N               requests per measured run (default 20000)
+  --quick            smoke run: 2000 requests per h2load scenario instead of 20000, 5000 per
+                     redis-benchmark run instead of 50000
+  -n N               h2load requests per measured run (default 20000)
   --rounds N         measured rounds per scenario, medians reported (default 3)
   --value-bytes N    size of the written value (default 64)
-  --no-pin           do not pin servers and h2load to separate CPUs
+  --no-pin           do not pin servers and load generators to separate CPUs
   --no-grpc          skip the reference column: etcd through its native gRPC API (h2c)
+  --no-resp          skip the RESP part (no RESP listeners)
+  --resp-only        only the RESP part: 3 hacache nodes, no etcd, no h2load
+  --resp-n N         redis-benchmark -n per RESP run (default 50000)
+  --resp-clients N   redis-benchmark -c (default 50)
+  --resp-pipeline N  -P of the pipelined RESP runs (default 16)
   -h, --help         this text
 env: HC_BUILD_DIR (default build-bench), ETCD (default etcd), TMPDIR
 EOF
@@ -51,25 +67,34 @@ die() { echo "cluster_bench.sh: $*" >&2; exit 1; }
 note() { echo "cluster_bench.sh: $*" >&2; }
 
 requests=20000 rounds=3 value_bytes=64 pin=1 grpc=1
+resp_n=50000 resp_clients=50 resp_pipeline=16 with_etcd=1 with_resp=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) requests=2000 ;;
+        --quick) requests=2000 resp_n=5000 ;;
         -n) requests=${2:?-n needs a number}; shift ;;
         --rounds) rounds=${2:?--rounds needs a number}; shift ;;
         --value-bytes) value_bytes=${2:?--value-bytes needs a number}; shift ;;
         --no-pin) pin=0 ;;
         --no-grpc) grpc=0 ;;
+        --no-resp) with_resp=0 ;;
+        --resp-only) with_etcd=0 ;;
+        --resp-n) resp_n=${2:?--resp-n needs a number}; shift ;;
+        --resp-clients) resp_clients=${2:?--resp-clients needs a number}; shift ;;
+        --resp-pipeline) resp_pipeline=${2:?--resp-pipeline needs a number}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
     esac
     shift
 done
-for v in "$requests" "$rounds" "$value_bytes"; do
+for v in "$requests" "$rounds" "$value_bytes" "$resp_n" "$resp_clients" "$resp_pipeline"; do
     case "$v" in ''|*[!0-9]*) die "not a non-negative integer: '$v'" ;; esac
 done
-if [ "$requests" -eq 0 ] || [ "$rounds" -eq 0 ] || [ "$value_bytes" -eq 0 ]; then
-    die "-n, --rounds and --value-bytes must be positive"
+if [ "$requests" -eq 0 ] || [ "$rounds" -eq 0 ] || [ "$value_bytes" -eq 0 ] || [ "$resp_n" -eq 0 ] ||
+    [ "$resp_clients" -eq 0 ]; then
+    die "-n, --rounds, --value-bytes, --resp-n and --resp-clients must be positive"
 fi
+[ "$resp_pipeline" -ge 2 ] || die "--resp-pipeline must be at least 2 (the other runs go without -P)"
+[ "$with_etcd" = 1 ] || [ "$with_resp" = 1 ] || die "--resp-only and --no-resp together leave nothing to measure"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
@@ -78,10 +103,15 @@ etcd_bin=${ETCD:-etcd}
 out="$repo/bench/out"
 mkdir -p "$out/raw"
 
-for t in h2load etcdctl curl jq openssl base64 cmp awk; do
-    command -v "$t" >/dev/null || die "$t not found (apt-get install nghttp2-client etcd-client curl jq openssl)"
+need=(curl jq openssl base64 cmp awk timeout)
+[ "$with_etcd" = 0 ] || need+=(h2load etcdctl)
+[ "$with_resp" = 0 ] || need+=(redis-benchmark redis-cli)
+for t in "${need[@]}"; do
+    command -v "$t" >/dev/null ||
+        die "$t not found (apt-get install nghttp2-client etcd-client curl jq openssl redis-tools)"
 done
-command -v "$etcd_bin" >/dev/null || die "no etcd binary '$etcd_bin' (apt-get install etcd-server, or set ETCD)"
+[ "$with_etcd" = 0 ] || command -v "$etcd_bin" >/dev/null ||
+    die "no etcd binary '$etcd_bin' (apt-get install etcd-server, or set ETCD; --resp-only needs none)"
 
 hacached="$repo/$build_dir/bin/hacached"
 case "$build_dir" in /*) hacached="$build_dir/bin/hacached" ;; esac
@@ -127,13 +157,16 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Six server processes share one CPU and h2load gets the other, the same for both systems, so
-# the load generator does not steal cycles from the servers (and the servers' throughput is
-# what one core of CPU buys in each system). --no-pin leaves it to the scheduler.
+# The server processes (six, or three with --resp-only) share one CPU and the load generator
+# (h2load, redis-benchmark) gets the other, the same for both systems, so the load generator
+# does not steal cycles from the servers (and the servers' throughput is what one core of CPU
+# buys in each system). --no-pin leaves it to the scheduler.
+n_servers=6
+[ "$with_etcd" = 1 ] || n_servers=3
 pin_server=() pin_client=() pinning="not pinned"
 if [ "$pin" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     pin_server=(taskset -c 0) pin_client=(taskset -c 1)
-    pinning="all six server processes pinned to CPU 0, h2load to CPU 1 (taskset)"
+    pinning="all $n_servers server processes pinned to CPU 0, h2load and redis-benchmark to CPU 1 (taskset)"
 elif [ "$pin" = 1 ]; then
     pinning="not pinned (taskset missing or fewer than 2 CPUs)"
 fi
@@ -226,11 +259,12 @@ grpc_frame "$tmp/range-ser.pb" "$tmp/etcd-range-ser.grpc"
 grpc_headers=(-H 'content-type: application/grpc' -H 'te: trailers')
 
 # ---------------------------------------------------------------- ports (all chosen up front)
-hc_peer=() hc_http=() hc_names=() hc_urls=()
+hc_peer=() hc_http=() hc_resp=() hc_names=() hc_urls=()
 ha_hosts=""
 for i in 0 1 2; do
     free_port; hc_peer[i]=$port
     free_port; hc_http[i]=$port
+    if [ "$with_resp" = 1 ]; then free_port; hc_resp[i]=$port; fi
     hc_names[i]="127.0.0.1:${hc_peer[$i]}"
     hc_urls[i]="http://127.0.0.1:${hc_http[$i]}"
     ha_hosts="${ha_hosts:+$ha_hosts,}https://${hc_names[$i]}"
@@ -244,8 +278,10 @@ for i in 0 1 2; do
     initial_cluster="${initial_cluster:+$initial_cluster,}etcd-$i=https://127.0.0.1:${et_peer[$i]}"
 done
 for i in 0 1 2; do
+    resp_env=()
+    [ "$with_resp" = 0 ] || resp_env=(CACHE_RESP_ADDR="127.0.0.1:${hc_resp[$i]}")
     start "hacache-$i" env HA_MODE=true HA_HOSTS="$ha_hosts" HOSTNAME_OVERWRITE="${hc_names[$i]}" \
-        CACHE_LISTEN_ADDR=127.0.0.1 CACHE_HTTP_ADDR="127.0.0.1:${hc_http[$i]}" \
+        CACHE_LISTEN_ADDR=127.0.0.1 CACHE_HTTP_ADDR="127.0.0.1:${hc_http[$i]}" "${resp_env[@]}" \
         CACHE_AUTH_TOKEN_FILE="$certs/token" CACHE_TLS=true \
         CACHE_TLS_SERVER_CERT="$certs/node-$i.crt" CACHE_TLS_SERVER_KEY="$certs/node-$i.key" \
         CACHE_TLS_CA_SERVER="$certs/ca.crt" CACHE_DATA_DIR="$data/hacache-$i" \
@@ -254,6 +290,7 @@ done
 
 # ---------------------------------------------------------------- etcd cluster (hacache started above)
 for i in 0 1 2; do
+    [ "$with_etcd" = 1 ] || break
     start "etcd-$i" "$etcd_bin" --name "etcd-$i" --data-dir "$data/etcd-$i" \
         --listen-peer-urls "https://127.0.0.1:${et_peer[$i]}" \
         --initial-advertise-peer-urls "https://127.0.0.1:${et_peer[$i]}" \
@@ -301,14 +338,23 @@ et_leader() {
     [ -n "$lead" ] || return 1
     et_lead=$lead
 }
-note "starting 3 hacache nodes and 3 etcd members on 127.0.0.1 (data in $data)"
+if [ "$with_etcd" = 1 ]; then
+    note "starting 3 hacache nodes and 3 etcd members on 127.0.0.1 (data in $data)"
+else
+    note "starting 3 hacache nodes on 127.0.0.1 (data in $data)"
+fi
 poll 60 "a hacache leader agreed on by all three nodes" hc_leader
-poll 60 "an etcd leader agreed on by all three members" et_leader
 hc_leader || die "hacache: no agreed leader"
-et_leader || die "etcd: no agreed leader"
-hc_fol=$(((hc_lead + 1) % 3)) et_fol=$(((et_lead + 1) % 3))
-note "hacache leader ${hc_names[$hc_lead]}, follower used ${hc_names[$hc_fol]};" \
-    "etcd leader etcd-$et_lead, follower used etcd-$et_fol"
+hc_fol=$(((hc_lead + 1) % 3))
+if [ "$with_etcd" = 1 ]; then
+    poll 60 "an etcd leader agreed on by all three members" et_leader
+    et_leader || die "etcd: no agreed leader"
+    et_fol=$(((et_lead + 1) % 3))
+    note "hacache leader ${hc_names[$hc_lead]}, follower used ${hc_names[$hc_fol]};" \
+        "etcd leader etcd-$et_lead, follower used etcd-$et_fol"
+else
+    note "hacache leader ${hc_names[$hc_lead]}, follower used ${hc_names[$hc_fol]}"
+fi
 
 # Nothing leaves loopback: every listening socket of every started process is on 127.0.0.1.
 loopback_check="not checked (ss missing)"
@@ -321,7 +367,7 @@ if command -v ss >/dev/null; then
             die "${names_by_pid[$i]} listens off loopback: $(tr '\n' ' ' <<<"$socks")"
         fi
     done
-    loopback_check="checked with ss: every listening socket of the six servers is on 127.0.0.1"
+    loopback_check="checked with ss: every listening socket of the $n_servers servers is on 127.0.0.1"
 fi
 
 # ---------------------------------------------------------------- single requests (curl)
@@ -365,8 +411,10 @@ et_check() {
 }
 hc_store "$hc_lead" "$value"
 hc_check "$hc_fol" "$value" "the value written through the leader"
-et_store "$et_lead" "$value_b64"
-et_check "$et_fol" "$value_b64" "the value written through the leader"
+if [ "$with_etcd" = 1 ]; then
+    et_store "$et_lead" "$value_b64"
+    et_check "$et_fol" "$value_b64" "the value written through the leader"
+fi
 
 # read_probe SYSTEM URL BODY-FILE: the read h2load is about to repeat, once through curl; it
 # must return the value (gRPC: with grpc-status 0; h2load cannot see trailers, but a failed
@@ -524,16 +572,128 @@ scenario() {
     rows+=("$row")
 }
 
+# ---------------------------------------------------------------- RESP (redis-benchmark)
+# redis-benchmark's key for SET without -r (the placeholder stays in the name). RESP
+# connections start in the cache 'default', which HTTP serves under /v1/caches/default/.
+resp_key='key:__rand_int__'
+resp_key_url() { echo "${hc_urls[$1]}/v1/caches/default/key%3A__rand_int__"; }
+# resp_get NODE: linearizable GET of the key through NODE's HTTP API into $tmp/resp-get.out;
+# sets $hc_version (the entry's raft index).
+resp_get() {
+    local code
+    code=$(curl -sS --max-time 10 -D "$tmp/hdr.out" -o "$tmp/resp-get.out" -w '%{http_code}' \
+        "$(resp_key_url "$1")?consistency=linearizable") || code=000
+    [ "$code" = 200 ] || die "hacache GET $resp_key on ${hc_names[$1]} answered $code"
+    hc_version=$(tr -d '\r' <"$tmp/hdr.out" | awk -F': *' 'tolower($1) == "x-hacache-version" { print $2 }')
+    case "$hc_version" in ''|*[!0-9]*) die "hacache: no X-Hacache-Version on GET" ;; esac
+}
+# resp_run NODE PIPELINE N RAW: one `redis-benchmark -t set` of N requests against NODE's RESP
+# port (-P PIPELINE when above 1), output in RAW; sets $rps and $p50 (ms). Before it the
+# sentinel is written through the leader (RESP SET, ack quorum) and must be what NODE returns.
+# After it: exit status 0 and one SET figure; a local RESP GET on NODE (read-your-writes) returns
+# a value of -d bytes that is not the sentinel, the same bytes as a linearizable read, and the
+# entry's version moved by at least N.
+resp_run() {
+    local node=$1 pipe=$2 n=$3 raw=$4 got before rc secs csv
+    local cmd=(redis-benchmark -h 127.0.0.1 -p "${hc_resp[$node]}" -t set -n "$n" -c "$resp_clients"
+        -d "$value_bytes" --csv)
+    [ "$pipe" = 1 ] || cmd+=(-P "$pipe")
+    got=$(timeout 10 redis-cli -h 127.0.0.1 -p "${hc_resp[$hc_lead]}" SET "$resp_key" "$(cat "$sentinel")") ||
+        got="redis-cli failed"
+    [ "$got" = OK ] || die "hacache: RESP SET of the sentinel on the leader answered '$got'"
+    resp_get "$node"
+    cmp -s "$tmp/resp-get.out" "$sentinel" || die "hacache: $resp_key does not hold the sentinel on ${hc_names[$node]}"
+    before=$hc_version
+    secs=$((120 + n / 100)) # a bound for a run that hangs, far above any plausible duration
+    echo "# ${pin_client[*]} ${cmd[*]}" >"$raw"
+    # in the background and waited for, like h2load, so INT/TERM stop it at once
+    timeout -k 5 "$secs" "${pin_client[@]}" "${cmd[@]}" >>"$raw" 2>&1 </dev/null &
+    load_pid=$!
+    rc=0
+    wait "$load_pid" || rc=$?
+    load_pid=""
+    if [ "$rc" = 124 ]; then
+        cat "$raw" >&2; die "redis-benchmark against ${hc_names[$node]} did not finish within $secs s (raw: $raw)"
+    fi
+    [ "$rc" = 0 ] || { cat "$raw" >&2; die "redis-benchmark against ${hc_names[$node]} exited $rc (raw: $raw)"; }
+    # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+    csv=$(tr -d '"\r' <"$raw" | awk -F, '$1 == "SET" && NF >= 5')
+    if [ -z "$csv" ] || [ "$(wc -l <<<"$csv")" != 1 ]; then
+        cat "$raw" >&2; die "redis-benchmark against ${hc_names[$node]}: want one SET line of CSV (raw: $raw)"
+    fi
+    rps=$(cut -d, -f2 <<<"$csv") p50=$(cut -d, -f5 <<<"$csv")
+    for got in "$rps" "$p50"; do
+        [[ "$got" =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+            { cat "$raw" >&2; die "redis-benchmark against ${hc_names[$node]}: '$got' is not a number (raw: $raw)"; }
+    done
+    awk -v a="$rps" 'BEGIN { exit !(a > 0) }' || die "redis-benchmark against ${hc_names[$node]}: 0 req/s (raw: $raw)"
+    timeout 10 redis-cli -h 127.0.0.1 -p "${hc_resp[$node]}" GET "$resp_key" >"$tmp/resp-local.out" ||
+        die "hacache: RESP GET $resp_key on ${hc_names[$node]} failed"
+    got=$(($(wc -c <"$tmp/resp-local.out") - 1))
+    [ "$got" = "$value_bytes" ] ||
+        die "hacache: $resp_key holds $got bytes on ${hc_names[$node]} after the run, want $value_bytes (-d)"
+    resp_get "$node"
+    cmp -s <(head -c "$value_bytes" "$tmp/resp-local.out") "$tmp/resp-get.out" ||
+        die "hacache: the local and the linearizable read of $resp_key on ${hc_names[$node]} differ"
+    ! cmp -s "$tmp/resp-get.out" "$sentinel" || die "hacache: $resp_key still holds the sentinel after $n SETs (raw: $raw)"
+    [ $((hc_version - before)) -ge "$n" ] ||
+        die "hacache: the version moved by $((hc_version - before)) over $n RESP SETs (raw: $raw)"
+}
+
+resp_rows=()
+resp_warmup=$((resp_n / 10 < 1000 ? (resp_n < 1000 ? resp_n : 1000) : resp_n / 10))
+# resp_part: a warm-up run per node and pipelining depth, then $rounds rounds of the four runs
+# (leader and follower, without and with -P), their order rotating by one each round. Appends
+# to $resp_rows, per node: the median req/s without and with -P, the median and range of the
+# per-round ratios pipelined/unpipelined, the median p50s. The leader must not move.
+resp_part() {
+    local -A rps_of=() p50_of=() cur=() rat=()
+    local configs=(leader-1 "leader-$resp_pipeline" follower-1 "follower-$resp_pipeline")
+    local c i round role pipe node lead row
+    for round in $(seq 0 "$rounds"); do
+        for i in 0 1 2 3; do
+            c=${configs[$(((i + round + 3) % 4))]}
+            role=${c%-*} pipe=${c##*-} node=$hc_lead
+            [ "$role" = leader ] || node=$hc_fol
+            if [ "$round" = 0 ]; then
+                note "RESP SET -c $resp_clients -P $pipe on the $role (warm-up)"
+                resp_run "$node" "$pipe" "$resp_warmup" "$out/raw/cluster-resp-$c-warmup.txt"
+                continue
+            fi
+            resp_run "$node" "$pipe" "$resp_n" "$out/raw/cluster-resp-$c-$round.txt"
+            rps_of[$c]+=" $rps" p50_of[$c]+=" $p50" cur[$c]=$rps
+        done
+        [ "$round" = 0 ] && continue
+        for role in leader follower; do
+            rat[$role]+=" $(ratio "${cur[$role-$resp_pipeline]}" "${cur[$role-1]}")"
+        done
+    done
+    lead=$hc_lead
+    if ! hc_leader || [ "$hc_lead" != "$lead" ]; then die "hacache leadership moved during the RESP runs"; fi
+    for role in leader follower; do
+        # shellcheck disable=SC2086  # the lists are space-separated numbers
+        row="$role $(median ${rps_of[$role-1]}) $(median ${rps_of[$role-$resp_pipeline]}) $(median ${rat[$role]})"
+        # shellcheck disable=SC2086
+        row+=" $(range_of ${rat[$role]}) $(median ${p50_of[$role-1]}) $(median ${p50_of[$role-$resp_pipeline]})"
+        resp_rows+=("$row")
+    done
+}
+
 rm -f "$out"/raw/cluster-*.txt
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 t_start=$SECONDS
-scenario write-leader 16
-scenario write-leader 1
-scenario write-follower 16
-scenario write-follower 1
-scenario read-lin 16
-scenario read-local 16
+if [ "$with_etcd" = 1 ]; then
+    scenario write-leader 16
+    scenario write-leader 1
+    scenario write-follower 16
+    scenario write-follower 1
+    scenario read-lin 16
+    scenario read-local 16
+fi
 elapsed=$((SECONDS - t_start))
+t_start=$SECONDS
+[ "$with_resp" = 0 ] || resp_part
+elapsed_resp=$((SECONDS - t_start))
 for i in "${!pids[@]}"; do
     kill -0 "${pids[$i]}" 2>/dev/null || die "${names_by_pid[$i]} died during the run"
 done
@@ -541,41 +701,70 @@ done
 # ---------------------------------------------------------------- report
 report="$out/cluster_results.txt.tmp"
 {
-    echo "hacache cluster vs etcd cluster, $(date -u '+%Y-%m-%d %H:%M:%SZ')"
+    if [ "$with_etcd" = 1 ]; then
+        echo "hacache cluster vs etcd cluster, $(date -u '+%Y-%m-%d %H:%M:%SZ')"
+    else
+        echo "hacache cluster, RESP only, $(date -u '+%Y-%m-%d %H:%M:%SZ')"
+    fi
     echo "host: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), Linux $(uname -r)," \
         "$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null)"
     echo "hacached: $("$hacached" --version 2>&1 | head -n 1) ($hacached, CMAKE_BUILD_TYPE=${build_type:-unknown});" \
         "3 nodes, mTLS between peers, ack=quorum writes"
-    echo "etcd: $("$etcd_bin" --version 2>/dev/null | head -n 1 | sed 's/^etcd Version: //'), 3 members," \
-        "mTLS between peers (--peer-client-cert-auth), v3 JSON gateway over HTTP/1.1"
-    echo "data dirs (both): $fs_desc; etcd fsyncs its WAL on every write, hacache keeps data in memory only"
-    echo "load: $(h2load --version | head -n 1) --h1 -m 1 -t 1, -n $requests per run, value $value_bytes bytes, one key"
+    if [ "$with_etcd" = 1 ]; then
+        echo "etcd: $("$etcd_bin" --version 2>/dev/null | head -n 1 | sed 's/^etcd Version: //'), 3 members," \
+            "mTLS between peers (--peer-client-cert-auth), v3 JSON gateway over HTTP/1.1"
+        echo "data dirs (both): $fs_desc; etcd fsyncs its WAL on every write, hacache keeps data in memory only"
+    fi
     echo "cpu: $pinning; load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
     echo "network: $loopback_check"
-    echo "each figure: median of $rounds round(s), the order of the systems rotating by one each round," \
-        "after a $warmup-request warm-up of each; ratio: median of the per-round ratios; measured in ${elapsed} s"
-    echo
-    printf '%-19s %13s %11s %6s  %-11s %9s %9s\n' scenario "hacache req/s" "etcd req/s" ratio "ratio range" "hc mean" "etcd mean"
-    for row in "${rows[@]}"; do
-        read -r s h e r rg hl el _ <<<"$row"
-        printf '%-19s %13.0f %11.0f %6.2f  %-11s %7.0fus %7.0fus\n' "$s" "$h" "$e" "$r" "$rg" "$hl" "$el"
-    done
-    echo "ratio = hacache / etcd, both over HTTP/1.1 (above 1: hacache serves more requests per second)"
-    echo "mean = h2load's mean time per request (median over the rounds)"
-    if [ "$grpc" = 1 ]; then
+    if [ "$with_etcd" = 1 ]; then
         echo
-        echo "reference, same rounds: etcd through its native gRPC API (protobuf over h2c, -m 1, same -c),"
-        echo "no JSON gateway in the path; ratio = hacache (HTTP/1.1, above) / etcd gRPC"
-        printf '%-19s %15s %6s  %-11s %9s\n' scenario "etcd gRPC req/s" ratio "ratio range" "gRPC mean"
+        echo "== HTTP/1.1: hacache vs etcd"
+        echo "load: $(h2load --version | head -n 1) --h1 -m 1 -t 1, -n $requests per run, value $value_bytes bytes, one key"
+        echo "each figure: median of $rounds round(s), the order of the systems rotating by one each round," \
+            "after a $warmup-request warm-up of each; ratio: median of the per-round ratios; measured in ${elapsed} s"
+        echo
+        printf '%-19s %13s %11s %6s  %-11s %9s %9s\n' scenario "hacache req/s" "etcd req/s" ratio "ratio range" "hc mean" "etcd mean"
         for row in "${rows[@]}"; do
-            read -r s _ _ _ _ _ _ g gr grg gl <<<"$row"
-            printf '%-19s %15.0f %6.2f  %-11s %7.0fus\n' "$s" "$g" "$gr" "$grg" "$gl"
+            read -r s h e r rg hl el _ <<<"$row"
+            printf '%-19s %13.0f %11.0f %6.2f  %-11s %7.0fus %7.0fus\n' "$s" "$h" "$e" "$r" "$rg" "$hl" "$el"
         done
+        echo "ratio = hacache / etcd, both over HTTP/1.1 (above 1: hacache serves more requests per second)"
+        echo "mean = h2load's mean time per request (median over the rounds)"
+        if [ "$grpc" = 1 ]; then
+            echo
+            echo "reference, same rounds: etcd through its native gRPC API (protobuf over h2c, -m 1, same -c),"
+            echo "no JSON gateway in the path; ratio = hacache (HTTP/1.1, above) / etcd gRPC"
+            printf '%-19s %15s %6s  %-11s %9s\n' scenario "etcd gRPC req/s" ratio "ratio range" "gRPC mean"
+            for row in "${rows[@]}"; do
+                read -r s _ _ _ _ _ _ g gr grg gl <<<"$row"
+                printf '%-19s %15.0f %6.2f  %-11s %7.0fus\n' "$s" "$g" "$gr" "$grg" "$gl"
+            done
+        fi
+        echo "write-leader/write-follower: quorum write sent to the leader / to a follower (forwarded);"
+        echo "read-lin: linearizable read on a follower; read-local: hacache consistency=local, etcd serializable, on a follower"
     fi
-    echo "write-leader/write-follower: quorum write sent to the leader / to a follower (forwarded);"
-    echo "read-lin: linearizable read on a follower; read-local: hacache consistency=local, etcd serializable, on a follower"
+    if [ ${#resp_rows[@]} -gt 0 ]; then
+        echo
+        echo "== RESP writes: hacache, unpipelined vs pipelined"
+        echo "load: $(redis-benchmark --version | head -n 1) -t set -n $resp_n -c $resp_clients -d $value_bytes --csv," \
+            "without -P and with -P $resp_pipeline; one key ($resp_key), cache 'default', no token;" \
+            "ack quorum (a RESP connection's default)"
+        echo "each figure: median of $rounds round(s), the order of the four runs rotating by one each round," \
+            "after a $resp_warmup-request warm-up of each; ratio: median of the per-round ratios; measured in ${elapsed_resp} s"
+        echo
+        printf '%-9s %13s %13s %12s  %-11s %11s %11s\n' node "no -P req/s" "-P $resp_pipeline req/s" "ratio P/noP" \
+            "ratio range" "p50 no -P" "p50 -P $resp_pipeline"
+        for row in "${resp_rows[@]}"; do
+            read -r role r1 rp r rg l1 lp <<<"$row"
+            printf '%-9s %13.0f %13.0f %12.2f  %-11s %9.3fms %9.3fms\n' "$role" "$r1" "$rp" "$r" "$rg" "$l1" "$lp"
+        done
+        echo "ratio = req/s with -P $resp_pipeline / req/s without (above 1: pipelining buys throughput);" \
+            "p50 = redis-benchmark's median latency"
+        echo "leader: SETs sent to the leader's RESP port; follower: to a follower's (forwarded to the leader)"
+    fi
     echo
-    echo "raw h2load output: bench/out/raw/cluster-*.txt"
+    echo "raw h2load and redis-benchmark output: bench/out/raw/cluster-*.txt"
 } >"$report"
 mv "$report" "$out/cluster_results.txt"
 cat "$out/cluster_results.txt"
