@@ -52,6 +52,7 @@ struct hc_client {
     char *auth; /* "Authorization: Bearer ...\r\n" or "" */
     uint32_t timeout_ms;
     uint32_t max_stale_ms;
+    int stale_on_invalidated;
     stale_entry_t *stale_head, *stale_tail;
     size_t stale_n, stale_bytes;
 };
@@ -169,6 +170,8 @@ static int endpoints_parse(hc_client_t *c, const char *list)
 /* ---- client lifecycle ---- */
 
 static void stale_clear(hc_client_t *c);
+static void stale_forget(hc_client_t *c, const char *cache, const void *key, size_t klen);
+static void stale_forget_cache(hc_client_t *c, const char *cache);
 
 int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out)
 {
@@ -234,6 +237,15 @@ void hc_client_free(hc_client_t *c)
     free(c->auth);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+void hc_client_set_stale_on_invalidated(hc_client_t *c, int on)
+{
+    if (c != NULL) {
+        pthread_mutex_lock(&c->mu);
+        c->stale_on_invalidated = on != 0;
+        pthread_mutex_unlock(&c->mu);
+    }
 }
 
 void hc_value_free(hc_value_t *v)
@@ -396,15 +408,27 @@ static int answer_is_retryable(int status)
     return status == 503 || status == 504 || status == 502;
 }
 
+/* Is this 503 from a node that invalidated its data after losing the quorum (or holds its
+ * reads for the same reason)? The server names it with the readiness reason `no_quorum`. */
+static int answer_is_invalidated(const response_t *r)
+{
+    return r->status == 503 && r->body != NULL &&
+           strstr(r->body, "\"reason\":\"no_quorum\"") != NULL;
+}
+
 /* Runs method path (with body) against the nodes until an answer that is not retryable or the
  * deadline. rid_hex: the write's request id, or NULL for a read. Returns 0 with *resp, or an
  * error: HC_EUNKNOWN_OUTCOME (a write that may have been applied), HC_EUNAVAILABLE (every answer
  * was a 503, or nobody could be reached), HC_ETIMEDOUT, HC_ETOOLARGE / HC_EINTERNAL (an answer
- * that cannot be parsed). */
+ * that cannot be parsed). *invalidated (may be NULL) is set when some node answered that it
+ * invalidated after a quorum loss (answer_is_invalidated). */
 static int request(hc_client_t *c, const char *method, const char *path, const void *body,
-                   size_t blen, const char *rid_hex, response_t *resp)
+                   size_t blen, const char *rid_hex, response_t *resp, int *invalidated)
 {
     memset(resp, 0, sizeof(*resp));
+    if (invalidated != NULL) {
+        *invalidated = 0;
+    }
     uint64_t deadline = now_ms() + c->timeout_ms;
     char rid_line[64] = "";
     if (rid_hex != NULL) {
@@ -453,6 +477,9 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
             if (x == EX_OK) {
                 last = resp->status == 503 ? HC_EUNAVAILABLE : HC_ETIMEDOUT;
                 maybe_applied |= rid_hex != NULL && resp->status != 503;
+                if (invalidated != NULL && answer_is_invalidated(resp)) {
+                    *invalidated = 1;
+                }
                 free(resp->body);
                 memset(resp, 0, sizeof(*resp));
             } else {
@@ -583,7 +610,30 @@ static int new_rid(char hex_out[33])
     return 0;
 }
 
-/* A write: percent-encoded key path + suffix (the query included), with a fresh request id. */
+/* Could a write that ended in rv have changed the key? Only the answers that say it was not
+ * applied (refused, or no node accepted it) leave the client's stale copy alone: success, a
+ * 404 (the key is absent now) and every unknown outcome (HC_EUNKNOWN_OUTCOME, HC_ETIMEDOUT,
+ * HC_EINTERNAL) drop it, so the copy never contradicts the client's own writes. */
+static int write_may_have_changed(int rv)
+{
+    switch (rv) {
+    case HC_EUNAVAILABLE: /* every node reached answered 503: not accepted */
+    case HC_EINVAL:
+    case HC_EAUTH:
+    case HC_ETOOLARGE:
+    case HC_ECONFLICT:
+    case HC_ENOTINT:
+    case HC_EOVERFLOW:
+    case HC_ENOMEM:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/* A write: percent-encoded key path + suffix (the query included), with a fresh request id.
+ * key NULL: a write of the whole cache (hc_clear). Whatever may have changed the key (or the
+ * cache) is dropped from the stale copy before the call returns. */
 static int write_call(hc_client_t *c, const char *method, const char *cache, const void *key,
                       size_t klen, const char *suffix, const void *body, size_t blen,
                       response_t *resp)
@@ -609,9 +659,7 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
         snprintf(path, cap, "/v1/caches/%s%s", cache, suffix);
     }
     pthread_mutex_lock(&c->mu);
-    rv = request(c, method, path, body, blen, rid, resp);
-    pthread_mutex_unlock(&c->mu);
-    free(path);
+    rv = request(c, method, path, body, blen, rid, resp, NULL);
     if (rv == 0) {
         rv = status_to_err(resp);
         if (rv != 0) {
@@ -619,6 +667,15 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
             memset(resp, 0, sizeof(*resp));
         }
     }
+    if (write_may_have_changed(rv)) {
+        if (key != NULL) {
+            stale_forget(c, cache, key, klen);
+        } else {
+            stale_forget_cache(c, cache);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(path);
     return rv;
 }
 
@@ -685,7 +742,11 @@ int hc_request(hc_client_t *c, const char *method, const char *path, const void 
     }
     response_t r;
     pthread_mutex_lock(&c->mu);
-    int rv = request(c, method, path, body, blen, write ? rid : NULL, &r);
+    int rv = request(c, method, path, body, blen, write ? rid : NULL, &r, NULL);
+    /* a 4xx answer refused the write; anything else may have changed some key */
+    if (write && write_may_have_changed(rv) && (rv != 0 || r.status < 400 || r.status >= 500)) {
+        stale_clear(c); /* any path: which keys a raw write touched is not known here */
+    }
     pthread_mutex_unlock(&c->mu);
     if (rv != 0) {
         return rv;
@@ -762,6 +823,27 @@ static const stale_entry_t *stale_find(const hc_client_t *c, const char *cache, 
     return NULL;
 }
 
+/* Drops every entry of cache (hc_clear). */
+static void stale_forget_cache(hc_client_t *c, const char *cache)
+{
+    stale_entry_t **pp = &c->stale_head, *prev = NULL;
+    while (*pp != NULL) {
+        stale_entry_t *e = *pp;
+        if (strcmp(e->cache, cache) != 0) {
+            prev = e;
+            pp = &e->next;
+            continue;
+        }
+        *pp = e->next;
+        if (c->stale_tail == e) {
+            c->stale_tail = prev;
+        }
+        c->stale_n--;
+        c->stale_bytes -= stale_entry_bytes(e);
+        stale_entry_free(e);
+    }
+}
+
 /* Remembers a value read (the newest goes last; the oldest leave beyond the bounds). A value
  * that does not fit the bounds at all is not remembered. */
 static void stale_remember(hc_client_t *c, const char *cache, const void *key, size_t klen,
@@ -824,8 +906,9 @@ int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_v
         return HC_ENOMEM;
     }
     response_t r;
+    int invalidated = 0;
     pthread_mutex_lock(&c->mu);
-    int rv = request(c, "GET", path, NULL, 0, NULL, &r);
+    int rv = request(c, "GET", path, NULL, 0, NULL, &r, &invalidated);
     free(path);
     if (rv == 0) {
         rv = status_to_err(&r);
@@ -841,6 +924,10 @@ int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_v
             stale_forget(c, cache, key, klen);
         }
         free(r.body);
+    } else if (invalidated && !c->stale_on_invalidated) {
+        /* a node said it dropped its data after losing the quorum: that is the answer (a cache
+         * with the invalidate policy prefers a miss to an old value), and the copy goes too */
+        stale_forget(c, cache, key, klen);
     } else if (c->max_stale_ms > 0 && (rv == HC_ETIMEDOUT || rv == HC_EUNAVAILABLE)) {
         const stale_entry_t *e = stale_find(c, cache, key, klen);
         if (e != NULL && now_ms() - e->at_ms <= c->max_stale_ms) {

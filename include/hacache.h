@@ -68,8 +68,23 @@ typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_a
  *
  * Local stale copy: with max_stale_ms > 0 the client remembers the values of successful gets
  * (at most HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and
- * values; the oldest remembered goes first). When no node answers a get within the deadline,
- * a remembered value no older than max_stale_ms is returned with stale = 1. A 404 forgets it. */
+ * values; the oldest remembered goes first). hc_get returns a remembered value, with
+ * stale = 1, only when all of these hold:
+ *   - no node gave an answer within the deadline (every node was unreachable, timed out, or
+ *     answered 502/503/504: the call would otherwise fail with HC_EUNAVAILABLE or
+ *     HC_ETIMEDOUT);
+ *   - no node answered that it invalidated its data after losing the quorum (a 503 with
+ *     reason `no_quorum`), unless hc_client_set_stale_on_invalidated(c, 1) was called: such an
+ *     answer is final (the get returns HC_EUNAVAILABLE) and forgets the copy of that key;
+ *   - the value was read by this client no more than max_stale_ms ago, and no later call of
+ *     this client may have changed the key: a get answered 404, hc_put / hc_del / hc_incr of
+ *     that key, hc_clear of its cache, or a non-GET hc_request, forget the copy as soon as
+ *     they succeed, answer 404, or end without a known outcome (HC_EUNKNOWN_OUTCOME,
+ *     HC_ETIMEDOUT, HC_EINTERNAL). So a stale value never contradicts the client's own writes:
+ *     after a successful hc_del the key is HC_ENOTFOUND or an error, never the old value.
+ * The copy holds values read, never values written: a get after hc_put has no copy to fall
+ * back to until it read the key once more. Other clients' writes are not seen: a stale value
+ * may be one another client has since overwritten or deleted. */
 #define HC_CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define HC_CLIENT_STALE_MAX_ENTRIES  4096
 #define HC_CLIENT_STALE_MAX_BYTES    (16u << 20)
@@ -94,6 +109,11 @@ typedef struct {
 HC_EXPORT int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out);
 /* Closes the connection and frees the client and its stale copies. NULL is a no-op. */
 HC_EXPORT void hc_client_free(hc_client_t *c);
+/* on = 1: hc_get falls back to the local stale copy even when a node answered that it
+ * invalidated its data after a quorum loss (for caches where an old value beats a miss); 0, the
+ * default: such an answer is final. A setter rather than a field of hc_client_opts_t, so that
+ * programs initialising the options positionally keep compiling warning-free. */
+HC_EXPORT void hc_client_set_stale_on_invalidated(hc_client_t *c, int on);
 /* Stores val under key (both borrowed for the call) in cache (a name of 1-128 characters of
  * [A-Za-z0-9_.:-]). ttl_ms 0 = no TTL (or the cache's default). */
 HC_EXPORT int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen,

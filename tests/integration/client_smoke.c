@@ -1,10 +1,12 @@
 /* client_smoke.c: a command-line driver of libhacache for tests/integration/test_client.py.
  * Usage: client_smoke ENDPOINTS TOKEN TIMEOUT_MS MAX_STALE_MS COMMAND...
- * (TOKEN "-" for none). Commands, each printing one line:
+ * (TOKEN "-" for none; MAX_STALE_MS with a trailing "i", e.g. "60000i", also calls
+ * hc_client_set_stale_on_invalidated(c, 1)). Commands, each printing one line:
  *   put CACHE KEY VALUE ACK       -> "rc=N ms=T"
  *   get CACHE KEY                 -> "rc=N ms=T len=L stale=S value=V"
  *   del CACHE KEY ACK             -> "rc=N ms=T"
  *   incr CACHE KEY BY ACK         -> "rc=N ms=T value=V"
+ *   clear CACHE ACK               -> "rc=N ms=T"
  *   wait                          -> reads a line from stdin (lets the test act in between)
  * ACK is quorum, once, leader or none. One client is used for all commands, so stickiness,
  * failover and the stale copy are exercised across them. Exit 0 unless usage is wrong. */
@@ -46,6 +48,9 @@ int main(int argc, char **argv)
     hc_client_t *c = NULL;
     long long t0 = now_ms();
     int rv = hc_client_new(&opts, &c);
+    if (rv == 0 && strchr(argv[4], 'i') != NULL) {
+        hc_client_set_stale_on_invalidated(c, 1);
+    }
     printf("new rc=%d ms=%lld\n", rv, now_ms() - t0);
     fflush(stdout);
     if (rv != 0) {
@@ -54,12 +59,13 @@ int main(int argc, char **argv)
     int i = 5;
     while (i < argc) {
         const char *cmd = argv[i];
-        int need = strcmp(cmd, "put") == 0    ? 5
-                   : strcmp(cmd, "get") == 0  ? 3
-                   : strcmp(cmd, "del") == 0  ? 4
-                   : strcmp(cmd, "incr") == 0 ? 5
-                   : strcmp(cmd, "wait") == 0 ? 1
-                                              : 0;
+        int need = strcmp(cmd, "put") == 0     ? 5
+                   : strcmp(cmd, "get") == 0   ? 3
+                   : strcmp(cmd, "del") == 0   ? 4
+                   : strcmp(cmd, "incr") == 0  ? 5
+                   : strcmp(cmd, "clear") == 0 ? 3
+                   : strcmp(cmd, "wait") == 0  ? 1
+                                               : 0;
         if (need == 0 || i + need > argc) {
             fprintf(stderr, "bad command at %s\n", cmd);
             hc_client_free(c);
@@ -83,6 +89,9 @@ int main(int argc, char **argv)
             int64_t val = 0;
             rv = hc_incr(c, a[0], a[1], strlen(a[1]), atoll(a[2]), ack_of(a[3]), &val);
             printf("incr rc=%d ms=%lld value=%lld\n", rv, now_ms() - t0, (long long)val);
+        } else if (strcmp(cmd, "clear") == 0) {
+            rv = hc_clear(c, a[0], ack_of(a[1]));
+            printf("clear rc=%d ms=%lld\n", rv, now_ms() - t0);
         } else {
             char line[64];
             printf("waiting\n");

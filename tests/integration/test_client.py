@@ -9,7 +9,13 @@ real hacached processes:
 (d) a wrong or missing token is HC_EAUTH; an https:// endpoint is HC_EINVAL (not supported);
 (e) a sticky node that accepts but never answers (SIGSTOP) is failed over within the deadline;
 (f) a write failed over from a stopped follower is applied once when that follower wakes up and
-    forwards it too (same request id).
+    forwards it too (same request id);
+(g) the local stale copy never contradicts the client's own writes (max_stale_ms 60000, every
+    node down): a key it deleted, overwrote, incremented or cleared is HC_ENOTFOUND or an
+    error, never the old value; a key it only read comes back with stale=1; a write whose
+    outcome is unknown (HC_EUNKNOWN_OUTCOME, node stopped) drops the copy too;
+(h) a node that invalidated after a quorum loss (503, reason no_quorum) is an answer: no stale
+    copy, unless hc_client_set_stale_on_invalidated(c, 1).
 """
 
 import os
@@ -22,6 +28,7 @@ import harness as H  # noqa: E402
 import cluster as C  # noqa: E402
 
 ENOTFOUND, EUNAVAILABLE, ETIMEDOUT, EAUTH, EINVAL = -1, -2, -3, -4, -5
+EUNKNOWN_OUTCOME = -7
 TIMEOUT_MS = 5000
 SLACK_MS = 1500  # scheduling on a loaded 2-core machine, sanitizers
 
@@ -220,6 +227,103 @@ def test_failover_write_applied_once():
         H.check_eq((st, obj and obj.get("value")), (200, 11), "a later incr of 10 through the "
                    "woken node: the retried write was applied once (12 if twice)")
         H.check_eq(_linearizable(leader, "/v1/caches/o/ctr"), b"11", "the counter on the leader")
+    finally:
+        cl.cleanup()
+
+
+def test_stale_copy_follows_own_writes():
+    """(g) on a standalone node: the client reads every key once, then writes some of them; with
+    the node killed, only what it merely read (or read after its last write) is served stale."""
+    node = H.Node()
+    T = 1500  # every down call retries until its deadline
+    eps = endpoints_of([node])
+    keys = ("deleted", "overwritten", "reread", "counted", "only-read", "cleared")
+    cmds = []
+    for k in keys:
+        cache = "t" if k == "cleared" else "s"
+        cmds += ["put", cache, k, "old-" + k, "quorum", "get", cache, k]
+    cmds += ["put", "s", "counted", "5", "quorum", "get", "s", "counted",
+             "del", "s", "deleted", "quorum",
+             "put", "s", "overwritten", "new", "quorum",
+             "put", "s", "reread", "new", "quorum", "get", "s", "reread",
+             "incr", "s", "counted", "1", "quorum",
+             "clear", "t", "quorum", "wait"]
+    for k in keys:
+        cmds += ["get", "t" if k == "cleared" else "s", k]
+    s = Session(eps, *cmds, timeout_ms=T, max_stale_ms=60000)
+    before = s.until_wait()
+    H.check(all(r["rc"] == 0 for r in before[1:]), "every call before the kill: %s" % before)
+    node.kill()
+    s.resume()
+    after = {k: r for k, r in zip(keys, s.finish())}
+    for k in ("deleted", "overwritten", "counted", "cleared"):
+        H.check(after[k]["rc"] in (ENOTFOUND, EUNAVAILABLE, ETIMEDOUT),
+                "%s, node down: no stale copy (%s)" % (k, after[k]))
+    H.check_eq((after["only-read"]["rc"], after["only-read"]["stale"],
+                after["only-read"].get("value")), (0, 1, "old-only-read"),
+               "a key only read: the stale copy")
+    H.check_eq((after["reread"]["rc"], after["reread"]["stale"], after["reread"].get("value")),
+               (0, 1, "new"), "a key read after the client overwrote it: the newer copy")
+    for k in keys:
+        H.check(after[k]["ms"] <= T + SLACK_MS, "within the deadline: %s" % after[k])
+
+
+def test_stale_copy_dropped_on_unknown_outcome():
+    """(g) a put to a stopped node (it accepts, never answers) ends HC_EUNKNOWN_OUTCOME; the
+    following get, still unanswered, must not serve the value read before that put."""
+    node = H.Node()
+    T = 1500
+    s = Session(endpoints_of([node]), "put", "u", "k", "old", "quorum", "get", "u", "k",
+                "put", "u", "ctl", "c", "quorum", "get", "u", "ctl", "wait",
+                "put", "u", "k", "new", "quorum", "get", "u", "k", "get", "u", "ctl",
+                timeout_ms=T, max_stale_ms=60000)
+    before = s.until_wait()
+    H.check(all(r["rc"] == 0 for r in before[1:]), "calls before the stop: %s" % before)
+    rest = s.finish_while_stopped(node)
+    check_rc(rest[0], EUNKNOWN_OUTCOME, "put to a stopped node")
+    H.check(rest[1]["rc"] in (EUNAVAILABLE, ETIMEDOUT),
+            "get after a write of unknown outcome: no stale copy (%s)" % rest[1])
+    H.check_eq((rest[2]["rc"], rest[2]["stale"], rest[2].get("value")), (0, 1, "c"),
+               "a key only read, node stopped: the stale copy")
+    node.stop_ok()
+
+
+def test_invalidated_node_is_an_answer():
+    """(h) 3 nodes, two killed: the survivor invalidates after the grace time and answers 503
+    no_quorum. A client that read a key before gets HC_EUNAVAILABLE, not its stale copy; one
+    that opted in (hc_client_set_stale_on_invalidated) gets the copy with stale=1."""
+    cl = C.Cluster(3, extra_env={"CACHE_QUORUM_LOSS_GRACE_MS": "1000"})
+    try:
+        leader = cl.wait_leader(20.0)
+        cl.wait_ready(15.0)
+        eps = endpoints_of([leader] + [x for x in cl.nodes if x is not leader])
+        cmds = ["put", "q", "k", "v", "quorum", "get", "q", "k", "wait", "get", "q", "k"]
+        strict = Session(eps, *cmds, timeout_ms=2000, max_stale_ms=60000)
+        lenient = Session(eps, *cmds, timeout_ms=2000, max_stale_ms="60000i")
+        for sess in (strict, lenient):
+            first = sess.until_wait()
+            H.check(all(r["rc"] == 0 for r in first[1:]), "before the loss: %s" % first)
+        for nd in cl.nodes:
+            if nd is not leader:
+                nd.kill()
+
+        def invalidated():
+            c = H.Client(leader.port, timeout=2)
+            try:
+                st, _, raw = c.request("GET", "/readyz")
+            finally:
+                c.close()
+            return st == 503 and (H.jbody(raw) or {}).get("reason") == "no_quorum" and \
+                (leader.metrics().get("hacache_invalidations_total") or 0) >= 1
+
+        H.wait_until(invalidated, 20.0, interval=0.05, what="the survivor invalidates")
+        strict.resume()
+        res = strict.finish()[0]
+        check_rc(res, EUNAVAILABLE, "invalidated answer, no opt-in")
+        lenient.resume()
+        res = lenient.finish()[0]
+        H.check_eq((res["rc"], res["stale"], res.get("value")), (0, 1, "v"),
+                   "invalidated answer, opted in: the stale copy")
     finally:
         cl.cleanup()
 
