@@ -24,13 +24,20 @@
 #define MAX_ENDPOINTS      64
 #define MAX_RESPONSE_BODY  ((size_t)64 << 20) /* larger answers are refused (HC_EINTERNAL) */
 #define CONNECT_TIMEOUT_MS 1000               /* per attempt, so a black-holed node is skipped */
-#define ROUND_PAUSE_MS     50                 /* between rounds over every endpoint */
+#define ROUND_PAUSE_MS     50                 /* between rounds over every endpoint (+-50%) */
+/* A node that failed is not tried again for a backoff that doubles from BACKOFF_MIN_MS to
+ * BACKOFF_MAX_MS with each failure in a row (+-50% jitter), so clients that lost their node do
+ * not all land on the same next one, nor hammer a node that is restarting. */
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
 /* an attempt on one node gets half the time left, at least this much */
 #define ATTEMPT_MIN_MS 1000
 
 typedef struct {
     char *host;
     char port[8];
+    uint64_t down_until; /* monotonic ms before which it is not picked (0: up) */
+    uint32_t backoff_ms; /* the last backoff, doubled by the next failure; 0 once it answered */
 } endpoint_t;
 
 typedef struct stale_entry {
@@ -47,9 +54,10 @@ struct hc_client {
     pthread_mutex_t mu;
     endpoint_t ep[MAX_ENDPOINTS];
     size_t n_ep;
-    size_t cur; /* the sticky endpoint */
-    int fd;     /* keep-alive connection to ep[cur], or -1 */
-    char *auth; /* "Authorization: Bearer ...\r\n" or "" */
+    size_t cur;   /* the sticky endpoint */
+    uint64_t rng; /* splitmix64 state, seeded from getrandom: start and failover picks */
+    int fd;       /* keep-alive connection to ep[cur], or -1 */
+    char *auth;   /* "Authorization: Bearer ...\r\n" or "" */
     uint32_t timeout_ms;
     uint32_t max_stale_ms;
     int stale_on_invalidated;
@@ -78,6 +86,113 @@ static int ms_left(uint64_t deadline)
 }
 
 /* ---- endpoints ---- */
+
+static uint64_t rng_next(hc_client_t *c)
+{
+    uint64_t z = (c->rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ms +-50%, uniformly. */
+static uint64_t jittered(hc_client_t *c, uint32_t ms)
+{
+    return ms / 2 + rng_next(c) % ((uint64_t)ms + 1);
+}
+
+static void rng_seed(hc_client_t *c)
+{
+    uint64_t seed = 0;
+    size_t got = 0;
+    while (got < sizeof(seed)) {
+        ssize_t n = getrandom((char *)&seed + got, sizeof(seed) - got, 0);
+        if (n < 0 && errno != EINTR) {
+            break; /* no entropy source: the address and the clock still differ per client */
+        }
+        got += n > 0 ? (size_t)n : 0;
+    }
+    if (got < sizeof(seed)) {
+        seed ^= (uint64_t)(uintptr_t)c ^ now_ms() ^ ((uint64_t)getpid() << 32);
+    }
+    c->rng = seed;
+}
+
+static void endpoint_failed(hc_client_t *c, endpoint_t *e)
+{
+    uint32_t b = e->backoff_ms ? e->backoff_ms * 2 : BACKOFF_MIN_MS;
+    e->backoff_ms = b > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b;
+    e->down_until = now_ms() + jittered(c, e->backoff_ms);
+}
+
+static void endpoint_answered(endpoint_t *e)
+{
+    e->backoff_ms = 0;
+    e->down_until = 0;
+}
+
+/* A random endpoint among those not in skip[] and not backing off at now; -1 if none. */
+static long endpoint_pick(hc_client_t *c, const unsigned char *skip, uint64_t now)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_ep; i++) {
+        n += !skip[i] && c->ep[i].down_until <= now;
+    }
+    if (n == 0) {
+        return -1;
+    }
+    size_t k = (size_t)(rng_next(c) % n);
+    for (size_t i = 0; i < c->n_ep; i++) {
+        if (!skip[i] && c->ep[i].down_until <= now && k-- == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* The endpoint whose backoff ends first (every one is backing off). */
+static size_t endpoint_soonest(const hc_client_t *c)
+{
+    size_t best = 0;
+    for (size_t i = 1; i < c->n_ep; i++) {
+        if (c->ep[i].down_until < c->ep[best].down_until) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Before an attempt when c->cur is backing off: a random endpoint that is not; if every one is,
+ * waits (within the deadline) for the one whose backoff ends first. */
+static void endpoint_choose(hc_client_t *c, const unsigned char *tried, uint64_t deadline)
+{
+    uint64_t now = now_ms();
+    if (c->ep[c->cur].down_until <= now && !tried[c->cur]) {
+        return;
+    }
+    long i = endpoint_pick(c, tried, now);
+    if (i >= 0) {
+        c->cur = (size_t)i;
+        return;
+    }
+    static const unsigned char none[MAX_ENDPOINTS];
+    i = endpoint_pick(c, none, now);
+    if (i >= 0) {
+        c->cur = (size_t)i; /* only tried ones are up: the round is over */
+        return;
+    }
+    c->cur = endpoint_soonest(c);
+    uint64_t until = c->ep[c->cur].down_until < deadline ? c->ep[c->cur].down_until : deadline;
+    if (until > now) {
+        sleep_ms(until - now);
+    }
+}
 
 static void endpoints_free(hc_client_t *c)
 {
@@ -191,6 +306,7 @@ int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out)
         return HC_ENOMEM;
     }
     c->fd = -1;
+    rng_seed(c);
     c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : HC_CLIENT_DEFAULT_TIMEOUT_MS;
     c->max_stale_ms = opts->max_stale_ms;
     int rv = endpoints_parse(c, opts->endpoints);
@@ -204,6 +320,9 @@ int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out)
         } else {
             c->auth[0] = '\0';
         }
+    }
+    if (rv == 0) {
+        c->cur = (size_t)(rng_next(c) % c->n_ep); /* so that clients spread over the nodes */
     }
     if (rv == 0 && pthread_mutex_init(&c->mu, NULL) != 0) {
         rv = HC_ENOMEM;
@@ -446,8 +565,12 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
         return HC_ENOMEM;
     }
     int maybe_applied = 0, last = HC_EUNAVAILABLE, timed_out = 0;
+    unsigned char tried[MAX_ENDPOINTS] = {0}; /* in this round */
     size_t tried_in_round = 0;
     for (;;) {
+        if (c->fd < 0) {
+            endpoint_choose(c, tried, deadline);
+        }
         if (ms_left(deadline) == 0) {
             timed_out = 1;
             break;
@@ -471,6 +594,7 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
             exchange_result_t x =
                 exchange(c, head, (size_t)hlen, body, blen, attempt_deadline, resp);
             if (x == EX_OK && !answer_is_retryable(resp->status)) {
+                endpoint_answered(ep);
                 free(head);
                 return 0;
             }
@@ -502,14 +626,13 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
             }
         }
         conn_close(c);
-        c->cur = (c->cur + 1) % c->n_ep; /* fail over */
+        endpoint_failed(c, ep); /* fail over: endpoint_choose picks another one */
+        tried[c->cur] = 1;
         if (++tried_in_round >= c->n_ep) {
             tried_in_round = 0;
-            int left = ms_left(deadline);
-            struct timespec ts = {.tv_sec = 0,
-                                  .tv_nsec = (long)(left < ROUND_PAUSE_MS ? left : ROUND_PAUSE_MS) *
-                                             1000000L};
-            nanosleep(&ts, NULL);
+            memset(tried, 0, sizeof(tried));
+            uint64_t pause = jittered(c, ROUND_PAUSE_MS), left = (uint64_t)ms_left(deadline);
+            sleep_ms(pause < left ? pause : left);
         }
     }
     free(head);

@@ -15,7 +15,8 @@ real hacached processes:
     error, never the old value; a key it only read comes back with stale=1; a write whose
     outcome is unknown (HC_EUNKNOWN_OUTCOME, node stopped) drops the copy too;
 (h) a node that invalidated after a quorum loss (503, reason no_quorum) is an answer: no stale
-    copy, unless hc_client_set_stale_on_invalidated(c, 1).
+    copy, unless hc_client_set_stale_on_invalidated(c, 1);
+(i) clients start at a random endpoint and fail over to a random other one (30 clients, 3 nodes).
 """
 
 import os
@@ -31,6 +32,8 @@ ENOTFOUND, EUNAVAILABLE, ETIMEDOUT, EAUTH, EINVAL = -1, -2, -3, -4, -5
 EUNKNOWN_OUTCOME = -7
 TIMEOUT_MS = 5000
 SLACK_MS = 1500  # scheduling on a loaded 2-core machine, sanitizers
+# idle keep-alive connections stay open, so a waiting client's node can be seen in its metrics
+KEEP_IDLE = {"CACHE_UNAUTH_TIMEOUT_MS": "120000"}
 
 
 def smoke_binary():
@@ -96,12 +99,25 @@ def endpoints_of(nodes):
     return ",".join("http://127.0.0.1:%d" % n.port for n in nodes)
 
 
+def clients_connected(node):
+    """Keep-alive HTTP connections open on node, not counting the scrape itself (a client at
+    'wait' holds one to its sticky node; nodes close idle ones after CACHE_UNAUTH_TIMEOUT_MS)."""
+    return int(node.metrics().get("hacache_http_connections") or 1) - 1
+
+
+def sticky_node(nodes):
+    """The one node a single waiting client is connected to."""
+    on = [n for n in nodes if n.alive() and clients_connected(n) > 0]
+    H.check_eq(len(on), 1, "exactly one node holds the client's connection")
+    return on[0]
+
+
 def check_rc(res, rc, what):
     H.check_eq(res["rc"], rc, "%s (%s)" % (what, res))
 
 
 def test_cluster_ops_failover_and_stale():
-    cl = C.Cluster(3)
+    cl = C.Cluster(3, extra_env=KEEP_IDLE)
     try:
         cl.wait_leader(20.0)
         cl.wait_ready(15.0)
@@ -149,7 +165,7 @@ def test_cluster_ops_failover_and_stale():
         first = s.until_wait()
         check_rc(first[1], 0, "put before the kill")
         check_rc(first[2], 0, "get before the kill")
-        cl.nodes[0].kill()  # the sticky node: the first endpoint answered so far
+        sticky_node(cl.nodes).kill()  # the node the client started at (a random one)
         s.resume()
         second = s.until_wait()
         check_rc(second[0], 0, "put after the sticky node died")
@@ -184,12 +200,17 @@ def test_cluster_ops_failover_and_stale():
 
 def test_stopped_node_fails_over():
     """A sticky node that accepts but never answers (SIGSTOP) gets half the deadline, then the
-    call moves on: two standalone nodes, the second one answers."""
-    a, b = H.Node(), H.Node()
-    s = Session(endpoints_of([a, b]), "put", "s", "k", "on-a", "quorum", "wait",
+    call moves on: two standalone nodes, the other one answers."""
+    nodes = [H.Node(), H.Node()]
+    s = Session(endpoints_of(nodes), "put", "s", "k", "on-a", "quorum", "wait",
                 "put", "s", "k2", "on-b", "quorum", "get", "s", "k2")
     first = s.until_wait()
-    check_rc(first[1], 0, "put on the first node")
+    check_rc(first[1], 0, "put on the node the client started at")
+    # standalone nodes share nothing: the one holding k is the sticky one
+    a = [n for n in nodes if _holds(n, "/v1/caches/s/k")]
+    H.check_eq(len(a), 1, "one node got the first put")
+    a = a[0]
+    b = [n for n in nodes if n is not a][0]
     rest = s.finish_while_stopped(a)
     check_rc(rest[0], 0, "put while the sticky node is stopped")
     H.check(TIMEOUT_MS // 2 - 100 <= rest[0]["ms"] <= TIMEOUT_MS + SLACK_MS,
@@ -208,14 +229,16 @@ def test_failover_write_applied_once():
     write, and the leader answers it from its request-id window: the counter moved once."""
     # The follower must wake up still knowing its leader: it is stopped for about one attempt
     # budget (1 s with a 2 s deadline), well inside its election timeout.
-    cl = C.Cluster(3, election_timeout_ms=4000)
+    cl = C.Cluster(3, election_timeout_ms=4000, extra_env=KEEP_IDLE)
     try:
         leader = cl.wait_leader(30.0)
         cl.wait_ready(15.0)
-        f1, f2 = [x for x in cl.nodes if x is not leader]
-        s = Session(endpoints_of([f1, f2, leader]), "incr", "o", "warm", "1", "quorum", "wait",
+        fs = [x for x in cl.nodes if x is not leader]
+        # only the followers: the client starts at a random one of them, fails over to the other
+        s = Session(endpoints_of(fs), "incr", "o", "warm", "1", "quorum", "wait",
                     "incr", "o", "ctr", "1", "quorum", timeout_ms=2000)
-        check_rc(s.until_wait()[1], 0, "incr through the first follower")
+        check_rc(s.until_wait()[1], 0, "incr through a follower")
+        f1 = sticky_node(fs)
         res = s.finish_while_stopped(f1)
         check_rc(res[0], 0, "incr after failover")
         H.check_eq(res[0].get("value"), "1", "incr value")
@@ -326,6 +349,61 @@ def test_invalidated_node_is_an_answer():
                    "invalidated answer, opted in: the stale copy")
     finally:
         cl.cleanup()
+
+
+def _holds(node, path):
+    c = H.Client(node.port)
+    try:
+        return c.get(path)[0] == 200
+    finally:
+        c.close()
+
+
+N_SPREAD = 30
+
+
+def test_clients_spread_over_nodes():
+    """(i) 30 client processes started together against 3 standalone nodes (which share
+    nothing, so the node holding a client's key is the node it talks to): each starts at a
+    random endpoint, so no node gets more than 20; after the most loaded node is killed, its
+    clients move to random other nodes (both survivors get some: in list order they would all
+    land on the next one) and the others stay where they were."""
+    nodes = [H.Node(), H.Node(), H.Node()]
+    eps = endpoints_of(nodes)
+    sessions = [Session(eps, "put", "sp", "a%d" % i, "x", "quorum", "wait",
+                        "put", "sp", "b%d" % i, "x", "quorum") for i in range(N_SPREAD)]
+    for i, sess in enumerate(sessions):
+        check_rc(sess.until_wait()[1], 0, "client %d: first put" % i)
+
+    def owners(prefix):
+        out = []
+        for i in range(N_SPREAD):
+            on = [k for k, n in enumerate(nodes) if n.alive() and
+                  _holds(n, "/v1/caches/sp/%s%d" % (prefix, i))]
+            H.check_eq(len(on), 1, "client %d's key %s%d on exactly one node" % (i, prefix, i))
+            out.append(on[0])
+        return out
+
+    first = owners("a")
+    load = [first.count(k) for k in range(3)]
+    H.log("clients per node at the start: %s" % load)
+    H.check(max(load) <= 20, "no node has more than 20 of 30 clients: %s" % load)
+    busiest = load.index(max(load))
+    nodes[busiest].kill()
+    for sess in sessions:
+        sess.resume()
+    for i, sess in enumerate(sessions):
+        check_rc(sess.finish()[0], 0, "client %d: put after the kill" % i)
+    second = owners("b")
+    moved = [second[i] for i in range(N_SPREAD) if first[i] == busiest]
+    H.log("clients per node after killing node %d: %s; its %d clients went to %s" %
+          (busiest, [second.count(k) for k in range(3)], len(moved),
+           [moved.count(k) for k in range(3)]))
+    for k in range(3):
+        if k != busiest:
+            H.check(moved.count(k) >= 1, "node %d got some of the moved clients: %s" % (k, moved))
+    stayed = [i for i in range(N_SPREAD) if first[i] != busiest and second[i] != first[i]]
+    H.check_eq(stayed, [], "clients of the surviving nodes stayed (sticky)")
 
 
 def _linearizable(node, path):
