@@ -55,9 +55,13 @@ typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_a
 
 /* ---- remote client (synchronous) ----
  *
- * A client talks HTTP/1.1 (keep-alive) to the nodes listed in `endpoints`: every call goes to
- * the node that answered last (sticky) and, when it does not answer or answers 503, to the next
- * one, until the call's deadline (`timeout_ms`, default 5000 ms) passes. Writes carry a random
+ * A client talks HTTP/1.1 (keep-alive) to the nodes listed in `endpoints`: a new client starts
+ * at a random one (seeded from getrandom), so clients spread over the nodes; every call goes to
+ * the node that answered last (sticky) and, when it does not answer or answers 502/503/504, to
+ * a random other node, until the call's deadline (`timeout_ms`, default 5000 ms) passes. A node
+ * that failed is skipped for a backoff (50 ms doubling to 2 s with each failure in a row, +-50%
+ * jitter) while other nodes are left; when every node is backing off the call waits, within
+ * its deadline, for the first to come out of it. Writes carry a random
  * request id (header X-Hacache-Request-Id) that stays the same across these retries, so a
  * retried write is applied once; a write still without a definite answer at the deadline
  * returns HC_EUNKNOWN_OUTCOME.
