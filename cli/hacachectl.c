@@ -3,9 +3,9 @@
  *   hacachectl [--endpoints URL,...] [--token T] [-o table|json] [--timeout MS] COMMAND ...
  *
  * Endpoints also come from HACACHE_ENDPOINTS (default http://127.0.0.1:8080), the token from
- * HACACHE_TOKEN. Data commands try the endpoints in order and take the first node that answers
- * with anything but 503 (so a down or cut-off node is skipped); status and tls reload ask every
- * endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
+ * HACACHE_TOKEN. Data commands go through libhacache: they start at a random endpoint and move
+ * to another (random, not backing off) one on a failure or a 503, so a down or cut-off node is
+ * skipped; status and tls reload ask every endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
