@@ -792,23 +792,29 @@ def python_with_redis_py():
     return None
 
 
-def test_redis_py_standalone():
+def run_redis_py_standalone(script, name, what):
+    """Runs `script --redis-py PORT TOKEN` (a test file whose redis-py part needs an interpreter
+    with redis-py) against a fresh standalone node with an API token; checks it passes."""
     exe = python_with_redis_py()
     # scripts/test.sh installs python3-redis: its absence is a failure, never a skip
     check(exe is not None, "redis-py is importable (apt-get install python3-redis)")
     if exe is None:
         return
-    n = TR.resp_node(name="resp-redis-py", env={"CACHE_API_TOKEN": TR.TOKEN})
+    n = TR.resp_node(name=name, env={"CACHE_API_TOKEN": TR.TOKEN})
     try:
-        p = subprocess.run([exe, os.path.abspath(__file__), "--redis-py", str(n.resp_port),
+        p = subprocess.run([exe, os.path.abspath(script), "--redis-py", str(n.resp_port),
                             TR.TOKEN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=120)
         out = p.stdout.decode(errors="replace")
         log("redis-py (%s): exit %d %s" % (exe, p.returncode, out.strip()[-2000:]))
-        check_eq(p.returncode, 0, "the redis-py script passes")
+        check_eq(p.returncode, 0, what)
         n.stop_ok()
     finally:
         n.kill()
+
+
+def test_redis_py_standalone():
+    run_redis_py_standalone(__file__, "resp-redis-py", "the redis-py script passes")
 
 
 class TokenRespCluster(TR.RespCluster):

@@ -10,7 +10,6 @@ redis-py's scan / scan_iter (Debian's python3-redis) iterate the same keys.
 
 import os
 import signal
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -210,21 +209,7 @@ def redis_py_script(port, token):
 
 
 def test_redis_py_scan_iter():
-    exe = TC.python_with_redis_py()
-    check(exe is not None, "redis-py is importable (apt-get install python3-redis)")
-    if exe is None:
-        return
-    n = TR.resp_node(name="resp-scan-redis-py", env={"CACHE_API_TOKEN": TR.TOKEN})
-    try:
-        p = subprocess.run([exe, os.path.abspath(__file__), "--redis-py", str(n.resp_port),
-                            TR.TOKEN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=120)
-        out = p.stdout.decode(errors="replace")
-        log("redis-py (%s): exit %d %s" % (exe, p.returncode, out.strip()[-2000:]))
-        check_eq(p.returncode, 0, "the redis-py SCAN script passes")
-        n.stop_ok()
-    finally:
-        n.kill()
+    TC.run_redis_py_standalone(__file__, "resp-scan-redis-py", "the redis-py SCAN script passes")
 
 
 def test_scan_through_a_follower_and_quorum_loss():
