@@ -3,7 +3,7 @@
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libuv1-dev libh2o-dev libprotobuf-c-dev \
-      protobuf-c-compiler libsodium-dev libssl-dev ca-certificates \
+      protobuf-c-compiler libsodium-dev libssl-dev libcurl4-openssl-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
