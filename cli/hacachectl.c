@@ -1,11 +1,13 @@
 /* hacachectl: the admin CLI of SPEC section 6, over the HTTP API of any node.
  *
- *   hacachectl [--endpoints URL,...] [--token T] [-o table|json] [--timeout MS] COMMAND ...
+ *   hacachectl [--endpoints URL,...] [--token T] [--cacert FILE] [--tls-server-name NAME]
+ *              [-o table|json] [--timeout MS] COMMAND ...
  *
  * Endpoints also come from HACACHE_ENDPOINTS (default http://127.0.0.1:8080), the token from
- * HACACHE_TOKEN. Data commands go through libhacache: they start at a random endpoint and move
- * to another (random, not backing off) one on a failure or a 503, so a down or cut-off node is
- * skipped; status and tls reload ask every endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
+ * HACACHE_TOKEN, the CA bundle for https:// endpoints from HACACHE_CACERT. Data commands go through
+ * libhacache: they start at a random endpoint and move to another (random, not backing off) one on
+ * a failure or a 503, so a down or cut-off node is skipped; status and tls reload ask every
+ * endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +29,8 @@ typedef struct {
     char *endpoints_buf;
     const char *endpoint_list; /* as given: libhacache parses and fails over */
     const char *token;
+    const char *cacert;      /* CA bundle for https:// endpoints, or NULL: the system's */
+    const char *server_name; /* expected certificate name, or NULL: the endpoint's host */
     int json;
     uint32_t timeout_ms;
 } ctl_t;
@@ -40,11 +44,15 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-    fputs("usage: hacachectl [--endpoints URL,...] [--token T] [-o table|json] [--timeout MS]\n"
+    fputs("usage: hacachectl [--endpoints URL,...] [--token T] [--cacert FILE]\n"
+          "                  [--tls-server-name NAME] [-o table|json] [--timeout MS]\n"
           "                  COMMAND [ARGS]\n"
           "\n"
           "Endpoints: --endpoints or HACACHE_ENDPOINTS (default http://127.0.0.1:8080), comma\n"
-          "separated; token: --token or HACACHE_TOKEN (the API token, CACHE_API_TOKEN).\n"
+          "separated http:// or https:// URLs; token: --token or HACACHE_TOKEN (the API token,\n"
+          "CACHE_API_TOKEN). https://: the server certificate is verified against --cacert or\n"
+          "HACACHE_CACERT (a PEM bundle; default: the system's trust store) and the endpoint's\n"
+          "host, or --tls-server-name (e.g. the service name when dialling 127.0.0.1).\n"
           "\n"
           "Commands:\n"
           "  status                         one row per endpoint: node, role, term, leader, lag,\n"
@@ -133,12 +141,43 @@ static void print_http_error(const char *ep, const answer_t *r)
     hj_free(j);
 }
 
-/* A client for `endpoints` (a comma-separated list, or one of ours). */
-static hc_client_t *client_for(const ctl_t *c, const char *endpoints)
+/* A client for `endpoints` (a comma-separated list, or one of ours), with the TLS settings.
+ * NULL when the list is malformed or the CA bundle unusable (*why says which, if not NULL). */
+static hc_client_t *client_for(const ctl_t *c, const char *endpoints, char *why, size_t whylen)
 {
     hc_client_opts_t o = {endpoints, c->token, c->timeout_ms, 0};
     hc_client_t *cl = NULL;
-    return hc_client_new(&o, &cl) == 0 ? cl : NULL;
+    if (hc_client_new(&o, &cl) != 0) {
+        if (why != NULL) {
+            snprintf(why, whylen, "endpoint %s: not an http://host:port or https://host:port URL",
+                     endpoints);
+        }
+        return NULL;
+    }
+    if (c->cacert != NULL || c->server_name != NULL) {
+        hc_client_tls_t t = {.ca_file = c->cacert, .server_name = c->server_name};
+        if (hc_client_set_tls(cl, &t) != 0) {
+            if (why != NULL) {
+                char detail[400];
+                hc_client_last_error(cl, detail, sizeof(detail));
+                snprintf(why, whylen, "%s",
+                         detail[0] ? detail : "--tls-server-name: not a host name");
+            }
+            hc_client_free(cl);
+            return NULL;
+        }
+    }
+    return cl;
+}
+
+/* The client's reason for its last failure, as " (...)" for a message, or "". */
+static void last_error_note(hc_client_t *cl, char *buf, size_t len)
+{
+    char detail[512];
+    buf[0] = '\0';
+    if (cl != NULL && hc_client_last_error(cl, detail, sizeof(detail)) == 0 && detail[0]) {
+        snprintf(buf, len, " [%s]", detail);
+    }
 }
 
 /* Sends through libhacache: the first node that answers with anything but 502/503/504, within
@@ -147,15 +186,20 @@ static int request_any(ctl_t *c, const char *method, const char *path, const voi
                        size_t blen, answer_t *out)
 {
     memset(out, 0, sizeof(*out));
-    hc_client_t *cl = client_for(c, c->endpoint_list);
+    hc_client_t *cl = client_for(c, c->endpoint_list, NULL, 0);
     int rv = cl ? hc_request(cl, method, path, body, blen, &out->status, &out->body, &out->len)
                 : HC_ENOMEM;
+    char note[600];
+    last_error_note(cl, note, sizeof(note));
     hc_client_free(cl);
     if (rv == 0) {
         return 0;
     }
-    fprintf(stderr, "hacachectl: no endpoint could serve the request (%s)%s\n", hc_strerror(rv),
+    fprintf(stderr, "hacachectl: no endpoint could serve the request (%s)%s%s\n", hc_strerror(rv),
+            note,
             rv == HC_EUNKNOWN_OUTCOME ? ": the write may or may not have been applied"
+            : rv == HC_ETLS ? "; check --cacert / HACACHE_CACERT (the CA that signed the nodes' "
+                              "CACHE_HTTP_TLS_CERT) and --tls-server-name"
             : rv == HC_EUNAVAILABLE
                 ? "; check that hacached runs, has a quorum, and that --endpoints / "
                   "HACACHE_ENDPOINTS name its HTTP API (CACHE_HTTP_ADDR)"
@@ -169,13 +213,16 @@ static int request_one(const ctl_t *c, const char *endpoint, const char *method,
                        answer_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    hc_client_t *cl = client_for(c, endpoint);
+    hc_client_t *cl = client_for(c, endpoint, NULL, 0);
     int rv =
         cl ? hc_request(cl, method, path, NULL, 0, &out->status, &out->body, &out->len) : HC_ENOMEM;
+    char note[600];
+    last_error_note(cl, note, sizeof(note));
     hc_client_free(cl);
     if (rv != 0) {
-        snprintf(err, errlen, "%s: %s", endpoint,
-                 rv == HC_EUNAVAILABLE ? "unreachable or unavailable" : hc_strerror(rv));
+        snprintf(err, errlen, "%s: %s%s", endpoint,
+                 rv == HC_EUNAVAILABLE ? "unreachable or unavailable" : hc_strerror(rv),
+                 rv == HC_ETLS ? note : "");
         return -1;
     }
     return 0;
@@ -580,6 +627,7 @@ int main(int argc, char **argv)
     c.timeout_ms = 5000;
     const char *endpoints = getenv("HACACHE_ENDPOINTS");
     c.token = getenv("HACACHE_TOKEN");
+    c.cacert = getenv("HACACHE_CACERT");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *v;
@@ -593,6 +641,10 @@ int main(int argc, char **argv)
             endpoints = v;
         } else if ((v = opt_value(argc, argv, &i, "--token")) != NULL) {
             c.token = v;
+        } else if ((v = opt_value(argc, argv, &i, "--cacert")) != NULL) {
+            c.cacert = v;
+        } else if ((v = opt_value(argc, argv, &i, "--tls-server-name")) != NULL) {
+            c.server_name = v;
         } else if ((v = opt_value(argc, argv, &i, "--timeout")) != NULL) {
             if (!all_digits(v, 0) || atol(v) <= 0 || atol(v) > 3600000) {
                 return usage_error("--timeout takes milliseconds (1..3600000)");
@@ -615,6 +667,9 @@ int main(int argc, char **argv)
     if (c.token != NULL && c.token[0] == '\0') {
         c.token = NULL;
     }
+    if (c.cacert != NULL && c.cacert[0] == '\0') {
+        c.cacert = NULL;
+    }
     const char *cmd = argv[i++];
     if (strcmp(cmd, "config") == 0) {
         if (i >= argc || strcmp(argv[i], "check") != 0) {
@@ -624,16 +679,14 @@ int main(int argc, char **argv)
     }
     if (split_endpoints(&c, endpoints ? endpoints : "http://127.0.0.1:8080") != 0) {
         free(c.endpoints_buf);
-        return usage_error("--endpoints: give 1 to 32 comma-separated http://host:port URLs");
+        return usage_error("--endpoints: give 1 to 32 comma-separated http(s)://host:port URLs");
     }
     c.endpoint_list = endpoints ? endpoints : "http://127.0.0.1:8080";
     for (size_t k = 0; k < c.n_endpoints; k++) {
-        hc_client_t *probe = client_for(&c, c.endpoints[k]); /* validates, connects nothing */
+        char why[600];
+        hc_client_t *probe = client_for(&c, c.endpoints[k], why, sizeof(why)); /* no I/O */
         if (probe == NULL) {
-            fprintf(stderr,
-                    "hacachectl: endpoint %s: not an http://host:port URL (https:// is not "
-                    "supported yet)\n",
-                    c.endpoints[k]);
+            fprintf(stderr, "hacachectl: %s\n", why);
             free(c.endpoints_buf);
             return 2;
         }

@@ -32,7 +32,8 @@ extern "C" {
     X(ESHUTDOWN, -12, "shutting down")                                                             \
     X(EINTERNAL, -13, "internal error")                                                            \
     X(EBUSY, -14, "send queue full, retry later")                                                  \
-    X(EUPGRADE, -15, "not every node runs a version that knows this command yet")
+    X(EUPGRADE, -15, "not every node runs a version that knows this command yet")                  \
+    X(ETLS, -16, "TLS handshake failed (server certificate not trusted or for another name)")
 
 enum {
 #define HC_ERR_ENUM_(name, value, msg) HC_##name = (value),
@@ -68,7 +69,12 @@ typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_a
  *
  * Threads: a client may be shared between threads; its calls are serialised by a mutex (use
  * one client per thread for parallel requests).
- * Not supported yet: `https://` endpoints (hc_client_new returns HC_EINVAL), chunked responses.
+ *
+ * Transport: libcurl, HTTP/1.1 for http:// and HTTP/2 (or 1.1) for https:// endpoints; the
+ * connections and TLS sessions of a client are kept and reused across its calls. https://
+ * endpoints verify the server certificate and its name (see hc_client_set_tls); a node whose
+ * handshake fails is failed over like one that does not answer, and a call on which every
+ * attempt failed the handshake returns HC_ETLS (hc_client_last_error says why).
  *
  * Local stale copy: with max_stale_ms > 0 the client remembers the values of successful gets
  * (at most HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and
@@ -108,8 +114,8 @@ typedef struct {
 
 /* Creates a client; opts and its strings are copied (the caller keeps ownership). Never blocks
  * on the network and does not fail because nodes are down: connections are made by the calls.
- * 0 with *out (free with hc_client_free); HC_EINVAL for an empty or malformed endpoint list, an
- * https:// endpoint, or a token with control characters; HC_ENOMEM. */
+ * 0 with *out (free with hc_client_free); HC_EINVAL for an empty or malformed endpoint list or a
+ * token with control characters; HC_ENOMEM. */
 HC_EXPORT int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out);
 /* Closes the connection and frees the client and its stale copies. NULL is a no-op. */
 HC_EXPORT void hc_client_free(hc_client_t *c);
@@ -118,6 +124,30 @@ HC_EXPORT void hc_client_free(hc_client_t *c);
  * default: such an answer is final. A setter rather than a field of hc_client_opts_t, so that
  * programs initialising the options positionally keep compiling warning-free. */
 HC_EXPORT void hc_client_set_stale_on_invalidated(hc_client_t *c, int on);
+/* TLS settings for https:// endpoints (strings borrowed for the call). */
+typedef struct {
+    /* PEM bundle of the CA certificates the servers' certificates must chain to (curl's and
+     * etcdctl's --cacert); NULL: the system's trust store. Re-read when the file changes (checked
+     * at the start of each call: a stat): the new bundle is validated first (every block parses,
+     * at least one certificate valid now) and a bad update keeps the old bundle, with the reason
+     * in hc_client_last_error. Connections made under the old bundle are not reused. */
+    const char *ca_file;
+    /* The name the server certificate must carry, also sent as SNI; NULL: the endpoint's host.
+     * For a sidecar dialled at https://127.0.0.1:8443 whose certificate names the service. */
+    const char *server_name;
+} hc_client_tls_t;
+
+/* Sets the TLS settings (call before the calls that should use them; a later call replaces them).
+ * 0; HC_EINVAL when the CA file cannot be read or holds no valid certificate (the client keeps
+ * its previous settings; hc_client_last_error says why) or server_name is not a host name;
+ * HC_ENOMEM. */
+HC_EXPORT int hc_client_set_tls(hc_client_t *c, const hc_client_tls_t *tls);
+/* Copies into buf (NUL-terminated, truncated to len) what went wrong in the client's last call
+ * that failed over or failed: the endpoint and the transport's or the node's reason, e.g.
+ * "https://10.0.0.1:8443: TLS: SSL certificate problem: unable to get local issuer certificate".
+ * "" when the last call met no problem. 0, or HC_EINVAL. */
+HC_EXPORT int hc_client_last_error(hc_client_t *c, char *buf, size_t len);
+
 /* Stores val under key (both borrowed for the call) in cache (a name of 1-128 characters of
  * [A-Za-z0-9_.:-]). ttl_ms 0 = no TTL (or the cache's default). */
 HC_EXPORT int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen,

@@ -30,6 +30,7 @@ import cluster as C  # noqa: E402
 
 ENOTFOUND, EUNAVAILABLE, ETIMEDOUT, EAUTH, EINVAL = -1, -2, -3, -4, -5
 EUNKNOWN_OUTCOME = -7
+ETLS = -16
 TIMEOUT_MS = 5000
 SLACK_MS = 1500  # scheduling on a loaded 2-core machine, sanitizers
 # idle keep-alive connections stay open, so a waiting client's node can be seen in its metrics
@@ -427,14 +428,16 @@ def test_token_and_endpoints():
     check_rc(res[2], EAUTH, "get with a wrong token")
     res = run_smoke(ep, "get", "t", "k")
     check_rc(res[1], EAUTH, "get without a token")
-    # endpoint lists: spaces, a trailing slash, no scheme; https is not supported yet
+    # endpoint lists: spaces, a trailing slash, no scheme
     res = run_smoke(" 127.0.0.1:1 , %s/ " % ep, "get", "t", "k", token=token)
     check_rc(res[1], 0, "the second endpoint answers")
     res = run_smoke("http://%s:1,%s" % ("h" * 3000, ep), "get", "t", "k", token=token)
     check_rc(res[1], 0, "a very long host name before a good endpoint")
-    for bad in ("https://127.0.0.1:%d" % node.port, "", "http://nohost", "http://h:0",
-                "http://h:99999"):
+    for bad in ("", "http://nohost", "http://h:0", "http://h:99999", "ftp://h:1"):
         check_rc(run_smoke(bad)[0], EINVAL, "endpoint list %r" % bad)
+    # https:// to a node that serves plain HTTP: the handshake fails, and the call says so
+    res = run_smoke("https://127.0.0.1:%d" % node.port, "get", "t", "k", token=token)
+    check_rc(res[1], ETLS, "https to a plain HTTP node")
     node.stop_ok()
 
 

@@ -139,7 +139,8 @@ def test_cluster_commands():
 
         # usage errors
         for args in (("put", "c"), ("bogus",), ("put", "c", "k", "v", "--ack", "maybe"),
-                     ("--endpoints", "https://x:1", "status"), ("-o", "yaml", "status")):
+                     ("--endpoints", "ftp://x:1", "status"), ("-o", "yaml", "status"),
+                     ("--cacert", "/nonexistent/ca.pem", "--endpoints", "https://x:1", "status")):
             rc, _, err = ctl(*args, endpoints=eps)
             H.check(rc == 2 and err.startswith("hacachectl: "),
                     "usage error %r exits 2 with a message (%d %r)" % (args, rc, err))

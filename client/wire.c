@@ -1,0 +1,244 @@
+/* wire.c: see wire.h. */
+#include "wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "names.h"
+
+void hcc_answer_reset(hcc_answer_t *a)
+{
+    free(a->body);
+    memset(a, 0, sizeof(*a));
+}
+
+/* Decimal digits only, at most 19 of them; -1 otherwise. */
+static int parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (n == 0 || n > 19) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+void hcc_answer_header(hcc_answer_t *a, const char *line, size_t n)
+{
+    while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == '\n')) {
+        n--;
+    }
+    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* a new answer begins (after a 1xx): "HTTP/x[.y] NNN ..." */
+        free(a->body);
+        memset(a, 0, sizeof(*a));
+        const char *sp = memchr(line, ' ', n);
+        uint64_t st;
+        if (sp != NULL && (size_t)(line + n - sp) >= 4 && parse_u64(sp + 1, 3, &st) == 0 &&
+            st >= 100 && st <= 599) {
+            a->status = (int)st;
+        }
+        return;
+    }
+    const char *colon = memchr(line, ':', n);
+    if (colon == NULL) {
+        return;
+    }
+    size_t nl = (size_t)(colon - line);
+    const char *v = colon + 1;
+    size_t vl = n - nl - 1;
+    while (vl > 0 && (*v == ' ' || *v == '\t')) {
+        v++, vl--;
+    }
+    while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) {
+        vl--;
+    }
+    uint64_t u;
+    if (nl == 17 && strncasecmp(line, "x-hacache-version", nl) == 0) {
+        if (parse_u64(v, vl, &u) == 0) {
+            a->has_version = 1, a->version = u;
+        }
+    } else if (nl == 16 && strncasecmp(line, "x-hacache-ttl-ms", nl) == 0) {
+        if (parse_u64(v, vl, &u) == 0) {
+            a->has_ttl = 1, a->ttl_ms = u;
+        }
+    } else if (nl == 15 && strncasecmp(line, "x-hacache-stale", nl) == 0) {
+        a->stale = vl == 1 && v[0] == '1';
+    }
+}
+
+int hcc_answer_body(hcc_answer_t *a, const void *p, size_t n)
+{
+    if (n > HCC_MAX_ANSWER_BODY - a->body_len) {
+        return -1;
+    }
+    if (a->body_len + n + 1 > a->body_cap) {
+        size_t cap = a->body_cap ? a->body_cap : 256;
+        while (cap < a->body_len + n + 1) {
+            cap *= 2;
+        }
+        char *b = realloc(a->body, cap);
+        if (b == NULL) {
+            return -1;
+        }
+        a->body = b, a->body_cap = cap;
+    }
+    memcpy(a->body + a->body_len, p, n);
+    a->body_len += n;
+    a->body[a->body_len] = '\0';
+    return 0;
+}
+
+int hcc_answer_finish(hcc_answer_t *a)
+{
+    if (a->body == NULL) {
+        if ((a->body = malloc(1)) == NULL) {
+            return -1;
+        }
+        a->body[0] = '\0';
+        a->body_cap = 1;
+    }
+    return 0;
+}
+
+int hcc_answer_retryable(int status)
+{
+    return status == 502 || status == 503 || status == 504;
+}
+
+/* The value of "key":"..." in a JSON body, compared with want. */
+static int json_str_is(const char *body, const char *key, const char *want)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"%s\"", key, want);
+    return body != NULL && strstr(body, pat) != NULL;
+}
+
+int hcc_answer_invalidated(const hcc_answer_t *a)
+{
+    return a->status == 503 && json_str_is(a->body, "reason", "no_quorum");
+}
+
+int hcc_answer_err(const hcc_answer_t *a)
+{
+    switch (a->status) {
+    case 200:
+        return 0;
+    case 400:
+        return HC_EINVAL;
+    case 401:
+    case 403:
+        return HC_EAUTH;
+    case 404:
+        return HC_ENOTFOUND;
+    case 409:
+        if (json_str_is(a->body, "code", "not_integer")) {
+            return HC_ENOTINT;
+        }
+        return json_str_is(a->body, "code", "overflow") ? HC_EOVERFLOW : HC_ECONFLICT;
+    case 413:
+        return HC_ETOOLARGE;
+    case 503:
+        return json_str_is(a->body, "code", "shutting_down") ? HC_ESHUTDOWN : HC_EUNAVAILABLE;
+    case 504:
+        return json_str_is(a->body, "code", "unknown_outcome") ? HC_EUNKNOWN_OUTCOME : HC_ETIMEDOUT;
+    case 507:
+        return HC_ENOMEM;
+    default:
+        return HC_EINTERNAL;
+    }
+}
+
+int hcc_write_may_have_changed(int rv)
+{
+    switch (rv) {
+    case HC_EUNAVAILABLE: /* every node reached answered 503: not accepted */
+    case HC_ESHUTDOWN:
+    case HC_EINVAL:
+    case HC_EAUTH:
+    case HC_ETOOLARGE:
+    case HC_ECONFLICT:
+    case HC_ENOTINT:
+    case HC_EOVERFLOW:
+    case HC_ENOMEM:
+    case HC_ETLS:
+    case HC_EUPGRADE:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+char *hcc_key_path(const char *cache, const void *key, size_t klen, const char *suffix)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t cap = 12 + strlen(cache) + 1 + 3 * klen + strlen(suffix) + 1;
+    char *p = malloc(cap);
+    if (p == NULL) {
+        return NULL;
+    }
+    size_t n = (size_t)snprintf(p, cap, "/v1/caches/%s%s", cache, key ? "/" : "");
+    const unsigned char *k = key;
+    for (size_t i = 0; i < klen; i++) {
+        unsigned char ch = k[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            p[n++] = (char)ch;
+        } else {
+            p[n++] = '%';
+            p[n++] = hex[ch >> 4];
+            p[n++] = hex[ch & 15];
+        }
+    }
+    memcpy(p + n, suffix, strlen(suffix) + 1);
+    return p;
+}
+
+const char *hcc_ack_name(hc_ack_t ack)
+{
+    switch (ack) {
+    case HC_ACK_ONCE:
+        return "once";
+    case HC_ACK_LEADER:
+        return "leader";
+    case HC_ACK_NONE:
+        return "none";
+    default:
+        return "quorum";
+    }
+}
+
+int hcc_new_rid(char hex_out[33])
+{
+    unsigned char b[16];
+    size_t got = 0;
+    while (got < sizeof(b)) {
+        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+        if (n < 0 && errno != EINTR) {
+            return HC_EINTERNAL;
+        }
+        got += n > 0 ? (size_t)n : 0;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(b); i++) {
+        hex_out[2 * i] = hex[b[i] >> 4];
+        hex_out[2 * i + 1] = hex[b[i] & 15];
+    }
+    hex_out[32] = '\0';
+    return 0;
+}
+
+int hcc_cache_name_ok(const char *s)
+{
+    return s != NULL && hc_cache_name_ok(s, strlen(s));
+}

@@ -1,0 +1,320 @@
+/* test_client_parts.c: the pieces of libhacache's client that need no server: endpoint lists and
+ * the choice of a node (random start, backoff, failover, rounds), the stale copy's bounds and
+ * forgetting, what answers mean (headers, error codes), and CA bundle files (validation, reload,
+ * a bad update keeping the old bundle). */
+#include "test.h"
+
+#include <unistd.h>
+
+#include "cafile.h"
+#include "certs.h"
+#include "endpoints.h"
+#include "hacache.h"
+#include "stale.h"
+#include "util.h"
+#include "wire.h"
+
+static void test_endpoints_parse(void)
+{
+    hcc_endpoints_t e;
+    REQUIRE(hcc_endpoints_init(&e, " http://a:1 , https://[::1]:8443/,b:65535") == 0);
+    CHECK_EQ_INT(e.n, 3);
+    CHECK_EQ_STR(e.ep[0].host, "a");
+    CHECK_EQ_INT(e.ep[0].tls, 0);
+    CHECK_EQ_STR(e.ep[1].host, "::1");
+    CHECK_EQ_STR(e.ep[1].port, "8443");
+    CHECK_EQ_INT(e.ep[1].tls, 1);
+    CHECK_EQ_STR(e.ep[2].port, "65535");
+    CHECK(e.cur < 3);
+    hcc_endpoints_free(&e);
+    const char *bad[] = {"",         ",",   "http://a",     "a:0",          "a:65536",
+                         "a:1x",     ":80", "http://a b:1", "http://u@a:1", "a:1/path",
+                         "ftp://a:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (hcc_endpoints_init(&e, bad[i]) != HC_EINVAL) {
+            fprintf(stderr, "  accepted %s\n", bad[i]);
+            hc_test_failures_++;
+            hcc_endpoints_free(&e);
+        }
+    }
+}
+
+/* Many clients start at random endpoints: every one of 3 gets a fair share. */
+static void test_endpoints_random_start(void)
+{
+    size_t count[3] = {0};
+    for (int i = 0; i < 3000; i++) {
+        hcc_endpoints_t e;
+        REQUIRE(hcc_endpoints_init(&e, "a:1,b:2,c:3") == 0);
+        count[e.cur]++;
+        hcc_endpoints_free(&e);
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK(count[i] > 800 && count[i] < 1200);
+    }
+}
+
+/* Sticky while up; a failure backs the node off (doubling, capped) and moves to another; when
+ * every node was tried the round ends with a pause; when all back off, the soonest is waited
+ * for. */
+static void test_endpoints_failover(void)
+{
+    hcc_endpoints_t e;
+    REQUIRE(hcc_endpoints_init(&e, "a:1,b:2,c:3") == 0);
+    uint64_t now = 1000000;
+    hcc_endpoints_begin(&e);
+    size_t first = e.cur;
+    CHECK_EQ_INT(hcc_endpoints_choose(&e, now), 0);
+    CHECK_EQ_INT(e.cur, first); /* sticky */
+    CHECK_EQ_INT(hcc_endpoint_failed(&e, now), 0);
+    CHECK(e.ep[first].down_until >= now + HCC_BACKOFF_MIN_MS / 2 &&
+          e.ep[first].down_until <= now + HCC_BACKOFF_MIN_MS * 3 / 2);
+    CHECK_EQ_INT(hcc_endpoints_choose(&e, now), 0);
+    size_t second = e.cur;
+    CHECK(second != first);
+    CHECK_EQ_INT(hcc_endpoint_failed(&e, now), 0);
+    CHECK_EQ_INT(hcc_endpoints_choose(&e, now), 0);
+    size_t third = e.cur;
+    CHECK(third != first && third != second);
+    uint64_t pause = hcc_endpoint_failed(&e, now); /* the round is over */
+    CHECK(pause >= HCC_ROUND_PAUSE_MS / 2 && pause <= HCC_ROUND_PAUSE_MS * 3 / 2);
+    /* every node backs off: wait for the soonest */
+    uint64_t wait = hcc_endpoints_choose(&e, now);
+    CHECK(wait > 0 && wait <= HCC_BACKOFF_MIN_MS * 3 / 2);
+    CHECK_EQ_INT(e.ep[e.cur].down_until, now + wait);
+    /* failures in a row double the backoff up to the cap */
+    for (int i = 0; i < 20; i++) {
+        e.cur = first;
+        hcc_endpoint_failed(&e, now);
+    }
+    CHECK_EQ_INT(e.ep[first].backoff_ms, HCC_BACKOFF_MAX_MS);
+    hcc_endpoint_answered(&e, first);
+    CHECK_EQ_INT(e.ep[first].backoff_ms, 0);
+    CHECK_EQ_INT(e.ep[first].down_until, 0);
+    hcc_endpoints_free(&e);
+}
+
+static void test_stale_bounds_and_forget(void)
+{
+    hcc_stale_t s;
+    hcc_stale_init(&s, 3, 1 << 20);
+    hcc_stale_remember(&s, "c", "k1", 2, "v1", 2, 100);
+    hcc_stale_remember(&s, "c", "k2", 2, "v2", 2, 100);
+    hcc_stale_remember(&s, "d", "k1", 2, "w1", 2, 100);
+    hcc_stale_remember(&s, "c", "k3", 2, "v3", 2, 100); /* k1 of c, the oldest, leaves */
+    CHECK_EQ_INT(s.n, 3);
+    void *v = NULL;
+    size_t vl = 0;
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k1", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
+    REQUIRE(hcc_stale_get(&s, "d", "k1", 2, 110, 10, &v, &vl) == 0);
+    CHECK(vl == 2 && memcmp(v, "w1", 3) == 0);
+    free(v);
+    CHECK_EQ_INT(hcc_stale_get(&s, "d", "k1", 2, 111, 10, &v, &vl), HC_ENOTFOUND); /* too old */
+    hcc_stale_forget(&s, "c", "k2", 2);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k2", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
+    hcc_stale_forget_cache(&s, "c");
+    CHECK_EQ_INT(s.n, 1);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k3", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
+    /* a value larger than the byte bound is not remembered */
+    hcc_stale_t small;
+    hcc_stale_init(&small, 10, 200);
+    char big[300] = {0};
+    hcc_stale_remember(&small, "c", "k", 1, big, sizeof(big), 1);
+    CHECK_EQ_INT(small.n, 0);
+    hcc_stale_clear(&s);
+    CHECK_EQ_INT(s.n, 0);
+    CHECK_EQ_INT(s.bytes, 0);
+}
+
+static void feed(hcc_answer_t *a, const char *lines)
+{
+    while (*lines) {
+        const char *nl = strchr(lines, '\n');
+        size_t n = nl ? (size_t)(nl - lines) + 1 : strlen(lines);
+        hcc_answer_header(a, lines, n);
+        lines += n;
+    }
+}
+
+static void test_answer_headers_and_errors(void)
+{
+    hcc_answer_t a;
+    memset(&a, 0, sizeof(a));
+    feed(&a, "HTTP/1.1 100 Continue\r\nX-Hacache-Version: 9\r\n"
+             "HTTP/2 200\r\nx-hacache-version: 42\r\nX-HACACHE-TTL-MS: 1500\r\n"
+             "X-Hacache-Stale: 1\r\nContent-Length: 2\r\n");
+    CHECK_EQ_INT(a.status, 200);
+    CHECK(a.has_version && a.version == 42);
+    CHECK(a.has_ttl && a.ttl_ms == 1500);
+    CHECK_EQ_INT(a.stale, 1);
+    REQUIRE(hcc_answer_body(&a, "ok", 2) == 0 && hcc_answer_finish(&a) == 0);
+    CHECK_EQ_STR(a.body, "ok");
+    CHECK_EQ_INT(hcc_answer_err(&a), 0);
+    hcc_answer_reset(&a);
+    feed(&a, "HTTP/1.1 200 OK\r\nX-Hacache-Version: 12x\r\nX-Hacache-Ttl-Ms: \r\n");
+    CHECK(!a.has_version && !a.has_ttl);
+    hcc_answer_reset(&a);
+    struct {
+        int status;
+        const char *body;
+        int err;
+    } cases[] = {
+        {400, "{}", HC_EINVAL},
+        {401, "{}", HC_EAUTH},
+        {404, "{\"code\":\"not_found\"}", HC_ENOTFOUND},
+        {409, "{\"error\":\"x\",\"code\":\"conflict\"}", HC_ECONFLICT},
+        {409, "{\"error\":\"x\",\"code\":\"not_integer\"}", HC_ENOTINT},
+        {409, "{\"error\":\"x\",\"code\":\"overflow\"}", HC_EOVERFLOW},
+        {413, "{}", HC_ETOOLARGE},
+        {503, "{\"code\":\"shutting_down\"}", HC_ESHUTDOWN},
+        {503, "{\"code\":\"unavailable\"}", HC_EUNAVAILABLE},
+        {504, "{\"code\":\"unknown_outcome\"}", HC_EUNKNOWN_OUTCOME},
+        {504, "{\"code\":\"timeout\"}", HC_ETIMEDOUT},
+        {507, "{}", HC_ENOMEM},
+        {500, "{}", HC_EINTERNAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        a.status = cases[i].status;
+        a.body = (char *)cases[i].body;
+        if (hcc_answer_err(&a) != cases[i].err) {
+            fprintf(stderr, "  %d %s: %d\n", cases[i].status, cases[i].body, hcc_answer_err(&a));
+            hc_test_failures_++;
+        }
+    }
+    a.status = 503;
+    a.body = "{\"error\":\"unavailable\",\"code\":\"unavailable\",\"reason\":\"no_quorum\"}";
+    CHECK(hcc_answer_invalidated(&a));
+    a.body = "{\"error\":\"unavailable\",\"code\":\"unavailable\",\"reason\":\"joining\"}";
+    CHECK(!hcc_answer_invalidated(&a));
+    memset(&a, 0, sizeof(a));
+    /* the body bound */
+    CHECK_EQ_INT(hcc_answer_body(&a, "x", HCC_MAX_ANSWER_BODY + 1), -1);
+    hcc_answer_reset(&a);
+}
+
+static void test_paths_and_ids(void)
+{
+    char *p = hcc_key_path("sessions", "a b/ü", 6, "?ack=once");
+    CHECK_EQ_STR(p, "/v1/caches/sessions/a%20b%2F%C3%BC?ack=once");
+    free(p);
+    p = hcc_key_path("sessions", NULL, 0, "?ack=quorum");
+    CHECK_EQ_STR(p, "/v1/caches/sessions?ack=quorum");
+    free(p);
+    char a[33], b[33];
+    REQUIRE(hcc_new_rid(a) == 0 && hcc_new_rid(b) == 0);
+    CHECK_EQ_INT(strlen(a), 32);
+    CHECK(strcmp(a, b) != 0);
+    CHECK(hcc_cache_name_ok("a.b:c-d_e"));
+    CHECK(!hcc_cache_name_ok("a/b"));
+    CHECK(!hcc_cache_name_ok(""));
+}
+
+/* A CA file: loaded when valid, refused with a reason when not; a change is picked up, a bad
+ * change keeps the old bundle and says why, and is not retried until the file changes again. */
+static void test_cafile_reload(void)
+{
+    char dir[] = "/tmp/hcc-ca-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char path[128], tmp[128];
+    snprintf(path, sizeof(path), "%s/ca.pem", dir);
+    snprintf(tmp, sizeof(tmp), "%s/new.pem", dir);
+    time_t now = time(NULL);
+    EVP_PKEY *k1 = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+    X509 *ca1 = hct_cert(k1, "ca one", NULL, NULL, now - 60, now + 3600, 1, NULL);
+    X509 *ca2 = hct_cert(k2, "ca two", NULL, NULL, now - 60, now + 3600, 1, NULL);
+    X509 *old = hct_cert(k2, "expired", NULL, NULL, now - 7200, now - 3600, 1, NULL);
+    hct_write_pem(path, ca1, NULL, NULL);
+    hcc_cafile_t f;
+    char err[256];
+    REQUIRE(hcc_cafile_init(&f, path, err, sizeof(err)) == 0);
+    CHECK(strstr(f.pem, "BEGIN CERTIFICATE") != NULL);
+    size_t len1 = f.len;
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), 0); /* unchanged */
+    /* a bundle of two: swapped in by rename, picked up */
+    hct_write_pem(tmp, ca1, ca2, NULL);
+    REQUIRE(rename(tmp, path) == 0);
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), 1);
+    CHECK(f.len > len1);
+    CHECK_EQ_INT(f.reloads, 1);
+    /* garbage: rejected, the bundle of two stays */
+    size_t len2 = f.len;
+    FILE *g = fopen(tmp, "w");
+    REQUIRE(g != NULL);
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", g);
+    fclose(g);
+    REQUIRE(rename(tmp, path) == 0);
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), -1);
+    CHECK(strstr(f.err, "rejected") != NULL);
+    CHECK_EQ_INT(f.len, len2);
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), 0); /* not retried until it changes */
+    /* only an expired certificate: rejected */
+    hct_write_pem(tmp, old, NULL, NULL);
+    REQUIRE(rename(tmp, path) == 0);
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), -1);
+    CHECK(strstr(f.err, "valid now") != NULL);
+    /* the file disappears for a while: the old bundle stays, no error */
+    unlink(path);
+    CHECK_EQ_INT(hcc_cafile_refresh(&f), 0);
+    CHECK_EQ_INT(f.len, len2);
+    hcc_cafile_free(&f);
+    /* a missing or empty file at the start is an error with a reason */
+    CHECK_EQ_INT(hcc_cafile_init(&f, path, err, sizeof(err)), HC_EINVAL);
+    CHECK(strstr(err, "cannot open") != NULL);
+    g = fopen(path, "w");
+    REQUIRE(g != NULL);
+    fclose(g);
+    CHECK_EQ_INT(hcc_cafile_init(&f, path, err, sizeof(err)), HC_EINVAL);
+    CHECK(strstr(err, "no PEM certificate") != NULL);
+    unlink(path);
+    rmdir(dir);
+    X509_free(ca1);
+    X509_free(ca2);
+    X509_free(old);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
+/* The public TLS setter: a bad CA file is refused with the reason in hc_client_last_error;
+ * https endpoints are accepted. */
+static void test_client_tls_settings(void)
+{
+    hc_client_opts_t o = {.endpoints = "https://127.0.0.1:1,http://127.0.0.1:2"};
+    hc_client_t *c = NULL;
+    REQUIRE(hc_client_new(&o, &c) == 0);
+    hc_client_tls_t t = {.ca_file = "/nonexistent/ca.pem"};
+    CHECK_EQ_INT(hc_client_set_tls(c, &t), HC_EINVAL);
+    char why[256];
+    CHECK_EQ_INT(hc_client_last_error(c, why, sizeof(why)), 0);
+    CHECK(strstr(why, "/nonexistent/ca.pem") != NULL);
+    hc_client_tls_t n = {.server_name = "bad name"};
+    CHECK_EQ_INT(hc_client_set_tls(c, &n), HC_EINVAL);
+    hc_client_tls_t ok = {.server_name = "node-1.hacache.svc"};
+    CHECK_EQ_INT(hc_client_set_tls(c, &ok), 0);
+    hc_client_free(c);
+}
+
+/* libhacache and the server objects in one program (see CMakeLists.txt): both work. */
+static void test_links_with_server(void)
+{
+    char out[8];
+    CHECK_EQ_INT(hc_pct_decode("a%2Fb", 5, out), 3); /* server/util.c */
+    CHECK_EQ_STR(hc_strerror(HC_EAUTH), "authentication failed");
+    CHECK(strstr(hc_strerror(HC_ETLS), "TLS") != NULL);
+    hc_client_opts_t o = {.endpoints = "http://127.0.0.1:1"};
+    hc_client_t *c = NULL;
+    CHECK_EQ_INT(hc_client_new(&o, &c), 0);
+    hc_client_free(c);
+}
+
+static const hc_test_t tests[] = {
+    {"endpoints_parse", test_endpoints_parse},
+    {"endpoints_random_start", test_endpoints_random_start},
+    {"endpoints_failover", test_endpoints_failover},
+    {"stale_bounds_and_forget", test_stale_bounds_and_forget},
+    {"answer_headers_and_errors", test_answer_headers_and_errors},
+    {"paths_and_ids", test_paths_and_ids},
+    {"cafile_reload", test_cafile_reload},
+    {"client_tls_settings", test_client_tls_settings},
+    {"links_with_server", test_links_with_server},
+};
+HC_TEST_MAIN(tests)
