@@ -49,8 +49,13 @@ def _status(node, timeout=2.0):
 
 class Cluster:
     def __init__(self, n, election_timeout_ms=1000, heartbeat_ms=100, extra_env=None,
-                 log_level="info", data_dirs=True, defer=()):
+                 log_level="info", data_dirs=True, defer=(), http_tls=False):
+        """http_tls: the HTTP API over TLS too (CACHE_HTTP_TLS_*): node i serves
+        self.dir/http-i.crt and .key (copies of the dev certificate, for a test to replace),
+        and the harness verifies them with self.http_ca (a copy of the dev CA, for a test to
+        extend before it rotates the servers to another CA)."""
         self.data_dirs = data_dirs
+        self.http_tls = http_tls
         self.n = n
         self.dir = tempfile.mkdtemp(prefix="hacache-cluster-")
         certs = os.path.join(self.dir, "certs")
@@ -59,6 +64,13 @@ class Cluster:
         self.certs = certs
         ports = _distinct_ports(2 * n)
         self.peer_ports, self.http_ports = ports[:n], ports[n:]
+        self.http_ca = os.path.join(self.dir, "http-ca.pem")
+        if http_tls:
+            shutil.copy(os.path.join(certs, "ca.crt"), self.http_ca)
+            for i in range(n):
+                shutil.copy(os.path.join(certs, "node-0.crt"), self.http_cert(i))
+                shutil.copy(os.path.join(certs, "node-0.key"), self.http_key(i))
+                H.TLS_PORTS[self.http_ports[i]] = self.http_ca
         self.ha_hosts = ",".join("https://127.0.0.1:%d" % p for p in self.peer_ports)
         self.election_timeout_ms = election_timeout_ms
         self.heartbeat_ms = heartbeat_ms
@@ -71,6 +83,12 @@ class Cluster:
         for node in self.nodes:
             if node is not None:
                 node.wait_ready(20.0)
+
+    def http_cert(self, i):
+        return os.path.join(self.dir, "http-%d.crt" % i)
+
+    def http_key(self, i):
+        return os.path.join(self.dir, "http-%d.key" % i)
 
     def env(self, i):
         crt = os.path.join(self.certs, "node-0.crt")
@@ -90,6 +108,9 @@ class Cluster:
             "CACHE_HEARTBEAT_MS": str(self.heartbeat_ms),
             "CACHE_HTTP_ADDR": "127.0.0.1:%d" % self.http_ports[i],
         }
+        if self.http_tls:
+            e["CACHE_HTTP_TLS_CERT"] = self.http_cert(i)
+            e["CACHE_HTTP_TLS_KEY"] = self.http_key(i)
         if not self.data_dirs:
             del e["CACHE_DATA_DIR"]  # volume-less: every start is a new incarnation
         e.update(self.extra_env)

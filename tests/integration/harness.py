@@ -233,7 +233,7 @@ class Node:
                     pass
             else:
                 try:
-                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                    c = _http_connection("127.0.0.1", self.port, 2)
                     c.request("GET", "/healthz")
                     r = c.getresponse()
                     r.read()
@@ -388,15 +388,30 @@ for _s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
 # --------------------------------------------------------------------------------------------
 # HTTP
 
+# HTTP API ports served over TLS (CACHE_HTTP_TLS_*), with the CA bundle file to verify them:
+# every Client of such a port, and Node.wait_ready, speak HTTPS (the file is read per connection,
+# so a test rotating the servers' CA can extend it first)
+TLS_PORTS = {}
+
+
+def _http_connection(host, port, timeout):
+    ca = TLS_PORTS.get(port)
+    if ca is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
+
+
 class Client:
-    """HTTP/1.1 client over one keep-alive connection. request() returns
+    """HTTP/1.1 client over one keep-alive connection (HTTPS for a port in TLS_PORTS). request() returns
     (status, headers, body) with headers a dict of lower-cased names (last value wins; all
     values in .all_headers). `connects` counts TCP connections opened; a server that closes
     the connection makes the next request open a new one (and the count grows)."""
 
     def __init__(self, port, host="127.0.0.1", token=None, timeout=30.0):
         self.host, self.port, self.token, self.timeout = host, port, token, timeout
-        self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.conn = _http_connection(host, port, timeout)
         self.connects = 0
         self.server_closed = 0  # responses after which the server closed the connection
         self.closed_after = []  # (method, path, status) of those responses, the first 20
