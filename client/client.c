@@ -11,13 +11,11 @@
 #include <time.h>
 
 #include "cafile.h"
+#include "call.h"
 #include "endpoints.h"
 #include "stale.h"
 #include "transport.h"
 #include "wire.h"
-
-/* an attempt on one node gets half the time left, at least this much */
-#define ATTEMPT_MIN_MS 1000
 
 struct hc_client {
     pthread_mutex_t mu;
@@ -34,12 +32,6 @@ struct hc_client {
     char *server_name;
     char last_error[512]; /* what went wrong last, for hc_client_last_error */
 };
-
-static int ms_left(uint64_t deadline)
-{
-    uint64_t n = hcc_now_ms();
-    return n >= deadline ? 0 : (int)(deadline - n);
-}
 
 static void sleep_ms(uint64_t ms)
 {
@@ -197,11 +189,10 @@ void hc_value_free(hc_value_t *v)
 
 /* Runs method path (with body) against the nodes until an answer that is not retryable or the
  * deadline. rid: the write's request id, or NULL for a read. Returns 0 with *ans (the caller
- * resets it), or an error: HC_EUNKNOWN_OUTCOME (a write that may have been applied),
- * HC_EUNAVAILABLE (every answer was a 503, or nobody could be reached), HC_ETIMEDOUT, HC_ETLS
- * (every node failed the TLS handshake: not trusted, wrong name), HC_EINTERNAL (an answer that
- * cannot be parsed). *invalidated (may be NULL) is set when some node answered that it
- * invalidated after a quorum loss. c->last_error tells what went wrong. Called with c->mu held. */
+ * resets it), or an error of hcc_call_error (HC_EUNKNOWN_OUTCOME, HC_ETLS, HC_EUNAVAILABLE,
+ * HC_ETIMEDOUT), HC_EINTERNAL (an answer that cannot be parsed) or HC_ENOMEM. *invalidated (may
+ * be NULL) is set when some node answered that it invalidated after a quorum loss.
+ * c->last_error tells what went wrong. Called with c->mu held. */
 static int request(hc_client_t *c, const char *method, const char *path, const void *body,
                    size_t blen, const char *rid, hcc_answer_t *ans, int *invalidated)
 {
@@ -216,26 +207,21 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
     hcc_tls_t tls = {.ca_pem = c->has_ca ? c->ca.pem : NULL,
                      .ca_len = c->has_ca ? c->ca.len : 0,
                      .server_name = c->server_name};
-    uint64_t deadline = hcc_now_ms() + c->timeout_ms;
-    int maybe_applied = 0, last = HC_EUNAVAILABLE, timed_out = 0, all_tls = 1, attempts = 0;
+    hcc_call_t k;
+    hcc_call_begin(&k, rid != NULL, c->timeout_ms, hcc_now_ms());
     hcc_endpoints_begin(&c->eps);
+    int rv = 0;
     for (;;) {
         uint64_t wait = hcc_endpoints_choose(&c->eps, hcc_now_ms());
+        uint32_t left = hcc_call_left(&k, hcc_now_ms());
         if (wait > 0) {
-            int left = ms_left(deadline);
-            sleep_ms(wait < (uint64_t)left ? wait : (uint64_t)left);
+            sleep_ms(wait < left ? wait : left);
         }
-        if (ms_left(deadline) == 0) {
-            timed_out = 1;
+        if (hcc_call_left(&k, hcc_now_ms()) == 0) {
+            rv = hcc_call_error(&k);
             break;
         }
-        size_t cur = c->eps.cur;
-        const hcc_endpoint_t *ep = &c->eps.ep[cur];
-        /* a node that accepted but does not answer (stopped, overloaded) must not eat the whole
-         * deadline: the next node gets a chance */
-        int left = ms_left(deadline);
-        int budget = left / 2 > ATTEMPT_MIN_MS ? left / 2 : ATTEMPT_MIN_MS;
-        hcc_xfer_req_t req = {.ep = ep,
+        hcc_xfer_req_t req = {.ep = &c->eps.ep[c->eps.cur],
                               .tls = &tls,
                               .method = method,
                               .path = path,
@@ -243,56 +229,37 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
                               .rid = rid,
                               .body = body,
                               .blen = blen,
-                              .timeout_ms = (uint32_t)(budget < left ? budget : left)};
+                              .timeout_ms = hcc_call_budget(&k, hcc_now_ms())};
         hcc_xfer_t x;
         if (hcc_xfer_prepare(&x, c->easy, &req) != 0) {
             hcc_xfer_cleanup(&x);
-            return maybe_applied ? HC_EUNKNOWN_OUTCOME : HC_ENOMEM;
+            rv = k.maybe_applied ? HC_EUNKNOWN_OUTCOME : HC_ENOMEM;
+            break;
         }
         CURLcode rc = curl_easy_perform(c->easy);
         hcc_xfer_outcome_t o = hcc_xfer_done(&x, c->easy, rc);
-        attempts++;
-        if (o == HCC_X_ANSWER && !hcc_answer_retryable(x.answer.status)) {
-            hcc_endpoint_answered(&c->eps, cur);
+        uint64_t pause = 0;
+        hcc_call_step_t step = hcc_call_after(&k, &c->eps, &x, rc, o, hcc_now_ms(), &pause, &rv);
+        if (step == HCC_CALL_FINAL) {
             *ans = x.answer;
             memset(&x.answer, 0, sizeof(x.answer));
-            hcc_xfer_cleanup(&x);
-            return 0;
-        }
-        if (o == HCC_X_ANSWER) {
-            all_tls = 0;
-            last = x.answer.status == 504 ? HC_ETIMEDOUT : HC_EUNAVAILABLE;
-            maybe_applied |= rid != NULL && x.answer.status != 503;
-            if (invalidated != NULL && hcc_answer_invalidated(&x.answer)) {
-                *invalidated = 1;
-            }
-            snprintf(c->last_error, sizeof(c->last_error), "%s://%s:%s answered %d: %.200s",
-                     ep->tls ? "https" : "http", ep->host, ep->port, x.answer.status,
-                     x.answer.body ? x.answer.body : "");
-        } else {
-            hcc_xfer_describe(&x, ep, rc, c->last_error, sizeof(c->last_error));
-            if (o == HCC_X_BAD) {
-                hcc_xfer_cleanup(&x);
-                return maybe_applied || rid != NULL ? HC_EUNKNOWN_OUTCOME : HC_EINTERNAL;
-            }
-            all_tls &= o == HCC_X_TLS;
-            maybe_applied |= rid != NULL && o == HCC_X_NO_ANSWER;
-            last = o == HCC_X_NO_ANSWER ? HC_ETIMEDOUT : HC_EUNAVAILABLE;
         }
         hcc_xfer_cleanup(&x);
-        uint64_t pause = hcc_endpoint_failed(&c->eps, hcc_now_ms()); /* fail over */
+        if (step != HCC_CALL_RETRY) {
+            break;
+        }
         if (pause > 0) {
-            int l = ms_left(deadline);
-            sleep_ms(pause < (uint64_t)l ? pause : (uint64_t)l);
+            left = hcc_call_left(&k, hcc_now_ms());
+            sleep_ms(pause < left ? pause : left);
         }
     }
-    if (maybe_applied) {
-        return HC_EUNKNOWN_OUTCOME;
+    if (k.last_error[0]) {
+        snprintf(c->last_error, sizeof(c->last_error), "%s", k.last_error);
     }
-    if (attempts > 0 && all_tls) {
-        return HC_ETLS;
+    if (invalidated != NULL) {
+        *invalidated = k.invalidated;
     }
-    return timed_out && last != HC_EUNAVAILABLE ? HC_ETIMEDOUT : last;
+    return rv;
 }
 
 /* ---- calls ---- */

@@ -33,7 +33,8 @@ extern "C" {
     X(EINTERNAL, -13, "internal error")                                                            \
     X(EBUSY, -14, "send queue full, retry later")                                                  \
     X(EUPGRADE, -15, "not every node runs a version that knows this command yet")                  \
-    X(ETLS, -16, "TLS handshake failed (server certificate not trusted or for another name)")
+    X(ETLS, -16, "TLS handshake failed (server certificate not trusted or for another name)")      \
+    X(ECANCELED, -17, "operation cancelled")
 
 enum {
 #define HC_ERR_ENUM_(name, value, msg) HC_##name = (value),
@@ -179,6 +180,70 @@ HC_EXPORT int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack);
  * and *resp is NULL. */
 HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, const void *body,
                          size_t blen, int *status, char **resp, size_t *rlen);
+
+/* ---- remote client, asynchronous (libhacache_uv: link -lhacache_uv, pkg-config hacache-uv) ----
+ *
+ * The same client on a caller's libuv loop: calls return at once and report through a callback
+ * on the loop's thread. Node choice, failover, backoff, deadlines (one per call, timeout_ms),
+ * request ids (a write keeps its id across every attempt, so a retried write is applied once),
+ * https:// with hc_aclient_set_tls and the error codes are those of the synchronous client. An
+ * asynchronous client keeps no stale copy (max_stale_ms is ignored): a call either gets a node's
+ * answer or fails.
+ *
+ * Threads: an asynchronous client belongs to its loop: create it, call it, cancel its calls and
+ * close it on the loop's thread only. Callbacks run on that thread, from inside uv_run, never
+ * from inside the call that started the operation. Several calls may be in flight at once; they
+ * share the client's connections (HTTP/1.1 keep-alive, or HTTP/2 streams over TLS).
+ *
+ * Ownership: every argument is borrowed for the duration of the call that takes it (keys,
+ * values and cache names are copied). A value handed to a callback is borrowed for the callback
+ * only: copy what you keep. The hc_aop_t handle of a call is valid until its callback begins. */
+struct uv_loop_s;
+typedef struct hc_aclient hc_aclient_t;
+typedef struct hc_aop hc_aop_t;
+
+/* Result of hc_aget: rv 0 with val (borrowed for the callback), or an HC_E* code with val NULL
+ * (HC_ENOTFOUND when absent). */
+typedef void (*hc_aget_cb)(void *ud, int rv, const hc_value_t *val);
+/* Result of a write: rv 0 or an HC_E* code; value: hc_aincr's new integer (0 otherwise). */
+typedef void (*hc_awrite_cb)(void *ud, int rv, int64_t value);
+/* Called once the client is closed: every handle it had on the loop is closed and its memory
+ * is freed. */
+typedef void (*hc_aclosed_cb)(void *ud);
+
+/* Creates a client on loop (opts as for hc_client_new; copied). Never blocks, opens nothing yet
+ * (the loop is not run). 0 with *out; HC_EINVAL, HC_ENOMEM, HC_EINTERNAL. */
+HC_EXPORT int hc_aclient_new(struct uv_loop_s *loop, const hc_client_opts_t *opts,
+                             hc_aclient_t **out);
+/* As hc_client_set_tls: the CA file is re-read when it changes (checked as each call starts). */
+HC_EXPORT int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls);
+/* As hc_client_last_error: the last failure any call of this client met. */
+HC_EXPORT int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len);
+/* Closes the client: calls still in flight end with HC_ECANCELED (their callbacks run before
+ * hc_aclient_close returns, a write among them may or may not have been applied), then the
+ * client's handles close and closed_cb (may be NULL) runs from the loop. The client must not be
+ * used after this call. May be called from a callback of this client. */
+HC_EXPORT void hc_aclient_close(hc_aclient_t *c, hc_aclosed_cb closed_cb, void *ud);
+
+/* Starts a read (the local consistency of the node asked). *op (op may be NULL) identifies it for
+ * hc_acancel. 0 when started (cb will run exactly once); HC_EINVAL / HC_ENOMEM / HC_ESHUTDOWN
+ * (the client is closing) otherwise, and cb does not run. */
+HC_EXPORT int hc_aget(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                      hc_aget_cb cb, void *ud, hc_aop_t **op);
+/* Starts hc_put / hc_del / hc_incr / hc_clear; same rules as hc_aget. */
+HC_EXPORT int hc_aput(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                      const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms, hc_awrite_cb cb,
+                      void *ud, hc_aop_t **op);
+HC_EXPORT int hc_adel(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                      hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
+HC_EXPORT int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                       int64_t by, hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
+HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb,
+                        void *ud, hc_aop_t **op);
+/* Cancels a call in flight: its callback runs now, inside hc_acancel, with HC_ECANCELED (a
+ * cancelled write may or may not have been applied: it may have reached a node already). op must
+ * be a handle whose callback has not begun. */
+HC_EXPORT void hc_acancel(hc_aop_t *op);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,673 @@
+/* async.c: the asynchronous remote client of libhacache_uv (see hacache.h): the calls of the
+ * synchronous client as state machines on a caller's libuv loop. libcurl's multi interface does
+ * the I/O: its sockets are watched with uv_poll handles and its timeout runs on a uv_timer
+ * (curl_multi_socket_action), so many calls share the client's connections. Each call keeps the
+ * same bookkeeping as a synchronous one (call.c): a deadline, an attempt budget, failover with
+ * backoff between attempts (a per-call uv_timer), a request id for all attempts of a write. */
+#include "hacache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "cafile.h"
+#include "call.h"
+#include "endpoints.h"
+#include "transport.h"
+#include "wire.h"
+
+/* idle easy handles kept for the next calls (each holds its TLS and DNS caches) */
+#define EASY_POOL_MAX 64
+
+typedef struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    struct hc_aclient *c;
+    struct sock_ctx *prev, *next;
+} sock_ctx_t;
+
+typedef enum { OP_GET, OP_WRITE } op_kind_t;
+
+struct hc_aop {
+    hc_aop_t *prev, *next; /* the client's calls in flight */
+    struct hc_aclient *c;
+    op_kind_t kind;
+    int is_incr;
+    char method[8];
+    char *path;
+    void *body;
+    size_t blen;
+    char rid[33];
+    hcc_call_t call;
+    CURL *easy;
+    int in_multi; /* an attempt is running in the multi handle */
+    size_t ep;    /* the endpoint of the attempt running or last run */
+    int has_xfer; /* x holds a prepared attempt */
+    hcc_xfer_t x;
+    uv_timer_t wait; /* the pause before the next attempt */
+    int finished;    /* the callback ran (or runs) */
+    hc_aget_cb get_cb;
+    hc_awrite_cb write_cb;
+    void *ud;
+};
+
+struct hc_aclient {
+    uv_loop_t *loop;
+    CURLM *multi;
+    CURLSH *share;
+    uv_timer_t timer; /* curl's timeout */
+    hcc_endpoints_t eps;
+    char *auth_line;
+    uint32_t timeout_ms;
+    int has_ca;
+    hcc_cafile_t ca;
+    char *server_name;
+    hc_aop_t *ops;        /* in flight */
+    sock_ctx_t *socks;    /* watched sockets */
+    CURL *pool[EASY_POOL_MAX];
+    size_t n_pool;
+    int dispatching;      /* inside check_done: teardown waits until it returns */
+    int closing;          /* hc_aclient_close was called */
+    int torn_down;        /* curl handles released */
+    size_t closing_handles; /* uv handles whose close callback is pending */
+    hc_aclosed_cb closed_cb;
+    void *closed_ud;
+    char last_error[512];
+};
+
+static void op_start_attempt(hc_aop_t *op);
+static void on_wait(uv_timer_t *t);
+static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a);
+static void maybe_teardown(struct hc_aclient *c);
+
+/* ---- closing handles: the client is freed when the last one is closed ---- */
+
+static void client_free_if_done(struct hc_aclient *c)
+{
+    if (!c->torn_down || c->closing_handles > 0) {
+        return;
+    }
+    hc_aclosed_cb cb = c->closed_cb;
+    void *ud = c->closed_ud;
+    hcc_endpoints_free(&c->eps);
+    if (c->has_ca) {
+        hcc_cafile_free(&c->ca);
+    }
+    free(c->server_name);
+    free(c->auth_line);
+    free(c);
+    if (cb != NULL) {
+        cb(ud);
+    }
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    sock_ctx_t *ctx = h->data;
+    struct hc_aclient *c = ctx->c;
+    free(ctx);
+    c->closing_handles--;
+    client_free_if_done(c);
+}
+
+static void sock_close(struct hc_aclient *c, sock_ctx_t *ctx)
+{
+    if (ctx->prev) {
+        ctx->prev->next = ctx->next;
+    } else {
+        c->socks = ctx->next;
+    }
+    if (ctx->next) {
+        ctx->next->prev = ctx->prev;
+    }
+    uv_poll_stop(&ctx->poll);
+    c->closing_handles++;
+    uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+/* ---- curl's multi interface on the loop ---- */
+
+static void check_done(struct hc_aclient *c)
+{
+    c->dispatching++;
+    CURLMsg *m;
+    int left;
+    while (!c->torn_down && (m = curl_multi_info_read(c->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE) {
+            continue;
+        }
+        CURL *e = m->easy_handle;
+        CURLcode rc = m->data.result;
+        hc_aop_t *op = NULL;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&op);
+        curl_multi_remove_handle(c->multi, e);
+        op->in_multi = 0;
+        hcc_xfer_outcome_t o = hcc_xfer_done(&op->x, e, rc);
+        uint64_t pause = 0;
+        int err = 0;
+        c->eps.cur = op->ep; /* other calls may have moved on meanwhile */
+        hcc_call_step_t step =
+            hcc_call_after(&op->call, &c->eps, &op->x, rc, o, uv_now(c->loop), &pause, &err);
+        if (op->call.last_error[0]) {
+            snprintf(c->last_error, sizeof(c->last_error), "%s", op->call.last_error);
+        }
+        if (step == HCC_CALL_FINAL) {
+            hcc_answer_t a = op->x.answer;
+            memset(&op->x.answer, 0, sizeof(op->x.answer));
+            hcc_xfer_cleanup(&op->x);
+            op->has_xfer = 0;
+            op_finish(op, hcc_answer_err(&a), &a);
+            hcc_answer_reset(&a);
+            continue;
+        }
+        hcc_xfer_cleanup(&op->x);
+        op->has_xfer = 0;
+        if (step == HCC_CALL_ERROR) {
+            op_finish(op, err, NULL);
+        } else {
+            uv_timer_start(&op->wait, on_wait, pause, 0);
+        }
+    }
+    c->dispatching--;
+    maybe_teardown(c);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    sock_ctx_t *ctx = p->data;
+    struct hc_aclient *c = ctx->c;
+    int flags = 0;
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    }
+    if (events & UV_READABLE) {
+        flags |= CURL_CSELECT_IN;
+    }
+    if (events & UV_WRITABLE) {
+        flags |= CURL_CSELECT_OUT;
+    }
+    int running;
+    curl_multi_socket_action(c->multi, ctx->fd, flags, &running);
+    check_done(c);
+}
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)e;
+    struct hc_aclient *c = userp;
+    sock_ctx_t *ctx = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ctx != NULL) {
+            curl_multi_assign(c->multi, s, NULL);
+            sock_close(c, ctx);
+        }
+        return 0;
+    }
+    if (ctx == NULL) {
+        if ((ctx = calloc(1, sizeof(*ctx))) == NULL) {
+            return -1;
+        }
+        if (uv_poll_init_socket(c->loop, &ctx->poll, s) != 0) {
+            free(ctx);
+            return -1;
+        }
+        ctx->poll.data = ctx;
+        ctx->fd = s;
+        ctx->c = c;
+        ctx->next = c->socks;
+        if (c->socks) {
+            c->socks->prev = ctx;
+        }
+        c->socks = ctx;
+        curl_multi_assign(c->multi, s, ctx);
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN) {
+        ev |= UV_READABLE;
+    }
+    if (what & CURL_POLL_OUT) {
+        ev |= UV_WRITABLE;
+    }
+    uv_poll_start(&ctx->poll, ev, on_poll);
+    return 0;
+}
+
+static void on_curl_timeout(uv_timer_t *t)
+{
+    struct hc_aclient *c = t->data;
+    int running;
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(c);
+}
+
+static int on_timer_set(CURLM *m, long timeout_ms, void *userp)
+{
+    (void)m;
+    struct hc_aclient *c = userp;
+    if (timeout_ms < 0) {
+        uv_timer_stop(&c->timer);
+    } else {
+        /* 0: as soon as the loop comes round (never from inside curl's own call) */
+        uv_timer_start(&c->timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
+    }
+    return 0;
+}
+
+/* ---- client lifecycle ---- */
+
+int hc_aclient_new(uv_loop_t *loop, const hc_client_opts_t *opts, hc_aclient_t **out)
+{
+    *out = NULL;
+    if (loop == NULL || opts == NULL || opts->endpoints == NULL) {
+        return HC_EINVAL;
+    }
+    if (opts->token != NULL) {
+        for (const char *t = opts->token; *t; t++) {
+            if ((unsigned char)*t < 0x20 || *t == 0x7f) {
+                return HC_EINVAL;
+            }
+        }
+    }
+    if (hcc_transport_global_init() != 0) {
+        return HC_EINTERNAL;
+    }
+    struct hc_aclient *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return HC_ENOMEM;
+    }
+    c->loop = loop;
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : HC_CLIENT_DEFAULT_TIMEOUT_MS;
+    int rv = hcc_endpoints_init(&c->eps, opts->endpoints);
+    if (rv != 0) {
+        free(c);
+        return rv;
+    }
+    if (opts->token && *opts->token) {
+        size_t n = strlen(opts->token) + 32;
+        if ((c->auth_line = malloc(n)) == NULL) {
+            rv = HC_ENOMEM;
+        } else {
+            snprintf(c->auth_line, n, "Authorization: Bearer %s", opts->token);
+        }
+    }
+    if (rv == 0 && ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL)) {
+        rv = HC_ENOMEM;
+    }
+    if (rv != 0) {
+        if (c->multi) {
+            curl_multi_cleanup(c->multi);
+        }
+        hcc_endpoints_free(&c->eps);
+        free(c->auth_line);
+        free(c);
+        return rv;
+    }
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_set);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    *out = c;
+    return 0;
+}
+
+int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls)
+{
+    if (c == NULL || tls == NULL || c->closing) {
+        return HC_EINVAL;
+    }
+    if (tls->server_name != NULL) {
+        const char *s = tls->server_name;
+        if (*s == '\0' || strlen(s) > 253 || strpbrk(s, " /@[]?#%:") != NULL) {
+            return HC_EINVAL;
+        }
+    }
+    hcc_cafile_t ca;
+    int has_ca = tls->ca_file != NULL && *tls->ca_file;
+    if (has_ca) {
+        int rv = hcc_cafile_init(&ca, tls->ca_file, c->last_error, sizeof(c->last_error));
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    char *name = tls->server_name ? strdup(tls->server_name) : NULL;
+    if (tls->server_name && name == NULL) {
+        if (has_ca) {
+            hcc_cafile_free(&ca);
+        }
+        return HC_ENOMEM;
+    }
+    if (c->has_ca) {
+        hcc_cafile_free(&c->ca);
+    }
+    c->has_ca = has_ca;
+    if (has_ca) {
+        c->ca = ca;
+    }
+    free(c->server_name);
+    c->server_name = name;
+    return 0;
+}
+
+int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len)
+{
+    if (c == NULL || buf == NULL || len == 0) {
+        return HC_EINVAL;
+    }
+    snprintf(buf, len, "%s", c->last_error);
+    return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct hc_aclient *c = h->data;
+    c->closing_handles--;
+    client_free_if_done(c);
+}
+
+/* Releases curl's handles once the client is closing and no dispatch is running: every call has
+ * ended by then. */
+static void maybe_teardown(struct hc_aclient *c)
+{
+    if (!c->closing || c->torn_down || c->dispatching > 0 || c->ops != NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->n_pool; i++) {
+        curl_easy_cleanup(c->pool[i]);
+    }
+    c->n_pool = 0;
+    curl_multi_cleanup(c->multi); /* may report sockets removed: they close as usual */
+    curl_share_cleanup(c->share);
+    c->multi = NULL;
+    c->share = NULL;
+    while (c->socks != NULL) {
+        sock_close(c, c->socks);
+    }
+    uv_timer_stop(&c->timer);
+    c->closing_handles++;
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    c->torn_down = 1;
+}
+
+void hc_aclient_close(hc_aclient_t *c, hc_aclosed_cb closed_cb, void *ud)
+{
+    if (c == NULL || c->closing) {
+        return;
+    }
+    c->closing = 1;
+    c->closed_cb = closed_cb;
+    c->closed_ud = ud;
+    while (c->ops != NULL) {
+        hc_acancel(c->ops);
+    }
+    maybe_teardown(c);
+}
+
+/* ---- calls ---- */
+
+static CURL *easy_get(struct hc_aclient *c)
+{
+    if (c->n_pool > 0) {
+        return c->pool[--c->n_pool];
+    }
+    return curl_easy_init();
+}
+
+static void easy_put(struct hc_aclient *c, CURL *e)
+{
+    if (c->n_pool < EASY_POOL_MAX && !c->closing) {
+        c->pool[c->n_pool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+static void on_op_wait_closed(uv_handle_t *h)
+{
+    hc_aop_t *op = h->data;
+    struct hc_aclient *c = op->c;
+    free(op->path);
+    free(op->body);
+    free(op);
+    c->closing_handles--;
+    client_free_if_done(c);
+}
+
+/* Ends op: unlinks it, runs its callback once with rv (and the answer for a get or an incr),
+ * and releases what it holds. */
+static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
+{
+    struct hc_aclient *c = op->c;
+    if (op->finished) {
+        return;
+    }
+    op->finished = 1;
+    if (op->prev) {
+        op->prev->next = op->next;
+    } else {
+        c->ops = op->next;
+    }
+    if (op->next) {
+        op->next->prev = op->prev;
+    }
+    if (op->in_multi) {
+        curl_multi_remove_handle(c->multi, op->easy);
+        op->in_multi = 0;
+    }
+    if (op->has_xfer) {
+        hcc_xfer_cleanup(&op->x);
+        op->has_xfer = 0;
+    }
+    uv_timer_stop(&op->wait);
+    if (op->kind == OP_GET) {
+        hc_value_t v = {0};
+        if (rv == 0 && a != NULL) {
+            v.data = a->body;
+            v.len = a->body_len;
+            v.stale = a->stale;
+        }
+        op->get_cb(op->ud, rv, rv == 0 ? &v : NULL);
+    } else {
+        int64_t value = 0;
+        if (rv == 0 && op->is_incr && a != NULL && a->body != NULL) {
+            const char *p = strstr(a->body, "\"value\":");
+            value = p ? strtoll(p + 8, NULL, 10) : 0;
+        }
+        op->write_cb(op->ud, rv, value);
+    }
+    easy_put(c, op->easy);
+    op->easy = NULL;
+    c->closing_handles++;
+    uv_close((uv_handle_t *)&op->wait, on_op_wait_closed);
+}
+
+static void op_start_attempt(hc_aop_t *op)
+{
+    struct hc_aclient *c = op->c;
+    uv_update_time(c->loop);
+    uint64_t now = uv_now(c->loop);
+    if (hcc_call_left(&op->call, now) == 0) {
+        op_finish(op, hcc_call_error(&op->call), NULL);
+        return;
+    }
+    uint64_t wait = hcc_endpoints_choose(&c->eps, now);
+    if (wait > 0) {
+        uint32_t left = hcc_call_left(&op->call, now);
+        uv_timer_start(&op->wait, on_wait, wait < left ? wait : left, 0);
+        return;
+    }
+    op->ep = c->eps.cur;
+    hcc_tls_t tls = {.ca_pem = c->has_ca ? c->ca.pem : NULL,
+                     .ca_len = c->has_ca ? c->ca.len : 0,
+                     .server_name = c->server_name};
+    hcc_xfer_req_t req = {.ep = &c->eps.ep[c->eps.cur],
+                          .tls = &tls,
+                          .method = op->method,
+                          .path = op->path,
+                          .auth_line = c->auth_line,
+                          .rid = op->kind == OP_WRITE ? op->rid : NULL,
+                          .body = op->body,
+                          .blen = op->blen,
+                          .timeout_ms = hcc_call_budget(&op->call, now)};
+    op->has_xfer = 1;
+    if (hcc_xfer_prepare(&op->x, op->easy, &req) != 0) {
+        op_finish(op, op->call.maybe_applied ? HC_EUNKNOWN_OUTCOME : HC_ENOMEM, NULL);
+        return;
+    }
+    curl_easy_setopt(op->easy, CURLOPT_PRIVATE, (char *)op);
+    curl_easy_setopt(op->easy, CURLOPT_SHARE, c->share);
+    if (curl_multi_add_handle(c->multi, op->easy) != CURLM_OK) {
+        op_finish(op, op->call.maybe_applied ? HC_EUNKNOWN_OUTCOME : HC_EINTERNAL, NULL);
+        return;
+    }
+    op->in_multi = 1;
+}
+
+static void on_wait(uv_timer_t *t)
+{
+    op_start_attempt(t->data);
+}
+
+/* Creates and starts a call (path owned by the call from now on, even on error). */
+static int op_start(struct hc_aclient *c, op_kind_t kind, const char *method, char *path,
+                    const void *body, size_t blen, hc_aget_cb get_cb, hc_awrite_cb write_cb,
+                    void *ud, hc_aop_t **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (c->closing) {
+        free(path);
+        return HC_ESHUTDOWN;
+    }
+    hc_aop_t *op = calloc(1, sizeof(*op));
+    if (op == NULL || path == NULL) {
+        free(op);
+        free(path);
+        return HC_ENOMEM;
+    }
+    op->c = c;
+    op->kind = kind;
+    op->path = path;
+    snprintf(op->method, sizeof(op->method), "%s", method);
+    op->get_cb = get_cb;
+    op->write_cb = write_cb;
+    op->ud = ud;
+    if (blen > 0 && (op->body = malloc(blen)) == NULL) {
+        free(path);
+        free(op);
+        return HC_ENOMEM;
+    }
+    if (blen > 0) {
+        memcpy(op->body, body, blen);
+    }
+    op->blen = blen;
+    if ((kind == OP_WRITE && hcc_new_rid(op->rid) != 0) || (op->easy = easy_get(c)) == NULL) {
+        free(op->body);
+        free(path);
+        free(op);
+        return HC_EINTERNAL;
+    }
+    uv_timer_init(c->loop, &op->wait);
+    op->wait.data = op;
+    if (c->has_ca && hcc_cafile_refresh(&c->ca) < 0) {
+        snprintf(c->last_error, sizeof(c->last_error), "%s", c->ca.err);
+    }
+    uv_update_time(c->loop);
+    /* no hcc_endpoints_begin: the calls in flight share the client's rounds over the nodes */
+    hcc_call_begin(&op->call, kind == OP_WRITE, c->timeout_ms, uv_now(c->loop));
+    op->next = c->ops;
+    if (c->ops) {
+        c->ops->prev = op;
+    }
+    c->ops = op;
+    if (out != NULL) {
+        *out = op;
+    }
+    /* the first attempt starts from the loop, so the callback never runs inside this call */
+    uv_timer_start(&op->wait, on_wait, 0, 0);
+    return 0;
+}
+
+void hc_acancel(hc_aop_t *op)
+{
+    if (op != NULL && !op->finished) {
+        op_finish(op, HC_ECANCELED, NULL);
+    }
+}
+
+int hc_aget(hc_aclient_t *c, const char *cache, const void *key, size_t klen, hc_aget_cb cb,
+            void *ud, hc_aop_t **op)
+{
+    if (c == NULL || cb == NULL || !hcc_cache_name_ok(cache) || key == NULL || klen == 0) {
+        return HC_EINVAL;
+    }
+    return op_start(c, OP_GET, "GET", hcc_key_path(cache, key, klen, ""), NULL, 0, cb, NULL, ud,
+                    op);
+}
+
+/* A write of key (NULL: the whole cache) with the query suffix. */
+static int write_start(hc_aclient_t *c, const char *method, const char *cache, const void *key,
+                       size_t klen, const char *suffix, const void *body, size_t blen, int incr,
+                       hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    if (c == NULL || cb == NULL || !hcc_cache_name_ok(cache) || (key != NULL && klen == 0) ||
+        (body == NULL && blen > 0)) {
+        return HC_EINVAL;
+    }
+    hc_aop_t *o = NULL;
+    int rv = op_start(c, OP_WRITE, method, hcc_key_path(cache, key, klen, suffix), body, blen,
+                      NULL, cb, ud, &o);
+    if (rv == 0) {
+        o->is_incr = incr;
+    }
+    if (op != NULL) {
+        *op = o;
+    }
+    return rv;
+}
+
+int hc_aput(hc_aclient_t *c, const char *cache, const void *key, size_t klen, const void *val,
+            size_t vlen, hc_ack_t ack, uint64_t ttl_ms, hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    if (key == NULL) {
+        return HC_EINVAL;
+    }
+    char q[80];
+    snprintf(q, sizeof(q), "?ack=%s&ttl_ms=%llu", hcc_ack_name(ack), (unsigned long long)ttl_ms);
+    return write_start(c, "PUT", cache, key, klen, q, val, vlen, 0, cb, ud, op);
+}
+
+int hc_adel(hc_aclient_t *c, const char *cache, const void *key, size_t klen, hc_ack_t ack,
+            hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    if (key == NULL) {
+        return HC_EINVAL;
+    }
+    char q[32];
+    snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
+    return write_start(c, "DELETE", cache, key, klen, q, NULL, 0, 0, cb, ud, op);
+}
+
+int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen, int64_t by,
+             hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    if (key == NULL) {
+        return HC_EINVAL;
+    }
+    char q[80];
+    snprintf(q, sizeof(q), "/incr?by=%lld&ack=%s", (long long)by, hcc_ack_name(ack));
+    return write_start(c, "POST", cache, key, klen, q, NULL, 0, 1, cb, ud, op);
+}
+
+int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb, void *ud,
+              hc_aop_t **op)
+{
+    char q[32];
+    snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
+    return write_start(c, "DELETE", cache, NULL, 0, q, NULL, 0, 0, cb, ud, op);
+}
