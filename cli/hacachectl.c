@@ -17,6 +17,7 @@
 #include "config.h"
 #include "hacache.h"
 #include "json.h"
+#include "probe.h"
 
 #define MAX_ENDPOINTS   32
 #define MAX_VALUE_BYTES ((size_t)600 * 1024 * 1024) /* put from standard input */
@@ -60,8 +61,13 @@ static void usage(FILE *f)
           "  tls reload                     on every endpoint (like SIGHUP)\n"
           "  config check [HACACHED FLAGS]  the checks of hacached --check-config, on this\n"
           "                                 machine's environment and flags\n"
+          "  config check --probe [--probe-timeout MS] [HACACHED FLAGS]\n"
+          "                                 and dial every other HA_HOSTS peer with this node's\n"
+          "                                 credentials: TCP, TLS, token, version per peer\n"
+          "                                 (each peer within MS, default 2000)\n"
           "\n"
-          "Exit status: 0 success, 1 the operation failed, 2 usage error.\n",
+          "Exit status: 0 success, 1 the operation failed (a peer failed a probe step), 2 usage\n"
+          "or configuration error.\n",
           f);
 }
 
@@ -552,25 +558,54 @@ static int cmd_admin(ctl_t *c, int argc, char **argv)
     return usage_error("expected 'leader transfer' or 'tls reload'");
 }
 
-/* config check: the same loading and validation as hacached --check-config. */
-static int cmd_config_check(int argc, char **argv)
+/* config check: the same loading and validation as hacached --check-config; with --probe, then
+ * dials every peer (probe.h). The probe's own options are taken out before the rest goes to the
+ * configuration parser, which knows only hacached's flags. */
+static int cmd_config_check(int argc, char **argv, int json)
 {
+    int probe = 0;
+    uint32_t probe_timeout_ms = 2000;
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    int nargs = 0;
+    if (args == NULL) {
+        fputs("hacachectl: out of memory\n", stderr);
+        return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (i > 0 && strcmp(argv[i], "--probe") == 0) {
+            probe = 1;
+        } else if (i > 0 && (v = opt_value(argc, argv, &i, "--probe-timeout")) != NULL) {
+            if (!all_digits(v, 0) || atol(v) <= 0 || atol(v) > 600000) {
+                free(args);
+                return usage_error("--probe-timeout takes milliseconds (1..600000)");
+            }
+            probe_timeout_ms = (uint32_t)atol(v);
+        } else {
+            args[nargs++] = argv[i];
+        }
+    }
     hc_config_t cfg;
     hc_config_errors_t errs;
     memset(&errs, 0, sizeof(errs));
     hc_config_init(&cfg);
-    /* argv[0] stands in for the program name, as hacached's own argv would */
-    int load_rv = hc_config_load(&cfg, argc, argv, NULL, NULL, NULL, &errs);
+    /* args[0] stands in for the program name, as hacached's own argv would */
+    int load_rv = hc_config_load(&cfg, nargs, args, NULL, NULL, NULL, &errs);
     int rv = hc_config_validate(&cfg, (int64_t)time(NULL), &errs) != 0 || load_rv != 0;
+    free(args);
     for (size_t i = 0; i < errs.n; i++) {
         fprintf(stderr, "hacachectl: %s\n", errs.line[i]);
     }
-    hc_config_free(&cfg);
     if (rv) {
+        hc_config_free(&cfg);
         return 2;
     }
-    printf("configuration OK\n");
-    return 0;
+    if (!probe || !json) {
+        printf("configuration OK\n");
+    }
+    rv = probe ? ctl_probe(&cfg, probe_timeout_ms, json) : 0;
+    hc_config_free(&cfg);
+    return rv;
 }
 
 int main(int argc, char **argv)
@@ -620,7 +655,7 @@ int main(int argc, char **argv)
         if (i >= argc || strcmp(argv[i], "check") != 0) {
             return usage_error("config check [HACACHED FLAGS]");
         }
-        return cmd_config_check(argc - i, argv + i);
+        return cmd_config_check(argc - i, argv + i, c.json);
     }
     if (split_endpoints(&c, endpoints ? endpoints : "http://127.0.0.1:8080") != 0) {
         free(c.endpoints_buf);
