@@ -748,6 +748,13 @@ static int cmd_config_check(int argc, char **argv, int json)
         hc_config_free(&cfg);
         return 2;
     }
+    if (probe && !cfg.ha_mode) {
+        hc_config_free(&cfg);
+        fputs("hacachectl: configuration OK, but --probe needs a cluster (HA_MODE=true, "
+              "HA_HOSTS)\n",
+              stderr);
+        return 2;
+    }
     if (!probe || !json) {
         printf("configuration OK\n");
     }

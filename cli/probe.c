@@ -550,8 +550,9 @@ static void handshake_failed(const probe_t *pr, result_t *r, rd_t rd, const char
     hint(r,
          "peer %s closed the connection during the handshake: its log line \"peer link "
          "refused\" says why (is %s in its HA_HOSTS, does our certificate name %s, do the "
-         "protocol versions overlap?)",
-         r->name, pr->me, pr->cfg->hosts.v[pr->cfg->self_index].host);
+         "protocol versions overlap?)%s",
+         r->name, pr->me, pr->cfg->hosts.v[pr->cfg->self_index].host,
+         pr->tls == NULL ? "; with CACHE_TLS=false here: does the peer expect TLS?" : "");
 }
 
 /* Our Hello, the peer's Hello and the peer's Auth; fills r->version and r->token. */

@@ -113,6 +113,17 @@ def test_probe():
             H.check(p["cert"]["subject"] == "/CN=node-0" and p["protocol_max"] >= 1,
                     "json: certificate and versions")
 
+        # usage and configuration errors exit 2
+        rc, _, err = probe({})
+        H.check(rc == 2 and "HA_MODE=true" in err, "standalone: nothing to probe (%s)" % err)
+        rc, _, err = probe(cl.env(0), "--probe-timeout", "soon")
+        H.check(rc == 2 and "--probe-timeout" in err, "bad --probe-timeout (%s)" % err)
+        bad = cl.env(0)
+        bad["CACHE_TLS_CA_SERVER"] = os.path.join(cl.dir, "missing.crt")
+        rc, out, err = probe(bad)
+        H.check(rc == 2 and "CACHE_TLS_CA_SERVER" in err and "peer " not in out,
+                "an invalid configuration is not probed (%s)" % err)
+
         # the probes disturbed nothing: same terms, roles, leaders and links everywhere
         after = cluster_view(cl)
         H.check_eq(after, before, "no term change and no peer link down/up/replaced")
@@ -146,6 +157,18 @@ def test_probe():
         H.check(rc == 1 and not doc["ok"], "json: failed")
         H.check_eq(by["127.0.0.1:%d" % wrong_port]["tcp"]["result"], "refused", "json: refused")
         H.check_eq(by[name(cl, 2)]["token"]["result"], "wrong token", "json: wrong token")
+
+        # plaintext against the TLS peer ports: the peers hang up during the handshake
+        env = cl.env(0)
+        env["CACHE_TLS"] = "false"
+        env["HA_HOSTS"] = cl.ha_hosts.replace("https://", "http://")
+        rc, out, err = probe(env)
+        H.log("plaintext probe of TLS peers:\n%s%s" % (out, err))
+        lines = ok_lines(out)
+        H.check(rc == 1 and len(lines) == 2 and
+                all("tls off" in x and "token FAIL: peer closed during handshake" in x
+                    for x in lines), "plaintext: the peers close during the handshake: %s" % lines)
+        H.check("does the peer expect TLS?" in err, "the hint names CACHE_TLS (%s)" % err)
 
         # (c) TLS failures: a CA that did not sign the peers, and a name the peers do not carry
         other = tempfile.mkdtemp(prefix="hacache-otherca-", dir=cl.dir)
