@@ -72,8 +72,8 @@ static void usage(FILE *f)
           "                                 credentials: TCP, TLS, token, version per peer\n"
           "                                 (each peer within MS, default 2000)\n"
           "\n"
-          "Exit status: 0 success, 1 the operation failed (a peer failed a probe step), 2 usage\n"
-          "or configuration error.\n",
+          "Exit status: 0 success, 1 the operation failed (an endpoint did not answer status, a\n"
+          "peer failed a probe step), 2 usage or configuration error.\n",
           f);
 }
 
