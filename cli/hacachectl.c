@@ -10,6 +10,7 @@
  * endpoint. Exit status: 0 success, 1 the operation failed, 2 usage error. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "config.h"
 #include "hacache.h"
 #include "json.h"
+#include "probe.h"
+#include "status_check.h"
 
 #define MAX_ENDPOINTS   32
 #define MAX_VALUE_BYTES ((size_t)600 * 1024 * 1024) /* put from standard input */
@@ -56,7 +59,11 @@ static void usage(FILE *f)
           "\n"
           "Commands:\n"
           "  status                         one row per endpoint: node, role, term, leader, lag,\n"
-          "                                 quorum, health, certificate expiry\n"
+          "                                 quorum, health, certificate expiry; then a warning\n"
+          "                                 line per disagreement (two leaders, diverging terms,\n"
+          "                                 different leaders, lag, silent links, unreachable)\n"
+          "    [--watch [--interval MS] [--count N]]  repeat every MS (1000) until Ctrl-C or N\n"
+          "    [--lag-threshold N] [--contact-threshold MS]  highlight limits (100, 3000)\n"
           "  get CACHE KEY [--consistency local|leader|linearizable]\n"
           "  put CACHE KEY VALUE|- [--ack quorum|once|leader|none] [--ttl MS] [--if-absent]\n"
           "                                 (- reads the value from standard input)\n"
@@ -68,8 +75,13 @@ static void usage(FILE *f)
           "  tls reload                     on every endpoint (like SIGHUP)\n"
           "  config check [HACACHED FLAGS]  the checks of hacached --check-config, on this\n"
           "                                 machine's environment and flags\n"
+          "  config check --probe [--probe-timeout MS] [HACACHED FLAGS]\n"
+          "                                 and dial every other HA_HOSTS peer with this node's\n"
+          "                                 credentials: TCP, TLS, token, version per peer\n"
+          "                                 (each peer within MS, default 2000)\n"
           "\n"
-          "Exit status: 0 success, 1 the operation failed, 2 usage error.\n",
+          "Exit status: 0 success, 1 the operation failed (an endpoint did not answer status, a\n"
+          "peer failed a probe step), 2 usage or configuration error.\n",
           f);
 }
 
@@ -420,7 +432,49 @@ static void fmt_expiry(const hj_t *st, char *out, size_t cap)
     snprintf(out, cap, "%s", na ? na : "-");
 }
 
-static int cmd_status(ctl_t *c)
+/* Prints s as a JSON string (control bytes escaped: answers and endpoints are not ours). */
+static void json_print_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\') {
+            printf("\\%c", *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            printf("\\u%04x", *p);
+        } else {
+            putchar(*p);
+        }
+    }
+    putchar('"');
+}
+
+/* The findings that concern endpoint i, as the JSON member "problems". */
+static void json_print_problems(const sc_findings_t *f, size_t i)
+{
+    fputs(",\"problems\":[", stdout);
+    int first = 1;
+    for (size_t k = 0; k < f->n; k++) {
+        if (f->v[k].nodes & ((uint64_t)1 << i)) {
+            printf("%s{\"kind\":\"%s\",\"message\":", first ? "" : ",", sc_kind_name(f->v[k].kind));
+            json_print_str(f->v[k].message);
+            putchar('}');
+            first = 0;
+        }
+    }
+    putchar(']');
+}
+
+/* What `status` does besides asking: --watch rounds and the thresholds of the highlights. */
+typedef struct {
+    int watch;
+    uint32_t interval_ms;
+    uint64_t count; /* rounds with --watch; 0 = until SIGINT */
+    sc_limits_t limits;
+} status_opts_t;
+
+/* One round of status: asks every endpoint, prints the table (or JSON) and the disagreement
+ * lines. 1 when an endpoint did not answer, else 0 (disagreement alone does not fail). */
+static int status_round(ctl_t *c, const status_opts_t *o)
 {
     hj_t *st[MAX_ENDPOINTS] = {NULL};
     char errs[MAX_ENDPOINTS][256];
@@ -448,24 +502,33 @@ static int cmd_status(ctl_t *c)
         double cm = hj_num(st[i], "commit_index", 0);
         max_commit = cm > max_commit ? cm : max_commit;
     }
+    sc_findings_t findings;
+    sc_check((const hj_t *const *)st, (const char *const *)c->endpoints, c->n_endpoints, &o->limits,
+             &findings);
     if (c->json) {
         fputs("[", stdout);
         for (size_t i = 0; i < c->n_endpoints; i++) {
             /* re-fetching would race; print what we parsed as a compact summary */
             const hj_t *s = st[i];
-            printf("%s{\"endpoint\":\"%s\"", i ? "," : "", c->endpoints[i]);
+            printf("%s{\"endpoint\":", i ? "," : "");
+            json_print_str(c->endpoints[i]);
             if (s == NULL) {
-                printf(",\"error\":\"%s\"}", errs[i]);
+                printf(",\"error\":");
+                json_print_str(errs[i]);
+                json_print_problems(&findings, i);
+                putchar('}');
                 continue;
             }
             const char *leader = hj_str(s, "leader", NULL);
             printf(",\"node\":\"%s\",\"role\":\"%s\",\"term\":%.0f,\"leader\":%s%s%s,"
-                   "\"commit_index\":%.0f,\"applied_index\":%.0f,\"quorum\":%s,\"ready\":%s}",
+                   "\"commit_index\":%.0f,\"applied_index\":%.0f,\"quorum\":%s,\"ready\":%s",
                    hj_str(s, "node", ""), hj_str(s, "role", ""), hj_num(s, "term", 0),
                    leader ? "\"" : "", leader ? leader : "null", leader ? "\"" : "",
                    hj_num(s, "commit_index", 0), hj_num(s, "applied_index", 0),
                    hj_bool(s, "quorum", 0) ? "true" : "false",
                    hj_bool(s, "ready", 0) ? "true" : "false");
+            json_print_problems(&findings, i);
+            putchar('}');
         }
         fputs("]\n", stdout);
     } else {
@@ -487,6 +550,9 @@ static int cmd_status(ctl_t *c)
                    hj_bool(s, "quorum", 0) ? "yes" : "no",
                    hj_bool(s, "ready", 0) ? "ready" : "not-ready", exp);
         }
+        for (size_t k = 0; k < findings.n; k++) {
+            printf("warning: %s: %s\n", sc_kind_name(findings.v[k].kind), findings.v[k].message);
+        }
     }
     for (size_t i = 0; i < c->n_endpoints; i++) {
         hj_free(st[i]);
@@ -495,7 +561,95 @@ static int cmd_status(ctl_t *c)
         fputs("hacachectl: some endpoints did not answer (see the rows marked unreachable)\n",
               stderr);
     }
+    fflush(stdout);
     return failed ? 1 : 0;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Sleeps ms, returning early on SIGINT. */
+static void sleep_interruptible(uint32_t ms)
+{
+    struct timespec left = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (!interrupted && nanosleep(&left, &left) != 0 && errno == EINTR) {
+    }
+}
+
+/* status [--watch [--interval MS] [--count N]] [--lag-threshold N] [--contact-threshold MS] */
+static int cmd_status(ctl_t *c, int argc, char **argv)
+{
+    status_opts_t o = {.interval_ms = 1000,
+                       .limits = {SC_DEFAULT_MAX_LAG, SC_DEFAULT_MAX_CONTACT_MS}};
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "--watch") == 0) {
+            o.watch = 1;
+        } else if ((v = opt_value(argc, argv, &i, "--interval")) != NULL) {
+            if (!all_digits(v, 0) || atol(v) < 10 || atol(v) > 3600000) {
+                return usage_error("--interval takes milliseconds (10..3600000)");
+            }
+            o.interval_ms = (uint32_t)atol(v);
+        } else if ((v = opt_value(argc, argv, &i, "--count")) != NULL) {
+            if (!all_digits(v, 0) || atol(v) <= 0) {
+                return usage_error("--count takes a positive number of rounds");
+            }
+            o.count = (uint64_t)atol(v);
+        } else if ((v = opt_value(argc, argv, &i, "--lag-threshold")) != NULL) {
+            if (!all_digits(v, 0)) {
+                return usage_error("--lag-threshold takes a number of log entries");
+            }
+            o.limits.max_lag = (double)atol(v);
+        } else if ((v = opt_value(argc, argv, &i, "--contact-threshold")) != NULL) {
+            if (!all_digits(v, 0)) {
+                return usage_error("--contact-threshold takes milliseconds");
+            }
+            o.limits.max_contact_ms = (double)atol(v);
+        } else {
+            return usage_error("status [--watch [--interval MS] [--count N]] [--lag-threshold N] "
+                               "[--contact-threshold MS]");
+        }
+    }
+    if (!o.watch) {
+        if (o.count != 0) {
+            return usage_error("--count goes with --watch");
+        }
+        return status_round(c, &o);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint; /* no SA_RESTART: a sleep ends at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    int rv = 0;
+    for (uint64_t round = 1; !interrupted && (o.count == 0 || round <= o.count); round++) {
+        if (round > 1) {
+            sleep_interruptible(o.interval_ms);
+            if (interrupted) {
+                break;
+            }
+            if (!c->json) {
+                putchar('\n');
+            }
+        }
+        if (!c->json) {
+            char ts[40];
+            struct timespec now;
+            struct tm tm;
+            clock_gettime(CLOCK_REALTIME, &now);
+            gmtime_r(&now.tv_sec, &tm);
+            strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+            printf("%s.%03ldZ round %" PRIu64 "%s\n", ts, now.tv_nsec / 1000000L, round,
+                   o.count ? "" : " (Ctrl-C stops)");
+        }
+        rv = status_round(c, &o);
+    }
+    return rv;
 }
 
 static int cmd_caches(ctl_t *c)
@@ -599,25 +753,61 @@ static int cmd_admin(ctl_t *c, int argc, char **argv)
     return usage_error("expected 'leader transfer' or 'tls reload'");
 }
 
-/* config check: the same loading and validation as hacached --check-config. */
-static int cmd_config_check(int argc, char **argv)
+/* config check: the same loading and validation as hacached --check-config; with --probe, then
+ * dials every peer (probe.h). The probe's own options are taken out before the rest goes to the
+ * configuration parser, which knows only hacached's flags. */
+static int cmd_config_check(int argc, char **argv, int json)
 {
+    int probe = 0;
+    uint32_t probe_timeout_ms = 2000;
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    int nargs = 0;
+    if (args == NULL) {
+        fputs("hacachectl: out of memory\n", stderr);
+        return 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (i > 0 && strcmp(argv[i], "--probe") == 0) {
+            probe = 1;
+        } else if (i > 0 && (v = opt_value(argc, argv, &i, "--probe-timeout")) != NULL) {
+            if (!all_digits(v, 0) || atol(v) <= 0 || atol(v) > 600000) {
+                free(args);
+                return usage_error("--probe-timeout takes milliseconds (1..600000)");
+            }
+            probe_timeout_ms = (uint32_t)atol(v);
+        } else {
+            args[nargs++] = argv[i];
+        }
+    }
     hc_config_t cfg;
     hc_config_errors_t errs;
     memset(&errs, 0, sizeof(errs));
     hc_config_init(&cfg);
-    /* argv[0] stands in for the program name, as hacached's own argv would */
-    int load_rv = hc_config_load(&cfg, argc, argv, NULL, NULL, NULL, &errs);
+    /* args[0] stands in for the program name, as hacached's own argv would */
+    int load_rv = hc_config_load(&cfg, nargs, args, NULL, NULL, NULL, &errs);
     int rv = hc_config_validate(&cfg, (int64_t)time(NULL), &errs) != 0 || load_rv != 0;
+    free(args);
     for (size_t i = 0; i < errs.n; i++) {
         fprintf(stderr, "hacachectl: %s\n", errs.line[i]);
     }
-    hc_config_free(&cfg);
     if (rv) {
+        hc_config_free(&cfg);
         return 2;
     }
-    printf("configuration OK\n");
-    return 0;
+    if (probe && !cfg.ha_mode) {
+        hc_config_free(&cfg);
+        fputs("hacachectl: configuration OK, but --probe needs a cluster (HA_MODE=true, "
+              "HA_HOSTS)\n",
+              stderr);
+        return 2;
+    }
+    if (!probe || !json) {
+        printf("configuration OK\n");
+    }
+    rv = probe ? ctl_probe(&cfg, probe_timeout_ms, json) : 0;
+    hc_config_free(&cfg);
+    return rv;
 }
 
 int main(int argc, char **argv)
@@ -675,7 +865,7 @@ int main(int argc, char **argv)
         if (i >= argc || strcmp(argv[i], "check") != 0) {
             return usage_error("config check [HACACHED FLAGS]");
         }
-        return cmd_config_check(argc - i, argv + i);
+        return cmd_config_check(argc - i, argv + i, c.json);
     }
     if (split_endpoints(&c, endpoints ? endpoints : "http://127.0.0.1:8080") != 0) {
         free(c.endpoints_buf);
@@ -693,8 +883,8 @@ int main(int argc, char **argv)
         hc_client_free(probe);
     }
     int rv;
-    if (strcmp(cmd, "status") == 0 && i == argc) {
-        rv = cmd_status(&c);
+    if (strcmp(cmd, "status") == 0) {
+        rv = cmd_status(&c, argc - i, argv + i);
     } else if (strcmp(cmd, "caches") == 0 && i == argc) {
         rv = cmd_caches(&c);
     } else if (strcmp(cmd, "get") == 0 || strcmp(cmd, "put") == 0 || strcmp(cmd, "del") == 0 ||

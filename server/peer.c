@@ -368,16 +368,6 @@ static uint32_t env_u32(const char *name, uint32_t dflt)
 }
 
 /* key_i of peer.h: BLAKE2b-256("hacache peer token v1" || token). */
-static void token_key(const char *token, uint8_t out[TOKEN_KEY])
-{
-    static const char label[] = "hacache peer token v1";
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, TOKEN_KEY);
-    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
-    crypto_generichash_update(&st, (const uint8_t *)token, strlen(token));
-    crypto_generichash_final(&st, out, TOKEN_KEY);
-}
-
 int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
 {
     *out = NULL;
@@ -424,7 +414,7 @@ int hc_peers_new(uv_loop_t *loop, const hc_peers_opts_t *o, hc_peers_t **out)
     }
     p->n_keys = cfg->n_auth_tokens;
     for (size_t i = 0; i < cfg->n_auth_tokens; i++) {
-        token_key(cfg->auth_tokens[i], p->keys[i]);
+        hc_peer_token_key(cfg->auth_tokens[i], p->keys[i]);
     }
     p->n_hosts = cfg->hosts.n;
     for (size_t i = 0; i < cfg->hosts.n; i++) {
@@ -585,7 +575,7 @@ int hc_peers_reload(hc_peers_t *p, hc_tls_ctx_t *tls, char *const *tokens, size_
             return HC_ENOMEM;
         }
         for (size_t i = 0; i < n_tokens; i++) {
-            token_key(tokens[i], keys[i]);
+            hc_peer_token_key(tokens[i], keys[i]);
         }
         sodium_memzero(p->keys, p->n_keys * TOKEN_KEY);
         free(p->keys);

@@ -14,14 +14,6 @@
 
 /* ---- helpers ---- */
 
-static void be32(uint8_t *out, uint32_t v)
-{
-    out[0] = (uint8_t)(v >> 24);
-    out[1] = (uint8_t)(v >> 16);
-    out[2] = (uint8_t)(v >> 8);
-    out[3] = (uint8_t)v;
-}
-
 /* Do two "host:port" names denote the same HA_HOSTS entry (host case-insensitive)? */
 static int same_node(const char *a, const char *b)
 {
@@ -46,44 +38,20 @@ static slot_t *slot_by_name(hc_peers_t *p, const char *name)
 
 /* ---- handshake ---- */
 
-static void hash32(const void *data, size_t len, uint8_t out[HASH_BYTES])
-{
-    crypto_generichash(out, HASH_BYTES, data, len, NULL, 0);
-}
-
-/* The token proof of the side `role` ('D' dialer, 'A' acceptor); see peer.h. */
+/* The token proof of the side `role` ('D' dialer, 'A' acceptor) on link l; see peer_auth.h. */
 static void auth_mac(const hc_peers_t *p, const uint8_t key[TOKEN_KEY], char role, const link_t *l,
                      const uint8_t *exporter, uint8_t out[HC_MAC_BYTES])
 {
-    static const char label[] = "hacache peer auth v1"; /* with its NUL */
-    const char *dname = l->dialer ? p->me : l->peer_name;
-    const char *aname = l->dialer ? l->peer_name : p->me;
-    const uint8_t *dnonce = l->dialer ? l->my_nonce : l->peer_nonce;
-    const uint8_t *anonce = l->dialer ? l->peer_nonce : l->my_nonce;
-    const uint8_t *dhello = l->dialer ? l->my_hello_hash : l->peer_hello_hash;
-    const uint8_t *ahello = l->dialer ? l->peer_hello_hash : l->my_hello_hash;
-    uint8_t len4[4];
-    uint8_t r = (uint8_t)role;
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, key, TOKEN_KEY, HC_MAC_BYTES);
-    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label));
-    crypto_generichash_update(&st, &r, 1);
-    crypto_generichash_update(&st, dnonce, HC_NONCE_BYTES);
-    crypto_generichash_update(&st, anonce, HC_NONCE_BYTES);
-    be32(len4, (uint32_t)strlen(dname));
-    crypto_generichash_update(&st, len4, 4);
-    crypto_generichash_update(&st, (const uint8_t *)dname, strlen(dname));
-    be32(len4, (uint32_t)strlen(aname));
-    crypto_generichash_update(&st, len4, 4);
-    crypto_generichash_update(&st, (const uint8_t *)aname, strlen(aname));
-    crypto_generichash_update(&st, dhello, HASH_BYTES);
-    crypto_generichash_update(&st, ahello, HASH_BYTES);
-    be32(len4, exporter ? HC_TLS_EXPORTER_BYTES : 0);
-    crypto_generichash_update(&st, len4, 4);
-    if (exporter != NULL) {
-        crypto_generichash_update(&st, exporter, HC_TLS_EXPORTER_BYTES);
-    }
-    crypto_generichash_final(&st, out, HC_MAC_BYTES);
+    hc_peer_transcript_t t = {
+        .dialer_name = l->dialer ? p->me : l->peer_name,
+        .acceptor_name = l->dialer ? l->peer_name : p->me,
+        .dialer_nonce = l->dialer ? l->my_nonce : l->peer_nonce,
+        .acceptor_nonce = l->dialer ? l->peer_nonce : l->my_nonce,
+        .dialer_hello_hash = l->dialer ? l->my_hello_hash : l->peer_hello_hash,
+        .acceptor_hello_hash = l->dialer ? l->peer_hello_hash : l->my_hello_hash,
+        .exporter = exporter,
+    };
+    hc_peer_auth_mac(key, role, &t, out);
 }
 
 /* Transport ready (TCP, or TCP+TLS): send our Hello. */
@@ -107,7 +75,7 @@ void peer__send_hello(link_t *l)
         peer__link_close(l, "out of memory", 0);
         return;
     }
-    hash32(buf, len, l->my_hello_hash);
+    hc_peer_hello_hash(buf, len, l->my_hello_hash);
     int rc = peer__enqueue(l, HC_FRAME_HELLO, buf, len);
     free(buf);
     if (rc != 0) {
@@ -133,7 +101,7 @@ void peer__on_hello(link_t *l, const uint8_t *payload, size_t len)
     hc_hello_t h;
     const char *why;
     char reason[1024];
-    hash32(payload, len, l->peer_hello_hash);
+    hc_peer_hello_hash(payload, len, l->peer_hello_hash);
     if (hc_hello_decode(payload, len, &h, &why) != 0) {
         snprintf(reason, sizeof(reason), "malformed Hello: %s", why);
         peer__link_close(l, reason, 1);

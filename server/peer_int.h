@@ -4,9 +4,10 @@
 #define HC_PEER_INT_H
 
 #include "peer.h"
+#include "peer_auth.h"
 
-#define TOKEN_KEY       32
-#define HASH_BYTES      32
+#define TOKEN_KEY       HC_PEER_TOKEN_KEY
+#define HASH_BYTES      HC_PEER_HASH_BYTES
 #define PEER_READ_CHUNK (64 * 1024) /* one libuv read */
 /* A PING payload that asks the receiver (the lower-named node) to replace this link. Older
  * nodes just echo it in a PONG, which is ignored. */

@@ -589,6 +589,19 @@ const char *hc_tls_conn_peer_subject(const hc_tls_conn_t *c)
     return c->subject;
 }
 
+void hc_tls_conn_peer_info(const hc_tls_conn_t *c, hc_tls_cert_info_t *info)
+{
+    hc_tls_x509_info(c->done ? SSL_get0_peer_certificate(c->ssl) : NULL, info);
+}
+
+int hc_tls_conn_close_notify(hc_tls_conn_t *c)
+{
+    ERR_clear_error();
+    int ret = SSL_shutdown(c->ssl); /* 0: sent, the peer's close_notify not seen (fine) */
+    ERR_clear_error();
+    return ret >= 0 ? 0 : HC_EAUTH;
+}
+
 int hc_tls_conn_exporter(hc_tls_conn_t *c, uint8_t out[HC_TLS_EXPORTER_BYTES])
 {
     static const char label[] = "EXPORTER-hacache-peer-auth-v1";

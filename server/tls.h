@@ -100,6 +100,13 @@ const char *hc_tls_conn_error(const hc_tls_conn_t *c);
 /* The peer certificate's subject one-line ("CN=node"), "" before the handshake. Owned by c. */
 const char *hc_tls_conn_peer_subject(const hc_tls_conn_t *c);
 
+/* The peer's leaf certificate after the handshake (present = 0 before, or without one). */
+void hc_tls_conn_peer_info(const hc_tls_conn_t *c, hc_tls_cert_info_t *info);
+
+/* Queues a TLS close_notify alert (send hc_tls_conn_pending bytes afterwards), so the peer sees
+ * a clean end of the session rather than a bare TCP close. 0, or HC_EAUTH. */
+int hc_tls_conn_close_notify(hc_tls_conn_t *c);
+
 /* RFC 8446 exporter value for channel binding (label "EXPORTER-hacache-peer-auth-v1", no
  * context), 32 bytes into out. 0, or HC_EINVAL before the handshake completed. */
 #define HC_TLS_EXPORTER_BYTES 32
