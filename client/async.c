@@ -63,13 +63,13 @@ struct hc_aclient {
     int has_ca;
     hcc_cafile_t ca;
     char *server_name;
-    hc_aop_t *ops;        /* in flight */
-    sock_ctx_t *socks;    /* watched sockets */
+    hc_aop_t *ops;     /* in flight */
+    sock_ctx_t *socks; /* watched sockets */
     CURL *pool[EASY_POOL_MAX];
     size_t n_pool;
-    int dispatching;      /* inside check_done: teardown waits until it returns */
-    int closing;          /* hc_aclient_close was called */
-    int torn_down;        /* curl handles released */
+    int dispatching;        /* inside check_done: teardown waits until it returns */
+    int closing;            /* hc_aclient_close was called */
+    int torn_down;          /* curl handles released */
     size_t closing_handles; /* uv handles whose close callback is pending */
     hc_aclosed_cb closed_cb;
     void *closed_ud;
@@ -291,7 +291,8 @@ int hc_aclient_new(uv_loop_t *loop, const hc_client_opts_t *opts, hc_aclient_t *
             snprintf(c->auth_line, n, "Authorization: Bearer %s", opts->token);
         }
     }
-    if (rv == 0 && ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL)) {
+    if (rv == 0 &&
+        ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL)) {
         rv = HC_ENOMEM;
     }
     if (rv != 0) {
@@ -620,8 +621,8 @@ static int write_start(hc_aclient_t *c, const char *method, const char *cache, c
         return HC_EINVAL;
     }
     hc_aop_t *o = NULL;
-    int rv = op_start(c, OP_WRITE, method, hcc_key_path(cache, key, klen, suffix), body, blen,
-                      NULL, cb, ud, &o);
+    int rv = op_start(c, OP_WRITE, method, hcc_key_path(cache, key, klen, suffix), body, blen, NULL,
+                      cb, ud, &o);
     if (rv == 0) {
         o->is_incr = incr;
     }
