@@ -464,6 +464,9 @@ static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
         op->has_xfer = 0;
     }
     uv_timer_stop(&op->wait);
+    /* back to the pool before the callback, which may close the client (and its share) */
+    easy_put(c, op->easy);
+    op->easy = NULL;
     if (op->kind == OP_GET) {
         hc_value_t v = {0};
         if (rv == 0 && a != NULL) {
@@ -480,8 +483,6 @@ static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
         }
         op->write_cb(op->ud, rv, value);
     }
-    easy_put(c, op->easy);
-    op->easy = NULL;
     c->closing_handles++;
     uv_close((uv_handle_t *)&op->wait, on_op_wait_closed);
 }
