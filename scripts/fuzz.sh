@@ -10,8 +10,11 @@ secs="${1:-60}"
 hc_pkgs_build+=(clang libclang-rt-14-dev)
 hc_install_deps build
 CC=clang cmake -S . -B build-fuzz -DHACACHE_FUZZ=ON -DHACACHE_SANITIZE=ON >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_hosts fuzz_cmd fuzz_pct fuzz_frame fuzz_snapshot fuzz_peermsg fuzz_json fuzz_resp fuzz_glob
-for t in hosts cmd pct frame snapshot peermsg json resp glob; do
+# every target in tests/fuzz (fuzz_NAME.c, corpus in tests/fuzz/corpus/NAME)
+targets=()
+for f in tests/fuzz/fuzz_*.c; do t=$(basename "$f" .c); targets+=("${t#fuzz_}"); done
+cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
+for t in "${targets[@]}"; do
     work=$(mktemp -d)
     cp tests/fuzz/corpus/$t/* "$work/"
     echo "=== fuzz_$t for ${secs}s"
