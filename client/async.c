@@ -11,9 +11,8 @@
 #include <string.h>
 #include <uv.h>
 
-#include "cafile.h"
 #include "call.h"
-#include "endpoints.h"
+#include "settings.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -56,15 +55,10 @@ struct hc_aclient {
     uv_loop_t *loop;
     CURLM *multi;
     CURLSH *share;
-    uv_timer_t timer; /* curl's timeout */
-    hcc_endpoints_t eps;
-    char *auth_line;
-    uint32_t timeout_ms;
-    int has_ca;
-    hcc_cafile_t ca;
-    char *server_name;
-    hc_aop_t *ops;     /* in flight */
-    sock_ctx_t *socks; /* watched sockets */
+    uv_timer_t timer;   /* curl's timeout */
+    hcc_settings_t set; /* endpoints, token, deadline, TLS */
+    hc_aop_t *ops;      /* in flight */
+    sock_ctx_t *socks;  /* watched sockets */
     CURL *pool[EASY_POOL_MAX];
     size_t n_pool;
     int dispatching;        /* inside check_done: teardown waits until it returns */
@@ -90,12 +84,7 @@ static void client_free_if_done(struct hc_aclient *c)
     }
     hc_aclosed_cb cb = c->closed_cb;
     void *ud = c->closed_ud;
-    hcc_endpoints_free(&c->eps);
-    if (c->has_ca) {
-        hcc_cafile_free(&c->ca);
-    }
-    free(c->server_name);
-    free(c->auth_line);
+    hcc_settings_free(&c->set);
     free(c);
     if (cb != NULL) {
         cb(ud);
@@ -146,9 +135,9 @@ static void check_done(struct hc_aclient *c)
         hcc_xfer_outcome_t o = hcc_xfer_done(&op->x, e, rc);
         uint64_t pause = 0;
         int err = 0;
-        c->eps.cur = op->ep; /* other calls may have moved on meanwhile */
+        c->set.eps.cur = op->ep; /* other calls may have moved on meanwhile */
         hcc_call_step_t step =
-            hcc_call_after(&op->call, &c->eps, &op->x, rc, o, uv_now(c->loop), &pause, &err);
+            hcc_call_after(&op->call, &c->set.eps, &op->x, rc, o, uv_now(c->loop), &pause, &err);
         if (op->call.last_error[0]) {
             snprintf(c->last_error, sizeof(c->last_error), "%s", op->call.last_error);
         }
@@ -259,50 +248,26 @@ static int on_timer_set(CURLM *m, long timeout_ms, void *userp)
 int hc_aclient_new(uv_loop_t *loop, const hc_client_opts_t *opts, hc_aclient_t **out)
 {
     *out = NULL;
-    if (loop == NULL || opts == NULL || opts->endpoints == NULL) {
+    if (loop == NULL) {
         return HC_EINVAL;
-    }
-    if (opts->token != NULL) {
-        for (const char *t = opts->token; *t; t++) {
-            if ((unsigned char)*t < 0x20 || *t == 0x7f) {
-                return HC_EINVAL;
-            }
-        }
-    }
-    if (hcc_transport_global_init() != 0) {
-        return HC_EINTERNAL;
     }
     struct hc_aclient *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return HC_ENOMEM;
     }
-    c->loop = loop;
-    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : HC_CLIENT_DEFAULT_TIMEOUT_MS;
-    int rv = hcc_endpoints_init(&c->eps, opts->endpoints);
+    int rv = hcc_settings_init(&c->set, opts);
     if (rv != 0) {
         free(c);
         return rv;
     }
-    if (opts->token && *opts->token) {
-        size_t n = strlen(opts->token) + 32;
-        if ((c->auth_line = malloc(n)) == NULL) {
-            rv = HC_ENOMEM;
-        } else {
-            snprintf(c->auth_line, n, "Authorization: Bearer %s", opts->token);
-        }
-    }
-    if (rv == 0 &&
-        ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL)) {
-        rv = HC_ENOMEM;
-    }
-    if (rv != 0) {
+    c->loop = loop;
+    if ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL) {
         if (c->multi) {
             curl_multi_cleanup(c->multi);
         }
-        hcc_endpoints_free(&c->eps);
-        free(c->auth_line);
+        hcc_settings_free(&c->set);
         free(c);
-        return rv;
+        return HC_ENOMEM;
     }
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -318,40 +283,10 @@ int hc_aclient_new(uv_loop_t *loop, const hc_client_opts_t *opts, hc_aclient_t *
 
 int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls)
 {
-    if (c == NULL || tls == NULL || c->closing) {
+    if (c == NULL || c->closing) {
         return HC_EINVAL;
     }
-    if (tls->server_name != NULL) {
-        const char *s = tls->server_name;
-        if (*s == '\0' || strlen(s) > 253 || strpbrk(s, " /@[]?#%:") != NULL) {
-            return HC_EINVAL;
-        }
-    }
-    hcc_cafile_t ca;
-    int has_ca = tls->ca_file != NULL && *tls->ca_file;
-    if (has_ca) {
-        int rv = hcc_cafile_init(&ca, tls->ca_file, c->last_error, sizeof(c->last_error));
-        if (rv != 0) {
-            return rv;
-        }
-    }
-    char *name = tls->server_name ? strdup(tls->server_name) : NULL;
-    if (tls->server_name && name == NULL) {
-        if (has_ca) {
-            hcc_cafile_free(&ca);
-        }
-        return HC_ENOMEM;
-    }
-    if (c->has_ca) {
-        hcc_cafile_free(&c->ca);
-    }
-    c->has_ca = has_ca;
-    if (has_ca) {
-        c->ca = ca;
-    }
-    free(c->server_name);
-    c->server_name = name;
-    return 0;
+    return hcc_settings_set_tls(&c->set, tls, c->last_error, sizeof(c->last_error));
 }
 
 int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len)
@@ -496,21 +431,21 @@ static void op_start_attempt(hc_aop_t *op)
         op_finish(op, hcc_call_error(&op->call), NULL);
         return;
     }
-    uint64_t wait = hcc_endpoints_choose(&c->eps, now);
+    hcc_endpoints_t *eps = &c->set.eps;
+    uint64_t wait = hcc_endpoints_choose(eps, now);
     if (wait > 0) {
         uint32_t left = hcc_call_left(&op->call, now);
         uv_timer_start(&op->wait, on_wait, wait < left ? wait : left, 0);
         return;
     }
-    op->ep = c->eps.cur;
-    hcc_tls_t tls = {.ca_pem = c->has_ca ? c->ca.pem : NULL,
-                     .ca_len = c->has_ca ? c->ca.len : 0,
-                     .server_name = c->server_name};
-    hcc_xfer_req_t req = {.ep = &c->eps.ep[c->eps.cur],
+    op->ep = eps->cur;
+    hcc_tls_t tls;
+    hcc_settings_tls(&c->set, &tls, NULL, 0); /* the file was looked at as the call started */
+    hcc_xfer_req_t req = {.ep = &eps->ep[eps->cur],
                           .tls = &tls,
                           .method = op->method,
                           .path = op->path,
-                          .auth_line = c->auth_line,
+                          .auth_line = c->set.auth_line,
                           .rid = op->kind == OP_WRITE ? op->rid : NULL,
                           .body = op->body,
                           .blen = op->blen,
@@ -576,12 +511,11 @@ static int op_start(struct hc_aclient *c, op_kind_t kind, const char *method, ch
     }
     uv_timer_init(c->loop, &op->wait);
     op->wait.data = op;
-    if (c->has_ca && hcc_cafile_refresh(&c->ca) < 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "%s", c->ca.err);
-    }
+    hcc_tls_t tls;
+    hcc_settings_tls(&c->set, &tls, c->last_error, sizeof(c->last_error)); /* re-read a CA file */
     uv_update_time(c->loop);
     /* no hcc_endpoints_begin: the calls in flight share the client's rounds over the nodes */
-    hcc_call_begin(&op->call, kind == OP_WRITE, c->timeout_ms, uv_now(c->loop));
+    hcc_call_begin(&op->call, kind == OP_WRITE, c->set.timeout_ms, uv_now(c->loop));
     op->next = c->ops;
     if (c->ops) {
         c->ops->prev = op;

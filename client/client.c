@@ -10,26 +10,19 @@
 #include <string.h>
 #include <time.h>
 
-#include "cafile.h"
 #include "call.h"
-#include "endpoints.h"
+#include "settings.h"
 #include "stale.h"
 #include "transport.h"
 #include "wire.h"
 
 struct hc_client {
     pthread_mutex_t mu;
-    hcc_endpoints_t eps;
+    hcc_settings_t set; /* endpoints, token, deadline, TLS */
     CURL *easy;
-    char *auth_line; /* "Authorization: Bearer ..." or NULL */
-    uint32_t timeout_ms;
     uint32_t max_stale_ms;
     int stale_on_invalidated;
     hcc_stale_t stale;
-    /* TLS: a CA bundle file (re-read when it changes) and an expected server name */
-    int has_ca;
-    hcc_cafile_t ca;
-    char *server_name;
     char last_error[512]; /* what went wrong last, for hc_client_last_error */
 };
 
@@ -44,53 +37,24 @@ static void sleep_ms(uint64_t ms)
 int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out)
 {
     *out = NULL;
-    if (opts == NULL || opts->endpoints == NULL) {
-        return HC_EINVAL;
-    }
-    if (opts->token != NULL) {
-        for (const char *t = opts->token; *t; t++) {
-            if ((unsigned char)*t < 0x20 || *t == 0x7f) {
-                return HC_EINVAL;
-            }
-        }
-    }
-    if (hcc_transport_global_init() != 0) {
-        return HC_EINTERNAL;
-    }
     hc_client_t *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         return HC_ENOMEM;
     }
-    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms : HC_CLIENT_DEFAULT_TIMEOUT_MS;
-    c->max_stale_ms = opts->max_stale_ms;
-    hcc_stale_init(&c->stale, HC_CLIENT_STALE_MAX_ENTRIES, HC_CLIENT_STALE_MAX_BYTES);
-    int rv = hcc_endpoints_init(&c->eps, opts->endpoints);
+    int rv = hcc_settings_init(&c->set, opts);
     if (rv != 0) {
         free(c);
         return rv;
     }
-    if (opts->token && *opts->token) {
-        size_t n = strlen(opts->token) + 32;
-        if ((c->auth_line = malloc(n)) != NULL) {
-            snprintf(c->auth_line, n, "Authorization: Bearer %s", opts->token);
-        } else {
-            rv = HC_ENOMEM;
-        }
-    }
-    if (rv == 0 && (c->easy = curl_easy_init()) == NULL) {
-        rv = HC_ENOMEM;
-    }
-    if (rv == 0 && pthread_mutex_init(&c->mu, NULL) != 0) {
-        rv = HC_ENOMEM;
-    }
-    if (rv != 0) {
+    c->max_stale_ms = opts->max_stale_ms;
+    hcc_stale_init(&c->stale, HC_CLIENT_STALE_MAX_ENTRIES, HC_CLIENT_STALE_MAX_BYTES);
+    if ((c->easy = curl_easy_init()) == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
         if (c->easy) {
             curl_easy_cleanup(c->easy);
         }
-        hcc_endpoints_free(&c->eps);
-        free(c->auth_line);
+        hcc_settings_free(&c->set);
         free(c);
-        return rv;
+        return HC_ENOMEM;
     }
     *out = c;
     return 0;
@@ -103,12 +67,7 @@ void hc_client_free(hc_client_t *c)
     }
     curl_easy_cleanup(c->easy);
     hcc_stale_clear(&c->stale);
-    hcc_endpoints_free(&c->eps);
-    if (c->has_ca) {
-        hcc_cafile_free(&c->ca);
-    }
-    free(c->server_name);
-    free(c->auth_line);
+    hcc_settings_free(&c->set);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -124,46 +83,13 @@ void hc_client_set_stale_on_invalidated(hc_client_t *c, int on)
 
 int hc_client_set_tls(hc_client_t *c, const hc_client_tls_t *tls)
 {
-    if (c == NULL || tls == NULL) {
+    if (c == NULL) {
         return HC_EINVAL;
     }
-    if (tls->server_name != NULL) {
-        const char *s = tls->server_name;
-        if (*s == '\0' || strlen(s) > 253 || strpbrk(s, " /@[]?#%:") != NULL) {
-            return HC_EINVAL;
-        }
-    }
-    hcc_cafile_t ca;
-    int has_ca = tls->ca_file != NULL && *tls->ca_file;
-    char err[512] = "";
-    if (has_ca) {
-        int rv = hcc_cafile_init(&ca, tls->ca_file, err, sizeof(err));
-        if (rv != 0) {
-            pthread_mutex_lock(&c->mu);
-            snprintf(c->last_error, sizeof(c->last_error), "%s", err);
-            pthread_mutex_unlock(&c->mu);
-            return rv;
-        }
-    }
-    char *name = tls->server_name ? strdup(tls->server_name) : NULL;
-    if (tls->server_name && name == NULL) {
-        if (has_ca) {
-            hcc_cafile_free(&ca);
-        }
-        return HC_ENOMEM;
-    }
     pthread_mutex_lock(&c->mu);
-    if (c->has_ca) {
-        hcc_cafile_free(&c->ca);
-    }
-    c->has_ca = has_ca;
-    if (has_ca) {
-        c->ca = ca;
-    }
-    free(c->server_name);
-    c->server_name = name;
+    int rv = hcc_settings_set_tls(&c->set, tls, c->last_error, sizeof(c->last_error));
     pthread_mutex_unlock(&c->mu);
-    return 0;
+    return rv;
 }
 
 int hc_client_last_error(hc_client_t *c, char *buf, size_t len)
@@ -201,18 +127,15 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
         *invalidated = 0;
     }
     c->last_error[0] = '\0';
-    if (c->has_ca && hcc_cafile_refresh(&c->ca) < 0) {
-        snprintf(c->last_error, sizeof(c->last_error), "%s", c->ca.err);
-    }
-    hcc_tls_t tls = {.ca_pem = c->has_ca ? c->ca.pem : NULL,
-                     .ca_len = c->has_ca ? c->ca.len : 0,
-                     .server_name = c->server_name};
+    hcc_tls_t tls;
+    hcc_settings_tls(&c->set, &tls, c->last_error, sizeof(c->last_error));
+    hcc_endpoints_t *eps = &c->set.eps;
     hcc_call_t k;
-    hcc_call_begin(&k, rid != NULL, c->timeout_ms, hcc_now_ms());
-    hcc_endpoints_begin(&c->eps);
+    hcc_call_begin(&k, rid != NULL, c->set.timeout_ms, hcc_now_ms());
+    hcc_endpoints_begin(eps);
     int rv = 0;
     for (;;) {
-        uint64_t wait = hcc_endpoints_choose(&c->eps, hcc_now_ms());
+        uint64_t wait = hcc_endpoints_choose(eps, hcc_now_ms());
         uint32_t left = hcc_call_left(&k, hcc_now_ms());
         if (wait > 0) {
             sleep_ms(wait < left ? wait : left);
@@ -221,11 +144,11 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
             rv = hcc_call_error(&k);
             break;
         }
-        hcc_xfer_req_t req = {.ep = &c->eps.ep[c->eps.cur],
+        hcc_xfer_req_t req = {.ep = &eps->ep[eps->cur],
                               .tls = &tls,
                               .method = method,
                               .path = path,
-                              .auth_line = c->auth_line,
+                              .auth_line = c->set.auth_line,
                               .rid = rid,
                               .body = body,
                               .blen = blen,
@@ -239,7 +162,7 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
         CURLcode rc = curl_easy_perform(c->easy);
         hcc_xfer_outcome_t o = hcc_xfer_done(&x, c->easy, rc);
         uint64_t pause = 0;
-        hcc_call_step_t step = hcc_call_after(&k, &c->eps, &x, rc, o, hcc_now_ms(), &pause, &rv);
+        hcc_call_step_t step = hcc_call_after(&k, eps, &x, rc, o, hcc_now_ms(), &pause, &rv);
         if (step == HCC_CALL_FINAL) {
             *ans = x.answer;
             memset(&x.answer, 0, sizeof(x.answer));
