@@ -501,18 +501,6 @@ static int send_frame(conn_t *c, uint8_t type, const uint8_t *payload, size_t le
     return rc;
 }
 
-/* Do two "host:port" names denote the same HA_HOSTS entry (host case-insensitive)? */
-static int same_node(const char *a, const char *b)
-{
-    char ha[256], hb[256];
-    uint16_t pa, pb;
-    if (hc_parse_hostport(a, ha, sizeof(ha), &pa) != 0 ||
-        hc_parse_hostport(b, hb, sizeof(hb), &pb) != 0) {
-        return strcasecmp(a, b) == 0;
-    }
-    return pa == pb && strcasecmp(ha, hb) == 0;
-}
-
 /* A failed read during the handshake, charged to the step it tells about. */
 static void handshake_failed(const probe_t *pr, result_t *r, rd_t rd, const char *why,
                              const char *waiting_for)
@@ -632,7 +620,7 @@ static void handshake(const probe_t *pr, result_t *r, conn_t *c)
     r->negotiated = hi;
     step_set(&r->version, STEP_OK, "ok", "protocol [%u,%u], negotiated %u, hacache %s",
              r->proto_min, r->proto_max, hi, r->software);
-    if (!same_node(peer_name, r->name)) {
+    if (!hc_same_hostport(peer_name, r->name)) {
         step_set(&r->token, STEP_FAIL, "wrong peer", "dialed %s but the peer says it is %s",
                  r->name, peer_name_shown);
         hint(r,

@@ -109,5 +109,8 @@ int hc_parse_size(const char *s, uint64_t *out);
 
 /* Splits "host:port" / "[v6]:port" into host (no brackets) and port. 0 or HC_EINVAL. */
 int hc_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
+/* Do two "host:port" names denote the same HA_HOSTS entry (host case-insensitive; names that do
+ * not parse are compared whole)? */
+int hc_same_hostport(const char *a, const char *b);
 
 #endif

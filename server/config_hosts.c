@@ -417,3 +417,14 @@ int hc_resolve_listen(const char *addr, struct sockaddr_storage *ss)
     freeaddrinfo(res);
     return 0;
 }
+
+int hc_same_hostport(const char *a, const char *b)
+{
+    char ha[256], hb[256];
+    uint16_t pa, pb;
+    if (hc_parse_hostport(a, ha, sizeof(ha), &pa) != 0 ||
+        hc_parse_hostport(b, hb, sizeof(hb), &pb) != 0) {
+        return strcasecmp(a, b) == 0;
+    }
+    return pa == pb && strcasecmp(ha, hb) == 0;
+}

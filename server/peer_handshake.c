@@ -14,22 +14,10 @@
 
 /* ---- helpers ---- */
 
-/* Do two "host:port" names denote the same HA_HOSTS entry (host case-insensitive)? */
-static int same_node(const char *a, const char *b)
-{
-    char ha[256], hb[256];
-    uint16_t pa, pb;
-    if (hc_parse_hostport(a, ha, sizeof(ha), &pa) != 0 ||
-        hc_parse_hostport(b, hb, sizeof(hb), &pb) != 0) {
-        return strcasecmp(a, b) == 0;
-    }
-    return pa == pb && strcasecmp(ha, hb) == 0;
-}
-
 static slot_t *slot_by_name(hc_peers_t *p, const char *name)
 {
     for (int i = 0; i < p->n_slots; i++) {
-        if (same_node(p->slots[i]->name, name)) {
+        if (hc_same_hostport(p->slots[i]->name, name)) {
             return p->slots[i];
         }
     }
@@ -88,7 +76,7 @@ void peer__send_hello(link_t *l)
 static int hello_lists(const hc_hello_t *h, const char *name)
 {
     for (size_t i = 0; i < h->n_hosts; i++) {
-        if (same_node(h->hosts[i], name)) {
+        if (hc_same_hostport(h->hosts[i], name)) {
             return 1;
         }
     }
@@ -120,12 +108,12 @@ void peer__on_hello(link_t *l, const uint8_t *payload, size_t len)
         snprintf(reason, sizeof(reason),
                  "protocol versions do not overlap: mine [%u,%u], peer's [%u,%u]", p->proto_min,
                  p->proto_max, h.proto_min, h.proto_max);
-    } else if (same_node(h.node, p->me)) {
+    } else if (hc_same_hostport(h.node, p->me)) {
         snprintf(reason, sizeof(reason), "peer claims my own name %s", p->me);
     } else if (!in_mine && !in_theirs) {
         snprintf(reason, sizeof(reason),
                  "peer %s is not in my HA_HOSTS and I (%s) am not in its HA_HOSTS", h.node, p->me);
-    } else if (l->dialer && !same_node(h.node, p->slots[l->slot]->name)) {
+    } else if (l->dialer && !hc_same_hostport(h.node, p->slots[l->slot]->name)) {
         snprintf(reason, sizeof(reason), "dialed %s but the peer says it is %s",
                  p->slots[l->slot]->name, h.node);
     }
