@@ -289,6 +289,14 @@ int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls)
     return hcc_settings_set_tls(&c->set, tls, c->last_error, sizeof(c->last_error));
 }
 
+int hc_aclient_set_token_file(hc_aclient_t *c, const char *path)
+{
+    if (c == NULL || c->closing) {
+        return HC_EINVAL;
+    }
+    return hcc_settings_set_token_file(&c->set, path, c->last_error, sizeof(c->last_error));
+}
+
 int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len)
 {
     if (c == NULL || buf == NULL || len == 0) {
@@ -440,7 +448,7 @@ static void op_start_attempt(hc_aop_t *op)
     }
     op->ep = eps->cur;
     hcc_tls_t tls;
-    hcc_settings_tls(&c->set, &tls, NULL, 0); /* the file was looked at as the call started */
+    hcc_settings_tls(&c->set, &tls);
     hcc_xfer_req_t req = {.ep = &eps->ep[eps->cur],
                           .tls = &tls,
                           .method = op->method,
@@ -511,8 +519,7 @@ static int op_start(struct hc_aclient *c, op_kind_t kind, const char *method, ch
     }
     uv_timer_init(c->loop, &op->wait);
     op->wait.data = op;
-    hcc_tls_t tls;
-    hcc_settings_tls(&c->set, &tls, c->last_error, sizeof(c->last_error)); /* re-read a CA file */
+    hcc_settings_refresh(&c->set, c->last_error, sizeof(c->last_error)); /* CA and token files */
     uv_update_time(c->loop);
     /* no hcc_endpoints_begin: the calls in flight share the client's rounds over the nodes */
     hcc_call_begin(&op->call, kind == OP_WRITE, c->set.timeout_ms, uv_now(c->loop));

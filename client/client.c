@@ -92,6 +92,17 @@ int hc_client_set_tls(hc_client_t *c, const hc_client_tls_t *tls)
     return rv;
 }
 
+int hc_client_set_token_file(hc_client_t *c, const char *path)
+{
+    if (c == NULL) {
+        return HC_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    int rv = hcc_settings_set_token_file(&c->set, path, c->last_error, sizeof(c->last_error));
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
 int hc_client_last_error(hc_client_t *c, char *buf, size_t len)
 {
     if (c == NULL || buf == NULL || len == 0) {
@@ -127,8 +138,9 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
         *invalidated = 0;
     }
     c->last_error[0] = '\0';
+    hcc_settings_refresh(&c->set, c->last_error, sizeof(c->last_error)); /* CA and token files */
     hcc_tls_t tls;
-    hcc_settings_tls(&c->set, &tls, c->last_error, sizeof(c->last_error));
+    hcc_settings_tls(&c->set, &tls);
     hcc_endpoints_t *eps = &c->set.eps;
     hcc_call_t k;
     hcc_call_begin(&k, rid != NULL, c->set.timeout_ms, hcc_now_ms());

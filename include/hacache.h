@@ -143,6 +143,14 @@ typedef struct {
  * its previous settings; hc_client_last_error says why) or server_name is not a host name;
  * HC_ENOMEM. */
 HC_EXPORT int hc_client_set_tls(hc_client_t *c, const hc_client_tls_t *tls);
+/* Takes the API token from a file (its first non-empty line; a Kubernetes secret mounted as a
+ * file), replacing opts.token, and re-reads it when the file changes (checked with a stat as each
+ * call starts), so a token rotation needs no restart: give the servers the new token first
+ * (CACHE_API_TOKEN_FILE accepts the old and the new one), then update the client's file. A bad
+ * update (unreadable, empty, control characters, longer than 4 KiB) keeps the old token, with the
+ * reason in hc_client_last_error. 0, HC_EINVAL (the file is bad now: the client keeps its
+ * previous token), HC_ENOMEM. */
+HC_EXPORT int hc_client_set_token_file(hc_client_t *c, const char *path);
 /* Copies into buf (NUL-terminated, truncated to len) what went wrong in the client's last call
  * that failed over or failed: the endpoint and the transport's or the node's reason, e.g.
  * "https://10.0.0.1:8443: TLS: SSL certificate problem: unable to get local issuer certificate".
@@ -217,6 +225,8 @@ HC_EXPORT int hc_aclient_new(struct uv_loop_s *loop, const hc_client_opts_t *opt
                              hc_aclient_t **out);
 /* As hc_client_set_tls: the CA file is re-read when it changes (checked as each call starts). */
 HC_EXPORT int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls);
+/* As hc_client_set_token_file. */
+HC_EXPORT int hc_aclient_set_token_file(hc_aclient_t *c, const char *path);
 /* As hc_client_last_error: the last failure any call of this client met. */
 HC_EXPORT int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len);
 /* Closes the client: calls still in flight end with HC_ECANCELED (their callbacks run before

@@ -4,8 +4,8 @@
  * per failed call (with hc_client_last_error), and "done ok=N fail=M" at the end; a get that
  * returns another value than the one just put counts as a failure ("mismatch").
  *
- *   client_load ENDPOINTS [--token T] [--cacert FILE] [--server-name NAME] [--timeout MS]
- *               [--seconds S] [--once]
+ *   client_load ENDPOINTS [--token T] [--token-file F] [--cacert FILE] [--server-name NAME]
+ *               [--timeout MS] [--seconds S] [--once]
  *
  * --once: one put and one get, then exit (exit status 1 when either failed; the failure line
  * says why). Otherwise the exit status is 0 unless usage is wrong. */
@@ -46,12 +46,13 @@ static void report_fail(hc_client_t *c, const char *op, const char *key, int rv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: client_load ENDPOINTS [--token T] [--cacert FILE] "
+        fprintf(stderr, "usage: client_load ENDPOINTS [--token T] [--token-file F] [--cacert FILE] "
                         "[--server-name NAME] [--timeout MS] [--seconds S] [--once]\n");
         return 2;
     }
     hc_client_opts_t o = {.endpoints = argv[1]};
     hc_client_tls_t tls = {0};
+    const char *token_file = NULL;
     double seconds = 600;
     int once = 0;
     for (int i = 2; i < argc; i++) {
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
             return 2;
         } else if (strcmp(argv[i], "--token") == 0) {
             o.token = v, i++;
+        } else if (strcmp(argv[i], "--token-file") == 0) {
+            token_file = v, i++;
         } else if (strcmp(argv[i], "--cacert") == 0) {
             tls.ca_file = v, i++;
         } else if (strcmp(argv[i], "--server-name") == 0) {
@@ -85,6 +88,11 @@ int main(int argc, char **argv)
             hc_client_free(c);
             return 1;
         }
+    }
+    if (rv == 0 && token_file != NULL && (rv = hc_client_set_token_file(c, token_file)) != 0) {
+        report_fail(c, "set_token_file", "-", rv);
+        hc_client_free(c);
+        return 1;
     }
     if (rv != 0) {
         printf("fail op=new key=- rc=%d (%s) err=\n", rv, hc_strerror(rv));
