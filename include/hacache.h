@@ -255,8 +255,8 @@ typedef struct {
     uint64_t if_version;
 } hc_put_opts_t;
 
-/* hc_put with options. On 0, *version (may be NULL) gets the entry's new version (0 with
- * HC_ACK_NONE, whose answer comes before the leader ordered the write). HC_ECONFLICT when a
+/* hc_put with options. On 0, *version (may be NULL) gets the entry's new version (0 when the node
+ * answered before it was known: HC_ACK_NONE through a follower). HC_ECONFLICT when a
  * condition failed (nothing written). A condition needs HC_ACK_QUORUM (HC_EINVAL otherwise): a
  * weaker ack is answered before the leader applies the write, which is when the condition is
  * checked, so its outcome could not be told. Otherwise the codes of hc_put. */
@@ -277,8 +277,8 @@ HC_EXPORT int hc_del_ex(hc_client_t *c, const char *cache, const void *key, size
                         const hc_del_opts_t *opts);
 
 /* Declares cache (created if needed) with exactly these settings, replicated like a write with
- * HC_ACK_QUORUM: every setting is replaced, a 0 is "none" (see hc_cache_settings_t). Entries
- * already stored keep their expiry; default_ttl_ms applies to later puts. HC_EINVAL (cache name,
+ * HC_ACK_QUORUM: every setting is replaced, a 0 is "none" (see hc_cache_settings_t). They apply
+ * to later writes: entries already stored keep their values and expiry. HC_EINVAL (cache name,
  * policy), HC_EUNKNOWN_OUTCOME and the other codes of a write. */
 HC_EXPORT int hc_cache_configure(hc_client_t *c, const char *cache,
                                  const hc_cache_settings_t *settings);
@@ -287,7 +287,7 @@ HC_EXPORT int hc_cache_configure(hc_client_t *c, const char *cache,
 typedef struct {
     uint64_t entries;      /* live entries, and expired ones not yet reclaimed */
     uint64_t memory_bytes; /* accounted bytes */
-    uint64_t hits, misses, evictions, expirations; /* counters of that node since it started */
+    uint64_t hits, misses, evictions, expirations; /* that node's counters */
     hc_cache_settings_t settings;
 } hc_cache_info_t;
 
