@@ -263,9 +263,9 @@ def test_conditional_writes_versions_ttl_incr_clear_settings():
             return r["rc"] == 0 and r["has_ttl"] == 1 and r["ttl"] < first
 
         H.wait_until(decreased, 10.0, interval=0.01, what="the remaining TTL decreases")
-        res = run_smoke(e, "putx", "t", "short", "x", "quorum", "300", "-",
+        res = run_smoke(e, "putx", "t", "short", "x", "quorum", "2000", "-",
                         "getx", "t", "short", "local")
-        H.check(res[1]["rc"] == 0 and 0 < res[1]["ttl"] <= 300, "short TTL: %s" % res[1])
+        H.check(res[1]["rc"] == 0 and 0 < res[1]["ttl"] <= 2000, "short TTL: %s" % res[1])
         H.wait_until(lambda: run_smoke(e, "getx", "t", "short", "linearizable")[0]["rc"]
                      == ENOTFOUND, 10.0, interval=0.05, what="the entry is gone once its TTL ran out")
 
