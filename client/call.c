@@ -41,7 +41,9 @@ hcc_call_step_t hcc_call_after(hcc_call_t *k, hcc_endpoints_t *eps, hcc_xfer_t *
     }
     if (o == HCC_X_ANSWER) {
         k->all_tls = 0;
-        k->last = x->answer.status == 504 ? HC_ETIMEDOUT : HC_EUNAVAILABLE;
+        /* 504: HC_ETIMEDOUT (a write's unknown outcome is maybe_applied); 502/503: the code of
+         * the answer (unavailable, shutting_down, busy) */
+        k->last = x->answer.status == 504 ? HC_ETIMEDOUT : hcc_answer_err(&x->answer);
         k->maybe_applied |= k->is_write && x->answer.status != 503;
         k->invalidated |= hcc_answer_invalidated(&x->answer);
         snprintf(k->last_error, sizeof(k->last_error), "%s://%s:%s answered %d: %.200s",
@@ -69,6 +71,5 @@ int hcc_call_error(const hcc_call_t *k)
     if (k->attempts > 0 && k->all_tls) {
         return HC_ETLS;
     }
-    /* the deadline passed: a timeout, unless every node was unreachable or answered 503 */
-    return k->last != HC_EUNAVAILABLE ? HC_ETIMEDOUT : HC_EUNAVAILABLE;
+    return k->last; /* the deadline passed: what the nodes did last */
 }

@@ -41,8 +41,9 @@ typedef enum {
 hcc_call_step_t hcc_call_after(hcc_call_t *k, hcc_endpoints_t *eps, hcc_xfer_t *x, CURLcode rc,
                                hcc_xfer_outcome_t o, uint64_t now, uint64_t *pause_ms, int *err);
 /* The error of a call whose deadline passed without a final answer: HC_EUNKNOWN_OUTCOME (a write
- * that may have been applied), HC_ETLS (every attempt failed its handshake), HC_EUNAVAILABLE or
- * HC_ETIMEDOUT. */
+ * that may have been applied), HC_ETLS (every attempt failed its handshake), else what the
+ * nodes did last: HC_ETIMEDOUT (no answer, or a 504), HC_EUNAVAILABLE, HC_ESHUTDOWN or HC_EBUSY
+ * (the last 503 said so). */
 int hcc_call_error(const hcc_call_t *k);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "call.h"
+#include "json_scan.h"
 #include "settings.h"
 #include "stale.h"
 #include "transport.h"
@@ -22,6 +23,7 @@ struct hc_client {
     CURL *easy;
     uint32_t max_stale_ms;
     int stale_on_invalidated;
+    hc_consistency_t consistency; /* of hc_get and hc_get_ex without one */
     hcc_stale_t stale;
     char last_error[512]; /* what went wrong last, for hc_client_last_error */
 };
@@ -66,7 +68,7 @@ void hc_client_free(hc_client_t *c)
         return;
     }
     curl_easy_cleanup(c->easy);
-    hcc_stale_clear(&c->stale);
+    hcc_stale_free(&c->stale);
     hcc_settings_free(&c->set);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -126,10 +128,11 @@ void hc_value_free(hc_value_t *v)
 
 /* Runs method path (with body) against the nodes until an answer that is not retryable or the
  * deadline. rid: the write's request id, or NULL for a read. Returns 0 with *ans (the caller
- * resets it), or an error of hcc_call_error (HC_EUNKNOWN_OUTCOME, HC_ETLS, HC_EUNAVAILABLE,
- * HC_ETIMEDOUT), HC_EINTERNAL (an answer that cannot be parsed) or HC_ENOMEM. *invalidated (may
- * be NULL) is set when some node answered that it invalidated after a quorum loss.
- * c->last_error tells what went wrong. Called with c->mu held. */
+ * resets it), or an error of hcc_call_error (HC_EUNKNOWN_OUTCOME, HC_ETLS, HC_EUNAVAILABLE or,
+ * when the last 503 said so, HC_ESHUTDOWN / HC_EBUSY, HC_ETIMEDOUT), HC_EINTERNAL (an answer that
+ * cannot be parsed) or HC_ENOMEM. *invalidated (may be NULL) is set when some node answered that
+ * it invalidated after a quorum loss. c->last_error tells what went wrong. Called with c->mu
+ * held. */
 static int request(hc_client_t *c, const char *method, const char *path, const void *body,
                    size_t blen, const char *rid, hcc_answer_t *ans, int *invalidated)
 {
@@ -199,12 +202,15 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
 
 /* ---- calls ---- */
 
+/* What a write may have changed, to be dropped from the stale copy. */
+typedef enum { TOUCHES_KEY, TOUCHES_CACHE, TOUCHES_NO_VALUE } touches_t;
+
 /* A write: key path + suffix (the query included; key NULL: the whole cache), with a fresh
- * request id. Whatever may have changed the key (or the cache) is dropped from the stale copy
- * before the call returns. On 0, *ans holds the answer (the caller resets it). */
+ * request id. Whatever it may have changed (touches) is dropped from the stale copy before the
+ * call returns. On 0, *ans holds the answer (the caller resets it). */
 static int write_call(hc_client_t *c, const char *method, const char *cache, const void *key,
                       size_t klen, const char *suffix, const void *body, size_t blen,
-                      hcc_answer_t *ans)
+                      touches_t touches, hcc_answer_t *ans)
 {
     memset(ans, 0, sizeof(*ans));
     if (c == NULL || !hcc_cache_name_ok(cache) || (key == NULL && klen > 0)) {
@@ -225,9 +231,9 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
         hcc_answer_reset(ans);
     }
     if (hcc_write_may_have_changed(rv)) {
-        if (key != NULL) {
+        if (touches == TOUCHES_KEY) {
             hcc_stale_forget(&c->stale, cache, key, klen);
-        } else {
+        } else if (touches == TOUCHES_CACHE) {
             hcc_stale_forget_cache(&c->stale, cache);
         }
     }
@@ -236,46 +242,96 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
     return rv;
 }
 
+static int ack_ok(hc_ack_t ack)
+{
+    return ack == HC_ACK_QUORUM || ack == HC_ACK_ONCE || ack == HC_ACK_LEADER || ack == HC_ACK_NONE;
+}
+
+int hc_put_ex(hc_client_t *c, const char *cache, const void *key, size_t klen, const void *val,
+              size_t vlen, const hc_put_opts_t *opts, uint64_t *version)
+{
+    static const hc_put_opts_t defaults;
+    const hc_put_opts_t *o = opts != NULL ? opts : &defaults;
+    if (version != NULL) {
+        *version = 0;
+    }
+    int conditional = o->if_absent || o->has_if_version;
+    if (klen == 0 || key == NULL || (val == NULL && vlen > 0) || !ack_ok(o->ack) ||
+        (conditional && o->ack != HC_ACK_QUORUM)) {
+        return HC_EINVAL;
+    }
+    char q[160];
+    int n = snprintf(q, sizeof(q), "?ack=%s&ttl_ms=%llu", hcc_ack_name(o->ack),
+                     (unsigned long long)o->ttl_ms);
+    if (o->if_absent) {
+        n += snprintf(q + n, sizeof(q) - (size_t)n, "&if_absent=1");
+    }
+    if (o->has_if_version) {
+        snprintf(q + n, sizeof(q) - (size_t)n, "&if_version=%llu",
+                 (unsigned long long)o->if_version);
+    }
+    hcc_answer_t a;
+    int rv = write_call(c, "PUT", cache, key, klen, q, val, vlen, TOUCHES_KEY, &a);
+    if (rv == 0 && version != NULL &&
+        hcc_json_member_u64(a.body, a.body_len, "version", version) != 0) {
+        *version = 0; /* an answer without it */
+    }
+    hcc_answer_reset(&a);
+    return rv;
+}
+
 int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen, const void *val,
            size_t vlen, hc_ack_t ack, uint64_t ttl_ms)
 {
-    if (klen == 0 || key == NULL || (val == NULL && vlen > 0)) {
+    hc_put_opts_t o = {.ack = ack, .ttl_ms = ttl_ms};
+    return hc_put_ex(c, cache, key, klen, val, vlen, &o, NULL);
+}
+
+int hc_del_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
+              const hc_del_opts_t *opts)
+{
+    static const hc_del_opts_t defaults;
+    const hc_del_opts_t *o = opts != NULL ? opts : &defaults;
+    if (klen == 0 || key == NULL || !ack_ok(o->ack) ||
+        (o->has_if_version && o->ack != HC_ACK_QUORUM)) {
         return HC_EINVAL;
     }
     char q[80];
-    snprintf(q, sizeof(q), "?ack=%s&ttl_ms=%llu", hcc_ack_name(ack), (unsigned long long)ttl_ms);
+    int n = snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(o->ack));
+    if (o->has_if_version) {
+        snprintf(q + n, sizeof(q) - (size_t)n, "&if_version=%llu",
+                 (unsigned long long)o->if_version);
+    }
     hcc_answer_t a;
-    int rv = write_call(c, "PUT", cache, key, klen, q, val, vlen, &a);
+    int rv = write_call(c, "DELETE", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
     hcc_answer_reset(&a);
     return rv;
 }
 
 int hc_del(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_ack_t ack)
 {
-    if (klen == 0 || key == NULL) {
-        return HC_EINVAL;
-    }
-    char q[32];
-    snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
-    hcc_answer_t a;
-    int rv = write_call(c, "DELETE", cache, key, klen, q, NULL, 0, &a);
-    hcc_answer_reset(&a);
-    return rv;
+    hc_del_opts_t o = {.ack = ack};
+    return hc_del_ex(c, cache, key, klen, &o);
 }
 
 int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int64_t by,
             hc_ack_t ack, int64_t *value)
 {
-    if (klen == 0 || key == NULL) {
+    if (value != NULL) {
+        *value = 0;
+    }
+    if (klen == 0 || key == NULL || !ack_ok(ack)) {
         return HC_EINVAL;
     }
     char q[80];
     snprintf(q, sizeof(q), "/incr?by=%lld&ack=%s", (long long)by, hcc_ack_name(ack));
     hcc_answer_t a;
-    int rv = write_call(c, "POST", cache, key, klen, q, NULL, 0, &a);
-    if (rv == 0 && value != NULL) {
-        const char *v = strstr(a.body, "\"value\":");
-        *value = v ? strtoll(v + 8, NULL, 10) : 0;
+    int rv = write_call(c, "POST", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
+    hcc_json_t v;
+    if (rv == 0 && value != NULL &&
+        (hcc_json_member((hcc_json_t){.p = a.body, .n = a.body_len}, "value", &v) != 1 ||
+         hcc_json_i64(v, value) != 0)) {
+        *value = 0; /* not known (ack other than quorum) */
     }
     hcc_answer_reset(&a);
     return rv;
@@ -283,10 +339,51 @@ int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int
 
 int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack)
 {
+    if (!ack_ok(ack)) {
+        return HC_EINVAL;
+    }
     char q[32];
     snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
     hcc_answer_t a;
-    int rv = write_call(c, "DELETE", cache, NULL, 0, q, NULL, 0, &a);
+    int rv = write_call(c, "DELETE", cache, NULL, 0, q, NULL, 0, TOUCHES_CACHE, &a);
+    hcc_answer_reset(&a);
+    return rv;
+}
+
+int hc_cache_configure(hc_client_t *c, const char *cache, const hc_cache_settings_t *settings)
+{
+    if (settings == NULL ||
+        (settings->policy != HC_POLICY_INVALIDATE && settings->policy != HC_POLICY_SERVE_STALE)) {
+        return HC_EINVAL;
+    }
+    char q[200];
+    snprintf(q, sizeof(q),
+             "?ack=quorum&max_memory=%llu&default_ttl_ms=%llu&policy=%s&max_stale_ms=%llu",
+             (unsigned long long)settings->max_memory, (unsigned long long)settings->default_ttl_ms,
+             settings->policy == HC_POLICY_SERVE_STALE ? "serve_stale" : "invalidate",
+             (unsigned long long)settings->max_stale_ms);
+    hcc_answer_t a;
+    int rv = write_call(c, "PUT", cache, NULL, 0, q, NULL, 0, TOUCHES_NO_VALUE, &a);
+    hcc_answer_reset(&a);
+    return rv;
+}
+
+int hc_cache_info(hc_client_t *c, const char *cache, hc_cache_info_t *out)
+{
+    if (out == NULL) {
+        return HC_EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (c == NULL || !hcc_cache_name_ok(cache)) {
+        return HC_EINVAL;
+    }
+    hcc_answer_t a;
+    pthread_mutex_lock(&c->mu);
+    int rv = request(c, "GET", "/v1/caches", NULL, 0, NULL, &a, NULL);
+    pthread_mutex_unlock(&c->mu);
+    if (rv == 0 && (rv = hcc_answer_err(&a)) == 0) {
+        rv = hcc_parse_cache_info(a.body, a.body_len, cache, out);
+    }
     hcc_answer_reset(&a);
     return rv;
 }
@@ -324,22 +421,68 @@ int hc_request(hc_client_t *c, const char *method, const char *path, const void 
     return 0;
 }
 
-int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_value_t *out)
+static int consistency_ok(hc_consistency_t level)
 {
+    return level == HC_READ_LOCAL || level == HC_READ_LEADER || level == HC_READ_LINEARIZABLE;
+}
+
+int hc_client_set_consistency(hc_client_t *c, hc_consistency_t level)
+{
+    if (c == NULL || !consistency_ok(level)) {
+        return HC_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->consistency = level;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int hc_client_set_cache_stale(hc_client_t *c, const char *cache, uint32_t max_stale_ms)
+{
+    if (c == NULL || !hcc_cache_name_ok(cache)) {
+        return HC_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    int rv = hcc_stale_set_limit(&c->stale, cache, max_stale_ms);
+    pthread_mutex_unlock(&c->mu);
+    return rv;
+}
+
+/* Did a read end without any node giving an answer (so the stale copy may stand in)? */
+static int no_node_answered(int rv)
+{
+    return rv == HC_ETIMEDOUT || rv == HC_EUNAVAILABLE || rv == HC_ESHUTDOWN || rv == HC_EBUSY;
+}
+
+int hc_get_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
+              const hc_read_opts_t *opts, hc_value_t *out, hc_meta_t *meta)
+{
+    if (meta != NULL) {
+        memset(meta, 0, sizeof(*meta));
+    }
     if (out == NULL) {
         return HC_EINVAL;
     }
     memset(out, 0, sizeof(*out));
-    if (c == NULL || !hcc_cache_name_ok(cache) || key == NULL || klen == 0) {
+    if (c == NULL || !hcc_cache_name_ok(cache) || key == NULL || klen == 0 ||
+        (opts != NULL && opts->has_consistency && !consistency_ok(opts->consistency))) {
         return HC_EINVAL;
     }
-    char *path = hcc_key_path(cache, key, klen, "");
+    pthread_mutex_lock(&c->mu);
+    hc_consistency_t cons =
+        opts != NULL && opts->has_consistency ? opts->consistency : c->consistency;
+    char q[32] = "";
+    if (cons != HC_READ_LOCAL) {
+        snprintf(q, sizeof(q), "?consistency=%s", hcc_consistency_name(cons));
+    }
+    char *path = hcc_key_path(cache, key, klen, q);
     if (path == NULL) {
+        pthread_mutex_unlock(&c->mu);
         return HC_ENOMEM;
     }
+    uint64_t keep_ms = hcc_stale_limit(&c->stale, cache, c->max_stale_ms);
     hcc_answer_t a;
     int invalidated = 0;
-    pthread_mutex_lock(&c->mu);
     int rv = request(c, "GET", path, NULL, 0, NULL, &a, &invalidated);
     free(path);
     if (rv == 0) {
@@ -349,8 +492,14 @@ int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_v
             out->len = a.body_len;
             out->stale = a.stale;
             a.body = NULL;
-            if (c->max_stale_ms > 0) {
-                hcc_stale_remember(&c->stale, cache, key, klen, out->data, out->len, hcc_now_ms());
+            hc_meta_t m = {.version = a.version, .has_ttl = a.has_ttl, .ttl_ms = a.ttl_ms};
+            if (meta != NULL) {
+                *meta = m;
+            }
+            /* a node's own stale answer is not fresh: its age is not known */
+            if (keep_ms > 0 && !a.stale) {
+                hcc_stale_remember(&c->stale, cache, key, klen, out->data, out->len, &m,
+                                   hcc_now_ms());
             }
         } else if (rv == HC_ENOTFOUND) {
             hcc_stale_forget(&c->stale, cache, key, klen);
@@ -360,9 +509,9 @@ int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_v
         /* a node said it dropped its data after losing the quorum: that is the answer (a cache
          * with the invalidate policy prefers a miss to an old value), and the copy goes too */
         hcc_stale_forget(&c->stale, cache, key, klen);
-    } else if (c->max_stale_ms > 0 && (rv == HC_ETIMEDOUT || rv == HC_EUNAVAILABLE)) {
-        int s = hcc_stale_get(&c->stale, cache, key, klen, hcc_now_ms(), c->max_stale_ms,
-                              &out->data, &out->len);
+    } else if (keep_ms > 0 && !(opts != NULL && opts->no_stale) && no_node_answered(rv)) {
+        int s = hcc_stale_get(&c->stale, cache, key, klen, hcc_now_ms(), keep_ms, &out->data,
+                              &out->len, meta);
         if (s == 0) {
             out->stale = 1;
             rv = 0;
@@ -372,4 +521,9 @@ int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_v
     }
     pthread_mutex_unlock(&c->mu);
     return rv;
+}
+
+int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen, hc_value_t *out)
+{
+    return hc_get_ex(c, cache, key, klen, NULL, out, NULL);
 }

@@ -1,10 +1,9 @@
-/* stale.c: see stale.h. A list in reading order: small (bounded) and scanned linearly. */
+/* stale.c: see stale.h. A list in reading order: small (bounded) and scanned linearly; the
+ * per-cache limits are an array (a handful, set by the program). */
 #include "stale.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#include "hacache.h"
 
 struct hcc_stale_entry {
     hcc_stale_entry_t *next;
@@ -13,7 +12,10 @@ struct hcc_stale_entry {
     size_t klen;
     void *val;
     size_t vlen;
-    uint64_t at_ms; /* monotonic time it was read */
+    uint64_t at_ms;     /* monotonic time it was read */
+    uint64_t version;   /* as the node reported it; 0 unknown */
+    int expires;        /* the node reported a TTL... */
+    uint64_t expire_ms; /* ...that runs out at this monotonic time */
 };
 
 void hcc_stale_init(hcc_stale_t *s, size_t max_entries, size_t max_bytes)
@@ -61,6 +63,62 @@ void hcc_stale_clear(hcc_stale_t *s)
     }
 }
 
+void hcc_stale_free(hcc_stale_t *s)
+{
+    hcc_stale_clear(s);
+    for (size_t i = 0; i < s->nlimits; i++) {
+        free(s->limits[i].cache);
+    }
+    free(s->limits);
+    s->limits = NULL;
+    s->nlimits = 0;
+}
+
+static hcc_stale_limit_t *limit_of(const hcc_stale_t *s, const char *cache)
+{
+    for (size_t i = 0; i < s->nlimits; i++) {
+        if (strcmp(s->limits[i].cache, cache) == 0) {
+            return &s->limits[i];
+        }
+    }
+    return NULL;
+}
+
+int hcc_stale_set_limit(hcc_stale_t *s, const char *cache, uint32_t max_ms)
+{
+    hcc_stale_limit_t *l = limit_of(s, cache);
+    if (max_ms == HC_CACHE_STALE_DEFAULT) {
+        if (l != NULL) {
+            free(l->cache);
+            *l = s->limits[--s->nlimits];
+        }
+        return 0;
+    }
+    if (l == NULL) {
+        hcc_stale_limit_t *grown = realloc(s->limits, (s->nlimits + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            return HC_ENOMEM;
+        }
+        s->limits = grown;
+        l = &s->limits[s->nlimits];
+        if ((l->cache = strdup(cache)) == NULL) {
+            return HC_ENOMEM;
+        }
+        s->nlimits++;
+    }
+    l->max_ms = max_ms;
+    if (max_ms == 0) {
+        hcc_stale_forget_cache(s, cache); /* fail closed: nothing of it stays in memory */
+    }
+    return 0;
+}
+
+uint64_t hcc_stale_limit(const hcc_stale_t *s, const char *cache, uint64_t client_max_ms)
+{
+    const hcc_stale_limit_t *l = limit_of(s, cache);
+    return l != NULL ? l->max_ms : client_max_ms;
+}
+
 void hcc_stale_forget(hcc_stale_t *s, const char *cache, const void *key, size_t klen)
 {
     hcc_stale_entry_t **pp = &s->head, *prev = NULL;
@@ -86,7 +144,7 @@ void hcc_stale_forget_cache(hcc_stale_t *s, const char *cache)
 }
 
 void hcc_stale_remember(hcc_stale_t *s, const char *cache, const void *key, size_t klen,
-                        const void *val, size_t vlen, uint64_t now_ms)
+                        const void *val, size_t vlen, const hc_meta_t *meta, uint64_t now_ms)
 {
     hcc_stale_forget(s, cache, key, klen);
     hcc_stale_entry_t *e = calloc(1, sizeof(*e));
@@ -107,6 +165,12 @@ void hcc_stale_remember(hcc_stale_t *s, const char *cache, const void *key, size
     e->klen = klen;
     e->vlen = vlen;
     e->at_ms = now_ms;
+    if (meta != NULL) {
+        e->version = meta->version;
+        e->expires = meta->has_ttl != 0;
+        /* saturating: an expiry beyond the clock's range is never reached */
+        e->expire_ms = meta->ttl_ms < UINT64_MAX - now_ms ? now_ms + meta->ttl_ms : UINT64_MAX;
+    }
     size_t bytes = entry_bytes(e);
     if (bytes > s->max_bytes || s->max_entries == 0) {
         entry_free(e);
@@ -126,14 +190,14 @@ void hcc_stale_remember(hcc_stale_t *s, const char *cache, const void *key, size
 }
 
 int hcc_stale_get(const hcc_stale_t *s, const char *cache, const void *key, size_t klen,
-                  uint64_t now_ms, uint64_t max_age_ms, void **val, size_t *vlen)
+                  uint64_t now_ms, uint64_t max_age_ms, void **val, size_t *vlen, hc_meta_t *meta)
 {
     for (const hcc_stale_entry_t *e = s->head; e != NULL; e = e->next) {
         if (!entry_is(e, cache, key, klen)) {
             continue;
         }
-        if (now_ms - e->at_ms > max_age_ms) {
-            return HC_ENOTFOUND;
+        if (now_ms - e->at_ms > max_age_ms || (e->expires && now_ms >= e->expire_ms)) {
+            return HC_ENOTFOUND; /* too old, or the cluster would not return it any more */
         }
         char *v = malloc(e->vlen + 1);
         if (v == NULL) {
@@ -143,6 +207,11 @@ int hcc_stale_get(const hcc_stale_t *s, const char *cache, const void *key, size
         v[e->vlen] = '\0';
         *val = v;
         *vlen = e->vlen;
+        if (meta != NULL) {
+            meta->version = e->version;
+            meta->has_ttl = e->expires;
+            meta->ttl_ms = e->expires ? e->expire_ms - now_ms : 0;
+        }
         return 0;
     }
     return HC_ENOTFOUND;

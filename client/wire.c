@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "json_scan.h"
 #include "names.h"
 
 void hcc_answer_reset(hcc_answer_t *a)
@@ -116,47 +117,49 @@ int hcc_answer_retryable(int status)
     return status == 502 || status == 503 || status == 504;
 }
 
-/* The value of "key":"..." in a JSON body, compared with want. */
-static int json_str_is(const char *body, const char *key, const char *want)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\":\"%s\"", key, want);
-    return body != NULL && strstr(body, pat) != NULL;
-}
-
 int hcc_answer_invalidated(const hcc_answer_t *a)
 {
-    return a->status == 503 && json_str_is(a->body, "reason", "no_quorum");
+    return a->status == 503 && hcc_json_member_is(a->body, a->body_len, "reason", "no_quorum");
 }
+
+/* Every outcome the server's HTTP layer sends (server/http.c send_hc_error and send_error), by
+ * status and error code; code NULL: any other code of that status. The first match wins. */
+static const struct {
+    int status;
+    const char *code;
+    int err;
+} answer_errors[] = {
+    {200, NULL, 0},
+    {400, NULL, HC_EINVAL}, /* bad_request, tls_reload_failed */
+    {401, NULL, HC_EAUTH},  /* unauthorized */
+    {403, NULL, HC_EAUTH},
+    {404, NULL, HC_ENOTFOUND}, /* not_found */
+    {405, NULL, HC_EINVAL},    /* method_not_allowed */
+    {409, "not_integer", HC_ENOTINT},
+    {409, "overflow", HC_EOVERFLOW},
+    {409, "upgrade_pending", HC_EUPGRADE},
+    {409, NULL, HC_ECONFLICT}, /* conflict; admin calls: not_leader, standalone */
+    {413, NULL, HC_ETOOLARGE}, /* too_large (or h2o's plain-text refusal of a large body) */
+    {500, NULL, HC_EINTERNAL}, /* internal */
+    {502, NULL, HC_EUNAVAILABLE},
+    {503, "shutting_down", HC_ESHUTDOWN},
+    {503, "busy", HC_EBUSY},
+    {503, NULL, HC_EUNAVAILABLE}, /* unavailable (reason: no_quorum, ...), max_clients */
+    {504, "unknown_outcome", HC_EUNKNOWN_OUTCOME},
+    {504, NULL, HC_ETIMEDOUT}, /* timeout */
+    {507, NULL, HC_ENOMEM},    /* insufficient_memory */
+};
 
 int hcc_answer_err(const hcc_answer_t *a)
 {
-    switch (a->status) {
-    case 200:
-        return 0;
-    case 400:
-        return HC_EINVAL;
-    case 401:
-    case 403:
-        return HC_EAUTH;
-    case 404:
-        return HC_ENOTFOUND;
-    case 409:
-        if (json_str_is(a->body, "code", "not_integer")) {
-            return HC_ENOTINT;
+    for (size_t i = 0; i < sizeof(answer_errors) / sizeof(answer_errors[0]); i++) {
+        if (answer_errors[i].status == a->status &&
+            (answer_errors[i].code == NULL ||
+             hcc_json_member_is(a->body, a->body_len, "code", answer_errors[i].code))) {
+            return answer_errors[i].err;
         }
-        return json_str_is(a->body, "code", "overflow") ? HC_EOVERFLOW : HC_ECONFLICT;
-    case 413:
-        return HC_ETOOLARGE;
-    case 503:
-        return json_str_is(a->body, "code", "shutting_down") ? HC_ESHUTDOWN : HC_EUNAVAILABLE;
-    case 504:
-        return json_str_is(a->body, "code", "unknown_outcome") ? HC_EUNKNOWN_OUTCOME : HC_ETIMEDOUT;
-    case 507:
-        return HC_ENOMEM;
-    default:
-        return HC_EINTERNAL;
     }
+    return HC_EINTERNAL;
 }
 
 int hcc_write_may_have_changed(int rv)
@@ -164,6 +167,7 @@ int hcc_write_may_have_changed(int rv)
     switch (rv) {
     case HC_EUNAVAILABLE: /* every node reached answered 503: not accepted */
     case HC_ESHUTDOWN:
+    case HC_EBUSY:
     case HC_EINVAL:
     case HC_EAUTH:
     case HC_ETOOLARGE:
@@ -241,4 +245,68 @@ int hcc_new_rid(char hex_out[33])
 int hcc_cache_name_ok(const char *s)
 {
     return s != NULL && hc_cache_name_ok(s, strlen(s));
+}
+
+const char *hcc_consistency_name(hc_consistency_t c)
+{
+    switch (c) {
+    case HC_READ_LEADER:
+        return "leader";
+    case HC_READ_LINEARIZABLE:
+        return "linearizable";
+    default:
+        return "local";
+    }
+}
+
+/* The settings object of a cache in /v1/caches. */
+static int parse_settings(hcc_json_t v, hc_cache_settings_t *out)
+{
+    hcc_json_t m;
+    if (hcc_json_member(v, "quorum_loss_policy", &m) != 1) {
+        return -1;
+    }
+    if (hcc_json_str_is(m, "serve_stale")) {
+        out->policy = HC_POLICY_SERVE_STALE;
+    } else if (hcc_json_str_is(m, "invalidate")) {
+        out->policy = HC_POLICY_INVALIDATE;
+    } else {
+        return -1;
+    }
+    if (hcc_json_member_u64(v.p, v.n, "max_memory", &out->max_memory) != 0 ||
+        hcc_json_member_u64(v.p, v.n, "default_ttl_ms", &out->default_ttl_ms) != 0 ||
+        hcc_json_member_u64(v.p, v.n, "max_stale_ms", &out->max_stale_ms) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int hcc_parse_cache_info(const char *body, size_t len, const char *cache, hc_cache_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    hcc_json_t caches, c, m;
+    if (body == NULL ||
+        hcc_json_member((hcc_json_t){.p = body, .n = len}, "caches", &caches) != 1) {
+        return HC_EINTERNAL;
+    }
+    size_t pos = 0;
+    int rv;
+    while ((rv = hcc_json_next(caches, &pos, &c)) == 1) {
+        if (hcc_json_member(c, "name", &m) != 1 || !hcc_json_str_is(m, cache)) {
+            continue;
+        }
+        if (hcc_json_member_u64(c.p, c.n, "entries", &out->entries) != 0 ||
+            hcc_json_member_u64(c.p, c.n, "memory_bytes", &out->memory_bytes) != 0 ||
+            hcc_json_member(c, "settings", &m) != 1 || parse_settings(m, &out->settings) != 0) {
+            memset(out, 0, sizeof(*out));
+            return HC_EINTERNAL;
+        }
+        /* counters: reported by every version so far, but not needed to make sense of the rest */
+        (void)hcc_json_member_u64(c.p, c.n, "hits", &out->hits);
+        (void)hcc_json_member_u64(c.p, c.n, "misses", &out->misses);
+        (void)hcc_json_member_u64(c.p, c.n, "evictions", &out->evictions);
+        (void)hcc_json_member_u64(c.p, c.n, "expirations", &out->expirations);
+        return 0;
+    }
+    return rv == 0 ? HC_ENOTFOUND : HC_EINTERNAL;
 }

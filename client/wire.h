@@ -41,9 +41,16 @@ int hcc_answer_retryable(int status);
 /* Is this a 503 from a node that invalidated its data after losing the quorum (or holds its
  * reads for the same reason)? The server names it with the readiness reason `no_quorum`. */
 int hcc_answer_invalidated(const hcc_answer_t *a);
-/* Maps a final answer (not retryable) to 0 or an HC_E* code, from the status and the error body's
- * "code". */
+/* Maps an answer to 0 or an HC_E* code, from the status and the error body's "code" (a table
+ * of every outcome the server sends; unknown ones are HC_EINTERNAL). Also the retryable ones:
+ * the code of the last 502/503/504 is what a call that found no node to answer returns. */
 int hcc_answer_err(const hcc_answer_t *a);
+
+/* "local", "leader", "linearizable" (the ?consistency= of a GET). */
+const char *hcc_consistency_name(hc_consistency_t c);
+/* Finds cache in the body of GET /v1/caches: 0 with *out, HC_ENOTFOUND when it is not listed,
+ * HC_EINTERNAL when the body is not what a node sends (then *out is zeroed). */
+int hcc_parse_cache_info(const char *body, size_t len, const char *cache, hc_cache_info_t *out);
 
 /* Could a write that ended in rv have changed what it wrote to? Only the answers that say it was
  * not applied (refused, or no node accepted it) return 0. */

@@ -55,6 +55,25 @@ HC_EXPORT const char *hc_strerror(int err);
 /* Ack level of a write (SPEC section 3). */
 typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_ack_t;
 
+/* Consistency of a read (SPEC section 3): LOCAL the answering node's applied state (a follower
+ * may lag behind a write acknowledged elsewhere); LEADER served by the leader (through the node
+ * asked); LINEARIZABLE the leader first confirms it still leads (ReadIndex), so the read sees
+ * every write acknowledged before it began. */
+typedef enum { HC_READ_LOCAL = 0, HC_READ_LEADER, HC_READ_LINEARIZABLE } hc_consistency_t;
+
+/* What a node does with a cache when it loses contact with the quorum (SPEC section 3):
+ * INVALIDATE drops its entries and answers 503 `no_quorum`; SERVE_STALE keeps answering local
+ * reads, marked stale, for at most the cache's max_stale_ms. */
+typedef enum { HC_POLICY_INVALIDATE = 0, HC_POLICY_SERVE_STALE } hc_qloss_policy_t;
+
+/* The settings of one cache; 0 means "none" for each number. */
+typedef struct {
+    uint64_t max_memory;     /* bytes this cache may hold; 0 = only the node-wide bound */
+    uint64_t default_ttl_ms; /* TTL of a put that carries none; 0 = no expiry */
+    hc_qloss_policy_t policy;
+    uint64_t max_stale_ms; /* HC_POLICY_SERVE_STALE: how long after quorum loss; 0 = not at all */
+} hc_cache_settings_t;
+
 /* ---- remote client (synchronous) ----
  *
  * A client talks HTTP/1.1 (keep-alive) to the nodes listed in `endpoints`: a new client starts
@@ -77,25 +96,37 @@ typedef enum { HC_ACK_QUORUM = 0, HC_ACK_ONCE, HC_ACK_LEADER, HC_ACK_NONE } hc_a
  * handshake fails is failed over like one that does not answer, and a call on which every
  * attempt failed the handshake returns HC_ETLS (hc_client_last_error says why).
  *
- * Local stale copy: with max_stale_ms > 0 the client remembers the values of successful gets
- * (at most HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and
- * values; the oldest remembered goes first). hc_get returns a remembered value, with
- * stale = 1, only when all of these hold:
+ * Local stale copy: the client remembers the values nodes returned to its gets (hc_get,
+ * hc_get_ex at any consistency) in caches whose stale limit is not 0: max_stale_ms of the
+ * client, or the cache's own limit (hc_client_set_cache_stale). At most
+ * HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and values are
+ * kept (the oldest remembered goes first), with the entry's version and remaining TTL. A node's
+ * own stale answer (X-Hacache-Stale: 1, a serve_stale cache after quorum loss) is returned
+ * (stale = 1) but not remembered. hc_get / hc_get_ex return a remembered value, with stale = 1,
+ * only when all of these hold:
+ *   - the call allows it: hc_read_opts_t.no_stale is 0, and the key's cache has a stale limit
+ *     that is not 0 (set the cache's limit to 0 for data that must fail closed: sessions,
+ *     revocations);
  *   - no node gave an answer within the deadline (every node was unreachable, timed out, or
- *     answered 502/503/504: the call would otherwise fail with HC_EUNAVAILABLE or
- *     HC_ETIMEDOUT);
+ *     answered 502/503/504: the call would otherwise fail with HC_EUNAVAILABLE, HC_ETIMEDOUT,
+ *     HC_ESHUTDOWN or HC_EBUSY);
  *   - no node answered that it invalidated its data after losing the quorum (a 503 with
  *     reason `no_quorum`), unless hc_client_set_stale_on_invalidated(c, 1) was called: such an
  *     answer is final (the get returns HC_EUNAVAILABLE) and forgets the copy of that key;
- *   - the value was read by this client no more than max_stale_ms ago, and no later call of
- *     this client may have changed the key: a get answered 404, hc_put / hc_del / hc_incr of
- *     that key, hc_clear of its cache, or a non-GET hc_request, forget the copy as soon as
- *     they succeed, answer 404, or end without a known outcome (HC_EUNKNOWN_OUTCOME,
- *     HC_ETIMEDOUT, HC_EINTERNAL). So a stale value never contradicts the client's own writes:
- *     after a successful hc_del the key is HC_ENOTFOUND or an error, never the old value.
- * The copy holds values read, never values written: a get after hc_put has no copy to fall
- * back to until it read the key once more. Other clients' writes are not seen: a stale value
- * may be one another client has since overwritten or deleted. */
+ *   - the value was read by this client no more than the cache's stale limit ago, the TTL the
+ *     node reported with it has not run out since (counted on this client's monotonic clock),
+ *     and no later call of this client may have changed the key: a get answered 404, hc_put /
+ *     hc_put_ex / hc_del / hc_del_ex / hc_incr of that key, hc_clear of its cache, or a non-GET
+ *     hc_request (every cache), forget the copy as soon as they succeed, answer 404, or end
+ *     without a known outcome (HC_EUNKNOWN_OUTCOME, HC_ETIMEDOUT, HC_EINTERNAL). A write that
+ *     was certainly not applied (a failed condition HC_ECONFLICT, HC_EINVAL, HC_EAUTH,
+ *     HC_ETOOLARGE, HC_ENOTINT, HC_EOVERFLOW, HC_ENOMEM, HC_EUPGRADE, or no node accepted it:
+ *     HC_EUNAVAILABLE, HC_ESHUTDOWN, HC_EBUSY, HC_ETLS) leaves the copy as it was.
+ * So a stale value never contradicts the client's own writes: after a successful hc_del the key
+ * is HC_ENOTFOUND or an error, never the old value. The copy holds values read, never values
+ * written: a get after hc_put has no copy to fall back to until it read the key once more.
+ * Other clients' writes are not seen: a stale value may be one another client has since
+ * overwritten or deleted. hc_cache_configure and hc_cache_info leave the copy alone. */
 #define HC_CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define HC_CLIENT_STALE_MAX_ENTRIES  4096
 #define HC_CLIENT_STALE_MAX_BYTES    (16u << 20)
@@ -161,7 +192,8 @@ HC_EXPORT int hc_client_last_error(hc_client_t *c, char *buf, size_t len);
  * [A-Za-z0-9_.:-]). ttl_ms 0 = no TTL (or the cache's default). */
 HC_EXPORT int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen,
                      const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms);
-/* Reads key (local consistency of the node asked). On 0, out->data (NUL-terminated after len
+/* Reads key at the client's consistency (hc_client_set_consistency; HC_READ_LOCAL unless set):
+ * hc_get_ex(c, cache, key, klen, NULL, out, NULL). On 0, out->data (NUL-terminated after len
  * bytes, for convenience) belongs to the caller: release it with hc_value_free. On error *out
  * is zeroed. HC_ENOTFOUND when absent. */
 HC_EXPORT int hc_get(hc_client_t *c, const char *cache, const void *key, size_t klen,
@@ -177,6 +209,101 @@ HC_EXPORT int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t
                       hc_ack_t ack, int64_t *value);
 /* Removes every entry of cache. */
 HC_EXPORT int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack);
+
+/* ---- the full data API (remote client) ----
+ *
+ * Ownership and threads, for every call below: every pointer argument (cache, key, value, the
+ * opts and settings structs) is borrowed for the duration of the call and never kept; the
+ * output structs (out, meta, info, *version) are written by the call and need no freeing,
+ * except out->data of a successful hc_get_ex, which belongs to the caller (hc_value_free).
+ * The calls may be made from any thread, also concurrently on one client: they are serialised
+ * by the client's mutex like the calls above (hc_client_set_consistency and
+ * hc_client_set_cache_stale apply to the calls that begin after they returned). */
+
+/* Sets the consistency of hc_get and of hc_get_ex calls whose opts do not choose one.
+ * 0, or HC_EINVAL for a level that is not an hc_consistency_t. */
+HC_EXPORT int hc_client_set_consistency(hc_client_t *c, hc_consistency_t level);
+
+/* Sets the stale limit of one cache (see "Local stale copy" above), overriding the client's
+ * max_stale_ms for that cache's keys: 0 = never serve them from the copy, whatever
+ * max_stale_ms says (their copies are dropped now and none are kept: fail closed); N > 0 = serve
+ * copies up to N ms old, also when the client's max_stale_ms is 0; HC_CACHE_STALE_DEFAULT
+ * removes the override. 0, HC_EINVAL (cache name), HC_ENOMEM. */
+#define HC_CACHE_STALE_DEFAULT UINT32_MAX
+HC_EXPORT int hc_client_set_cache_stale(hc_client_t *c, const char *cache, uint32_t max_stale_ms);
+
+/* Options of a read; a zeroed struct (or NULL) means the client's defaults. */
+typedef struct {
+    int has_consistency; /* 1: read at `consistency`; 0: the client's (hc_client_set_consistency) */
+    hc_consistency_t consistency;
+    int no_stale; /* 1: never the local stale copy for this call (fail closed) */
+} hc_read_opts_t;
+
+/* What a node reported about an entry (or the copy remembered from such a report). */
+typedef struct {
+    uint64_t version; /* the entry's version: the log index of its last write; 0 if unknown */
+    int has_ttl;      /* 1 when the entry expires; 0: no expiry */
+    uint64_t ttl_ms;  /* has_ttl: the time it had left when the node answered (for a stale value:
+                       * what is left of it now, by this client's clock) */
+} hc_meta_t;
+
+/* hc_get with options: the consistency of this read, and the entry's metadata. On 0, *out as
+ * with hc_get (out->stale: from the local copy, or a node's stale answer) and *meta (may be
+ * NULL) filled; on error *out and *meta are zeroed. HC_ENOTFOUND when absent; at
+ * HC_READ_LEADER / HC_READ_LINEARIZABLE a node that cannot reach the leader is failed over like
+ * one that does not answer (HC_EUNAVAILABLE / HC_ETIMEDOUT at the deadline). */
+HC_EXPORT int hc_get_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
+                        const hc_read_opts_t *opts, hc_value_t *out, hc_meta_t *meta);
+
+/* Options of a put; a zeroed struct (or NULL) is HC_ACK_QUORUM, no TTL, no condition. */
+typedef struct {
+    hc_ack_t ack;
+    uint64_t ttl_ms;    /* 0: no TTL (the cache's default_ttl_ms when it has one) */
+    int if_absent;      /* 1: only when the key has no live entry */
+    int has_if_version; /* 1: only when the key's live entry has version if_version (0 = absent) */
+    uint64_t if_version;
+} hc_put_opts_t;
+
+/* hc_put with options. On 0, *version (may be NULL) gets the entry's new version (0 when the node
+ * answered before it was known: HC_ACK_NONE through a follower). HC_ECONFLICT when a
+ * condition failed (nothing written). A condition needs HC_ACK_QUORUM (HC_EINVAL otherwise): a
+ * weaker ack is answered before the leader applies the write, which is when the condition is
+ * checked, so its outcome could not be told. Otherwise the codes of hc_put. */
+HC_EXPORT int hc_put_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
+                        const void *val, size_t vlen, const hc_put_opts_t *opts, uint64_t *version);
+
+/* Options of a delete; a zeroed struct (or NULL) is HC_ACK_QUORUM, no condition. */
+typedef struct {
+    hc_ack_t ack;
+    int has_if_version; /* 1: only when the key's live entry has version if_version */
+    uint64_t if_version;
+} hc_del_opts_t;
+
+/* hc_del with options: HC_ENOTFOUND when the key was absent, HC_ECONFLICT when the condition
+ * failed (nothing deleted); a condition needs HC_ACK_QUORUM (HC_EINVAL otherwise, as for
+ * hc_put_ex). */
+HC_EXPORT int hc_del_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
+                        const hc_del_opts_t *opts);
+
+/* Declares cache (created if needed) with exactly these settings, replicated like a write with
+ * HC_ACK_QUORUM: every setting is replaced, a 0 is "none" (see hc_cache_settings_t). They apply
+ * to later writes: entries already stored keep their values and expiry. HC_EINVAL (cache name,
+ * policy), HC_EUNKNOWN_OUTCOME and the other codes of a write. */
+HC_EXPORT int hc_cache_configure(hc_client_t *c, const char *cache,
+                                 const hc_cache_settings_t *settings);
+
+/* A cache as the node that answered sees it (its applied state: local, not linearizable). */
+typedef struct {
+    uint64_t entries;      /* live entries, and expired ones not yet reclaimed */
+    uint64_t memory_bytes; /* accounted bytes */
+    uint64_t hits, misses, evictions, expirations; /* that node's counters */
+    hc_cache_settings_t settings;
+} hc_cache_info_t;
+
+/* Looks cache up in GET /v1/caches. 0 with *out; HC_ENOTFOUND when the node answering does not
+ * know the cache (never written nor configured, or not yet applied there), HC_EINTERNAL for an
+ * answer it cannot read; the read codes otherwise. On error *out is zeroed. */
+HC_EXPORT int hc_cache_info(hc_client_t *c, const char *cache, hc_cache_info_t *out);
 
 /* Any other call of the HTTP API (admin paths, status, other query parameters) with the
  * client's token, deadline and failover: method ("GET", "POST", ...), path (already

@@ -241,6 +241,14 @@ static void send_hc_error(call_t *call, int err)
     case HC_EAUTH:
         status = 401, code = "unauthorized";
         break;
+    case HC_EUPGRADE:
+        /* final, not retried elsewhere: every node answers the same until the upgrade is done */
+        status = 409, code = "upgrade_pending";
+        break;
+    case HC_EBUSY:
+        /* this node cannot take it now; another one may (clients fail over on a 503) */
+        status = 503, code = "busy";
+        break;
     default:
         status = 500, code = "internal";
         break;
@@ -482,6 +490,16 @@ static void read_done(void *ud, int status, const hc_entry_view_t *view)
     h2o_iovec_t vname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-version"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, vname.base, vname.len, 0, NULL,
                           h2o_strdup(&req->pool, ver, (size_t)vn).base, (size_t)vn);
+    if (view->expire_at_ms != 0) {
+        /* the time it has left by this node's wall clock (the instant was fixed by the leader) */
+        uint64_t now = hc_wall_ms();
+        char ttl[24];
+        int tn = snprintf(ttl, sizeof(ttl), "%" PRIu64,
+                          view->expire_at_ms > now ? view->expire_at_ms - now : 0);
+        h2o_iovec_t tname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-ttl-ms"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, tname.base, tname.len, 0, NULL,
+                              h2o_strdup(&req->pool, ttl, (size_t)tn).base, (size_t)tn);
+    }
     if (hc_node_read_stale(call->http->node)) {
         /* served from a serve_stale cache this node kept after losing its quorum */
         h2o_iovec_t sname = h2o_strdup(&req->pool, H2O_STRLIT("x-hacache-stale"));

@@ -7,9 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hacache.h" /* hc_consistency_t */
 #include "store.h"
-
-typedef enum { HC_READ_LOCAL = 0, HC_READ_LEADER, HC_READ_LINEARIZABLE } hc_consistency_t;
 
 /* Outcome of a write: status 0 or HC_E*; res valid only during the callback. */
 typedef void (*hc_write_cb)(void *ud, int status, const hc_apply_result_t *res);

@@ -13,19 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hacache.h" /* hc_qloss_policy_t, hc_cache_settings_t (per-cache settings) */
 #include "util.h"
 
 typedef struct hc_store hc_store_t;
 
-typedef enum { HC_POLICY_INVALIDATE = 0, HC_POLICY_SERVE_STALE } hc_qloss_policy_t;
-
-/* Per-cache settings. A cache is created with defaults on its first write. */
-typedef struct {
-    uint64_t max_memory;     /* bytes this cache may hold; 0 = only the store-wide bound */
-    uint64_t default_ttl_ms; /* TTL applied when a put carries none; 0 = no expiry */
-    hc_qloss_policy_t policy;
-    uint64_t max_stale_ms; /* for HC_POLICY_SERVE_STALE */
-} hc_cache_settings_t;
+/* Per-cache settings (hc_cache_settings_t, hacache.h): a cache is created with defaults (all 0,
+ * HC_POLICY_INVALIDATE) on its first write. */
 
 typedef struct {
     uint64_t entries; /* live entries (including expired ones not yet reclaimed) */

@@ -1,7 +1,8 @@
 /* fuzz_answer.c: what libhacache's client makes of a node's answer (client/wire.c): header lines
  * as libcurl hands them over, then the body, then the mapping to an HC_E* code, stay in bounds
- * and consistent: the body is kept whole and NUL-terminated, the status stays in range, and the
- * error code is one the header declares. The input is split into lines; the first blank line ends
+ * and consistent: the body is kept whole and NUL-terminated, the status stays in range, the
+ * error code is one the header declares, and reading the body as GET /v1/caches ends in one of
+ * its three results. The input is split into lines; the first blank line ends
  * the headers and the rest is the body. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -39,6 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     (void)hcc_answer_invalidated(&a);
+    hc_cache_info_t ci;
+    int ci_rv = hcc_parse_cache_info(a.body, a.body_len, "c", &ci);
+    if (ci_rv != 0 && ci_rv != HC_ENOTFOUND && ci_rv != HC_EINTERNAL) {
+        abort();
+    }
     (void)hcc_answer_retryable(a.status);
     hcc_answer_reset(&a);
     return 0;

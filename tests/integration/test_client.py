@@ -15,7 +15,8 @@ real hacached processes:
     error, never the old value; a key it only read comes back with stale=1; a write whose
     outcome is unknown (HC_EUNKNOWN_OUTCOME, node stopped) drops the copy too;
 (h) a node that invalidated after a quorum loss (503, reason no_quorum) is an answer: no stale
-    copy, unless hc_client_set_stale_on_invalidated(c, 1);
+    copy of an `invalidate` cache's key, unless hc_client_set_stale_on_invalidated(c, 1); a
+    `serve_stale` cache is answered by the node itself, marked stale;
 (i) clients start at a random endpoint and fail over to a random other one (30 clients, 3 nodes).
 """
 
@@ -314,16 +315,25 @@ def test_stale_copy_dropped_on_unknown_outcome():
 
 def test_invalidated_node_is_an_answer():
     """(h) 3 nodes, two killed: the survivor invalidates after the grace time and answers 503
-    no_quorum. A client that read a key before gets HC_EUNAVAILABLE, not its stale copy; one
-    that opted in (hc_client_set_stale_on_invalidated) gets the copy with stale=1."""
+    no_quorum. A client that read a key of an `invalidate` cache (declared so with
+    hc_cache_configure) before gets HC_EUNAVAILABLE, not its stale copy; one that opted in
+    (hc_client_set_stale_on_invalidated) gets the copy with stale=1. A `serve_stale` cache is
+    answered by the survivor itself, marked stale, also to a client without a copy."""
     cl = C.Cluster(3, extra_env={"CACHE_QUORUM_LOSS_GRACE_MS": "1000"})
     try:
         leader = cl.wait_leader(20.0)
         cl.wait_ready(15.0)
         eps = endpoints_of([leader] + [x for x in cl.nodes if x is not leader])
+        res = run_smoke(eps, "configure", "q", "0", "0", "invalidate", "0",
+                        "configure", "ss", "0", "0", "serve_stale", "600000",
+                        "put", "ss", "k", "kept", "quorum")
+        H.check(all(r["rc"] == 0 for r in res), "caches declared: %s" % res)
         cmds = ["put", "q", "k", "v", "quorum", "get", "q", "k", "wait", "get", "q", "k"]
         strict = Session(eps, *cmds, timeout_ms=2000, max_stale_ms=60000)
         lenient = Session(eps, *cmds, timeout_ms=2000, max_stale_ms="60000i")
+        # no copy at all: what it gets can only come from a node
+        nocopy = Session(eps, "wait", "get", "ss", "k", "get", "q", "k", timeout_ms=2000)
+        nocopy.until_wait()
         for sess in (strict, lenient):
             first = sess.until_wait()
             H.check(all(r["rc"] == 0 for r in first[1:]), "before the loss: %s" % first)
@@ -348,6 +358,11 @@ def test_invalidated_node_is_an_answer():
         res = lenient.finish()[0]
         H.check_eq((res["rc"], res["stale"], res.get("value")), (0, 1, "v"),
                    "invalidated answer, opted in: the stale copy")
+        nocopy.resume()
+        ss, q = nocopy.finish()
+        H.check_eq((ss["rc"], ss["stale"], ss.get("value")), (0, 1, "kept"),
+                   "a serve_stale cache: the survivor's own stale answer")
+        check_rc(q, EUNAVAILABLE, "an invalidate cache, no copy")
     finally:
         cl.cleanup()
 

@@ -1,6 +1,7 @@
 /* test_client_parts.c: the pieces of libhacache's client that need no server: endpoint lists and
- * the choice of a node (random start, backoff, failover, rounds), the stale copy's bounds and
- * forgetting, what answers mean (headers, error codes), and CA bundle files (validation, reload,
+ * the choice of a node (random start, backoff, failover, rounds), the stale copy's bounds,
+ * forgetting, metadata, expiry and per-cache limits, what answers mean (headers, every error
+ * code the server sends, the JSON reader, /v1/caches), and CA bundle files (validation, reload,
  * a bad update keeping the old bundle). */
 #include "test.h"
 
@@ -10,6 +11,7 @@
 #include "certs.h"
 #include "endpoints.h"
 #include "hacache.h"
+#include "json_scan.h"
 #include "stale.h"
 #include "util.h"
 #include "wire.h"
@@ -98,32 +100,89 @@ static void test_stale_bounds_and_forget(void)
 {
     hcc_stale_t s;
     hcc_stale_init(&s, 3, 1 << 20);
-    hcc_stale_remember(&s, "c", "k1", 2, "v1", 2, 100);
-    hcc_stale_remember(&s, "c", "k2", 2, "v2", 2, 100);
-    hcc_stale_remember(&s, "d", "k1", 2, "w1", 2, 100);
-    hcc_stale_remember(&s, "c", "k3", 2, "v3", 2, 100); /* k1 of c, the oldest, leaves */
+    hcc_stale_remember(&s, "c", "k1", 2, "v1", 2, NULL, 100);
+    hcc_stale_remember(&s, "c", "k2", 2, "v2", 2, NULL, 100);
+    hcc_stale_remember(&s, "d", "k1", 2, "w1", 2, NULL, 100);
+    hcc_stale_remember(&s, "c", "k3", 2, "v3", 2, NULL, 100); /* k1 of c, the oldest, leaves */
     CHECK_EQ_INT(s.n, 3);
     void *v = NULL;
     size_t vl = 0;
-    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k1", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
-    REQUIRE(hcc_stale_get(&s, "d", "k1", 2, 110, 10, &v, &vl) == 0);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k1", 2, 100, 10, &v, &vl, NULL), HC_ENOTFOUND);
+    REQUIRE(hcc_stale_get(&s, "d", "k1", 2, 110, 10, &v, &vl, NULL) == 0);
     CHECK(vl == 2 && memcmp(v, "w1", 3) == 0);
     free(v);
-    CHECK_EQ_INT(hcc_stale_get(&s, "d", "k1", 2, 111, 10, &v, &vl), HC_ENOTFOUND); /* too old */
+    CHECK_EQ_INT(hcc_stale_get(&s, "d", "k1", 2, 111, 10, &v, &vl, NULL),
+                 HC_ENOTFOUND); /* too old */
     hcc_stale_forget(&s, "c", "k2", 2);
-    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k2", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k2", 2, 100, 10, &v, &vl, NULL), HC_ENOTFOUND);
     hcc_stale_forget_cache(&s, "c");
     CHECK_EQ_INT(s.n, 1);
-    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k3", 2, 100, 10, &v, &vl), HC_ENOTFOUND);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "k3", 2, 100, 10, &v, &vl, NULL), HC_ENOTFOUND);
     /* a value larger than the byte bound is not remembered */
     hcc_stale_t small;
     hcc_stale_init(&small, 10, 200);
     char big[300] = {0};
-    hcc_stale_remember(&small, "c", "k", 1, big, sizeof(big), 1);
+    hcc_stale_remember(&small, "c", "k", 1, big, sizeof(big), NULL, 1);
     CHECK_EQ_INT(small.n, 0);
     hcc_stale_clear(&s);
     CHECK_EQ_INT(s.n, 0);
     CHECK_EQ_INT(s.bytes, 0);
+    hcc_stale_free(&small);
+    hcc_stale_free(&s);
+}
+
+/* The copy keeps what the node said of the entry, and is never served past the TTL it had. */
+static void test_stale_meta_and_expiry(void)
+{
+    hcc_stale_t s;
+    hcc_stale_init(&s, 10, 1 << 20);
+    hc_meta_t in = {.version = 7, .has_ttl = 1, .ttl_ms = 50}, m;
+    hcc_stale_remember(&s, "c", "t", 1, "v", 1, &in, 1000);
+    hc_meta_t forever = {.version = 8, .has_ttl = 1, .ttl_ms = UINT64_MAX};
+    hcc_stale_remember(&s, "c", "f", 1, "w", 1, &forever, 1000);
+    void *v = NULL;
+    size_t vl = 0;
+    REQUIRE(hcc_stale_get(&s, "c", "t", 1, 1020, 60000, &v, &vl, &m) == 0);
+    free(v);
+    CHECK(m.version == 7 && m.has_ttl == 1 && m.ttl_ms == 30);
+    CHECK_EQ_INT(hcc_stale_get(&s, "c", "t", 1, 1050, 60000, &v, &vl, &m), HC_ENOTFOUND);
+    REQUIRE(hcc_stale_get(&s, "c", "f", 1, 2000, 60000, &v, &vl, &m) == 0); /* no wrap */
+    free(v);
+    CHECK(m.version == 8 && m.has_ttl && m.ttl_ms > 1000000);
+    hcc_stale_remember(&s, "c", "n", 1, "x", 1, NULL, 1000);
+    REQUIRE(hcc_stale_get(&s, "c", "n", 1, 2000, 60000, &v, &vl, &m) == 0);
+    free(v);
+    CHECK(m.version == 0 && m.has_ttl == 0 && m.ttl_ms == 0);
+    hcc_stale_free(&s);
+}
+
+/* Per-cache limits: an override wins over the client's max_stale_ms; 0 drops the cache's copies;
+ * HC_CACHE_STALE_DEFAULT takes the override away. */
+static void test_stale_cache_limits(void)
+{
+    hcc_stale_t s;
+    hcc_stale_init(&s, 10, 1 << 20);
+    hcc_stale_remember(&s, "sessions", "a", 1, "1", 1, NULL, 1);
+    hcc_stale_remember(&s, "jwks", "a", 1, "2", 1, NULL, 1);
+    CHECK(hcc_stale_limit(&s, "sessions", 60000) == 60000);
+    REQUIRE(hcc_stale_set_limit(&s, "sessions", 0) == 0);
+    REQUIRE(hcc_stale_set_limit(&s, "jwks", 5) == 0);
+    REQUIRE(hcc_stale_set_limit(&s, "other", 9) == 0);
+    CHECK(hcc_stale_limit(&s, "sessions", 60000) == 0);
+    CHECK(hcc_stale_limit(&s, "jwks", 0) == 5);
+    CHECK_EQ_INT(s.n, 1); /* the fail-closed cache's copy went at once */
+    REQUIRE(hcc_stale_set_limit(&s, "jwks", 7) == 0);
+    CHECK(hcc_stale_limit(&s, "jwks", 0) == 7);
+    CHECK_EQ_INT(s.nlimits, 3);
+    REQUIRE(hcc_stale_set_limit(&s, "sessions", HC_CACHE_STALE_DEFAULT) == 0);
+    REQUIRE(hcc_stale_set_limit(&s, "absent", HC_CACHE_STALE_DEFAULT) == 0);
+    CHECK(hcc_stale_limit(&s, "sessions", 60000) == 60000);
+    CHECK(hcc_stale_limit(&s, "other", 1) == 9);
+    CHECK_EQ_INT(s.nlimits, 2);
+    hcc_stale_clear(&s); /* copies only */
+    CHECK_EQ_INT(s.nlimits, 2);
+    hcc_stale_free(&s);
+    CHECK_EQ_INT(s.nlimits, 0);
 }
 
 static void feed(hcc_answer_t *a, const char *lines)
@@ -154,28 +213,44 @@ static void test_answer_headers_and_errors(void)
     feed(&a, "HTTP/1.1 200 OK\r\nX-Hacache-Version: 12x\r\nX-Hacache-Ttl-Ms: \r\n");
     CHECK(!a.has_version && !a.has_ttl);
     hcc_answer_reset(&a);
+    /* every outcome server/http.c sends (send_hc_error, send_error), and h2o's own refusals */
     struct {
         int status;
         const char *body;
         int err;
     } cases[] = {
+        {200, "{\"version\":3}", 0},
         {400, "{}", HC_EINVAL},
-        {401, "{}", HC_EAUTH},
+        {400, "{\"error\":\"x\",\"code\":\"bad_request\"}", HC_EINVAL},
+        {400, "{\"error\":\"x\",\"code\":\"tls_reload_failed\"}", HC_EINVAL},
+        {401, "{\"error\":\"x\",\"code\":\"unauthorized\"}", HC_EAUTH},
         {404, "{\"code\":\"not_found\"}", HC_ENOTFOUND},
+        {405, "{\"error\":\"x\",\"code\":\"method_not_allowed\"}", HC_EINVAL},
         {409, "{\"error\":\"x\",\"code\":\"conflict\"}", HC_ECONFLICT},
         {409, "{\"error\":\"x\",\"code\":\"not_integer\"}", HC_ENOTINT},
         {409, "{\"error\":\"x\",\"code\":\"overflow\"}", HC_EOVERFLOW},
-        {413, "{}", HC_ETOOLARGE},
+        {409, "{\"error\":\"x\",\"code\":\"upgrade_pending\"}", HC_EUPGRADE},
+        {409, "{\"error\":\"x\",\"code\":\"not_leader\"}", HC_ECONFLICT},
+        /* a code inside another string is not the code */
+        {409, "{\"error\":\"\\\"code\\\":\\\"overflow\\\"\",\"code\":\"conflict\"}", HC_ECONFLICT},
+        {413, "{\"error\":\"x\",\"code\":\"too_large\"}", HC_ETOOLARGE},
+        {413, "Request Entity Too Large", HC_ETOOLARGE},
+        {500, "{\"error\":\"x\",\"code\":\"internal\"}", HC_EINTERNAL},
+        {502, "", HC_EUNAVAILABLE},
         {503, "{\"code\":\"shutting_down\"}", HC_ESHUTDOWN},
-        {503, "{\"code\":\"unavailable\"}", HC_EUNAVAILABLE},
+        {503, "{\"code\":\"busy\"}", HC_EBUSY},
+        {503, "{\"code\":\"unavailable\",\"reason\":\"no_quorum\"}", HC_EUNAVAILABLE},
+        {503, "{\"error\":\"x\",\"code\":\"max_clients\"}", HC_EUNAVAILABLE},
         {504, "{\"code\":\"unknown_outcome\"}", HC_EUNKNOWN_OUTCOME},
         {504, "{\"code\":\"timeout\"}", HC_ETIMEDOUT},
-        {507, "{}", HC_ENOMEM},
-        {500, "{}", HC_EINTERNAL},
+        {507, "{\"error\":\"x\",\"code\":\"insufficient_memory\"}", HC_ENOMEM},
+        {418, "{}", HC_EINTERNAL},
+        {409, "{\"code\":\"overflow\"", HC_ECONFLICT}, /* malformed: only the status */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         a.status = cases[i].status;
         a.body = (char *)cases[i].body;
+        a.body_len = strlen(cases[i].body);
         if (hcc_answer_err(&a) != cases[i].err) {
             fprintf(stderr, "  %d %s: %d\n", cases[i].status, cases[i].body, hcc_answer_err(&a));
             hc_test_failures_++;
@@ -183,13 +258,94 @@ static void test_answer_headers_and_errors(void)
     }
     a.status = 503;
     a.body = "{\"error\":\"unavailable\",\"code\":\"unavailable\",\"reason\":\"no_quorum\"}";
+    a.body_len = strlen(a.body);
     CHECK(hcc_answer_invalidated(&a));
     a.body = "{\"error\":\"unavailable\",\"code\":\"unavailable\",\"reason\":\"joining\"}";
+    a.body_len = strlen(a.body);
     CHECK(!hcc_answer_invalidated(&a));
     memset(&a, 0, sizeof(a));
     /* the body bound */
     CHECK_EQ_INT(hcc_answer_body(&a, "x", HCC_MAX_ANSWER_BODY + 1), -1);
     hcc_answer_reset(&a);
+}
+
+/* The bounded JSON reader: members, arrays, numbers, and malformed or hostile text. */
+static void test_json_scan(void)
+{
+    const char *t = " {\"a\" : [1, {\"x\":\"y\"}, \"s\\\"]\"], \"b\":{\"c\":-5},\"d\":\"e\"} ";
+    hcc_json_t j = {.p = t, .n = strlen(t)}, m, e;
+    REQUIRE(hcc_json_member(j, "b", &m) == 1);
+    hcc_json_t c;
+    int64_t i;
+    REQUIRE(hcc_json_member(m, "c", &c) == 1);
+    CHECK(hcc_json_i64(c, &i) == 0 && i == -5);
+    CHECK(hcc_json_member_is(t, strlen(t), "d", "e"));
+    CHECK(!hcc_json_member_is(t, strlen(t), "d", "f"));
+    CHECK_EQ_INT(hcc_json_member(j, "x", &m), 0); /* only the top level */
+    REQUIRE(hcc_json_member(j, "a", &m) == 1);
+    size_t pos = 0;
+    int n = 0;
+    while (hcc_json_next(m, &pos, &e) == 1) {
+        n++;
+    }
+    CHECK_EQ_INT(n, 3);
+    uint64_t u;
+    CHECK(hcc_json_member_u64("{\"v\":18446744073709551615}", 26, "v", &u) == -1); /* 20 digits */
+    CHECK(hcc_json_member_u64("{\"v\":1844674407370955161}", 25, "v", &u) == 0 &&
+          u == 1844674407370955161ull);
+    CHECK(hcc_json_i64((hcc_json_t){.p = "-9223372036854775808", .n = 20}, &i) == 0 &&
+          i == INT64_MIN);
+    CHECK(hcc_json_i64((hcc_json_t){.p = "9223372036854775808", .n = 19}, &i) == -1);
+    CHECK(hcc_json_i64((hcc_json_t){.p = "-", .n = 1}, &i) == -1);
+    const char *bad[] = {"",
+                         "{",
+                         "{\"a\":}",
+                         "{\"a\":1,}",
+                         "{\"a\" 1}",
+                         "[1,2",
+                         "{\"a\":\"x}",
+                         "{\"a\":1}}",
+                         "{a:1}",
+                         "{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}"};
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        if (hcc_json_member((hcc_json_t){.p = bad[k], .n = strlen(bad[k])}, "a", &m) != -1) {
+            fprintf(stderr, "  accepted %s\n", bad[k]);
+            hc_test_failures_++;
+        }
+    }
+    pos = 0;
+    CHECK_EQ_INT(hcc_json_next((hcc_json_t){.p = "[1,", .n = 3}, &pos, &e), -1);
+    pos = 0;
+    CHECK_EQ_INT(hcc_json_next((hcc_json_t){.p = "[]", .n = 2}, &pos, &e), 0);
+}
+
+/* GET /v1/caches as the server writes it (server/http.c list_cache_cb). */
+static void test_cache_info_parse(void)
+{
+    const char *body =
+        "{\"caches\":[{\"name\":\"jwks\",\"entries\":1,\"memory_bytes\":2,\"hits\":0,\"misses\":0,"
+        "\"evictions\":0,\"expirations\":0,\"settings\":{\"max_memory\":0,\"default_ttl_ms\":0,"
+        "\"quorum_loss_policy\":\"invalidate\",\"max_stale_ms\":0}},"
+        "{\"name\":\"sessions\",\"entries\":3,\"memory_bytes\":400,\"hits\":5,\"misses\":6,"
+        "\"evictions\":7,\"expirations\":8,\"settings\":{\"max_memory\":1048576,"
+        "\"default_ttl_ms\":60000,\"quorum_loss_policy\":\"serve_stale\",\"max_stale_ms\":30000},"
+        "\"digest\":\"00ff\"}],\"memory_bytes\":402,\"max_memory_bytes\":1000}";
+    hc_cache_info_t ci;
+    REQUIRE(hcc_parse_cache_info(body, strlen(body), "sessions", &ci) == 0);
+    CHECK(ci.entries == 3 && ci.memory_bytes == 400 && ci.hits == 5 && ci.misses == 6 &&
+          ci.evictions == 7 && ci.expirations == 8);
+    CHECK(ci.settings.max_memory == 1048576 && ci.settings.default_ttl_ms == 60000 &&
+          ci.settings.policy == HC_POLICY_SERVE_STALE && ci.settings.max_stale_ms == 30000);
+    REQUIRE(hcc_parse_cache_info(body, strlen(body), "jwks", &ci) == 0);
+    CHECK(ci.entries == 1 && ci.settings.policy == HC_POLICY_INVALIDATE);
+    CHECK_EQ_INT(hcc_parse_cache_info(body, strlen(body), "none", &ci), HC_ENOTFOUND);
+    CHECK_EQ_INT(hcc_parse_cache_info(body, strlen(body) - 1, "jwks", &ci), HC_EINTERNAL);
+    const char *odd = "{\"caches\":[{\"name\":\"c\",\"entries\":-1,\"memory_bytes\":2,"
+                      "\"settings\":{}}]}";
+    CHECK_EQ_INT(hcc_parse_cache_info(odd, strlen(odd), "c", &ci), HC_EINTERNAL);
+    CHECK(ci.entries == 0);
+    CHECK_EQ_INT(hcc_parse_cache_info("{}", 2, "c", &ci), HC_EINTERNAL);
+    CHECK_EQ_INT(hcc_parse_cache_info("{\"caches\":[]}", 13, "c", &ci), HC_ENOTFOUND);
 }
 
 static void test_paths_and_ids(void)
@@ -303,6 +459,29 @@ static void test_links_with_server(void)
     hc_client_opts_t o = {.endpoints = "http://127.0.0.1:1"};
     hc_client_t *c = NULL;
     CHECK_EQ_INT(hc_client_new(&o, &c), 0);
+    /* argument checks of the data API, made before any network call */
+    hc_put_opts_t po = {.ack = HC_ACK_ONCE, .if_absent = 1};
+    uint64_t ver = 9;
+    CHECK_EQ_INT(hc_put_ex(c, "c", "k", 1, "v", 1, &po, &ver), HC_EINVAL);
+    CHECK(ver == 0);
+    po = (hc_put_opts_t){.ack = (hc_ack_t)9};
+    CHECK_EQ_INT(hc_put_ex(c, "c", "k", 1, "v", 1, &po, NULL), HC_EINVAL);
+    hc_del_opts_t dop = {.ack = HC_ACK_LEADER, .has_if_version = 1, .if_version = 1};
+    CHECK_EQ_INT(hc_del_ex(c, "c", "k", 1, &dop), HC_EINVAL);
+    CHECK_EQ_INT(hc_client_set_consistency(c, (hc_consistency_t)3), HC_EINVAL);
+    CHECK_EQ_INT(hc_client_set_consistency(c, HC_READ_LINEARIZABLE), 0);
+    hc_read_opts_t ro = {.has_consistency = 1, .consistency = (hc_consistency_t)-1};
+    hc_value_t v = {.len = 5};
+    hc_meta_t meta = {.version = 5};
+    CHECK_EQ_INT(hc_get_ex(c, "c", "k", 1, &ro, &v, &meta), HC_EINVAL);
+    CHECK(v.len == 0 && v.data == NULL && meta.version == 0);
+    CHECK_EQ_INT(hc_client_set_cache_stale(c, "bad name", 0), HC_EINVAL);
+    CHECK_EQ_INT(hc_client_set_cache_stale(c, "sessions", 0), 0);
+    hc_cache_settings_t set = {.policy = (hc_qloss_policy_t)2};
+    CHECK_EQ_INT(hc_cache_configure(c, "c", &set), HC_EINVAL);
+    CHECK_EQ_INT(hc_cache_configure(c, "c", NULL), HC_EINVAL);
+    hc_cache_info_t ci;
+    CHECK_EQ_INT(hc_cache_info(c, "", &ci), HC_EINVAL);
     hc_client_free(c);
 }
 
@@ -311,7 +490,11 @@ static const hc_test_t tests[] = {
     {"endpoints_random_start", test_endpoints_random_start},
     {"endpoints_failover", test_endpoints_failover},
     {"stale_bounds_and_forget", test_stale_bounds_and_forget},
+    {"stale_meta_and_expiry", test_stale_meta_and_expiry},
+    {"stale_cache_limits", test_stale_cache_limits},
     {"answer_headers_and_errors", test_answer_headers_and_errors},
+    {"json_scan", test_json_scan},
+    {"cache_info_parse", test_cache_info_parse},
     {"paths_and_ids", test_paths_and_ids},
     {"cafile_reload", test_cafile_reload},
     {"client_tls_settings", test_client_tls_settings},
