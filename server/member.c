@@ -37,7 +37,7 @@ struct hc_member {
     int stopping;
     int failed;       /* the start failed: no "stopped" line */
     int config_error; /* ... on a configuration problem found by the node's start */
-    int abandoned; /* connections left open after the drain deadline */
+    int abandoned;    /* connections left open after the drain deadline */
     uint64_t stop_started_ms;
 };
 
@@ -179,8 +179,8 @@ static int start_adapters(hc_member_t *m)
         rv = hc_http_start(m->loop, &ho, &m->http);
     }
     if (rv == 0 && resp) {
-        rv = hc_resp_start(m->loop, m->cfg, m->node, m->auth, &m->metrics, &m->resp_admit,
-                           &m->resp);
+        rv =
+            hc_resp_start(m->loop, m->cfg, m->node, m->auth, &m->metrics, &m->resp_admit, &m->resp);
     }
     return rv;
 }
@@ -191,19 +191,19 @@ static void plan_connections(hc_member_t *m)
 {
     hc_config_t *cfg = m->cfg;
     uint64_t nofile = m->opts.nofile;
-    hc_admit_plan_in_t in = {
-        .nofile = nofile,
-        .max_clients = cfg->max_clients,
-        .unauth_max = cfg->unauth_max,
-        .resp = m->opts.resp && cfg->resp_addr != NULL,
-        .peers = cfg->ha_mode && cfg->hosts.n > 0 ? (uint32_t)cfg->hosts.n - 1 : 0};
+    hc_admit_plan_in_t in = {.nofile = nofile,
+                             .max_clients = cfg->max_clients,
+                             .unauth_max = cfg->unauth_max,
+                             .resp = m->opts.resp && cfg->resp_addr != NULL,
+                             .peers =
+                                 cfg->ha_mode && cfg->hosts.n > 0 ? (uint32_t)cfg->hosts.n - 1 : 0};
     hc_admit_plan_t plan;
     hc_admit_plan(&in, &plan);
     if (plan.max_clients < cfg->max_clients || plan.unauth_max < cfg->unauth_max) {
         hc_log(HC_LOG_WARN, "connection limits lowered to fit the file descriptor limit",
-               HC_LU("CACHE_MAX_CLIENTS", cfg->max_clients),
-               HC_LU("max_clients", plan.max_clients), HC_LU("CACHE_UNAUTH_MAX", cfg->unauth_max),
-               HC_LU("unauth_max", plan.unauth_max), HC_LU("nofile", nofile));
+               HC_LU("CACHE_MAX_CLIENTS", cfg->max_clients), HC_LU("max_clients", plan.max_clients),
+               HC_LU("CACHE_UNAUTH_MAX", cfg->unauth_max), HC_LU("unauth_max", plan.unauth_max),
+               HC_LU("nofile", nofile));
     }
     cfg->max_clients = plan.max_clients;
     cfg->unauth_max = plan.unauth_max;
