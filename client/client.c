@@ -367,13 +367,7 @@ void hc_client_set_stale_on_invalidated(hc_client_t *c, int on)
     }
 }
 
-void hc_value_free(hc_value_t *v)
-{
-    if (v != NULL) {
-        free(v->data);
-        memset(v, 0, sizeof(*v));
-    }
-}
+/* hc_value_free: server/value.c (shared with libhacache_node) */
 
 /* ---- one connection ---- */
 
