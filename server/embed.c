@@ -44,8 +44,7 @@ typedef struct call {
     uint64_t ttl_ms;
     int64_t by;
     hc_consistency_t consistency;
-    hc_node_op_t *op; /* the node's request while it is pending (loop thread) */
-    int pending;
+    hc_node_op_t *op; /* the node's request while it is in flight (loop thread) */
     /* outcome */
     int status;
     void *data; /* GET: malloc'd copy, NUL-terminated */
@@ -98,6 +97,10 @@ struct hc_embedded {
     call_t *inflight;
     int draining;
     int node_closing; /* the drain ended: the node is closing, no call starts any more */
+    /* the call start_call is handing to the node, and whether it finished meanwhile (then it
+     * may be freed already: start_call must not touch it again) */
+    call_t *starting;
+    int starting_finished;
     void (*drain_done)(void *ud);
     void *drain_done_ud;
 };
@@ -148,9 +151,11 @@ static void on_drain_timer(uv_timer_t *t);
  * the call freed when its caller gave up). */
 static void finish(hc_embedded_t *e, call_t *c)
 {
+    if (c == e->starting) {
+        e->starting_finished = 1;
+    }
     inflight_unlink(e, c);
     c->op = NULL;
-    c->pending = 0;
     if (c->cb != NULL) {
         hc_embedded_result_t r = {.status = c->status,
                                   .data = c->status == 0 ? c->data : NULL,
@@ -236,29 +241,9 @@ static void on_write(void *ud, int status, const hc_apply_result_t *res)
     finish(e, c);
 }
 
-/* Starts one call on the node (loop thread). */
-static void start_call(hc_embedded_t *e, call_t *c)
+/* Submits a write call to the node; returns its op (see start_call). */
+static hc_node_op_t *start_write(hc_embedded_t *e, call_t *c)
 {
-    c->fl_next = e->inflight;
-    if (e->inflight != NULL) {
-        e->inflight->fl_prev = c;
-    }
-    e->inflight = c;
-    c->pending = 1;
-    if (c->kind == CALL_STATUS) {
-        status_fill(e, c->st);
-        c->status = 0;
-        finish(e, c);
-        return;
-    }
-    if (c->kind == CALL_GET) {
-        hc_node_op_t *op = hc_node_read_async(e->node, c->cache, c->cache_len, c->key, c->klen,
-                                              c->consistency, on_read, c);
-        if (c->pending) {
-            c->op = op;
-        }
-        return;
-    }
     hc_cmd_t cmd;
     memset(&cmd, 0, sizeof(cmd));
     cmd.cache = c->cache;
@@ -284,10 +269,36 @@ static void start_call(hc_embedded_t *e, call_t *c)
         cmd.klen = 0;
         break;
     }
-    hc_node_op_t *op = hc_node_write(e->node, &cmd, c->ttl_ms, c->ack, on_write, c);
-    if (c->pending) {
-        c->op = op;
+    return hc_node_write(e->node, &cmd, c->ttl_ms, c->ack, on_write, c);
+}
+
+/* Starts one call on the node (loop thread). */
+static void start_call(hc_embedded_t *e, call_t *c)
+{
+    c->fl_next = e->inflight;
+    if (e->inflight != NULL) {
+        e->inflight->fl_prev = c;
     }
+    e->inflight = c;
+    if (c->kind == CALL_STATUS) {
+        status_fill(e, c->st);
+        c->status = 0;
+        finish(e, c);
+        return;
+    }
+    e->starting = c;
+    e->starting_finished = 0;
+    hc_node_op_t *op;
+    if (c->kind == CALL_GET) {
+        op = hc_node_read_async(e->node, c->cache, c->cache_len, c->key, c->klen, c->consistency,
+                                on_read, c);
+    } else {
+        op = start_write(e, c);
+    }
+    if (!e->starting_finished) {
+        c->op = op; /* still in flight: cancelled by the drain if it does not end in time */
+    }
+    e->starting = NULL;
 }
 
 /* Fails every queued call with status (loop thread, or the starter after a failed start). */
