@@ -79,5 +79,6 @@ int main(int argc, char **argv)
     rv = hc_embedded_stop(node);
     hc_embedded_free(node);
     printf("embedded: stopped (%s)\n", hc_strerror(rv));
+    fflush(stdout);
     return rv == 0 ? 0 : 1;
 }

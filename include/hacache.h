@@ -189,7 +189,9 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  *
  * Not supported: fork() while a node runs; HTTP connections still open at the drain deadline of
  * the stop are left to the process (their memory stays allocated: hc_embedded_stop returns
- * HC_ETIMEDOUT and hc_embedded_free then leaves the node's loop in place); a few configuration
+ * HC_ETIMEDOUT and hc_embedded_free then leaves the node's loop in place); HTTP/2 clients of an
+ * own-thread node leave up to 16 of h2o's 80 KiB write buffers behind when its thread ends
+ * (h2o 2.2.5 keeps them in a per-thread cache it does not expose); a few configuration
  * problems found only when the node starts (CACHE_DATA_DIR, TLS files) are printed to stderr,
  * not to opts.log (err gets "cannot start the node: invalid argument"). */
 #define HC_EMBEDDED_DEFAULT_TIMEOUT_MS 5000

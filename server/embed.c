@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "member.h"
 #include "names.h"
@@ -540,9 +541,12 @@ static void *node_thread(void *arg)
         return NULL; /* nothing was created on the loop */
     }
     uv_run(e->loop, UV_RUN_DEFAULT);
-    if (!hc_member_abandoned(e->member) && uv_loop_close(e->loop) != 0) {
-        hc_log(HC_LOG_ERROR, "embedded node: handles still open at the end of its loop");
-        uv_print_all_handles(e->loop, stderr);
+    if (!hc_member_abandoned(e->member)) {
+        if (uv_loop_close(e->loop) != 0) {
+            hc_log(HC_LOG_ERROR, "embedded node: handles still open at the end of its loop");
+            uv_print_all_handles(e->loop, stderr);
+        }
+        hc_http_thread_cleanup(); /* h2o's per-thread caches die with this thread */
     }
     return NULL;
 }
