@@ -75,6 +75,9 @@ struct hc_embedded {
     int http, resp;
     uint32_t timeout_ms;
     uint64_t max_key_size, max_value_size;
+    /* tests only: HACACHE_TEST_EMBED_STALL_MS holds the loop this long after handing a call to
+     * the node when it is still in flight, so a test can make its caller give up in flight */
+    uint32_t test_stall_ms;
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
     void (*stopped)(void *ud, int status);
@@ -298,6 +301,9 @@ static void start_call(hc_embedded_t *e, call_t *c)
     }
     if (!e->starting_finished) {
         c->op = op; /* still in flight: cancelled by the drain if it does not end in time */
+        if (e->test_stall_ms > 0) {
+            uv_sleep(e->test_stall_ms);
+        }
     }
     e->starting = NULL;
 }
@@ -601,6 +607,9 @@ int hc_embedded_start(const hc_embedded_opts_t *o, hc_embedded_t **out, char *er
     }
     e->http = listener_on(o->http, o, "CACHE_HTTP_ADDR", "--http-addr");
     e->resp = listener_on(o->resp, o, "CACHE_RESP_ADDR", "--resp-addr");
+    const char *stall = o->env ? env_lookup((void *)o->env, "HACACHE_TEST_EMBED_STALL_MS")
+                               : getenv("HACACHE_TEST_EMBED_STALL_MS");
+    e->test_stall_ms = stall != NULL ? (uint32_t)strtoul(stall, NULL, 10) % 10000 : 0;
     e->max_key_size = e->cfg.max_key_size;
     e->max_value_size = e->cfg.max_value_size;
     hc_log_setup(e->cfg.log_level, e->cfg.log_format, stderr);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "hacache.h"
@@ -50,10 +51,8 @@ static void test_configuration_errors(void)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *argv[] = {"test", cases[i].argv1, NULL};
-        hc_embedded_opts_t o = {.env = cases[i].env,
-                                .argc = cases[i].argv1 ? 2 : 1,
-                                .argv = argv,
-                                .log = count_log};
+        hc_embedded_opts_t o = {
+            .env = cases[i].env, .argc = cases[i].argv1 ? 2 : 1, .argv = argv, .log = count_log};
         hc_embedded_t *e = (hc_embedded_t *)1;
         char err[512];
         int rv = hc_embedded_start(&o, &e, err, sizeof(err));
@@ -97,8 +96,8 @@ static void *worker(void *arg)
         hc_ack_t ack = (hc_ack_t)(i % 4); /* every ack level */
         WCHECK(w, hc_embedded_put(w->e, cache, key, (size_t)kl, val, (size_t)vl, ack, 0) == 0);
         hc_value_t v;
-        int rv = hc_embedded_get(w->e, cache, key, (size_t)kl,
-                                 (hc_embedded_read_t)(i % 3), &v); /* every consistency */
+        int rv = hc_embedded_get(w->e, cache, key, (size_t)kl, (hc_embedded_read_t)(i % 3),
+                                 &v); /* every consistency */
         WCHECK(w, rv == 0 && v.len == (size_t)vl && memcmp(v.data, val, (size_t)vl) == 0 &&
                       ((char *)v.data)[v.len] == '\0' && v.stale == 0);
         hc_value_free(&v);
@@ -110,8 +109,7 @@ static void *worker(void *arg)
             WCHECK(w, hc_embedded_get(w->e, cache, key, (size_t)kl, HC_EMBEDDED_READ_LOCAL, &v) ==
                           HC_ENOTFOUND);
             WCHECK(w, v.data == NULL && v.len == 0);
-            WCHECK(w, hc_embedded_del(w->e, cache, key, (size_t)kl, HC_ACK_QUORUM) ==
-                          HC_ENOTFOUND);
+            WCHECK(w, hc_embedded_del(w->e, cache, key, (size_t)kl, HC_ACK_QUORUM) == HC_ENOTFOUND);
         }
     }
     return NULL;
@@ -187,8 +185,7 @@ static void test_standalone_two_threads(void)
     CHECK_EQ_INT(hc_embedded_get(e, "c", "", 0, HC_EMBEDDED_READ_LOCAL, &v), HC_EINVAL);
     CHECK_EQ_INT(hc_embedded_put(e, "c", "k", 1, "v", 1, (hc_ack_t)9, 0), HC_EINVAL);
     static char big[300 * 1024];
-    CHECK_EQ_INT(hc_embedded_put(e, "c", big, sizeof(big), "v", 1, HC_ACK_QUORUM, 0),
-                 HC_ETOOLARGE);
+    CHECK_EQ_INT(hc_embedded_put(e, "c", big, sizeof(big), "v", 1, HC_ACK_QUORUM, 0), HC_ETOOLARGE);
     CHECK_EQ_INT(hc_embedded_get(e, "c", "absent", 6, HC_EMBEDDED_READ_LOCAL, &v), HC_ENOTFOUND);
     CHECK_EQ_INT(hc_embedded_put(e, "c", "s", 1, "abc", 3, HC_ACK_QUORUM, 0), 0);
     CHECK_EQ_INT(hc_embedded_incr(e, "c", "s", 1, 1, HC_ACK_QUORUM, NULL), HC_ENOTINT);
@@ -336,11 +333,185 @@ static void test_free_stops(void)
     hc_embedded_free(e);
 }
 
+/* Deadlines of 1 ms race the node's answers: whichever wins, every call returns one of its
+ * documented codes, and calls given up on are freed when their answer comes (ASan/LSan). */
+static atomic_int gave_up;
+
+static void *racer(void *arg)
+{
+    hc_embedded_t *e = arg;
+    long bad = 0;
+    for (int i = 0; i < 2000; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "r%d", i % 50);
+        int rv = hc_embedded_put(e, "race", key, (size_t)kl, "v", 1, HC_ACK_QUORUM, 0);
+        bad += rv != 0 && rv != HC_ETIMEDOUT && rv != HC_EUNKNOWN_OUTCOME;
+        atomic_fetch_add(&gave_up, rv == HC_ETIMEDOUT || rv == HC_EUNKNOWN_OUTCOME);
+        hc_value_t v;
+        rv = hc_embedded_get(e, "race", key, (size_t)kl, HC_EMBEDDED_READ_LOCAL, &v);
+        bad += rv != 0 && rv != HC_ENOTFOUND && rv != HC_ETIMEDOUT;
+        bad += rv != 0 && v.data != NULL;
+        atomic_fetch_add(&gave_up, rv == HC_ETIMEDOUT);
+        hc_value_free(&v);
+    }
+    return (void *)bad;
+}
+
+static void test_deadline_races(void)
+{
+    hc_embedded_opts_t o = {.env = standalone_env, .log = count_log, .timeout_ms = 1};
+    hc_embedded_t *e = NULL;
+    REQUIRE(hc_embedded_start(&o, &e, NULL, 0) == 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(pthread_create(&th[i], NULL, racer, e) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        void *bad;
+        pthread_join(th[i], &bad);
+        CHECK_EQ_INT((long)bad, 0);
+    }
+    fprintf(stderr, "  deadline_races: %d of 8000 calls gave up at their deadline\n",
+            atomic_load(&gave_up));
+    CHECK_EQ_INT(hc_embedded_stop(e), 0);
+    hc_embedded_free(e);
+}
+
+/* A listener that cannot bind fails the start: on its own thread nothing is left; on the
+ * caller's loop the node's handles close on the loop's next turns and it frees itself. */
+static void test_start_failure_leaves_nothing(void)
+{
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    uv_tcp_t taken;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    REQUIRE(uv_tcp_init(&loop, &taken) == 0);
+    REQUIRE(uv_tcp_bind(&taken, (const struct sockaddr *)&sa, 0) == 0);
+    REQUIRE(uv_listen((uv_stream_t *)&taken, 1, NULL) == 0);
+    int len = sizeof(sa);
+    REQUIRE(uv_tcp_getsockname(&taken, (struct sockaddr *)&sa, &len) == 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "CACHE_HTTP_ADDR=127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *const env[] = {"HA_MODE=false", addr, NULL};
+    for (int on_loop = 0; on_loop < 2; on_loop++) {
+        loop_test_t t = {0};
+        hc_embedded_opts_t o = {.env = env,
+                                .log = count_log,
+                                .loop = on_loop ? &loop : NULL,
+                                .stopped = on_stopped,
+                                .stopped_ud = &t};
+        hc_embedded_t *e = (hc_embedded_t *)1;
+        char err[512];
+        int rv = hc_embedded_start(&o, &e, err, sizeof(err));
+        CHECK_EQ_INT(rv, HC_EUNAVAILABLE);
+        CHECK(e == NULL);
+        CHECK(strstr(err, "could not bind") != NULL);
+        if (on_loop) {
+            uv_close((uv_handle_t *)&taken, NULL);
+            uv_run(&loop, UV_RUN_DEFAULT); /* until the node's handles are gone too */
+        }
+        CHECK_EQ_INT(t.stopped, 0); /* no stop callback for a start that failed */
+    }
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
+/* ---- calls given up on: never started, and in flight ---- */
+
+typedef struct {
+    hc_embedded_t *e;
+    int early_rv;  /* a get while the caller's loop is not running */
+    int put_rv[6]; /* puts the loop holds in flight past their deadline */
+    int get_rv[6]; /* reading them back afterwards */
+    int ready, stop_rv;
+} abandon_t;
+
+static void abandon_early(void *arg)
+{
+    abandon_t *a = arg;
+    hc_value_t v;
+    a->early_rv = hc_embedded_get(a->e, "c", "k", 1, HC_EMBEDDED_READ_LOCAL, &v);
+}
+
+static void abandon_late(void *arg)
+{
+    abandon_t *a = arg;
+    uint64_t deadline = now_ms() + 15000;
+    while (!(a->ready = hc_embedded_ready(a->e)) && now_ms() < deadline) {
+        usleep(20 * 1000);
+    }
+    for (int i = 0; a->ready && i < 6; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "k%d", i);
+        a->put_rv[i] = hc_embedded_put(a->e, "c", key, 2, "v", 1, HC_ACK_QUORUM, 0);
+        usleep(400 * 1000); /* the loop's stall is over, the write was applied */
+        hc_value_t v;
+        a->get_rv[i] = hc_embedded_get(a->e, "c", key, 2, HC_EMBEDDED_READ_LOCAL, &v);
+        hc_value_free(&v);
+    }
+    a->stop_rv = hc_embedded_stop(a->e);
+}
+
+static void test_abandoned_calls(void)
+{
+    /* a one-node cluster: writes commit through raft on a later loop turn */
+    int fd = -1;
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    socklen_t sl = sizeof(sa);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+            getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    close(fd); /* the port is free again for the node (a race with other programs is unlikely) */
+    char hosts[64], me[80];
+    snprintf(hosts, sizeof(hosts), "HA_HOSTS=127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(me, sizeof(me), "HOSTNAME_OVERWRITE=127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *const env[] = {"HA_MODE=true", hosts, me, "CACHE_LISTEN_ADDR=127.0.0.1",
+                               "CACHE_TLS=false", "CACHE_AUTH_TOKEN=0123456789abcdef0123",
+                               "CACHE_ELECTION_TIMEOUT_MS=300", "CACHE_HEARTBEAT_MS=50",
+                               "CACHE_LOG_LEVEL=warn",
+                               /* the loop sleeps 300 ms after starting a call that is still in
+                                * flight: longer than the callers' deadline of 100 ms */
+                               "HACACHE_TEST_EMBED_STALL_MS=300", NULL};
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    abandon_t a = {0};
+    hc_embedded_opts_t o = {.env = env, .loop = &loop, .log = count_log, .timeout_ms = 100};
+    char err[512];
+    int rv = hc_embedded_start(&o, &a.e, err, sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "  start: %s (%s)\n", hc_strerror(rv), err);
+    }
+    REQUIRE(rv == 0);
+
+    /* the loop does not run: the call is never started, gives up and is taken off the queue */
+    uv_thread_t t;
+    REQUIRE(uv_thread_create(&t, abandon_early, &a) == 0);
+    uv_thread_join(&t);
+    CHECK_EQ_INT(a.early_rv, HC_ETIMEDOUT);
+
+    REQUIRE(uv_thread_create(&t, abandon_late, &a) == 0);
+    uv_run(&loop, UV_RUN_DEFAULT); /* until the other thread's stop closed the node */
+    uv_thread_join(&t);
+    CHECK_EQ_INT(a.ready, 1);
+    CHECK_EQ_INT(a.stop_rv, 0);
+    for (int i = 0; i < 6; i++) {
+        /* started, then given up: the outcome is unknown to the caller, and it was applied */
+        CHECK_EQ_INT(a.put_rv[i], HC_EUNKNOWN_OUTCOME);
+        CHECK_EQ_INT(a.get_rv[i], 0);
+    }
+    hc_embedded_free(a.e);
+    CHECK_EQ_INT(uv_loop_close(&loop), 0);
+}
+
 static const hc_test_t tests[] = {
     {"configuration_errors", test_configuration_errors},
     {"standalone_two_threads", test_standalone_two_threads},
     {"caller_loop", test_caller_loop},
     {"free_stops", test_free_stops},
+    {"deadline_races", test_deadline_races},
+    {"start_failure_leaves_nothing", test_start_failure_leaves_nothing},
+    {"abandoned_calls", test_abandoned_calls},
 };
 
 HC_TEST_MAIN(tests)
