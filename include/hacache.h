@@ -181,7 +181,8 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  *     hc_embedded_status/ready and local gets, which that thread may make: they answer at once.
  *   - hc_embedded_submit (the callback variant): any thread, including the loop thread (from a
  *     uv callback of the caller's loop); the callback runs on the node's loop thread, exactly
- *     once, never before hc_embedded_submit returned.
+ *     once, on a later loop turn (when submitted from another thread it may run before
+ *     hc_embedded_submit has returned there).
  *   - hc_embedded_free: once, after hc_embedded_stop, when no other call is running or will be
  *     made; never from the node's loop thread in own-thread mode.
  *   - every pointer argument is borrowed for the call (copied when it is handed to the node);
@@ -316,7 +317,7 @@ typedef struct {
 } hc_embedded_result_t;
 typedef void (*hc_embedded_cb)(void *ud, const hc_embedded_result_t *res);
 /* Hands op (copied, with its key and value) to the node. 0: cb(ud, res) runs exactly once on the
- * node's loop thread, never before this returns: when the node answers (a write that gets no
+ * node's loop thread, on a later turn of its loop: when the node answers (a write that gets no
  * answer fails inside the node after two election timeouts) or with HC_ESHUTDOWN /
  * HC_EUNKNOWN_OUTCOME when the node stops first. Otherwise the error (HC_EINVAL, HC_ETOOLARGE,
  * HC_ESHUTDOWN, HC_ENOMEM) and cb is never called. */

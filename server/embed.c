@@ -395,15 +395,17 @@ static void on_handle_closed(uv_handle_t *h)
     if (abandoned && e->own_thread) {
         uv_stop(e->loop); /* h2o keeps handles of the abandoned connections */
     }
+    int status = abandoned ? HC_ETIMEDOUT : 0;
+    /* the callback first: once `closed` is published, a stopping thread may free e */
+    if (e->stopped != NULL && !e->start_failed) {
+        e->stopped(e->stopped_ud, status);
+    }
     pthread_mutex_lock(&e->mu);
     e->closed = 1;
-    e->stop_rv = abandoned ? HC_ETIMEDOUT : 0;
-    int free_it = e->free_when_closed;
+    e->stop_rv = status;
+    int free_it = e->free_when_closed; /* set on this thread only */
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
-    if (e->stopped != NULL && !e->start_failed) {
-        e->stopped(e->stopped_ud, abandoned ? HC_ETIMEDOUT : 0);
-    }
     if (free_it) {
         free_now(e);
     }
