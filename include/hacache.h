@@ -161,10 +161,11 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  * A good library guest: it installs no signal handler, changes no process limit and never calls
  * exit(). Configuration errors are returned with the line hacached would print.
  *
- * SIGPIPE: on its own thread (opts.loop NULL) the node runs with every signal blocked, so a
- * write to a closed socket returns EPIPE there and the program's own handlers keep running on
- * its threads. On the caller's loop the node writes sockets from the caller's thread: like any
- * libuv network program, the caller must ignore or block SIGPIPE itself.
+ * SIGPIPE: on its own thread (opts.loop NULL) the node runs with every asynchronous signal
+ * blocked (faults such as SIGSEGV excepted), so a write to a closed socket returns EPIPE there
+ * and the program's own handlers keep running on its threads. On the caller's loop the node
+ * writes sockets from the caller's thread: like any libuv network program, the caller must
+ * ignore or block SIGPIPE itself.
  *
  * Logs: the node logs through opts.log (each formatted line, logfmt or JSON as
  * CACHE_LOG_FORMAT says, without newline, valid during the call; calls are never concurrent but
@@ -183,8 +184,8 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  *     uv callback of the caller's loop); the callback runs on the node's loop thread, exactly
  *     once, on a later loop turn (when submitted from another thread it may run before
  *     hc_embedded_submit has returned there).
- *   - hc_embedded_free: once, after hc_embedded_stop, when no other call is running or will be
- *     made; never from the node's loop thread in own-thread mode.
+ *   - hc_embedded_free: once, when no other call is running or will be made (after
+ *     hc_embedded_stop, or it stops the node itself); never from the node's own thread.
  *   - every pointer argument is borrowed for the call (copied when it is handed to the node);
  *     a value returned by hc_embedded_get belongs to the caller (hc_value_free).
  *
@@ -335,7 +336,7 @@ typedef struct {
     uint64_t commit_index, applied_index;
     char not_ready_reason[64]; /* when !ready */
 } hc_embedded_status_t;
-/* 0 with *out; HC_ESHUTDOWN once stopped, HC_ETIMEDOUT, HC_EINVAL. */
+/* 0 with *out; HC_ESHUTDOWN once the stop began, HC_ETIMEDOUT, HC_EINVAL. */
 HC_EXPORT int hc_embedded_status(hc_embedded_t *e, hc_embedded_status_t *out);
 /* 1 when the node serves (GET /readyz would be 200), 0 otherwise (also on any error). */
 HC_EXPORT int hc_embedded_ready(hc_embedded_t *e);
