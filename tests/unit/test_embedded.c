@@ -416,6 +416,100 @@ static void test_start_failure_leaves_nothing(void)
     CHECK_EQ_INT(uv_loop_close(&loop), 0);
 }
 
+/* ---- a one-node cluster (writes go through raft) ---- */
+
+typedef struct {
+    char hosts[64], me[80];
+    const char *env[12];
+} one_node_cluster_t;
+
+/* The environment of a cluster of one node on a free loopback port, plus `extra` (or NULL). */
+static int one_node_cluster(one_node_cluster_t *oc, const char *extra)
+{
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    socklen_t sl = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd); /* the port is free again for the node (a race with other programs is unlikely) */
+    snprintf(oc->hosts, sizeof(oc->hosts), "HA_HOSTS=127.0.0.1:%d", ntohs(sa.sin_port));
+    snprintf(oc->me, sizeof(oc->me), "HOSTNAME_OVERWRITE=127.0.0.1:%d", ntohs(sa.sin_port));
+    const char *env[] = {"HA_MODE=true",
+                         oc->hosts,
+                         oc->me,
+                         "CACHE_LISTEN_ADDR=127.0.0.1",
+                         "CACHE_TLS=false",
+                         "CACHE_AUTH_TOKEN=0123456789abcdef0123",
+                         "CACHE_ELECTION_TIMEOUT_MS=300",
+                         "CACHE_HEARTBEAT_MS=50",
+                         "CACHE_LOG_LEVEL=warn",
+                         extra,
+                         NULL};
+    memcpy(oc->env, env, sizeof(env));
+    return 0;
+}
+
+/* ---- the stop drains calls in flight ---- */
+
+typedef struct {
+    atomic_int calls, ok, other;
+} drained_t;
+
+static void on_drained(void *ud, const hc_embedded_result_t *r)
+{
+    drained_t *d = ud;
+    atomic_fetch_add(&d->calls, 1);
+    atomic_fetch_add(r->status == 0 ? &d->ok : &d->other, 1);
+}
+
+/* Writes submitted right before the stop are in flight in raft when it begins: the stop lets
+ * them finish (every callback before hc_embedded_stop returns, all applied); later ones are
+ * refused. */
+static void test_stop_drains_calls(void)
+{
+    one_node_cluster_t oc;
+    REQUIRE(one_node_cluster(&oc, NULL) == 0);
+    hc_embedded_opts_t o = {.env = oc.env, .log = count_log};
+    hc_embedded_t *e = NULL;
+    char err[512];
+    int rv = hc_embedded_start(&o, &e, err, sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "  start: %s (%s)\n", hc_strerror(rv), err);
+    }
+    REQUIRE(rv == 0);
+    uint64_t deadline = now_ms() + 15000;
+    while (!hc_embedded_ready(e) && now_ms() < deadline) {
+        usleep(20 * 1000);
+    }
+    REQUIRE(hc_embedded_ready(e));
+    drained_t d = {0};
+    enum { N = 200 };
+    for (int i = 0; i < N; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof(key), "d%d", i);
+        hc_embedded_op_t op = {.kind = HC_EMBEDDED_PUT,
+                               .cache = "drain",
+                               .key = key,
+                               .klen = (size_t)kl,
+                               .val = "v",
+                               .vlen = 1,
+                               .ack = HC_ACK_QUORUM};
+        CHECK_EQ_INT(hc_embedded_submit(e, &op, on_drained, &d), 0);
+    }
+    CHECK_EQ_INT(hc_embedded_stop(e), 0);
+    CHECK_EQ_INT(atomic_load(&d.calls), N);
+    CHECK_EQ_INT(atomic_load(&d.ok), N);
+    hc_embedded_op_t late = {.kind = HC_EMBEDDED_GET, .cache = "drain", .key = "d0", .klen = 2};
+    CHECK_EQ_INT(hc_embedded_submit(e, &late, on_drained, &d), HC_ESHUTDOWN);
+    hc_embedded_free(e);
+}
+
 /* ---- calls given up on: never started, and in flight ---- */
 
 typedef struct {
@@ -455,24 +549,11 @@ static void abandon_late(void *arg)
 static void test_abandoned_calls(void)
 {
     /* a one-node cluster: writes commit through raft on a later loop turn */
-    int fd = -1;
-    struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
-    socklen_t sl = sizeof(sa);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
-    close(fd); /* the port is free again for the node (a race with other programs is unlikely) */
-    char hosts[64], me[80];
-    snprintf(hosts, sizeof(hosts), "HA_HOSTS=127.0.0.1:%d", ntohs(sa.sin_port));
-    snprintf(me, sizeof(me), "HOSTNAME_OVERWRITE=127.0.0.1:%d", ntohs(sa.sin_port));
-    const char *const env[] = {"HA_MODE=true", hosts, me, "CACHE_LISTEN_ADDR=127.0.0.1",
-                               "CACHE_TLS=false", "CACHE_AUTH_TOKEN=0123456789abcdef0123",
-                               "CACHE_ELECTION_TIMEOUT_MS=300", "CACHE_HEARTBEAT_MS=50",
-                               "CACHE_LOG_LEVEL=warn",
-                               /* the loop sleeps 300 ms after starting a call that is still in
-                                * flight: longer than the callers' deadline of 100 ms */
-                               "HACACHE_TEST_EMBED_STALL_MS=300", NULL};
+    one_node_cluster_t oc;
+    REQUIRE(one_node_cluster(&oc, "HACACHE_TEST_EMBED_STALL_MS=300") == 0);
+    /* (the loop sleeps 300 ms after starting a call that is still in flight: longer than the
+     * callers' deadline of 100 ms) */
+    const char *const *env = oc.env;
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
     abandon_t a = {0};
@@ -512,6 +593,7 @@ static const hc_test_t tests[] = {
     {"deadline_races", test_deadline_races},
     {"start_failure_leaves_nothing", test_start_failure_leaves_nothing},
     {"abandoned_calls", test_abandoned_calls},
+    {"stop_drains_calls", test_stop_drains_calls},
 };
 
 HC_TEST_MAIN(tests)
