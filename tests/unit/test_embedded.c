@@ -378,7 +378,8 @@ static void test_deadline_races(void)
 }
 
 /* A listener that cannot bind fails the start: on its own thread nothing is left; on the
- * caller's loop the node's handles close on the loop's next turns and it frees itself. */
+ * caller's loop the node's handles close on the loop's next turns and it frees itself. With the
+ * listener turned off the same configuration starts. */
 static void test_start_failure_leaves_nothing(void)
 {
     uv_loop_t loop;
@@ -394,6 +395,12 @@ static void test_start_failure_leaves_nothing(void)
     char addr[64];
     snprintf(addr, sizeof(addr), "CACHE_HTTP_ADDR=127.0.0.1:%d", ntohs(sa.sin_port));
     const char *const env[] = {"HA_MODE=false", addr, NULL};
+    /* with the HTTP listener turned off the configuration starts (nothing to bind) */
+    hc_embedded_opts_t off = {.env = env, .log = count_log, .http = HC_EMBEDDED_LISTEN_OFF};
+    hc_embedded_t *quiet = NULL;
+    CHECK_EQ_INT(hc_embedded_start(&off, &quiet, NULL, 0), 0);
+    CHECK_EQ_INT(hc_embedded_put(quiet, "c", "k", 1, "v", 1, HC_ACK_QUORUM, 0), 0);
+    hc_embedded_free(quiet);
     for (int on_loop = 0; on_loop < 2; on_loop++) {
         loop_test_t t = {0};
         hc_embedded_opts_t o = {.env = env,
