@@ -1,12 +1,16 @@
 /* test_embedded.c: the embedded node API of hacache.h (libhacache_node, linked as the shared
  * library a program would use): configuration errors, a standalone node used from two
  * application threads at once (put/get/del/incr/clear, the callback variant, status), the stop,
- * calls after it, and a node on the caller's own loop (calls from the loop thread, a blocking
- * caller on another thread, the stop callback, every handle closed). */
+ * calls after it, a node on the caller's own loop (calls from the loop thread, a blocking
+ * caller on another thread, the stop callback, every handle closed), failed starts, listeners
+ * on and off, calls given up at their deadline, and the drain of calls in flight at the stop. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -517,6 +521,64 @@ static void test_stop_drains_calls(void)
     hc_embedded_free(e);
 }
 
+/* ---- the RESP listener of an embedded node ---- */
+
+/* Sends req and reads until `want` came (SO_RCVTIMEO bounds each read); 1 when it did. */
+static int resp_exchange(int fd, const char *req, const char *want)
+{
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+        return 0;
+    }
+    char buf[256];
+    size_t n = 0;
+    while (n < strlen(want)) {
+        ssize_t r = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+        if (r <= 0) {
+            return 0;
+        }
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return strcmp(buf, want) == 0;
+}
+
+/* With CACHE_RESP_ADDR set (and no HTTP address) the node serves RESP only; a write made
+ * through it is in the process's local reads. */
+static void test_resp_listener(void)
+{
+    one_node_cluster_t oc; /* only for its free port */
+    REQUIRE(one_node_cluster(&oc, NULL) == 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "CACHE_RESP_ADDR=%s", strchr(oc.hosts, '=') + 1);
+    const char *const env[] = {"HA_MODE=false", addr, "CACHE_LOG_LEVEL=warn", NULL};
+    hc_embedded_opts_t o = {.env = env, .log = count_log};
+    hc_embedded_t *e = NULL;
+    char err[512];
+    int rv = hc_embedded_start(&o, &e, err, sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "  start: %s (%s)\n", hc_strerror(rv), err);
+    }
+    REQUIRE(rv == 0);
+    struct sockaddr_in sa;
+    REQUIRE(uv_ip4_addr("127.0.0.1", atoi(strrchr(addr, ':') + 1), &sa) == 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    CHECK(ok);
+    CHECK(ok && resp_exchange(fd, "*2\r\n$8\r\nHC.CACHE\r\n$4\r\nresp\r\n", "+OK\r\n"));
+    CHECK(ok && resp_exchange(fd, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8\r\nfromresp\r\n", "+OK\r\n"));
+    if (fd >= 0) {
+        close(fd);
+    }
+    hc_value_t v;
+    CHECK_EQ_INT(hc_embedded_get(e, "resp", "k", 1, HC_EMBEDDED_READ_LOCAL, &v), 0);
+    CHECK(v.len == 8 && memcmp(v.data, "fromresp", 8) == 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(hc_embedded_stop(e), 0);
+    hc_embedded_free(e);
+}
+
 /* ---- calls given up on: never started, and in flight ---- */
 
 typedef struct {
@@ -601,6 +663,7 @@ static const hc_test_t tests[] = {
     {"start_failure_leaves_nothing", test_start_failure_leaves_nothing},
     {"abandoned_calls", test_abandoned_calls},
     {"stop_drains_calls", test_stop_drains_calls},
+    {"resp_listener", test_resp_listener},
 };
 
 HC_TEST_MAIN(tests)
