@@ -116,13 +116,7 @@ int hc_client_last_error(hc_client_t *c, char *buf, size_t len)
     return 0;
 }
 
-void hc_value_free(hc_value_t *v)
-{
-    if (v != NULL) {
-        free(v->data);
-        memset(v, 0, sizeof(*v));
-    }
-}
+/* hc_value_free: server/value.c (shared with libhacache_node) */
 
 /* ---- requests with failover ---- */
 

@@ -1,5 +1,5 @@
-/* hacache.h: the public C interface of libhacache: error codes and the remote client (SPEC
- * section 7; the embedded node API comes later). */
+/* hacache.h: the public C interface of libhacache and libhacache_node: error codes, the remote
+ * client (libhacache) and the embedded node (libhacache_node), SPEC section 7. */
 #ifndef HACACHE_H
 #define HACACHE_H
 
@@ -381,6 +381,189 @@ HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awr
  * cancelled write may or may not have been applied: it may have reached a node already). op must
  * be a handle whose callback has not begun. */
 HC_EXPORT void hc_acancel(hc_aop_t *op);
+
+/* ---- embedded node (library hacache_node: libhacache_node.{a,so}, pkg-config hacache-node) ----
+ *
+ * The program becomes a cluster member: the same node as hacached (raft, replication, the store,
+ * optionally the HTTP and RESP listeners), configured the same way (the environment variables
+ * and flags of `hacached --help`), running on a thread of its own or on the caller's libuv loop.
+ * Reads with HC_READ_LOCAL are answered from this process's copy, without a network
+ * hop; writes go through the leader like any node's, with the ack level of the call.
+ *
+ * A good library guest: it installs no signal handler, changes no process limit and never calls
+ * exit(). Configuration errors are returned with the line hacached would print.
+ *
+ * SIGPIPE: on its own thread (opts.loop NULL) the node runs with every asynchronous signal
+ * blocked (faults such as SIGSEGV excepted), so a write to a closed socket returns EPIPE there
+ * and the program's own handlers keep running on its threads. On the caller's loop the node
+ * writes sockets from the caller's thread: like any libuv network program, the caller must
+ * ignore or block SIGPIPE itself.
+ *
+ * Logs: the node logs through opts.log (each formatted line, logfmt or JSON as
+ * CACHE_LOG_FORMAT says, without newline, valid during the call; calls are never concurrent but
+ * may come from any thread that runs a node), or to stderr when NULL. The log settings are
+ * process-wide: with several embedded nodes in one process, the last one started sets them
+ * (one embedded node per process is the supported case; several work, e.g. in tests).
+ *
+ * Threads and ownership, for every call below:
+ *   - hc_embedded_start: any thread; with opts.loop set, the thread that runs that loop.
+ *   - the blocking calls (hc_embedded_get/put/del/incr/clear/status/ready, hc_embedded_stop):
+ *     any application thread, concurrently; each is handed to the node's loop (a queue and a
+ *     uv_async_t) and waits for its answer with a deadline (opts.timeout_ms). They return
+ *     HC_EINVAL when made from the node's loop thread (they would wait for themselves), except
+ *     hc_embedded_status/ready and local gets, which that thread may make: they answer at once.
+ *   - hc_embedded_submit (the callback variant): any thread, including the loop thread (from a
+ *     uv callback of the caller's loop); the callback runs on the node's loop thread, exactly
+ *     once, on a later loop turn (when submitted from another thread it may run before
+ *     hc_embedded_submit has returned there).
+ *   - hc_embedded_free: once, when no other call is running or will be made (after
+ *     hc_embedded_stop, or it stops the node itself); never from the node's own thread.
+ *   - every pointer argument is borrowed for the call (copied when it is handed to the node);
+ *     a value returned by hc_embedded_get belongs to the caller (hc_value_free).
+ *
+ * Not supported: fork() while a node runs; HTTP connections still open at the drain deadline of
+ * the stop are left to the process (their memory stays allocated: hc_embedded_stop returns
+ * HC_ETIMEDOUT and hc_embedded_free then leaves the node's loop in place); HTTP/2 clients of an
+ * own-thread node leave up to 16 of h2o's 80 KiB write buffers behind when its thread ends
+ * (h2o 2.2.5 keeps them in a per-thread cache it does not expose); a few configuration
+ * problems found only when the node starts (CACHE_DATA_DIR, TLS files) are printed to stderr,
+ * not to opts.log (err gets "cannot start the node: invalid argument"). */
+#define HC_EMBEDDED_DEFAULT_TIMEOUT_MS 5000
+
+struct uv_loop_s;
+typedef struct hc_embedded hc_embedded_t;
+
+/* Whether a listener runs. AUTO (0): the HTTP API when CACHE_HTTP_ADDR (or --http-addr) is given,
+ * RESP when CACHE_RESP_ADDR is; ON: HTTP also on its default address 127.0.0.1:8080 (RESP still
+ * needs an address); OFF: not at all. */
+typedef enum {
+    HC_EMBEDDED_LISTEN_AUTO = 0,
+    HC_EMBEDDED_LISTEN_ON,
+    HC_EMBEDDED_LISTEN_OFF
+} hc_embedded_listen_t;
+
+typedef struct {
+    /* NULL-terminated "KEY=VALUE" strings read instead of the process environment (HA_MODE,
+     * HA_HOSTS, HOSTNAME_OVERWRITE, CACHE_*: the variables of hacached); NULL: the process
+     * environment (getenv). Borrowed for hc_embedded_start. */
+    const char *const *env;
+    /* optional flags, as hacached's (argv[0] is the program name and ignored); flags win over
+     * the environment. --help, --version and --check-config are hacached commands: HC_EINVAL. */
+    int argc;
+    const char *const *argv;
+    /* NULL: the library runs the node on a thread of its own with its own loop. Otherwise the
+     * node runs on this loop: hc_embedded_start must be called on the thread that runs it, and
+     * the caller keeps running it until the node stopped (opts.stopped). */
+    struct uv_loop_s *loop;
+    /* log sink (see above); NULL: stderr */
+    void (*log)(void *ud, int level, const char *line); /* level: 0 error .. 4 trace */
+    void *log_ud;
+    hc_embedded_listen_t http, resp;
+    uint32_t timeout_ms; /* deadline of each blocking call; 0 = HC_EMBEDDED_DEFAULT_TIMEOUT_MS */
+    /* optional: runs on the node's loop thread once the node stopped (hc_embedded_stop or
+     * hc_embedded_free) and closed every handle; status 0, or HC_ETIMEDOUT when connections had
+     * to be abandoned. With opts.loop set, the caller's loop may be closed only after it ran
+     * (and, after a failed hc_embedded_start, only after running it until it has no more of the
+     * node's handles: they close on its next turns). */
+    void (*stopped)(void *ud, int status);
+    void *stopped_ud;
+} hc_embedded_opts_t;
+
+/* Reads the configuration, validates it like hacached --check-config (fails on the first
+ * problem) and starts the node, its peer links and the configured listeners. The node then
+ * joins (or forms) its cluster in the background: hc_embedded_ready says when it serves.
+ * 0 with *out (stop it with hc_embedded_stop, then hc_embedded_free). On error *out is NULL,
+ * nothing is left running, and err (when errlen > 0) holds one NUL-terminated line:
+ * HC_EINVAL a configuration problem (the line hacached prints, e.g. "HA_HOSTS: ..."),
+ * HC_EUNAVAILABLE a listener could not bind, HC_ENOMEM, HC_EINTERNAL (thread, loop). */
+HC_EXPORT int hc_embedded_start(const hc_embedded_opts_t *opts, hc_embedded_t **out, char *err,
+                                size_t errlen);
+
+/* Orderly stop, exactly like SIGTERM to hacached: /readyz turns 503, a leader hands leadership
+ * to the most up-to-date follower, calls and connections in flight drain, the peer links close,
+ * all within CACHE_SHUTDOWN_TIMEOUT_MS. Calls made after it started fail with HC_ESHUTDOWN.
+ * Own thread: blocks until the node stopped and its thread was joined; 0, or HC_ETIMEDOUT
+ * (connections abandoned). Caller's loop: from the loop thread it begins the stop and returns 0
+ * at once (opts.stopped tells the end); from another thread it waits until the node stopped.
+ * Idempotent. */
+HC_EXPORT int hc_embedded_stop(hc_embedded_t *e);
+/* Frees the node, stopping it first if needed (blocking as hc_embedded_stop does). On the
+ * caller's loop thread it may not wait: the stop begins and the memory goes once the node
+ * closed (opts.stopped still runs). NULL: no-op. */
+HC_EXPORT void hc_embedded_free(hc_embedded_t *e);
+
+/* Reads key of cache at the given consistency. 0: out->data (NUL-terminated after len bytes)
+ * belongs to the caller (hc_value_free); out->stale is 1 when the value comes from a serve_stale
+ * cache this node kept after losing its quorum. HC_ENOTFOUND, HC_EUNAVAILABLE (not ready,
+ * quorum lost, no leader), HC_ETIMEDOUT, HC_ESHUTDOWN, HC_EINVAL (cache name, empty key),
+ * HC_ETOOLARGE (key over CACHE_MAX_KEY_SIZE). On error *out is zeroed. */
+HC_EXPORT int hc_embedded_get(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                              hc_consistency_t consistency, hc_value_t *out);
+/* Writes, ordered by the leader; they return once the ack level is reached (SPEC section 3).
+ * A write whose answer did not come within the deadline returns HC_EUNKNOWN_OUTCOME (it may
+ * still be applied). Other codes as hc_put, hc_del (HC_ENOTFOUND when absent), hc_incr
+ * (*value gets the new integer with HC_ACK_QUORUM, may be NULL), hc_clear. ttl_ms 0 = none
+ * (or the cache's default). */
+HC_EXPORT int hc_embedded_put(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                              const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms);
+HC_EXPORT int hc_embedded_del(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                              hc_ack_t ack);
+HC_EXPORT int hc_embedded_incr(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                               int64_t by, hc_ack_t ack, int64_t *value);
+HC_EXPORT int hc_embedded_clear(hc_embedded_t *e, const char *cache, hc_ack_t ack);
+
+/* The callback variant of the calls above. */
+typedef enum {
+    HC_EMBEDDED_GET = 0,
+    HC_EMBEDDED_PUT,
+    HC_EMBEDDED_DEL,
+    HC_EMBEDDED_INCR,
+    HC_EMBEDDED_CLEAR
+} hc_embedded_kind_t;
+typedef struct {
+    hc_embedded_kind_t kind;
+    const char *cache;
+    const void *key; /* not for CLEAR */
+    size_t klen;
+    const void *val; /* PUT */
+    size_t vlen;
+    hc_ack_t ack;                   /* writes */
+    uint64_t ttl_ms;                /* PUT, INCR creating the key; 0 = none */
+    int64_t by;                     /* INCR */
+    hc_consistency_t consistency; /* GET */
+} hc_embedded_op_t;
+typedef struct {
+    int status;       /* 0 or HC_E*, as the blocking call */
+    const void *data; /* GET: the value, valid during the callback only; NULL otherwise */
+    size_t len;
+    int stale;        /* GET: see hc_embedded_get */
+    uint64_t version; /* GET, PUT, INCR: the entry's version */
+    int64_t integer;  /* INCR (HC_ACK_QUORUM): the new value; CLEAR: entries removed */
+} hc_embedded_result_t;
+typedef void (*hc_embedded_cb)(void *ud, const hc_embedded_result_t *res);
+/* Hands op (copied, with its key and value) to the node. 0: cb(ud, res) runs exactly once on the
+ * node's loop thread, on a later turn of its loop: when the node answers (a write that gets no
+ * answer fails inside the node after two election timeouts) or with HC_ESHUTDOWN /
+ * HC_EUNKNOWN_OUTCOME when the node stops first. Otherwise the error (HC_EINVAL, HC_ETOOLARGE,
+ * HC_ESHUTDOWN, HC_ENOMEM) and cb is never called. */
+HC_EXPORT int hc_embedded_submit(hc_embedded_t *e, const hc_embedded_op_t *op, hc_embedded_cb cb,
+                                 void *ud);
+
+/* The node's view of the cluster, copied. */
+typedef struct {
+    int ready;        /* 1 when GET /readyz would answer 200: a voter that can serve */
+    int quorum;       /* in contact with a quorum */
+    char role[16];    /* "standalone", "leader", "follower", "candidate" */
+    char node[272];   /* this node, host:port */
+    char leader[272]; /* the leader's host:port, "" when unknown or standalone */
+    uint64_t term;
+    uint64_t commit_index, applied_index;
+    char not_ready_reason[64]; /* when !ready */
+} hc_embedded_status_t;
+/* 0 with *out; HC_ESHUTDOWN once the stop began, HC_ETIMEDOUT, HC_EINVAL. */
+HC_EXPORT int hc_embedded_status(hc_embedded_t *e, hc_embedded_status_t *out);
+/* 1 when the node serves (GET /readyz would be 200), 0 otherwise (also on any error). */
+HC_EXPORT int hc_embedded_ready(hc_embedded_t *e);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,10 @@ void hc_http_drop_creds(hc_http_t *h);
 void hc_http_close(hc_http_t *h);
 void hc_http_free(hc_http_t *h);
 
+/* Frees what h2o keeps recycled for the calling thread (socket buffers, memory-pool chunks), so
+ * a thread that served HTTP can end without leaking it (an embedded node's own thread, after its
+ * loop closed). Not for HTTP/2 write buffers: h2o keeps those in a bin it does not expose. */
+void hc_http_thread_cleanup(void);
 /* Number of open API connections. */
 size_t hc_http_open_connections(const hc_http_t *h);
 

@@ -6,6 +6,7 @@
 #include "hacache.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -13,6 +14,10 @@
 static hc_log_level_t log_level = HC_LOG_INFO;
 static hc_log_format_t log_format = HC_LOG_TEXT;
 static FILE *log_out;
+/* the callback sink; the mutex serialises its calls and guards (sink, ud) against a swap */
+static pthread_mutex_t sink_mu = PTHREAD_MUTEX_INITIALIZER;
+static hc_log_sink_fn log_sink;
+static void *log_sink_ud;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -21,6 +26,24 @@ void hc_log_setup(hc_log_level_t level, hc_log_format_t format, FILE *out)
     log_level = level;
     log_format = format;
     log_out = out;
+}
+
+void hc_log_set_sink(hc_log_sink_fn sink, void *ud)
+{
+    pthread_mutex_lock(&sink_mu);
+    log_sink = sink;
+    log_sink_ud = ud;
+    pthread_mutex_unlock(&sink_mu);
+}
+
+void hc_log_unset_sink(hc_log_sink_fn sink, void *ud)
+{
+    pthread_mutex_lock(&sink_mu);
+    if (log_sink == sink && log_sink_ud == ud) {
+        log_sink = NULL;
+        log_sink_ud = NULL;
+    }
+    pthread_mutex_unlock(&sink_mu);
 }
 
 int hc_log_enabled(hc_log_level_t level)
@@ -192,6 +215,14 @@ void hc_log_fields(hc_log_level_t level, const char *msg, const hc_log_field_t *
             put_value(&l, &fields[i]);
         }
     }
+    pthread_mutex_lock(&sink_mu);
+    if (log_sink != NULL) {
+        l.buf[l.len] = '\0';
+        log_sink(log_sink_ud, level, l.buf);
+        pthread_mutex_unlock(&sink_mu);
+        return;
+    }
+    pthread_mutex_unlock(&sink_mu);
     l.buf[l.len++] = '\n';
     FILE *out = log_out ? log_out : stderr;
     fwrite(l.buf, 1, l.len, out);

@@ -1,4 +1,5 @@
-/* log.h: structured logging, one line per event, logfmt ("text") or JSON, to stderr. */
+/* log.h: structured logging, one line per event, logfmt ("text") or JSON, to stderr or to a
+ * callback (the embedded node's log sink). The settings are process-wide. */
 #ifndef HC_LOG_H
 #define HC_LOG_H
 
@@ -38,6 +39,14 @@ typedef struct {
 /* Sets the threshold and format (defaults: info, text) and the stream (default stderr). */
 void hc_log_setup(hc_log_level_t level, hc_log_format_t format, FILE *out);
 int hc_log_enabled(hc_log_level_t level);
+/* Sends every line to sink instead of the stream: line is NUL-terminated, without the trailing
+ * newline, valid during the call. Calls are serialised (never two at once) and may come from
+ * any thread that logs. sink NULL returns to the stream. */
+typedef void (*hc_log_sink_fn)(void *ud, hc_log_level_t level, const char *line);
+void hc_log_set_sink(hc_log_sink_fn sink, void *ud);
+/* Returns to the stream only if the sink in force is still (sink, ud), so a node stopping
+ * late does not take away a sink another one installed since. */
+void hc_log_unset_sink(hc_log_sink_fn sink, void *ud);
 
 /* Parses "error|warn|info|debug|trace" / "text|json"; 0 or HC_EINVAL. */
 int hc_log_level_parse(const char *s, hc_log_level_t *out);

@@ -72,9 +72,46 @@ static void test_parse(void)
     CHECK_EQ_INT(hc_log_format_parse("xml", &f), HC_EINVAL);
 }
 
+typedef struct {
+    int calls;
+    hc_log_level_t level;
+    char line[512];
+} sink_t;
+
+static void sink(void *ud, hc_log_level_t level, const char *line)
+{
+    sink_t *k = ud;
+    k->calls++;
+    k->level = level;
+    snprintf(k->line, sizeof(k->line), "%s", line);
+}
+
+/* A sink gets each line (no newline) instead of the stream; unset only removes its own. */
+static void test_sink(void)
+{
+    sink_t a = {0}, b = {0};
+    hc_log_setup(HC_LOG_INFO, HC_LOG_TEXT, NULL);
+    hc_log_set_sink(sink, &a);
+    hc_log(HC_LOG_WARN, "to the sink", HC_LU("n", 7));
+    hc_log(HC_LOG_DEBUG, "filtered", HC_LU("n", 8));
+    CHECK_EQ_INT(a.calls, 1);
+    CHECK_EQ_INT(a.level, HC_LOG_WARN);
+    CHECK(strstr(a.line, "level=warn msg=\"to the sink\" n=7") != NULL);
+    CHECK(strchr(a.line, '\n') == NULL);
+    hc_log_unset_sink(sink, &b); /* not b's: a stays */
+    hc_log(HC_LOG_INFO, "again");
+    CHECK_EQ_INT(a.calls, 2);
+    CHECK_EQ_INT(b.calls, 0);
+    hc_log_unset_sink(sink, &a);
+    char *s = capture(HC_LOG_INFO, HC_LOG_TEXT, HC_LOG_INFO, "to the stream", "x");
+    REQUIRE(s != NULL);
+    CHECK(strstr(s, "to the stream") != NULL);
+    CHECK_EQ_INT(a.calls, 2);
+}
+
 static hc_test_t tests[] = {
     {"logfmt", test_logfmt}, {"logfmt_quotes_and_newlines", test_logfmt_quotes_and_newlines},
     {"json", test_json},     {"level_filter", test_level_filter},
-    {"parse", test_parse},
+    {"parse", test_parse},   {"sink", test_sink},
 };
 HC_TEST_MAIN(tests)
