@@ -94,12 +94,17 @@ def test_install_and_pkg_config():
             f.write(PROGRAM)
         extra = ["-fsanitize=address,undefined"] if H.is_sanitized_build() else []
         libdir = os.path.join(prefix, "lib")
+        # the archive instead of -lhacache, and what it needs (Requires.private: libcurl,
+        # libcrypto; Libs.private: -pthread) from pkg-config --static
+        static_flags = [os.path.join(libdir, "libhacache.a") if f == "-lhacache" else f
+                        for f in subprocess.run(["pkg-config", "--static", "--cflags", "--libs",
+                                                 "hacache"], env=env, capture_output=True,
+                                                text=True).stdout.split()]
         for kind, cmd in (
                 ("shared", ["cc", "-std=c11", "-Wall", "-Werror", src, "-o",
                             os.path.join(tmp, "p_shared")] + flags + extra),
                 ("static", ["cc", "-std=c11", "-Wall", "-Werror", src, "-o",
-                            os.path.join(tmp, "p_static")] + flags[:1] +
-                 [os.path.join(libdir, "libhacache.a"), "-pthread"] + extra)):
+                            os.path.join(tmp, "p_static")] + static_flags + extra)):
             b = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
             if not H.check_eq(b.returncode, 0, "%s build: %s" % (kind, b.stderr[-2000:])):
                 continue
