@@ -373,10 +373,10 @@ HC_EXPORT int hc_aput(hc_aclient_t *c, const char *cache, const void *key, size_
                       void *ud, hc_aop_t **op);
 HC_EXPORT int hc_adel(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
                       hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
-HC_EXPORT int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
-                       int64_t by, hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
-HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb,
-                        void *ud, hc_aop_t **op);
+HC_EXPORT int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen, int64_t by,
+                       hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
+HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb, void *ud,
+                        hc_aop_t **op);
 /* Cancels a call in flight: its callback runs now, inside hc_acancel, with HC_ECANCELED (a
  * cancelled write may or may not have been applied: it may have reached a node already). op must
  * be a handle whose callback has not begun. */
@@ -527,9 +527,9 @@ typedef struct {
     size_t klen;
     const void *val; /* PUT */
     size_t vlen;
-    hc_ack_t ack;                   /* writes */
-    uint64_t ttl_ms;                /* PUT, INCR creating the key; 0 = none */
-    int64_t by;                     /* INCR */
+    hc_ack_t ack;                 /* writes */
+    uint64_t ttl_ms;              /* PUT, INCR creating the key; 0 = none */
+    int64_t by;                   /* INCR */
     hc_consistency_t consistency; /* GET */
 } hc_embedded_op_t;
 typedef struct {
