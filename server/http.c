@@ -44,6 +44,10 @@ typedef struct conn {
     int read_shut;            /* shutdown(SHUT_RD) done during drain */
     struct conn *prev, *next; /* hc_http.conns */
     hc_admit_conn_t adm;      /* pending until its first complete request */
+    /* a reference to the TLS context the connection was accepted with: h2o keeps the bare
+     * pointer and creates the connection's SSL only when the first bytes arrive, which may be
+     * after a credential reload replaced (and released) the listener's context */
+    SSL_CTX *ssl_ctx;
 } conn_t;
 
 struct hc_http {
@@ -1223,6 +1227,7 @@ static void on_conn_closed(uv_handle_t *handle)
         c->next->prev = c->prev;
     }
     c->http->nconns--;
+    SSL_CTX_free(c->ssl_ctx); /* NULL: no-op */
     free(c);
 }
 
@@ -1276,6 +1281,9 @@ static void on_accept(uv_stream_t *listener, int status)
     h->nconns++;
     /* the context of the moment: a credential reload swaps it for later connections */
     h->accept_ctx.ssl_ctx = h->tls != NULL ? hc_http_tls_ctx(h->tls) : NULL;
+    if (h->accept_ctx.ssl_ctx != NULL && SSL_CTX_up_ref(h->accept_ctx.ssl_ctx) == 1) {
+        c->ssl_ctx = h->accept_ctx.ssl_ctx;
+    }
     c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, on_conn_closed);
     c->sock->on_close.data = c; /* unused by h2o on server sockets: how on_req finds c */
     hc_admit_conn_t *evicted = hc_admit_add_pending(h->admit, &c->adm, uv_now(h->loop));

@@ -151,5 +151,40 @@ def test_reload_by_admin_call_and_sighup():
         t.cleanup()
 
 
+def test_handshake_after_a_reload():
+    """A connection accepted before a reload whose client speaks only afterwards: h2o creates
+    the connection's SSL when the first bytes arrive, from the context it was accepted with.
+    That context must still be alive (the node holds a reference per connection): under ASan
+    a use-after-free here aborts the node; in any build the handshake must complete."""
+    t = TlsNode()
+    try:
+        port = t.node.port
+        idle = []
+        for _ in range(5):  # accepted now, silent until after the reloads
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        # wait until the node accepted them: a request on a fresh connection is served after
+        H.check_eq(tls_request(port, t.first_cert, "GET", "/healthz")[0], 200, "healthz")
+        for i in range(2):
+            c, k = make_cert(t.dir, "r%d" % i, cn="r%d" % i)
+            t.install(c, k)
+            st, _ = tls_request(port, t.first_cert if i == 0 else last, "POST",
+                                "/v1/admin/tls/reload")
+            H.check_eq(st, 200, "reload %d" % i)
+            last = c
+        for n, raw in enumerate(idle):
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                der = s.getpeercert(binary_form=True)
+                H.check(der is not None and len(der) > 0, "handshake %d completed" % n)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                H.check(s.recv(64).startswith(b"HTTP/1.1 200"), "request %d answered" % n)
+        H.check(t.node.alive(), "the node is alive after the late handshakes")
+    finally:
+        t.node.stop_ok()
+        t.cleanup()
+
+
 if __name__ == "__main__":
     H.run(globals())
