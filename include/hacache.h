@@ -525,6 +525,17 @@ HC_EXPORT int hc_embedded_del(hc_embedded_t *e, const char *cache, const void *k
 HC_EXPORT int hc_embedded_incr(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
                                int64_t by, hc_ack_t ack, int64_t *value);
 HC_EXPORT int hc_embedded_clear(hc_embedded_t *e, const char *cache, hc_ack_t ack);
+/* The data API's options (as hc_get_ex, hc_put_ex, hc_del_ex of the remote client; opts NULL:
+ * the defaults): the entry's version and remaining TTL with a read, conditions (they need
+ * HC_ACK_QUORUM: HC_EINVAL otherwise; HC_ECONFLICT when one fails) and the new version with a
+ * put. Same threads and ownership rules as the calls above. */
+HC_EXPORT int hc_embedded_get_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 hc_consistency_t consistency, hc_value_t *out, hc_meta_t *meta);
+HC_EXPORT int hc_embedded_put_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 const void *val, size_t vlen, const hc_put_opts_t *opts,
+                                 uint64_t *version);
+HC_EXPORT int hc_embedded_del_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 const hc_del_opts_t *opts);
 
 /* The callback variant of the calls above. */
 typedef enum {
@@ -545,6 +556,9 @@ typedef struct {
     uint64_t ttl_ms;              /* PUT, INCR creating the key; 0 = none */
     int64_t by;                   /* INCR */
     hc_consistency_t consistency; /* GET */
+    int if_absent;                /* PUT: only when absent (needs HC_ACK_QUORUM) */
+    int has_if_version;           /* PUT, DEL: only when the version is if_version (quorum) */
+    uint64_t if_version;
 } hc_embedded_op_t;
 typedef struct {
     int status;       /* 0 or HC_E*, as the blocking call */
@@ -552,7 +566,9 @@ typedef struct {
     size_t len;
     int stale;        /* GET: see hc_embedded_get */
     uint64_t version; /* GET, PUT, INCR: the entry's version */
-    int64_t integer;  /* INCR (HC_ACK_QUORUM): the new value; CLEAR: entries removed */
+    int has_ttl;      /* GET: the entry expires, ttl_ms from now */
+    uint64_t ttl_ms;
+    int64_t integer; /* INCR (HC_ACK_QUORUM): the new value; CLEAR: entries removed */
 } hc_embedded_result_t;
 typedef void (*hc_embedded_cb)(void *ud, const hc_embedded_result_t *res);
 /* Hands op (copied, with its key and value) to the node. 0: cb(ud, res) runs exactly once on the
