@@ -32,7 +32,7 @@ struct hc_aop {
     hc_aop_t *prev, *next; /* the client's calls in flight */
     struct hc_aclient *c;
     op_kind_t kind;
-    int is_incr;
+    int is_incr, is_put; /* the callback's value: the new integer, or the new version */
     char method[8];
     char *path;
     void *body;
@@ -47,6 +47,7 @@ struct hc_aop {
     uv_timer_t wait; /* the pause before the next attempt */
     int finished;    /* the callback ran (or runs) */
     hc_aget_cb get_cb;
+    hc_aget_ex_cb get_ex_cb;
     hc_awrite_cb write_cb;
     void *ud;
 };
@@ -55,10 +56,11 @@ struct hc_aclient {
     uv_loop_t *loop;
     CURLM *multi;
     CURLSH *share;
-    uv_timer_t timer;   /* curl's timeout */
-    hcc_settings_t set; /* endpoints, token, deadline, TLS */
-    hc_aop_t *ops;      /* in flight */
-    sock_ctx_t *socks;  /* watched sockets */
+    uv_timer_t timer;             /* curl's timeout */
+    hcc_settings_t set;           /* endpoints, token, deadline, TLS */
+    hc_consistency_t consistency; /* of reads without one */
+    hc_aop_t *ops;                /* in flight */
+    sock_ctx_t *socks;            /* watched sockets */
     CURL *pool[EASY_POOL_MAX];
     size_t n_pool;
     int dispatching;        /* inside check_done: teardown waits until it returns */
@@ -412,17 +414,26 @@ static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
     op->easy = NULL;
     if (op->kind == OP_GET) {
         hc_value_t v = {0};
+        hc_meta_t m = {0};
         if (rv == 0 && a != NULL) {
             v.data = a->body;
             v.len = a->body_len;
             v.stale = a->stale;
+            m.version = a->version;
+            m.has_ttl = a->has_ttl;
+            m.ttl_ms = a->ttl_ms;
         }
-        op->get_cb(op->ud, rv, rv == 0 ? &v : NULL);
+        if (op->get_ex_cb != NULL) {
+            op->get_ex_cb(op->ud, rv, rv == 0 ? &v : NULL, rv == 0 ? &m : NULL);
+        } else {
+            op->get_cb(op->ud, rv, rv == 0 ? &v : NULL);
+        }
     } else {
         int64_t value = 0;
-        if (rv == 0 && op->is_incr && a != NULL && a->body != NULL) {
-            const char *p = strstr(a->body, "\"value\":");
-            value = p ? strtoll(p + 8, NULL, 10) : 0;
+        if (rv == 0 && a != NULL) {
+            value = op->is_incr  ? hcc_answer_incr_value(a)
+                    : op->is_put ? (int64_t)hcc_answer_version(a)
+                                 : 0;
         }
         op->write_cb(op->ud, rv, value);
     }
@@ -543,20 +554,61 @@ void hc_acancel(hc_aop_t *op)
     }
 }
 
+int hc_aclient_set_consistency(hc_aclient_t *c, hc_consistency_t level)
+{
+    if (c == NULL || !hcc_consistency_ok(level)) {
+        return HC_EINVAL;
+    }
+    c->consistency = level;
+    return 0;
+}
+
+/* A read at the given consistency (opts NULL: the client's), reported to one of the callbacks. */
+static int get_start(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                     const hc_read_opts_t *opts, hc_aget_cb cb, hc_aget_ex_cb ex_cb, void *ud,
+                     hc_aop_t **op)
+{
+    char q[32];
+    if (c == NULL || (cb == NULL && ex_cb == NULL) || !hcc_cache_name_ok(cache) || key == NULL ||
+        klen == 0 ||
+        hcc_read_query(opts != NULL && opts->has_consistency ? opts->consistency : c->consistency,
+                       q, sizeof(q)) != 0) {
+        return HC_EINVAL;
+    }
+    hc_aop_t *o = NULL;
+    int rv =
+        op_start(c, OP_GET, "GET", hcc_key_path(cache, key, klen, q), NULL, 0, cb, NULL, ud, &o);
+    if (rv == 0) {
+        o->get_ex_cb = ex_cb;
+    }
+    if (op != NULL) {
+        *op = o;
+    }
+    return rv;
+}
+
 int hc_aget(hc_aclient_t *c, const char *cache, const void *key, size_t klen, hc_aget_cb cb,
             void *ud, hc_aop_t **op)
 {
-    if (c == NULL || cb == NULL || !hcc_cache_name_ok(cache) || key == NULL || klen == 0) {
+    if (cb == NULL) {
         return HC_EINVAL;
     }
-    return op_start(c, OP_GET, "GET", hcc_key_path(cache, key, klen, ""), NULL, 0, cb, NULL, ud,
-                    op);
+    return get_start(c, cache, key, klen, NULL, cb, NULL, ud, op);
+}
+
+int hc_aget_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+               const hc_read_opts_t *opts, hc_aget_ex_cb cb, void *ud, hc_aop_t **op)
+{
+    if (cb == NULL) {
+        return HC_EINVAL;
+    }
+    return get_start(c, cache, key, klen, opts, NULL, cb, ud, op);
 }
 
 /* A write of key (NULL: the whole cache) with the query suffix. */
 static int write_start(hc_aclient_t *c, const char *method, const char *cache, const void *key,
                        size_t klen, const char *suffix, const void *body, size_t blen, int incr,
-                       hc_awrite_cb cb, void *ud, hc_aop_t **op)
+                       int put, hc_awrite_cb cb, void *ud, hc_aop_t **op)
 {
     if (c == NULL || cb == NULL || !hcc_cache_name_ok(cache) || (key != NULL && klen == 0) ||
         (body == NULL && blen > 0)) {
@@ -567,6 +619,7 @@ static int write_start(hc_aclient_t *c, const char *method, const char *cache, c
                       cb, ud, &o);
     if (rv == 0) {
         o->is_incr = incr;
+        o->is_put = put;
     }
     if (op != NULL) {
         *op = o;
@@ -574,26 +627,38 @@ static int write_start(hc_aclient_t *c, const char *method, const char *cache, c
     return rv;
 }
 
+int hc_aput_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen, const void *val,
+               size_t vlen, const hc_put_opts_t *opts, hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    char q[160];
+    if (key == NULL || hcc_put_query(opts, q, sizeof(q)) != 0) {
+        return HC_EINVAL;
+    }
+    return write_start(c, "PUT", cache, key, klen, q, val, vlen, 0, 1, cb, ud, op);
+}
+
 int hc_aput(hc_aclient_t *c, const char *cache, const void *key, size_t klen, const void *val,
             size_t vlen, hc_ack_t ack, uint64_t ttl_ms, hc_awrite_cb cb, void *ud, hc_aop_t **op)
 {
-    if (key == NULL) {
+    hc_put_opts_t o = {.ack = ack, .ttl_ms = ttl_ms};
+    return hc_aput_ex(c, cache, key, klen, val, vlen, &o, cb, ud, op);
+}
+
+int hc_adel_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+               const hc_del_opts_t *opts, hc_awrite_cb cb, void *ud, hc_aop_t **op)
+{
+    char q[80];
+    if (key == NULL || hcc_del_query(opts, q, sizeof(q)) != 0) {
         return HC_EINVAL;
     }
-    char q[80];
-    snprintf(q, sizeof(q), "?ack=%s&ttl_ms=%llu", hcc_ack_name(ack), (unsigned long long)ttl_ms);
-    return write_start(c, "PUT", cache, key, klen, q, val, vlen, 0, cb, ud, op);
+    return write_start(c, "DELETE", cache, key, klen, q, NULL, 0, 0, 0, cb, ud, op);
 }
 
 int hc_adel(hc_aclient_t *c, const char *cache, const void *key, size_t klen, hc_ack_t ack,
             hc_awrite_cb cb, void *ud, hc_aop_t **op)
 {
-    if (key == NULL) {
-        return HC_EINVAL;
-    }
-    char q[32];
-    snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
-    return write_start(c, "DELETE", cache, key, klen, q, NULL, 0, 0, cb, ud, op);
+    hc_del_opts_t o = {.ack = ack};
+    return hc_adel_ex(c, cache, key, klen, &o, cb, ud, op);
 }
 
 int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen, int64_t by,
@@ -602,15 +667,21 @@ int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size_t klen, i
     if (key == NULL) {
         return HC_EINVAL;
     }
+    if (!hcc_ack_ok(ack)) {
+        return HC_EINVAL;
+    }
     char q[80];
     snprintf(q, sizeof(q), "/incr?by=%lld&ack=%s", (long long)by, hcc_ack_name(ack));
-    return write_start(c, "POST", cache, key, klen, q, NULL, 0, 1, cb, ud, op);
+    return write_start(c, "POST", cache, key, klen, q, NULL, 0, 1, 0, cb, ud, op);
 }
 
 int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb, void *ud,
               hc_aop_t **op)
 {
+    if (!hcc_ack_ok(ack)) {
+        return HC_EINVAL;
+    }
     char q[32];
     snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
-    return write_start(c, "DELETE", cache, NULL, 0, q, NULL, 0, 0, cb, ud, op);
+    return write_start(c, "DELETE", cache, NULL, 0, q, NULL, 0, 0, 0, cb, ud, op);
 }

@@ -236,39 +236,21 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
     return rv;
 }
 
-static int ack_ok(hc_ack_t ack)
-{
-    return ack == HC_ACK_QUORUM || ack == HC_ACK_ONCE || ack == HC_ACK_LEADER || ack == HC_ACK_NONE;
-}
-
 int hc_put_ex(hc_client_t *c, const char *cache, const void *key, size_t klen, const void *val,
               size_t vlen, const hc_put_opts_t *opts, uint64_t *version)
 {
-    static const hc_put_opts_t defaults;
-    const hc_put_opts_t *o = opts != NULL ? opts : &defaults;
     if (version != NULL) {
         *version = 0;
     }
-    int conditional = o->if_absent || o->has_if_version;
-    if (klen == 0 || key == NULL || (val == NULL && vlen > 0) || !ack_ok(o->ack) ||
-        (conditional && o->ack != HC_ACK_QUORUM)) {
-        return HC_EINVAL;
-    }
     char q[160];
-    int n = snprintf(q, sizeof(q), "?ack=%s&ttl_ms=%llu", hcc_ack_name(o->ack),
-                     (unsigned long long)o->ttl_ms);
-    if (o->if_absent) {
-        n += snprintf(q + n, sizeof(q) - (size_t)n, "&if_absent=1");
-    }
-    if (o->has_if_version) {
-        snprintf(q + n, sizeof(q) - (size_t)n, "&if_version=%llu",
-                 (unsigned long long)o->if_version);
+    if (klen == 0 || key == NULL || (val == NULL && vlen > 0) ||
+        hcc_put_query(opts, q, sizeof(q)) != 0) {
+        return HC_EINVAL;
     }
     hcc_answer_t a;
     int rv = write_call(c, "PUT", cache, key, klen, q, val, vlen, TOUCHES_KEY, &a);
-    if (rv == 0 && version != NULL &&
-        hcc_json_member_u64(a.body, a.body_len, "version", version) != 0) {
-        *version = 0; /* an answer without it */
+    if (rv == 0 && version != NULL) {
+        *version = hcc_answer_version(&a);
     }
     hcc_answer_reset(&a);
     return rv;
@@ -284,17 +266,9 @@ int hc_put(hc_client_t *c, const char *cache, const void *key, size_t klen, cons
 int hc_del_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
               const hc_del_opts_t *opts)
 {
-    static const hc_del_opts_t defaults;
-    const hc_del_opts_t *o = opts != NULL ? opts : &defaults;
-    if (klen == 0 || key == NULL || !ack_ok(o->ack) ||
-        (o->has_if_version && o->ack != HC_ACK_QUORUM)) {
-        return HC_EINVAL;
-    }
     char q[80];
-    int n = snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(o->ack));
-    if (o->has_if_version) {
-        snprintf(q + n, sizeof(q) - (size_t)n, "&if_version=%llu",
-                 (unsigned long long)o->if_version);
+    if (klen == 0 || key == NULL || hcc_del_query(opts, q, sizeof(q)) != 0) {
+        return HC_EINVAL;
     }
     hcc_answer_t a;
     int rv = write_call(c, "DELETE", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
@@ -314,18 +288,15 @@ int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int
     if (value != NULL) {
         *value = 0;
     }
-    if (klen == 0 || key == NULL || !ack_ok(ack)) {
+    if (klen == 0 || key == NULL || !hcc_ack_ok(ack)) {
         return HC_EINVAL;
     }
     char q[80];
     snprintf(q, sizeof(q), "/incr?by=%lld&ack=%s", (long long)by, hcc_ack_name(ack));
     hcc_answer_t a;
     int rv = write_call(c, "POST", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
-    hcc_json_t v;
-    if (rv == 0 && value != NULL &&
-        (hcc_json_member((hcc_json_t){.p = a.body, .n = a.body_len}, "value", &v) != 1 ||
-         hcc_json_i64(v, value) != 0)) {
-        *value = 0; /* not known (ack other than quorum) */
+    if (rv == 0 && value != NULL) {
+        *value = hcc_answer_incr_value(&a); /* 0: not known (ack other than quorum) */
     }
     hcc_answer_reset(&a);
     return rv;
@@ -333,7 +304,7 @@ int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int
 
 int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack)
 {
-    if (!ack_ok(ack)) {
+    if (!hcc_ack_ok(ack)) {
         return HC_EINVAL;
     }
     char q[32];
@@ -415,14 +386,9 @@ int hc_request(hc_client_t *c, const char *method, const char *path, const void 
     return 0;
 }
 
-static int consistency_ok(hc_consistency_t level)
-{
-    return level == HC_READ_LOCAL || level == HC_READ_LEADER || level == HC_READ_LINEARIZABLE;
-}
-
 int hc_client_set_consistency(hc_client_t *c, hc_consistency_t level)
 {
-    if (c == NULL || !consistency_ok(level)) {
+    if (c == NULL || !hcc_consistency_ok(level)) {
         return HC_EINVAL;
     }
     pthread_mutex_lock(&c->mu);
@@ -459,16 +425,14 @@ int hc_get_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
     }
     memset(out, 0, sizeof(*out));
     if (c == NULL || !hcc_cache_name_ok(cache) || key == NULL || klen == 0 ||
-        (opts != NULL && opts->has_consistency && !consistency_ok(opts->consistency))) {
+        (opts != NULL && opts->has_consistency && !hcc_consistency_ok(opts->consistency))) {
         return HC_EINVAL;
     }
     pthread_mutex_lock(&c->mu);
     hc_consistency_t cons =
         opts != NULL && opts->has_consistency ? opts->consistency : c->consistency;
-    char q[32] = "";
-    if (cons != HC_READ_LOCAL) {
-        snprintf(q, sizeof(q), "?consistency=%s", hcc_consistency_name(cons));
-    }
+    char q[32];
+    hcc_read_query(cons, q, sizeof(q));
     char *path = hcc_key_path(cache, key, klen, q);
     if (path == NULL) {
         pthread_mutex_unlock(&c->mu);

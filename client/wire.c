@@ -310,3 +310,78 @@ int hcc_parse_cache_info(const char *body, size_t len, const char *cache, hc_cac
     }
     return rv == 0 ? HC_ENOTFOUND : HC_EINTERNAL;
 }
+
+int hcc_ack_ok(hc_ack_t ack)
+{
+    return ack == HC_ACK_QUORUM || ack == HC_ACK_ONCE || ack == HC_ACK_LEADER || ack == HC_ACK_NONE;
+}
+
+int hcc_consistency_ok(hc_consistency_t c)
+{
+    return c == HC_READ_LOCAL || c == HC_READ_LEADER || c == HC_READ_LINEARIZABLE;
+}
+
+int hcc_put_query(const hc_put_opts_t *opts, char *q, size_t cap)
+{
+    static const hc_put_opts_t defaults;
+    const hc_put_opts_t *o = opts != NULL ? opts : &defaults;
+    if (!hcc_ack_ok(o->ack) || ((o->if_absent || o->has_if_version) && o->ack != HC_ACK_QUORUM)) {
+        return HC_EINVAL;
+    }
+    int n = snprintf(q, cap, "?ack=%s&ttl_ms=%llu", hcc_ack_name(o->ack),
+                     (unsigned long long)o->ttl_ms);
+    if (o->if_absent) {
+        n += snprintf(q + n, cap - (size_t)n, "&if_absent=1");
+    }
+    if (o->has_if_version) {
+        snprintf(q + n, cap - (size_t)n, "&if_version=%llu", (unsigned long long)o->if_version);
+    }
+    return 0;
+}
+
+int hcc_del_query(const hc_del_opts_t *opts, char *q, size_t cap)
+{
+    static const hc_del_opts_t defaults;
+    const hc_del_opts_t *o = opts != NULL ? opts : &defaults;
+    if (!hcc_ack_ok(o->ack) || (o->has_if_version && o->ack != HC_ACK_QUORUM)) {
+        return HC_EINVAL;
+    }
+    int n = snprintf(q, cap, "?ack=%s", hcc_ack_name(o->ack));
+    if (o->has_if_version) {
+        snprintf(q + n, cap - (size_t)n, "&if_version=%llu", (unsigned long long)o->if_version);
+    }
+    return 0;
+}
+
+int hcc_read_query(hc_consistency_t c, char *q, size_t cap)
+{
+    if (!hcc_consistency_ok(c)) {
+        return HC_EINVAL;
+    }
+    q[0] = '\0';
+    if (c != HC_READ_LOCAL) {
+        snprintf(q, cap, "?consistency=%s", hcc_consistency_name(c));
+    }
+    return 0;
+}
+
+uint64_t hcc_answer_version(const hcc_answer_t *a)
+{
+    uint64_t v = 0;
+    if (a->body == NULL || hcc_json_member_u64(a->body, a->body_len, "version", &v) != 0) {
+        return 0;
+    }
+    return v;
+}
+
+int64_t hcc_answer_incr_value(const hcc_answer_t *a)
+{
+    hcc_json_t v;
+    int64_t out = 0;
+    if (a->body == NULL ||
+        hcc_json_member((hcc_json_t){.p = a->body, .n = a->body_len}, "value", &v) != 1 ||
+        hcc_json_i64(v, &out) != 0) {
+        return 0;
+    }
+    return out;
+}

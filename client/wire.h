@@ -48,6 +48,21 @@ int hcc_answer_err(const hcc_answer_t *a);
 
 /* "local", "leader", "linearizable" (the ?consistency= of a GET). */
 const char *hcc_consistency_name(hc_consistency_t c);
+
+/* Valid enum values? */
+int hcc_ack_ok(hc_ack_t ack);
+int hcc_consistency_ok(hc_consistency_t c);
+/* The query string of a call (with its leading '?', "" when none) into q: a put with opts (NULL:
+ * quorum, no TTL, no condition), a delete, a read at consistency c. 0, or HC_EINVAL for an
+ * invalid ack or consistency, or a condition with an ack other than HC_ACK_QUORUM (a weaker ack
+ * is answered before the leader checks the condition). */
+int hcc_put_query(const hc_put_opts_t *opts, char *q, size_t cap);
+int hcc_del_query(const hc_del_opts_t *opts, char *q, size_t cap);
+int hcc_read_query(hc_consistency_t c, char *q, size_t cap);
+/* From a write's answer body: {"version":N} of a put (0 when absent), {"value":N} of an incr (0
+ * when absent: an ack other than quorum does not know it). */
+uint64_t hcc_answer_version(const hcc_answer_t *a);
+int64_t hcc_answer_incr_value(const hcc_answer_t *a);
 /* Finds cache in the body of GET /v1/caches: 0 with *out, HC_ENOTFOUND when it is not listed,
  * HC_EINTERNAL when the body is not what a node sends (then *out is zeroed). */
 int hcc_parse_cache_info(const char *body, size_t len, const char *cache, hc_cache_info_t *out);

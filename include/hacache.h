@@ -321,9 +321,9 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  * The same client on a caller's libuv loop: calls return at once and report through a callback
  * on the loop's thread. Node choice, failover, backoff, deadlines (one per call, timeout_ms),
  * request ids (a write keeps its id across every attempt, so a retried write is applied once),
- * https:// with hc_aclient_set_tls and the error codes are those of the synchronous client. An
- * asynchronous client keeps no stale copy (max_stale_ms is ignored): a call either gets a node's
- * answer or fails.
+ * https:// with hc_aclient_set_tls, the data API's options (hc_aget_ex, hc_aput_ex, hc_adel_ex)
+ * and the error codes are those of the synchronous client. An asynchronous client keeps no stale
+ * copy (max_stale_ms is ignored): a call either gets a node's answer or fails.
  *
  * Threads: an asynchronous client belongs to its loop: create it, call it, cancel its calls and
  * close it on the loop's thread only. Callbacks run on that thread, from inside uv_run, never
@@ -362,8 +362,8 @@ HC_EXPORT int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len);
  * used after this call. May be called from a callback of this client. */
 HC_EXPORT void hc_aclient_close(hc_aclient_t *c, hc_aclosed_cb closed_cb, void *ud);
 
-/* Starts a read (the local consistency of the node asked). *op (op may be NULL) identifies it for
- * hc_acancel. 0 when started (cb will run exactly once); HC_EINVAL / HC_ENOMEM / HC_ESHUTDOWN
+/* Starts a read (at the client's consistency: local unless set). *op (op may be NULL) identifies it
+ * for hc_acancel. 0 when started (cb will run exactly once); HC_EINVAL / HC_ENOMEM / HC_ESHUTDOWN
  * (the client is closing) otherwise, and cb does not run. */
 HC_EXPORT int hc_aget(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
                       hc_aget_cb cb, void *ud, hc_aop_t **op);
@@ -377,6 +377,20 @@ HC_EXPORT int hc_aincr(hc_aclient_t *c, const char *cache, const void *key, size
                        hc_ack_t ack, hc_awrite_cb cb, void *ud, hc_aop_t **op);
 HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awrite_cb cb, void *ud,
                         hc_aop_t **op);
+/* The data API's options on the asynchronous client (see hc_get_ex, hc_put_ex, hc_del_ex; opts
+ * NULL: the defaults, borrowed for the call). hc_aget_ex's callback gets the entry's metadata
+ * too (meta NULL on error; both borrowed for the callback); hc_read_opts_t.no_stale has no effect
+ * (no stale copy here). hc_aput_ex's callback gets the entry's new version as its value.
+ * hc_aclient_set_consistency sets the consistency of reads without one (default local). */
+typedef void (*hc_aget_ex_cb)(void *ud, int rv, const hc_value_t *val, const hc_meta_t *meta);
+HC_EXPORT int hc_aclient_set_consistency(hc_aclient_t *c, hc_consistency_t level);
+HC_EXPORT int hc_aget_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                         const hc_read_opts_t *opts, hc_aget_ex_cb cb, void *ud, hc_aop_t **op);
+HC_EXPORT int hc_aput_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                         const void *val, size_t vlen, const hc_put_opts_t *opts, hc_awrite_cb cb,
+                         void *ud, hc_aop_t **op);
+HC_EXPORT int hc_adel_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,
+                         const hc_del_opts_t *opts, hc_awrite_cb cb, void *ud, hc_aop_t **op);
 /* Cancels a call in flight: its callback runs now, inside hc_acancel, with HC_ECANCELED (a
  * cancelled write may or may not have been applied: it may have reached a node already). op must
  * be a handle whose callback has not begun. */
@@ -511,6 +525,17 @@ HC_EXPORT int hc_embedded_del(hc_embedded_t *e, const char *cache, const void *k
 HC_EXPORT int hc_embedded_incr(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
                                int64_t by, hc_ack_t ack, int64_t *value);
 HC_EXPORT int hc_embedded_clear(hc_embedded_t *e, const char *cache, hc_ack_t ack);
+/* The data API's options (as hc_get_ex, hc_put_ex, hc_del_ex of the remote client; opts NULL:
+ * the defaults): the entry's version and remaining TTL with a read, conditions (they need
+ * HC_ACK_QUORUM: HC_EINVAL otherwise; HC_ECONFLICT when one fails) and the new version with a
+ * put. Same threads and ownership rules as the calls above. */
+HC_EXPORT int hc_embedded_get_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 hc_consistency_t consistency, hc_value_t *out, hc_meta_t *meta);
+HC_EXPORT int hc_embedded_put_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 const void *val, size_t vlen, const hc_put_opts_t *opts,
+                                 uint64_t *version);
+HC_EXPORT int hc_embedded_del_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                                 const hc_del_opts_t *opts);
 
 /* The callback variant of the calls above. */
 typedef enum {
@@ -531,6 +556,9 @@ typedef struct {
     uint64_t ttl_ms;              /* PUT, INCR creating the key; 0 = none */
     int64_t by;                   /* INCR */
     hc_consistency_t consistency; /* GET */
+    int if_absent;                /* PUT: only when absent (needs HC_ACK_QUORUM) */
+    int has_if_version;           /* PUT, DEL: only when the version is if_version (quorum) */
+    uint64_t if_version;
 } hc_embedded_op_t;
 typedef struct {
     int status;       /* 0 or HC_E*, as the blocking call */
@@ -538,7 +566,9 @@ typedef struct {
     size_t len;
     int stale;        /* GET: see hc_embedded_get */
     uint64_t version; /* GET, PUT, INCR: the entry's version */
-    int64_t integer;  /* INCR (HC_ACK_QUORUM): the new value; CLEAR: entries removed */
+    int has_ttl;      /* GET: the entry expires, ttl_ms from now */
+    uint64_t ttl_ms;
+    int64_t integer; /* INCR (HC_ACK_QUORUM): the new value; CLEAR: entries removed */
 } hc_embedded_result_t;
 typedef void (*hc_embedded_cb)(void *ud, const hc_embedded_result_t *res);
 /* Hands op (copied, with its key and value) to the node. 0: cb(ud, res) runs exactly once on the

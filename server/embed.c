@@ -25,6 +25,7 @@
 #include "member.h"
 #include "names.h"
 #include "node.h"
+#include "util.h"
 
 typedef enum { CALL_GET, CALL_PUT, CALL_DEL, CALL_INCR, CALL_CLEAR, CALL_STATUS } call_kind_t;
 
@@ -45,6 +46,8 @@ typedef struct call {
     uint64_t ttl_ms;
     int64_t by;
     hc_consistency_t consistency;
+    int if_absent, has_if_version; /* PUT, DEL: conditions */
+    uint64_t if_version;
     hc_node_op_t *op; /* the node's request while it is in flight (loop thread) */
     /* outcome */
     int status;
@@ -52,6 +55,8 @@ typedef struct call {
     size_t len;
     int stale;
     uint64_t version;
+    int has_left; /* GET: the entry expires, left_ms from now */
+    uint64_t left_ms;
     int64_t integer;
     hc_embedded_status_t *st; /* STATUS: the caller's struct */
     /* completion */
@@ -166,6 +171,8 @@ static void finish(hc_embedded_t *e, call_t *c)
                                   .len = c->status == 0 ? c->len : 0,
                                   .stale = c->stale,
                                   .version = c->version,
+                                  .has_ttl = c->has_left,
+                                  .ttl_ms = c->left_ms,
                                   .integer = c->integer};
         c->cb(c->ud, &r);
         call_free(c);
@@ -184,6 +191,14 @@ static void finish(hc_embedded_t *e, call_t *c)
     }
 }
 
+/* The time an entry has left by this node's wall clock (the instant was fixed by the leader). */
+static void remaining_ttl(const hc_entry_view_t *view, int *has_ttl, uint64_t *ttl_ms)
+{
+    uint64_t now = hc_wall_ms();
+    *has_ttl = view->expire_at_ms != 0;
+    *ttl_ms = *has_ttl && view->expire_at_ms > now ? view->expire_at_ms - now : 0;
+}
+
 /* Copies a read's answer into the call. */
 static void read_done(call_t *c, int status, const hc_entry_view_t *view)
 {
@@ -197,6 +212,7 @@ static void read_done(call_t *c, int status, const hc_entry_view_t *view)
             ((char *)c->data)[view->len] = '\0';
             c->len = view->len;
             c->version = view->version;
+            remaining_ttl(view, &c->has_left, &c->left_ms);
         }
     }
 }
@@ -259,9 +275,14 @@ static hc_node_op_t *start_write(hc_embedded_t *e, call_t *c)
         cmd.op = HC_OP_PUT;
         cmd.val = c->val;
         cmd.vlen = c->vlen;
+        cmd.if_absent = c->if_absent;
+        cmd.has_if_version = c->has_if_version;
+        cmd.if_version = c->if_version;
         break;
     case CALL_DEL:
         cmd.op = HC_OP_DEL;
+        cmd.has_if_version = c->has_if_version;
+        cmd.if_version = c->if_version;
         break;
     case CALL_INCR:
         cmd.op = HC_OP_INCR;
@@ -731,6 +752,9 @@ static call_t *call_new(hc_embedded_t *e, const hc_embedded_op_t *op)
     c->ttl_ms = op->ttl_ms;
     c->by = op->by;
     c->consistency = (hc_consistency_t)op->consistency;
+    c->if_absent = op->if_absent;
+    c->has_if_version = op->has_if_version;
+    c->if_version = op->if_version;
     static const call_kind_t kinds[] = {CALL_GET, CALL_PUT, CALL_DEL, CALL_INCR, CALL_CLEAR};
     c->kind = kinds[op->kind];
     return c;
@@ -755,6 +779,14 @@ static int check_op(const hc_embedded_t *e, const hc_embedded_op_t *op)
         return HC_EINVAL;
     }
     if (op->kind == HC_EMBEDDED_GET && (unsigned)op->consistency > HC_READ_LINEARIZABLE) {
+        return HC_EINVAL;
+    }
+    /* conditions: on PUT (if_absent, if_version) and DEL (if_version), and only with a quorum
+     * ack, since a weaker ack is answered before the leader checks them */
+    int conditional = op->if_absent || op->has_if_version;
+    if (conditional &&
+        (op->ack != HC_ACK_QUORUM || (op->kind != HC_EMBEDDED_PUT && op->kind != HC_EMBEDDED_DEL) ||
+         (op->kind == HC_EMBEDDED_DEL && op->if_absent))) {
         return HC_EINVAL;
     }
     return 0;
@@ -870,7 +902,7 @@ static int do_call(hc_embedded_t *e, const hc_embedded_op_t *op, call_t **out)
 
 /* A local get on the loop thread itself: answered at once from the store. */
 static int get_on_loop(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
-                       hc_value_t *out)
+                       hc_value_t *out, hc_meta_t *meta)
 {
     pthread_mutex_lock(&e->mu);
     int open = e->accepting;
@@ -891,12 +923,19 @@ static int get_on_loop(hc_embedded_t *e, const char *cache, const void *key, siz
     ((char *)out->data)[v.len] = '\0';
     out->len = v.len;
     out->stale = hc_node_read_stale(e->node);
+    if (meta != NULL) {
+        meta->version = v.version;
+        remaining_ttl(&v, &meta->has_ttl, &meta->ttl_ms);
+    }
     return 0;
 }
 
-int hc_embedded_get(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
-                    hc_consistency_t consistency, hc_value_t *out)
+int hc_embedded_get_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                       hc_consistency_t consistency, hc_value_t *out, hc_meta_t *meta)
 {
+    if (meta != NULL) {
+        memset(meta, 0, sizeof(*meta));
+    }
     if (out == NULL) {
         return HC_EINVAL;
     }
@@ -908,7 +947,7 @@ int hc_embedded_get(hc_embedded_t *e, const char *cache, const void *key, size_t
                            .consistency = consistency};
     if (e != NULL && on_loop_thread(e) && consistency == HC_READ_LOCAL) {
         int rv = check_op(e, &op);
-        return rv != 0 ? rv : get_on_loop(e, cache, key, klen, out);
+        return rv != 0 ? rv : get_on_loop(e, cache, key, klen, out, meta);
     }
     call_t *c;
     int rv = do_call(e, &op, &c);
@@ -918,13 +957,25 @@ int hc_embedded_get(hc_embedded_t *e, const char *cache, const void *key, size_t
             out->len = c->len;
             out->stale = c->stale;
             c->data = NULL;
+            if (meta != NULL) {
+                meta->version = c->version;
+                meta->has_ttl = c->has_left;
+                meta->ttl_ms = c->left_ms;
+            }
         }
         call_free(c);
     }
     return rv;
 }
 
-static int write_call(hc_embedded_t *e, const hc_embedded_op_t *op, int64_t *integer)
+int hc_embedded_get(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                    hc_consistency_t consistency, hc_value_t *out)
+{
+    return hc_embedded_get_ex(e, cache, key, klen, consistency, out, NULL);
+}
+
+static int write_call(hc_embedded_t *e, const hc_embedded_op_t *op, int64_t *integer,
+                      uint64_t *version)
 {
     call_t *c;
     int rv = do_call(e, op, &c);
@@ -932,30 +983,62 @@ static int write_call(hc_embedded_t *e, const hc_embedded_op_t *op, int64_t *int
         if (rv == 0 && integer != NULL) {
             *integer = c->integer;
         }
+        if (rv == 0 && version != NULL) {
+            *version = c->version;
+        }
         call_free(c);
     }
     return rv;
 }
 
-int hc_embedded_put(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
-                    const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms)
+int hc_embedded_put_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                       const void *val, size_t vlen, const hc_put_opts_t *opts, uint64_t *version)
 {
+    static const hc_put_opts_t defaults;
+    const hc_put_opts_t *o = opts != NULL ? opts : &defaults;
+    if (version != NULL) {
+        *version = 0;
+    }
     hc_embedded_op_t op = {.kind = HC_EMBEDDED_PUT,
                            .cache = cache,
                            .key = key,
                            .klen = klen,
                            .val = val,
                            .vlen = vlen,
-                           .ack = ack,
-                           .ttl_ms = ttl_ms};
-    return write_call(e, &op, NULL);
+                           .ack = o->ack,
+                           .ttl_ms = o->ttl_ms,
+                           .if_absent = o->if_absent,
+                           .has_if_version = o->has_if_version,
+                           .if_version = o->if_version};
+    return write_call(e, &op, NULL, version);
+}
+
+int hc_embedded_put(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                    const void *val, size_t vlen, hc_ack_t ack, uint64_t ttl_ms)
+{
+    hc_put_opts_t o = {.ack = ack, .ttl_ms = ttl_ms};
+    return hc_embedded_put_ex(e, cache, key, klen, val, vlen, &o, NULL);
+}
+
+int hc_embedded_del_ex(hc_embedded_t *e, const char *cache, const void *key, size_t klen,
+                       const hc_del_opts_t *opts)
+{
+    static const hc_del_opts_t defaults;
+    const hc_del_opts_t *o = opts != NULL ? opts : &defaults;
+    hc_embedded_op_t op = {.kind = HC_EMBEDDED_DEL,
+                           .cache = cache,
+                           .key = key,
+                           .klen = klen,
+                           .ack = o->ack,
+                           .has_if_version = o->has_if_version,
+                           .if_version = o->if_version};
+    return write_call(e, &op, NULL, NULL);
 }
 
 int hc_embedded_del(hc_embedded_t *e, const char *cache, const void *key, size_t klen, hc_ack_t ack)
 {
-    hc_embedded_op_t op = {
-        .kind = HC_EMBEDDED_DEL, .cache = cache, .key = key, .klen = klen, .ack = ack};
-    return write_call(e, &op, NULL);
+    hc_del_opts_t o = {.ack = ack};
+    return hc_embedded_del_ex(e, cache, key, klen, &o);
 }
 
 int hc_embedded_incr(hc_embedded_t *e, const char *cache, const void *key, size_t klen, int64_t by,
@@ -966,13 +1049,13 @@ int hc_embedded_incr(hc_embedded_t *e, const char *cache, const void *key, size_
     if (value != NULL) {
         *value = 0;
     }
-    return write_call(e, &op, value);
+    return write_call(e, &op, value, NULL);
 }
 
 int hc_embedded_clear(hc_embedded_t *e, const char *cache, hc_ack_t ack)
 {
     hc_embedded_op_t op = {.kind = HC_EMBEDDED_CLEAR, .cache = cache, .ack = ack};
-    return write_call(e, &op, NULL);
+    return write_call(e, &op, NULL, NULL);
 }
 
 int hc_embedded_submit(hc_embedded_t *e, const hc_embedded_op_t *op, hc_embedded_cb cb, void *ud)

@@ -485,6 +485,43 @@ static void test_links_with_server(void)
     hc_client_free(c);
 }
 
+/* The query strings of the data API, shared by both clients; invalid options refused. */
+static void test_queries(void)
+{
+    char q[160];
+    CHECK_EQ_INT(hcc_put_query(NULL, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?ack=quorum&ttl_ms=0");
+    hc_put_opts_t p = {.ack = HC_ACK_QUORUM, .ttl_ms = 5, .if_absent = 1};
+    CHECK_EQ_INT(hcc_put_query(&p, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?ack=quorum&ttl_ms=5&if_absent=1");
+    p = (hc_put_opts_t){.ack = HC_ACK_QUORUM, .has_if_version = 1, .if_version = 0};
+    CHECK_EQ_INT(hcc_put_query(&p, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?ack=quorum&ttl_ms=0&if_version=0");
+    p = (hc_put_opts_t){.ack = HC_ACK_LEADER, .if_absent = 1};
+    CHECK_EQ_INT(hcc_put_query(&p, q, sizeof(q)), HC_EINVAL);
+    p = (hc_put_opts_t){.ack = (hc_ack_t)9};
+    CHECK_EQ_INT(hcc_put_query(&p, q, sizeof(q)), HC_EINVAL);
+    hc_del_opts_t d = {.ack = HC_ACK_NONE};
+    CHECK_EQ_INT(hcc_del_query(&d, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?ack=none");
+    d = (hc_del_opts_t){.ack = HC_ACK_ONCE, .has_if_version = 1, .if_version = 3};
+    CHECK_EQ_INT(hcc_del_query(&d, q, sizeof(q)), HC_EINVAL);
+    d.ack = HC_ACK_QUORUM;
+    CHECK_EQ_INT(hcc_del_query(&d, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?ack=quorum&if_version=3");
+    CHECK_EQ_INT(hcc_read_query(HC_READ_LOCAL, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "");
+    CHECK_EQ_INT(hcc_read_query(HC_READ_LINEARIZABLE, q, sizeof(q)), 0);
+    CHECK_EQ_STR(q, "?consistency=linearizable");
+    CHECK_EQ_INT(hcc_read_query((hc_consistency_t)7, q, sizeof(q)), HC_EINVAL);
+    hcc_answer_t a = {.status = 200, .body = "{\"version\":42}", .body_len = 14};
+    CHECK_EQ_INT(hcc_answer_version(&a), 42);
+    a.body = "{\"value\":-7}";
+    a.body_len = strlen(a.body);
+    CHECK_EQ_INT(hcc_answer_incr_value(&a), -7);
+    CHECK_EQ_INT(hcc_answer_version(&a), 0);
+}
+
 static const hc_test_t tests[] = {
     {"endpoints_parse", test_endpoints_parse},
     {"endpoints_random_start", test_endpoints_random_start},
@@ -498,6 +535,7 @@ static const hc_test_t tests[] = {
     {"paths_and_ids", test_paths_and_ids},
     {"cafile_reload", test_cafile_reload},
     {"client_tls_settings", test_client_tls_settings},
+    {"queries", test_queries},
     {"links_with_server", test_links_with_server},
 };
 HC_TEST_MAIN(tests)

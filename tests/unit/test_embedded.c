@@ -125,6 +125,9 @@ typedef struct {
     int calls, status;
     size_t len;
     char data[64];
+    uint64_t version;
+    int has_ttl;
+    uint64_t ttl_ms;
     pthread_t thread;
 } answer_t;
 
@@ -135,6 +138,9 @@ static void on_answer(void *ud, const hc_embedded_result_t *r)
     a->calls++;
     a->status = r->status;
     a->len = r->len;
+    a->version = r->version;
+    a->has_ttl = r->has_ttl;
+    a->ttl_ms = r->ttl_ms;
     if (r->data != NULL && r->len < sizeof(a->data)) {
         memcpy(a->data, r->data, r->len);
     }
@@ -232,6 +238,35 @@ static void test_standalone_two_threads(void)
     CHECK_EQ_INT(hc_embedded_submit(e, &get, on_answer, &a), 0);
     CHECK_EQ_INT(wait_answer(&a, 2), 0);
     CHECK(a.len == 15 && memcmp(a.data, "from a callback", 15) == 0);
+    CHECK(a.version > 0 && a.has_ttl && a.ttl_ms > 0 && a.ttl_ms <= 60000);
+
+    /* the data API's options: conditions, versions, remaining TTL */
+    hc_put_opts_t po = {.ack = HC_ACK_QUORUM, .ttl_ms = 30000, .if_absent = 1};
+    uint64_t v1 = 0, v2 = 0;
+    CHECK_EQ_INT(hc_embedded_put_ex(e, "cas", "k", 1, "one", 3, &po, &v1), 0);
+    CHECK(v1 > 0);
+    CHECK_EQ_INT(hc_embedded_put_ex(e, "cas", "k", 1, "two", 3, &po, &v2), HC_ECONFLICT);
+    hc_meta_t m;
+    CHECK_EQ_INT(hc_embedded_get_ex(e, "cas", "k", 1, HC_READ_LINEARIZABLE, &v, &m), 0);
+    CHECK(v.len == 3 && memcmp(v.data, "one", 3) == 0);
+    CHECK(m.version == v1 && m.has_ttl && m.ttl_ms > 0 && m.ttl_ms <= 30000);
+    hc_value_free(&v);
+    po = (hc_put_opts_t){.ack = HC_ACK_QUORUM, .has_if_version = 1, .if_version = v1 + 100};
+    CHECK_EQ_INT(hc_embedded_put_ex(e, "cas", "k", 1, "two", 3, &po, &v2), HC_ECONFLICT);
+    po.if_version = v1;
+    CHECK_EQ_INT(hc_embedded_put_ex(e, "cas", "k", 1, "two", 3, &po, &v2), 0);
+    CHECK(v2 > v1);
+    CHECK_EQ_INT(hc_embedded_get_ex(e, "cas", "k", 1, HC_READ_LOCAL, &v, &m), 0);
+    CHECK(m.version == v2 && !m.has_ttl); /* no TTL given this time */
+    hc_value_free(&v);
+    po = (hc_put_opts_t){.ack = HC_ACK_ONCE, .if_absent = 1}; /* a condition needs quorum */
+    CHECK_EQ_INT(hc_embedded_put_ex(e, "cas", "k", 1, "x", 1, &po, NULL), HC_EINVAL);
+    hc_del_opts_t dop = {.ack = HC_ACK_QUORUM, .has_if_version = 1, .if_version = v1};
+    CHECK_EQ_INT(hc_embedded_del_ex(e, "cas", "k", 1, &dop), HC_ECONFLICT);
+    dop.if_version = v2;
+    CHECK_EQ_INT(hc_embedded_del_ex(e, "cas", "k", 1, &dop), 0);
+    CHECK_EQ_INT(hc_embedded_get_ex(e, "cas", "k", 1, HC_READ_LOCAL, &v, &m), HC_ENOTFOUND);
+    CHECK_EQ_INT(m.version, 0);
 
     uint64_t t0 = now_ms();
     CHECK_EQ_INT(hc_embedded_stop(e), 0);
