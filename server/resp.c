@@ -7,7 +7,8 @@
  * other command (a read, a connection setting) waits until every write before it is answered,
  * so "SET k v" followed by "GET k" always sees the write. The node keeps the writes of one
  * connection in order across a leader change (hc_node_write_seq), so a retried write is never
- * applied after a later one. Commands themselves are in resp_cmds.c, the parser in resp_parse.c.
+ * applied after a later one. Commands themselves are in resp_cmds.c (and resp_txn.c), the queue
+ * of writes in flight in resp_pend.c, replies in resp_reply.c, the parser in resp_parse.c.
  *
  * Connection limits (admit.h, the gate main.c hands over): see hc_resp_start. An admitted
  * connection's idle deadline (CACHE_RESP_IDLE_TIMEOUT_MS, off by default) moves on every read;
@@ -26,128 +27,8 @@
 #define BUF_KEEP (1u << 20) /* larger idle buffers are released */
 #define PEND_MAX 1024       /* write commands in flight per connection */
 
-/* ---- writes in flight, replies in order ---- */
-
-resp_pend_t *resp_pend_new(resp_conn_t *c, op_mode_t mode, uint32_t nreq)
-{
-    resp_pend_t *p = calloc(1, sizeof(*p) + nreq * sizeof(p->req[0]));
-    if (p == NULL) {
-        return NULL;
-    }
-    p->c = c;
-    p->mode = mode;
-    p->nreq = nreq;
-    p->issuing = 1;
-    p->mop = c->mop;
-    p->mack = c->mack;
-    p->mres = c->mres;
-    p->start_ns = c->start_ns;
-    hc_buf_init(&p->reply);
-    hc_buf_init(&p->vals);
-    for (uint32_t i = 0; i < nreq; i++) {
-        p->req[i].p = p;
-    }
-    if (c->pend_tail) {
-        c->pend_tail->next = p;
-    } else {
-        c->pend_head = p;
-    }
-    c->pend_tail = p;
-    c->npend++;
-    return p;
-}
-
-static void pend_free(resp_pend_t *p)
-{
-    hc_buf_free(&p->reply);
-    hc_buf_free(&p->vals);
-    free(p->desc);
-    free(p);
-}
-
-/* Emits the replies of the completed writes at the head of the queue, in order. */
-static void pend_emit(resp_conn_t *c)
-{
-    resp_pend_t *p;
-    while ((p = c->pend_head) != NULL && p->complete) {
-        hc_buf_append(&c->out, p->reply.data, p->reply.len);
-        c->pend_head = p->next;
-        if (c->pend_head == NULL) {
-            c->pend_tail = NULL;
-        }
-        c->npend--;
-        pend_free(p);
-    }
-}
-
-/* All requests of p are answered: build its reply (straight into the output when nothing is
- * ahead of it), record its metrics, emit what can be. */
-static void pend_complete(resp_pend_t *p)
-{
-    resp_conn_t *c = p->c;
-    hc_metric_result_t saved_mres = c->mres;
-    c->mres = p->mres;
-    if (p == c->pend_head) {
-        resp_pend_reply(c, p);
-    } else {
-        hc_buf_t saved = c->out;
-        c->out = p->reply;
-        resp_pend_reply(c, p);
-        p->reply = c->out;
-        c->out = saved;
-    }
-    p->mres = c->mres;
-    c->mres = saved_mres;
-    p->complete = 1;
-    hc_metrics_record(c->srv->metrics, p->mop, p->mack, p->mres, hc_mono_ns() - p->start_ns);
-    pend_emit(c);
-}
-
-void resp_pend_req_done(resp_wreq_t *w)
-{
-    resp_pend_t *p = w->p;
-    w->done = 1;
-    w->nop = NULL;
-    p->ndone++;
-    if (p->issuing || p->ndone < p->nreq) {
-        return;
-    }
-    resp_conn_t *c = p->c;
-    pend_complete(p);
-    if (!c->processing) {
-        resp_conn_process(c); /* commands held back behind the writes */
-        resp_conn_flush(c);
-    }
-}
-
-void resp_pend_issued(resp_pend_t *p)
-{
-    p->issuing = 0;
-    if (p->ndone == p->nreq) {
-        pend_complete(p);
-    }
-}
-
-/* Closing: the writes in flight are no longer answered (they may still happen). */
-static void pend_cancel_all(resp_conn_t *c)
-{
-    resp_pend_t *p = c->pend_head, *next;
-    for (; p; p = next) {
-        next = p->next;
-        for (uint32_t i = 0; i < p->nreq; i++) {
-            if (!p->req[i].done && p->req[i].nop != NULL) {
-                hc_node_cancel(c->srv->node, p->req[i].nop);
-            }
-        }
-        if (!p->complete) {
-            hc_metrics_record(c->srv->metrics, p->mop, p->mack, HC_MRES_ERROR,
-                              hc_mono_ns() - p->start_ns);
-        }
-        pend_free(p);
-    }
-    c->pend_head = c->pend_tail = NULL;
-    c->npend = 0;
-}
+static void resp_conn_process(resp_conn_t *c);
+static void resp_conn_flush(resp_conn_t *c);
 
 /* ---- connections ---- */
 
@@ -187,7 +68,7 @@ static void conn_close(resp_conn_t *c)
     }
     c->busy = 0;
     c->nop = NULL;
-    pend_cancel_all(c);
+    resp_pend_cancel_all(c);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -240,7 +121,7 @@ static void release_if_big(hc_buf_t *b)
 
 /* Serves the complete commands buffered, in order, until one waits: a read (or any command
  * that does not pipeline) waits for the writes in flight before it, then for its own answer. */
-void resp_conn_process(resp_conn_t *c)
+static void resp_conn_process(resp_conn_t *c)
 {
     hc_resp_t *r = c->srv;
     c->processing = 1;
@@ -309,7 +190,7 @@ static void on_write(uv_write_t *req, int status)
 }
 
 /* Hands the replies to the socket (one write at a time) and closes when asked to. */
-void resp_conn_flush(resp_conn_t *c)
+static void resp_conn_flush(resp_conn_t *c)
 {
     if (c->closing) {
         return;
@@ -421,6 +302,8 @@ int hc_resp_start(uv_loop_t *loop, const hc_config_t *cfg, hc_node_t *node, hc_a
         return HC_ENOMEM;
     }
     r->loop = loop;
+    r->io.process = resp_conn_process;
+    r->io.flush = resp_conn_flush;
     r->cfg = cfg;
     r->node = node;
     r->auth = auth;

@@ -1,7 +1,7 @@
 /* resp_cmds.c: the Redis commands of the RESP adapter, mapped onto the node: the command table,
- * dispatch, the replies, and the node requests of a command.
+ * dispatch, and the node requests of a command (replies and arguments: resp_reply.c).
  *
- * Writes (SET, DEL, INCR, FLUSHDB, ...) become pending writes (resp_pend_t, queued by resp.c):
+ * Writes (SET, DEL, INCR, FLUSHDB, ...) become pending writes (resp_pend_t, resp_pend.c):
  * every node request of the command is sent at once and the reply is built once all are
  * answered. Reads run one node request at a time (c->busy): multi-key reads (EXISTS, MGET) in
  * order; MGET gathers its values and answers them once all are in (or only the first error). */
@@ -19,139 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 
-/* ---- replies ---- */
-
-void resp_reply_raw(resp_conn_t *c, const char *s)
-{
-    hc_buf_puts(&c->out, s);
-}
-
-void resp_reply_int(resp_conn_t *c, int64_t v)
-{
-    hc_buf_printf(&c->out, ":%" PRId64 "\r\n", v);
-}
-
-void resp_reply_bulk(resp_conn_t *c, const void *p, size_t n)
-{
-    hc_buf_printf(&c->out, "$%zu\r\n", n);
-    hc_buf_append(&c->out, p, n);
-    hc_buf_puts(&c->out, "\r\n");
-}
-
-void resp_reply_bulk_str(resp_conn_t *c, const char *s)
-{
-    resp_reply_bulk(c, s, strlen(s));
-}
-
-/* "-<text>\r\n"; text starts with the error code (ERR, NOAUTH, ...). Control bytes (which could
- * end the line early) become spaces. */
-void resp_reply_error(resp_conn_t *c, hc_metric_result_t mres, const char *fmt, ...)
-{
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    for (char *p = line; *p; p++) {
-        if ((unsigned char)*p < 0x20) {
-            *p = ' ';
-        }
-    }
-    hc_buf_printf(&c->out, "-%s\r\n", line);
-    c->mres = mres;
-}
-
-/* An argument of the current command (valid until the input buffer changes). */
-const char *resp_arg(resp_conn_t *c, size_t i, size_t *len)
-{
-    *len = c->cmd.argv[i].len;
-    return c->in.data + c->cmd_base + c->cmd.argv[i].off;
-}
-
-int resp_arg_is(resp_conn_t *c, size_t i, const char *word)
-{
-    size_t n;
-    const char *s = resp_arg(c, i, &n);
-    return n == strlen(word) && strncasecmp(s, word, n) == 0;
-}
-
-int resp_arg_i64(resp_conn_t *c, size_t i, int64_t *out)
-{
-    size_t n;
-    const char *s = resp_arg(c, i, &n);
-    return hc_parse_i64(s, n, out);
-}
-
-/* The command name, printable and short, for error messages. */
-void resp_arg_text(resp_conn_t *c, size_t i, char *out, size_t cap)
-{
-    size_t n;
-    const char *s = resp_arg(c, i, &n);
-    if (n > cap - 1) {
-        n = cap - 1;
-    }
-    for (size_t k = 0; k < n; k++) {
-        out[k] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
-    }
-    out[n] = '\0';
-}
-
-void resp_reply_node_error(resp_conn_t *c, int err)
-{
-    switch (err) {
-    case HC_EUNAVAILABLE: {
-        hc_node_status_t st;
-        hc_node_status(c->srv->node, &st);
-        resp_reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE %s",
-                         !st.ready && st.not_ready_reason ? st.not_ready_reason
-                                                          : "no leader reachable or no quorum");
-        break;
-    }
-    case HC_ESHUTDOWN:
-        resp_reply_error(c, HC_MRES_UNAVAILABLE, "UNAVAILABLE shutting down");
-        break;
-    case HC_ETOOLARGE:
-        resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR value too large");
-        break;
-    case HC_ENOMEM:
-        resp_reply_error(c, HC_MRES_NO_MEMORY,
-                         "OOM the write does not fit within CACHE_MAX_MEMORY");
-        break;
-    case HC_ETIMEDOUT:
-        resp_reply_error(c, HC_MRES_TIMEOUT, "TIMEOUT deadline exceeded");
-        break;
-    case HC_EUNKNOWN_OUTCOME:
-        resp_reply_error(c, HC_MRES_TIMEOUT,
-                         "UNKNOWN outcome of the write is unknown (the leader changed or the link "
-                         "dropped)");
-        break;
-    case HC_ENOTINT:
-    case HC_EOVERFLOW:
-        resp_reply_error(c, HC_MRES_CONFLICT, "ERR value is not an integer or out of range");
-        break;
-    case HC_EUPGRADE:
-        resp_reply_error(c, HC_MRES_UNAVAILABLE,
-                         "ERR not every node of the cluster runs a hacache version that knows this "
-                         "command yet (finish the rolling upgrade)");
-        break;
-    case HC_EBUSY:
-        resp_reply_error(c, HC_MRES_UNAVAILABLE, "TRYAGAIN %s", hc_strerror(err));
-        break;
-    case HC_EINVAL:
-        resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR %s", hc_strerror(err));
-        break;
-    default:
-        resp_reply_error(c, HC_MRES_ERROR, "ERR %s", hc_strerror(err));
-        break;
-    }
-}
-
 /* ---- node requests ---- */
-
-void resp_command_done(resp_conn_t *c)
-{
-    hc_metrics_record(c->srv->metrics, c->mop, c->mack, c->mres, hc_mono_ns() - c->start_ns);
-}
 
 static int mode_is_write(op_mode_t m)
 {
@@ -341,9 +209,9 @@ static void op_answered(resp_conn_t *c)
     }
     run_ops(c);
     if (!c->busy) {
-        resp_conn_process(c);
+        c->srv->io.process(c);
     }
-    resp_conn_flush(c);
+    c->srv->io.flush(c);
 }
 
 /* Starts node requests for arguments [first, end) (first = end = 1 for one keyless request):
@@ -362,7 +230,7 @@ static void start_ops(resp_conn_t *c, op_mode_t mode, size_t first, size_t end)
     }
     c->mack = (hc_metric_ack_t)(mode == M_INCR ? HC_ACK_QUORUM : c->ack);
     uint32_t n = (uint32_t)(end - first);
-    resp_pend_t *p = resp_pend_new(c, mode, n);
+    resp_pend_t *p = resp_pend_new(c, mode, n, resp_pend_reply);
     if (p == NULL) {
         c->used_ops = 0;
         resp_reply_error(c, HC_MRES_NO_MEMORY, "ERR out of memory");
@@ -389,21 +257,6 @@ static void start_write(resp_conn_t *c, hc_op_t op)
 }
 
 /* Checks every key argument in [first, end) against CACHE_MAX_KEY_SIZE. */
-int resp_keys_ok(resp_conn_t *c, size_t first, size_t end)
-{
-    for (size_t i = first; i < end; i++) {
-        if (c->cmd.argv[i].len == 0) {
-            resp_reply_error(c, HC_MRES_BAD_REQUEST, "ERR empty keys are not supported");
-            return 0;
-        }
-        if (c->cmd.argv[i].len > c->srv->cfg->max_key_size) {
-            resp_reply_error(c, HC_MRES_TOO_LARGE, "ERR key larger than CACHE_MAX_KEY_SIZE");
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ---- commands ---- */
 
 static void cmd_ping(resp_conn_t *c)
@@ -1131,7 +984,7 @@ void resp_dispatch(resp_conn_t *c)
         hc_buf_free(&now);
         return;
     }
-    resp_pend_t *p = resp_pend_new(c, M_SET, 0);
+    resp_pend_t *p = resp_pend_new(c, M_SET, 0, resp_pend_reply);
     if (p == NULL) {
         hc_buf_free(&now);
         c->mres = HC_MRES_ERROR;

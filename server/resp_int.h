@@ -1,10 +1,14 @@
 /* resp_int.h: what the RESP adapter's files share (not part of the adapter's interface).
  *
+ *   resp.c        the listener and the connections: reading, the command loop, writing, limits
+ *   resp_cmds.c   the commands: the table, dispatch, the node requests of a command
+ *   resp_txn.c    the commands gathered into one write (MULTI/EXEC, SET ... GET, MSET, ...)
+ *   resp_pend.c   the writes in flight (pipelining) and their replies in order
+ *   resp_reply.c  replies, arguments, key checks, a command's metrics
  *   resp_parse.c  the pure parser (hc_resp_parse)
- *   resp.c        the listener and the connections: reading, the command loop, the queue of
- *                 writes in flight (pipelining) and their replies in order, writing, limits
- *   resp_cmds.c   the commands: the table, dispatch, replies, the node requests of a command
- */
+ * Arrows run down that list; the two upward needs (a pending write's reply, resuming the
+ * connection loop once held-back commands may run) go through function pointers: a pending
+ * write's reply_fn and hc_resp.io. */
 #ifndef HC_RESP_INT_H
 #define HC_RESP_INT_H
 
@@ -70,6 +74,9 @@ typedef struct {
 struct resp_conn;
 struct resp_pend;
 
+/* Builds the reply of a pending write whose requests are all answered, into c->out. */
+typedef void (*resp_pend_reply_fn)(struct resp_conn *c, struct resp_pend *p);
+
 /* One node request of a pending write command. */
 typedef struct {
     struct resp_pend *p;
@@ -83,6 +90,7 @@ typedef struct resp_pend {
     struct resp_pend *next;
     struct resp_conn *c;
     op_mode_t mode;
+    resp_pend_reply_fn reply_fn;
     int issuing;  /* its requests are being sent: completion is reported after */
     int complete; /* every request answered, reply built */
     int err;      /* first error answered (0: none) */
@@ -180,10 +188,16 @@ struct hc_resp {
     uint64_t last_id; /* of the connections accepted so far */
     int shutting_down;
     hc_drain_t drain;
+    /* the connection loop of resp.c, for the files below it: serve the commands buffered (until
+     * one waits), hand the replies to the socket */
+    struct {
+        void (*process)(struct resp_conn *c);
+        void (*flush)(struct resp_conn *c);
+    } io;
     char rbuf[READ_CHUNK]; /* one read at a time on one loop: shared by every connection */
 };
 
-/* ---- resp_cmds.c ---- */
+/* ---- resp_reply.c ---- */
 
 void resp_reply_raw(resp_conn_t *c, const char *s);
 void resp_reply_int(resp_conn_t *c, int64_t v);
@@ -200,16 +214,18 @@ int resp_arg_i64(resp_conn_t *c, size_t i, int64_t *out);
 void resp_arg_text(resp_conn_t *c, size_t i, char *out, size_t cap);
 /* Checks every key argument in [first, end): 1, or 0 after an error reply. */
 int resp_keys_ok(resp_conn_t *c, size_t first, size_t end);
+/* Records the metrics of the current (non-queued) command. */
+void resp_command_done(resp_conn_t *c);
+
+/* ---- resp_cmds.c ---- */
 
 /* 1 when the parsed command c->cmd is a write that may join the writes in flight (pipelining). */
 int resp_cmd_pipelines(resp_conn_t *c);
 /* Serves the parsed command c->cmd: answers at once, queues a pending write, or leaves c->busy
  * set (a read waiting on the node; resp_conn_process is called again once it is answered). */
 void resp_dispatch(resp_conn_t *c);
-/* Builds the reply of a pending write whose requests are all answered, into c->out. */
+/* The reply_fn of the commands' pending writes. */
 void resp_pend_reply(resp_conn_t *c, resp_pend_t *p);
-/* Records the metrics of the current (non-queued) command. */
-void resp_command_done(resp_conn_t *c);
 
 /* ---- resp_txn.c ---- */
 
@@ -233,17 +249,16 @@ void resp_txn_queue(resp_conn_t *c);
 void resp_txn_reply(resp_conn_t *c, resp_pend_t *p);
 void resp_txn_free(resp_txn_t *t);
 
-/* ---- resp.c ---- */
+/* ---- resp_pend.c ---- */
 
-/* Serves the complete commands buffered, in order, until one waits. */
-void resp_conn_process(resp_conn_t *c);
-/* Hands the replies to the socket and closes when asked to. */
-void resp_conn_flush(resp_conn_t *c);
-/* Queues a pending write of `nreq` node requests (the caller sends them); NULL on OOM. */
-resp_pend_t *resp_pend_new(resp_conn_t *c, op_mode_t mode, uint32_t nreq);
+/* Queues a pending write of `nreq` node requests (the caller sends them), whose reply `reply`
+ * builds once all are answered; NULL on OOM. */
+resp_pend_t *resp_pend_new(resp_conn_t *c, op_mode_t mode, uint32_t nreq, resp_pend_reply_fn reply);
 /* One request of a pending write was answered (the caller recorded the answer in w->p). */
 void resp_pend_req_done(resp_wreq_t *w);
 /* Every request of p has been sent (some may be answered already). */
 void resp_pend_issued(resp_pend_t *p);
+/* Closing: the writes in flight are no longer answered (they may still happen). */
+void resp_pend_cancel_all(resp_conn_t *c);
 
 #endif

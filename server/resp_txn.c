@@ -385,7 +385,7 @@ static void txn_submit(resp_conn_t *c, resp_txn_t *t, int multi)
         top.nsub = t->nsub;
     }
     c->mack = (hc_metric_ack_t)HC_ACK_QUORUM;
-    resp_pend_t *p = resp_pend_new(c, M_TXN, 1);
+    resp_pend_t *p = resp_pend_new(c, M_TXN, 1, resp_txn_reply);
     if (p == NULL) {
         free(subs);
         txn_reset(t);
