@@ -142,6 +142,9 @@ def late_founder(extra_env, what):
         ld = cl.wait_leader(20.0, nodes=[cl.nodes[0], cl.nodes[1]])
         H.log("%s: two founders elected a leader %.2fs after their start" % (
             what, time.monotonic() - t0))
+        # serving is what /readyz promises, not what an elected leader does at once (its first
+        # entry of the term may still be committing on a loaded machine): wait for it
+        cl.wait_ready(15.0, nodes=[cl.nodes[0], cl.nodes[1]])
         c = H.Client(ld.port, timeout=5)
         for i in range(50):
             st, _, _ = c.put("/v1/caches/late/k%d?ack=quorum" % i, body=b"v%d" % i)
