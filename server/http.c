@@ -13,7 +13,12 @@
  * connections cannot lock new clients out. A connection that cannot be admitted still gets
  * /healthz and /readyz answered (the kubelet's probes open new connections), 503 for anything
  * else, and is closed after the answer. Connections are closed from outside h2o with
- * shutdown(2): h2o sees the end of the stream and closes the socket itself. */
+ * shutdown(2): h2o sees the end of the stream and closes the socket itself.
+ *
+ * The health listener (CACHE_HEALTH_ADDR) is a second instance of this adapter with `health`
+ * set: its own socket, gate and h2o context, plain HTTP, no token, and a router that knows only
+ * /healthz, /readyz and /metrics. It lets a sidecar keep the data API on loopback while the
+ * kubelet and Prometheus reach the pod IP, and a flood of API clients never reaches it. */
 #include "http.h"
 
 #include <inttypes.h>
@@ -65,9 +70,13 @@ struct hc_http {
     hc_drain_t drain;
     hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
     hc_admit_t *admit; /* borrowed: this listener's connection limits */
-    const hc_admit_t *admit_resp;
+    const hc_admit_t *gates[HC_HTTP_MAX_GATES]; /* borrowed: every listener's, for /metrics */
+    size_t n_gates;
     hc_admit_timer_t admit_timer;
     int admit_timer_open;
+    int health;                  /* the health listener: probes and metrics only */
+    const struct hc_http *api;   /* health listener: the API listener, or NULL */
+    const char *addr, *addr_var; /* the bound address and its variable, for log lines */
 };
 
 /* ---- responses ---- */
@@ -895,14 +904,17 @@ static void handle_metrics(call_t *call)
     if (call->http->creds != NULL) {
         hc_creds_render_metrics(call->http->creds, &b);
     }
+    const struct hc_http *api = call->http->health ? call->http->api : call->http;
     hc_buf_printf(&b,
-                  "# HELP hacache_http_connections Open HTTP connections.\n"
+                  "# HELP hacache_http_connections Open HTTP API connections.\n"
                   "# TYPE hacache_http_connections gauge\nhacache_http_connections %zu\n",
-                  call->http->nconns);
+                  api != NULL ? api->nconns : 0);
     struct hc_peers *peers = hc_node_peers(call->http->node);
-    const hc_admit_t *gates[] = {call->http->admit, call->http->admit_resp,
-                                 peers != NULL ? hc_peers_admit(peers) : NULL};
-    hc_admit_render_metrics(gates, sizeof(gates) / sizeof(gates[0]), &b);
+    const hc_admit_t *gates[HC_HTTP_MAX_GATES + 1];
+    size_t n = call->http->n_gates;
+    memcpy(gates, call->http->gates, n * sizeof(gates[0]));
+    gates[n++] = peers != NULL ? hc_peers_admit(peers) : NULL;
+    hc_admit_render_metrics(gates, n, &b);
     if (b.failed) {
         send_error(call, 500, "internal", "out of memory");
     } else {
@@ -1110,12 +1122,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         q.base = req->path.base + req->query_at + 1;
         q.len = req->path.len - req->query_at - 1;
     }
+    int is_probe = h2o_memis(path, plen, H2O_STRLIT("/healthz")) ||
+                   h2o_memis(path, plen, H2O_STRLIT("/readyz"));
+    int is_metrics = h2o_memis(path, plen, H2O_STRLIT("/metrics"));
     if (!admit_request(h, req)) {
-        /* over the limit: probes are answered, the rest refused; either way the connection
-         * closes after this answer (HTTP/1.1; HTTP/2 ones stay pending until their deadline) */
+        /* over the limit: probes are answered (on the health listener everything is), the rest
+         * refused; either way the connection closes after this answer (HTTP/1.1; HTTP/2 ones
+         * stay pending until their deadline) */
         req->http1_is_persistent = 0;
-        if (!h2o_memis(path, plen, H2O_STRLIT("/healthz")) &&
-            !h2o_memis(path, plen, H2O_STRLIT("/readyz"))) {
+        if (!h->health && !is_probe) {
             hc_admit_refuse(h->admit, HC_ADMIT_MAX_CLIENTS, uv_now(h->loop));
             send_error(call, 503, "max_clients", "max number of clients reached");
             return 0;
@@ -1123,9 +1138,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 
     int is_get = method_is(req, "GET") || method_is(req, "HEAD");
-    if (!is_get && (h2o_memis(path, plen, H2O_STRLIT("/healthz")) ||
-                    h2o_memis(path, plen, H2O_STRLIT("/readyz")) ||
-                    h2o_memis(path, plen, H2O_STRLIT("/metrics")))) {
+    if (!is_get && (is_probe || is_metrics)) {
         send_method_not_allowed(call, "GET, HEAD");
         return 0;
     }
@@ -1138,13 +1151,23 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         handle_readyz(call);
         return 0;
     }
+    if (h->health) {
+        /* no token here: the health listener serves nothing else */
+        if (is_metrics) {
+            handle_metrics(call);
+        } else {
+            send_error(call, 404, "not_found",
+                       "the health listener serves /healthz, /readyz and /metrics only");
+        }
+        return 0;
+    }
     if (!token_ok(h, req)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer"));
         send_error(call, 401, "unauthorized", "missing or wrong bearer token");
         return 0;
     }
-    if (h2o_memis(path, plen, H2O_STRLIT("/metrics"))) {
+    if (is_metrics) {
         handle_metrics(call);
         return 0;
     }
@@ -1302,14 +1325,22 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
     h->metrics = o->metrics;
     h->creds = o->creds;
     h->admit = o->admit;
-    h->admit_resp = o->admit_resp;
+    h->n_gates = o->n_gates < HC_HTTP_MAX_GATES ? o->n_gates : HC_HTTP_MAX_GATES;
+    memcpy(h->gates, o->gates, h->n_gates * sizeof(h->gates[0]));
+    h->health = o->health;
+    h->api = o->api;
+    h->addr = o->health ? cfg->health_addr : cfg->http_addr;
+    h->addr_var = o->health ? "CACHE_HEALTH_ADDR" : "CACHE_HTTP_ADDR";
+    if (h->health) {
+        h->tls = NULL; /* plain HTTP for the kubelet and Prometheus, whatever the API does */
+    }
     hc_admit_timer_init(&h->admit_timer, loop, h->admit, on_admit_expired, h);
     h->admit_timer_open = 1;
 
     h2o_config_init(&h->config);
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("hacache"));
     /* Bodies above the value limit are refused by h2o (413) before they are buffered. */
-    h->config.max_request_entity_size = cfg->max_value_size;
+    h->config.max_request_entity_size = h->health ? 1024 : cfg->max_value_size;
     /* Slow clients: h2o 2.2.5 closes an HTTP/1.1 connection whose request (headers and body)
      * is not complete this long after it started waiting for it (which includes an idle
      * keep-alive wait), an HTTP/2 one idle this long without an open stream, and a TLS
@@ -1331,8 +1362,10 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
     h->accept_ctx.hosts = h->config.hosts;
 
     struct sockaddr_storage ss;
-    if (hc_resolve_listen(cfg->http_addr, &ss) != 0) {
-        hc_log(HC_LOG_ERROR, "cannot resolve CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr));
+    char what[64];
+    if (hc_resolve_listen(h->addr, &ss) != 0) {
+        snprintf(what, sizeof(what), "cannot resolve %s", h->addr_var);
+        hc_log(HC_LOG_ERROR, what, HC_LS("addr", h->addr));
         rv = HC_EINVAL;
         goto fail_ctx;
     }
@@ -1344,12 +1377,18 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
         uvrv = uv_listen((uv_stream_t *)&h->listener, 511, on_accept);
     }
     if (uvrv != 0) {
-        hc_log(HC_LOG_ERROR, "cannot listen on CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr),
-               HC_LS("error", uv_strerror(uvrv)));
+        snprintf(what, sizeof(what), "cannot listen on %s", h->addr_var);
+        hc_log(HC_LOG_ERROR, what, HC_LS("addr", h->addr), HC_LS("error", uv_strerror(uvrv)));
         rv = HC_EUNAVAILABLE;
         goto fail_ctx;
     }
-    hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", cfg->http_addr),
+    if (h->health) {
+        hc_log(HC_LOG_INFO, "health listener listening (/healthz, /readyz, /metrics; no token)",
+               HC_LS("addr", h->addr));
+        *out = h;
+        return 0;
+    }
+    hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", h->addr),
            HC_LS("tls", h->tls != NULL && hc_http_tls_ctx(h->tls) != NULL ? "on" : "off"),
            HC_LB("auth", hc_auth_required(h->auth)));
     *out = h;
@@ -1388,7 +1427,7 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
         h2o_context_request_shutdown(&h->ctx);
     }
     shut_idle_reads(h);
-    h->drain.name = "http";
+    h->drain.name = h->health ? "health" : "http";
     h->drain.owner = h;
     h->drain.count = drain_count;
     h->drain.poll = drain_poll;
