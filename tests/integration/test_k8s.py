@@ -11,7 +11,9 @@ No cluster and no container engine here, so this checks what can be checked with
    rendered object validates against the Kubernetes 1.33 OpenAPI schemas (cert-manager's for
    its objects), unknown fields rejected. The committed fixture tests/k8s/fixtures/misspelled.yaml
    (`containerz`, `readinessProbee`) must fail, and so must a wrong type and an unknown kind: the
-   check can fail. Missing tools (kubectl, node, npm, the packages) FAIL the test, they never
+   check can fail. And it reaches everywhere: a field added to any nested object of any rendered
+   object (about 500) is rejected, except inside maps (labels, annotations, selectors,
+   resource quantities). Missing tools (kubectl, node, npm, the packages) FAIL the test, they never
    skip it.
 3. Both layouts, the standalone StatefulSet (k8s/base) and the sidecar (k8s/sidecar), read from
    the rendered objects: non-root, read-only root filesystem, no privilege escalation, every
@@ -205,6 +207,27 @@ def validate(node, modules, entries):
     return p.returncode, results
 
 
+# maps, where any key is valid: labels, annotations, label selectors, resource quantities
+MAP_FIELDS = {"labels", "annotations", "matchLabels", "limits", "requests"}
+
+
+def is_map_field(kind, path):
+    names = [x for x in path if not isinstance(x, int)]
+    return bool(names) and (names[-1] in MAP_FIELDS or
+                            (kind == "Service" and names == ["spec", "selector"]))
+
+
+def object_paths(o, path=()):
+    """The paths of every dict inside o (o included)."""
+    if isinstance(o, dict):
+        yield path
+        for k, v in o.items():
+            yield from object_paths(v, path + (k,))
+    elif isinstance(o, list):
+        for i, v in enumerate(o):
+            yield from object_paths(v, path + (i,))
+
+
 def schema_checks(yaml, rendered):
     node, modules = npm_install()
     if node is None:
@@ -230,6 +253,28 @@ def schema_checks(yaml, rendered):
         check("... on exactly its two misspelled fields",
               unknown == ["/spec/template/spec/containers/0/readinessProbee",
                           "/spec/template/spec/containerz"], unknown)
+    # unknown-field detection reaches every object of the manifests: a field added to any
+    # nested object is rejected, except in the maps (labels, selectors, quantities)
+    mutated, where = [], []
+    for k, objs in sorted(rendered.items()):
+        for o in objs:
+            for path in object_paths(o):
+                m = json.loads(json.dumps(o))
+                t = m
+                for step in path:
+                    t = t[step]
+                t["zzUnknownField"] = 1
+                mutated.append({"source": k, "object": m})
+                where.append((o["kind"], path))
+    rc, results = validate(node, modules, mutated)
+    if results is not None and check("every mutation validated", len(results) == len(mutated)):
+        missed = sorted({"%s %s" % (kind, "/".join("*" if isinstance(x, int) else x for x in path))
+                         for (kind, path), r in zip(where, results)
+                         if not any(u.endswith("/zzUnknownField") for u in r["unknown"]) and
+                         not is_map_field(kind, path)})
+        check("an unknown field in any of %d nested objects is rejected (maps aside)" %
+              len(mutated), not missed, missed)
+
     sts = next(o for o in rendered.get("k8s/base", []) if o["kind"] == "StatefulSet")
     wrong_type = json.loads(json.dumps(sts))
     wrong_type["spec"]["replicas"] = "three"

@@ -135,9 +135,10 @@ function main() {
       process.exit(2);
     }
     const results = entries.map(validateOne);
-    process.stdout.write(JSON.stringify(results, null, 1) + "\n");
     const bad = results.some((r) => r.errors.length > 0 || r.unknown.length > 0);
-    process.exit(bad ? 1 : 0);
+    // exitCode, not exit(): a pipe takes large output asynchronously, exit() would cut it
+    process.exitCode = bad ? 1 : 0;
+    process.stdout.write(JSON.stringify(results, null, 1) + "\n");
   });
 }
 
