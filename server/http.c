@@ -32,6 +32,7 @@
 
 #include "admit.h"
 #include "drain.h"
+#include "http_query.h"
 #include "log.h"
 #include "peer.h"
 #include "util.h"
@@ -272,97 +273,6 @@ static void send_hc_error(call_t *call, int err)
     send_error_reason(call, status, code, hc_strerror(err), reason);
 }
 
-/* ---- query strings ---- */
-
-typedef struct {
-    const char *base; /* raw query, without '?' */
-    size_t len;
-} query_t;
-
-/* Finds parameter `name` and percent-decodes its value into out (cap bytes, NUL-terminated).
- * Returns 1 found, 0 absent, -1 malformed or too long. */
-static int query_get(const query_t *q, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    const char *p = q->base, *end = q->base + q->len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : pe;
-            size_t vlen = (size_t)(pe - v);
-            if (vlen >= cap) {
-                return -1;
-            }
-            long n = hc_pct_decode(v, vlen, out);
-            if (n < 0) {
-                return -1;
-            }
-            out[n] = '\0';
-            return 1;
-        }
-        p = pe + 1;
-    }
-    return 0;
-}
-
-/* Reads a u64 parameter. 1 found, 0 absent, -1 malformed. */
-static int query_u64(const query_t *q, const char *name, uint64_t *out)
-{
-    char v[32];
-    int rv = query_get(q, name, v, sizeof(v));
-    if (rv <= 0) {
-        return rv;
-    }
-    return hc_parse_u64(v, strlen(v), out) == 0 ? 1 : -1;
-}
-
-/* Reads an enumerated parameter: absent = index 0 of names; otherwise the index of the value in
- * names (n entries). 0, or -1 for an unknown or malformed value. */
-static int query_enum(const query_t *q, const char *param, const char *const *names, int n,
-                      int *out)
-{
-    char v[32];
-    int rv = query_get(q, param, v, sizeof(v));
-    if (rv <= 0) {
-        *out = 0;
-        return rv;
-    }
-    for (int i = 0; i < n; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Indexes follow hc_ack_t and hc_consistency_t. */
-static const char *const ack_names[] = {"quorum", "once", "leader", "none"};
-static const char *const consistency_names[] = {"local", "leader", "linearizable"};
-
-static int parse_ack(const query_t *q, hc_ack_t *ack)
-{
-    int i;
-    if (query_enum(q, "ack", ack_names, 4, &i) != 0) {
-        return -1;
-    }
-    *ack = (hc_ack_t)i;
-    return 0;
-}
-
-static int parse_consistency(const query_t *q, hc_consistency_t *c)
-{
-    int i;
-    if (query_enum(q, "consistency", consistency_names, 3, &i) != 0) {
-        return -1;
-    }
-    *c = (hc_consistency_t)i;
-    return 0;
-}
-
 /* ---- auth ---- */
 
 static int token_ok(struct hc_http *h, h2o_req_t *req)
@@ -525,7 +435,7 @@ static hc_metric_ack_t metric_ack(hc_ack_t a)
 
 /* /v1/caches/{cache}/{key}[/incr] */
 static void handle_entry(call_t *call, const char *cache, size_t cache_len, const char *rawkey,
-                         size_t rawkey_len, const query_t *q)
+                         size_t rawkey_len, const hc_query_t *q)
 {
     struct hc_http *h = call->http;
     h2o_req_t *req = call->req;
@@ -579,7 +489,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
 
     if (call->op == HC_MOP_GET) {
         hc_consistency_t cons;
-        if (parse_consistency(q, &cons) != 0) {
+        if (hc_query_consistency(q, &cons) != 0) {
             send_error(call, 400, "bad_request",
                        "consistency must be local, leader or linearizable");
             return;
@@ -594,7 +504,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     }
 
     hc_ack_t ack;
-    if (parse_ack(q, &ack) != 0) {
+    if (hc_query_ack(q, &ack) != 0) {
         send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
         return;
     }
@@ -609,12 +519,12 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     int rv;
 
     if (call->op == HC_MOP_PUT || call->op == HC_MOP_INCR) {
-        if ((rv = query_u64(q, "ttl_ms", &u)) < 0) {
+        if ((rv = hc_query_u64(q, "ttl_ms", &u)) < 0) {
             send_error(call, 400, "bad_request", "ttl_ms must be a non-negative integer");
             return;
         } else if (rv == 1) {
             ttl_ms = u;
-        } else if ((rv = query_u64(q, "ttl", &u)) < 0 || (rv == 1 && u > UINT64_MAX / 1000)) {
+        } else if ((rv = hc_query_u64(q, "ttl", &u)) < 0 || (rv == 1 && u > UINT64_MAX / 1000)) {
             send_error(call, 400, "bad_request", "ttl must be a non-negative integer (seconds)");
             return;
         } else if (rv == 1) {
@@ -622,7 +532,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         }
     }
     if (call->op == HC_MOP_PUT || call->op == HC_MOP_DEL) {
-        if ((rv = query_u64(q, "if_version", &u)) < 0) {
+        if ((rv = hc_query_u64(q, "if_version", &u)) < 0) {
             send_error(call, 400, "bad_request", "if_version must be a non-negative integer");
             return;
         } else if (rv == 1) {
@@ -632,7 +542,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     }
     if (call->op == HC_MOP_PUT) {
         char v[8];
-        if ((rv = query_get(q, "if_absent", v, sizeof(v))) < 0) {
+        if ((rv = hc_query_get(q, "if_absent", v, sizeof(v))) < 0) {
             send_error(call, 400, "bad_request", "if_absent must be 0 or 1");
             return;
         }
@@ -655,7 +565,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         char v[32];
         cmd.op = HC_OP_INCR;
         cmd.incr_by = 1;
-        if ((rv = query_get(q, "by", v, sizeof(v))) < 0 ||
+        if ((rv = hc_query_get(q, "by", v, sizeof(v))) < 0 ||
             (rv == 1 && hc_parse_i64(v, strlen(v), &cmd.incr_by) != 0)) {
             send_error(call, 400, "bad_request", "by must be a 64-bit integer");
             return;
@@ -668,24 +578,24 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
 /* PUT /v1/caches/{cache}?max_memory=&default_ttl_ms=|default_ttl=&policy=&max_stale_ms=:
  * creates the cache or replaces all of its settings (an omitted one is reset to its default:
  * no own bound, no default TTL, policy invalidate). Replicated like a write. */
-static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, const char **why)
+static int parse_cache_settings(const hc_query_t *q, hc_cache_settings_t *set, const char **why)
 {
     char v[64];
     int rv;
     memset(set, 0, sizeof(*set));
     set->policy = HC_POLICY_INVALIDATE;
-    if ((rv = query_get(q, "max_memory", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "max_memory", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_size(v, &set->max_memory) != 0)) {
         *why = "max_memory must be a size (bytes, or with KiB, MiB, GiB)";
         return -1;
     }
     uint64_t secs = 0;
-    if ((rv = query_get(q, "default_ttl_ms", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "default_ttl_ms", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_u64(v, strlen(v), &set->default_ttl_ms) != 0)) {
         *why = "default_ttl_ms must be a whole number";
         return -1;
     }
-    if ((rv = query_get(q, "default_ttl", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "default_ttl", v, sizeof(v))) < 0 ||
         (rv == 1 && (hc_parse_u64(v, strlen(v), &secs) != 0 || secs > UINT64_MAX / 1000))) {
         *why = "default_ttl must be a whole number of seconds";
         return -1;
@@ -693,7 +603,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
     if (rv == 1) {
         set->default_ttl_ms = secs * 1000;
     }
-    if ((rv = query_get(q, "policy", v, sizeof(v))) < 0) {
+    if ((rv = hc_query_get(q, "policy", v, sizeof(v))) < 0) {
         *why = "policy must be invalidate or serve_stale";
         return -1;
     }
@@ -705,7 +615,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
             return -1;
         }
     }
-    if ((rv = query_get(q, "max_stale_ms", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "max_stale_ms", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_u64(v, strlen(v), &set->max_stale_ms) != 0)) {
         *why = "max_stale_ms must be a whole number";
         return -1;
@@ -713,7 +623,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
     return 0;
 }
 
-static void handle_clear(call_t *call, const char *cache, size_t cache_len, const query_t *q)
+static void handle_clear(call_t *call, const char *cache, size_t cache_len, const hc_query_t *q)
 {
     call->op = method_is(call->req, "PUT") ? HC_MOP_CONFIG : HC_MOP_CLEAR;
     if (!method_is(call->req, "DELETE") && !method_is(call->req, "PUT")) {
@@ -726,7 +636,7 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
         return;
     }
     hc_ack_t ack;
-    if (parse_ack(q, &ack) != 0) {
+    if (hc_query_ack(q, &ack) != 0) {
         send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
         return;
     }
@@ -777,7 +687,7 @@ static void list_cache_cb(void *ud, const char *name, size_t name_len,
     hc_buf_puts(b, "}");
 }
 
-static void handle_caches(call_t *call, const query_t *q)
+static void handle_caches(call_t *call, const hc_query_t *q)
 {
     call->op = HC_MOP_CACHES;
     if (!method_is(call->req, "GET")) {
@@ -788,7 +698,7 @@ static void handle_caches(call_t *call, const query_t *q)
     hc_buf_init(&b);
     hc_buf_puts(&b, "{\"caches\":[");
     char v[8];
-    int digest = query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0;
+    int digest = hc_query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0;
     hc_node_foreach_cache(call->http->node, digest, list_cache_cb, &b);
     uint64_t used, max;
     hc_node_memory(call->http->node, &used, &max);
@@ -1004,7 +914,7 @@ static void member_done(void *ud, int status, const hc_apply_result_t *res)
     }
 }
 
-static void handle_admin(call_t *call, const char *what, size_t n, const query_t *q)
+static void handle_admin(call_t *call, const char *what, size_t n, const hc_query_t *q)
 {
     call->op = HC_MOP_ADMIN;
     if (!method_is(call->req, "POST")) {
@@ -1014,7 +924,7 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
     int add = h2o_memis(what, n, H2O_STRLIT("members/add"));
     if (add || h2o_memis(what, n, H2O_STRLIT("members/remove"))) {
         char node[320] = "";
-        if (query_get(q, "node", node, sizeof(node)) != 1 || node[0] == '\0') {
+        if (hc_query_get(q, "node", node, sizeof(node)) != 1 || node[0] == '\0') {
             send_error(call, 400, "bad_request", "node=host:port is required");
             return;
         }
@@ -1034,7 +944,7 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
             return;
         }
         char to[320] = "";
-        if (query_get(q, "to", to, sizeof(to)) < 0) {
+        if (hc_query_get(q, "to", to, sizeof(to)) < 0) {
             send_error(call, 400, "bad_request", "to must be a node as host:port");
             return;
         }
@@ -1117,7 +1027,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
-    query_t q = {.base = "", .len = 0};
+    hc_query_t q = {.base = "", .len = 0};
     if (req->query_at != SIZE_MAX) {
         q.base = req->path.base + req->query_at + 1;
         q.len = req->path.len - req->query_at - 1;
