@@ -43,7 +43,7 @@ typedef struct {
     int health;
     /* health listener only: the API listener whose open connections /metrics reports, or NULL
      * (the HTTP API is off); borrowed */
-    const struct hc_http *api;
+    const hc_http_t *api;
 } hc_http_opts_t;
 
 #define HC_HTTP_MAX_GATES 4
