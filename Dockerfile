@@ -1,5 +1,8 @@
 # hacached image on Debian 12: build stage with the -dev packages, runtime stage with the
-# shared libraries only. `docker build -t hacache:0.1.0 .` (k8s/hacache.yaml uses that tag).
+# shared libraries hacached links (libcurl is for the client libraries only). `docker build -t
+# hacache:0.1.0 .` (the manifests in k8s/ use that tag). Checked without a container engine by
+# tests/integration/test_k8s.py: base images, USER = the manifests' runAsUser, ENTRYPOINT,
+# EXPOSE = the manifests' ports (peer 7100, API 8080, health 8081), runtime packages.
 FROM debian:12 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libuv1-dev libh2o-dev libprotobuf-c-dev \
@@ -19,5 +22,5 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && install -d -o 10001 -g 10001 /var/lib/hacache
 COPY --from=build /out/ /
 USER 10001:10001
-EXPOSE 7100 8080
+EXPOSE 7100 8080 8081
 ENTRYPOINT ["/usr/bin/hacached"]

@@ -1,5 +1,7 @@
 # Sourced by the scripts: installs the Debian 12 packages a step needs when they are missing.
 # hc_install_deps GROUP... with groups: build, test, bench.
+# kubectl (>= 1.29, with kustomize v5) is not among them: Debian 12's kubernetes-client is 1.20;
+# tests/integration/test_k8s.py fails with a clear line where it is missing.
 
 hc_pkgs_build=(cmake make gcc pkg-config libuv1-dev libh2o-dev libprotobuf-c-dev
     protobuf-c-compiler libssl-dev libsodium-dev libcurl4-openssl-dev)
@@ -20,6 +22,12 @@ hc_install_deps() {
             missing+=("$p")
         fi
     done
+    # node and npm for the offline schema check of k8s/ (tests/k8s): Debian's nodejs and npm
+    # when the commands are missing; a node that came another way (with npm bundled) is kept
+    if [[ " $* " == *" test "* ]]; then
+        command -v node >/dev/null 2>&1 || command -v nodejs >/dev/null 2>&1 || missing+=(nodejs)
+        command -v npm >/dev/null 2>&1 || missing+=(npm)
+    fi
     if [ ${#missing[@]} -eq 0 ]; then
         return 0
     fi

@@ -254,8 +254,9 @@ static uint32_t min_u32(uint64_t a, uint64_t b)
 
 void hc_admit_plan(const hc_admit_plan_in_t *in, hc_admit_plan_t *out)
 {
-    uint64_t listeners = 1 + (in->resp != 0) + (in->peers > 0);
-    uint64_t fixed = PLAN_BASE_FDS + (uint64_t)PLAN_PEER_FDS * in->peers;
+    uint64_t listeners = 1 + (in->resp != 0) + (in->peers > 0) + (in->health != 0);
+    uint64_t fixed = PLAN_BASE_FDS + (uint64_t)PLAN_PEER_FDS * in->peers +
+                     (in->health != 0 ? HC_ADMIT_HEALTH_MAX : 0);
     uint64_t room = in->nofile > fixed ? in->nofile - fixed : 0;
     uint64_t pending_room = room / (4 * listeners);
     out->unauth_max = min_u32(in->unauth_max, pending_room > 0 ? pending_room : 1);
@@ -266,6 +267,7 @@ void hc_admit_plan(const hc_admit_plan_in_t *in, hc_admit_plan_t *out)
         out->max_clients = 1;
     }
     out->reserve = (uint32_t)fixed;
+    out->health_max = in->health != 0 ? HC_ADMIT_HEALTH_MAX : 0;
     out->http_max = out->max_clients;
     out->resp_max = 0;
     if (in->resp) {

@@ -115,21 +115,29 @@ typedef struct {
     uint32_t max_clients; /* CACHE_MAX_CLIENTS */
     uint32_t unauth_max;  /* CACHE_UNAUTH_MAX, per listener */
     int resp;             /* the RESP listener is on */
+    int health;           /* the health listener (CACHE_HEALTH_ADDR) is on */
     uint32_t peers;       /* other HA_HOSTS entries (0: standalone) */
 } hc_admit_plan_in_t;
+
+/* Keep-alive connections the health listener admits at once (kubelet probes, Prometheus
+ * scrapes): a fixed number outside CACHE_MAX_CLIENTS, so a flood of API clients never reaches
+ * the probes. Past it a probe is still answered, then its connection closed. */
+#define HC_ADMIT_HEALTH_MAX 16
 
 typedef struct {
     uint32_t max_clients;        /* admitted HTTP + RESP connections, at most the knob */
     uint32_t unauth_max;         /* pending per listener, at most the knob */
     uint32_t http_max, resp_max; /* each listener's cap (RESP off: HTTP gets all of it) */
+    uint32_t health_max;         /* the health listener's cap (0: off) */
     uint32_t reserve;            /* descriptors kept for the rest: peers, files, reloads */
 } hc_admit_plan_t;
 
 /* Fits the knobs into the file limit: a reserve for the process (32 descriptors: stdio, the
- * loop, listeners, data and credential files, inotify) and 3 per peer (dialed, accepted and
- * replacement links), then at most a quarter of the rest for the pending pools (one per
- * listener), the remainder for admitted clients. With RESP on, each of HTTP and RESP keeps an
- * eighth of max_clients for itself: neither can take more than the other leaves. */
+ * loop, listeners, data and credential files, inotify), 3 per peer (dialed, accepted and
+ * replacement links) and HC_ADMIT_HEALTH_MAX for the health listener when it is on, then at most a
+ * quarter of the rest for the pending pools (one per listener), the remainder for admitted clients.
+ * With RESP on, each of HTTP and RESP keeps an eighth of max_clients for itself: neither can take
+ * more than the other leaves. */
 void hc_admit_plan(const hc_admit_plan_in_t *in, hc_admit_plan_t *out);
 
 /* ---- the deadline timer of a gate (libuv) ---- */

@@ -233,6 +233,16 @@ static const knob_t knobs[] = {
      .def_text = "off",
      .metavar = "HOST:PORT",
      .help = "Redis-protocol (RESP) listener, or off"},
+    {.env = "CACHE_HEALTH_ADDR",
+     .flag = "health-addr",
+     .type = K_STR,
+     .off = F(health_addr),
+     .flags = KF_OFF,
+     .def_text = "off",
+     .metavar = "HOST:PORT",
+     .help = "plain-HTTP listener for probes and Prometheus: GET /healthz, /readyz and /metrics "
+             "without a token, every other path 404 (keeps the API on loopback in a sidecar), "
+             "or off"},
 
     /* limits */
     {.env = "CACHE_MAX_MEMORY",

@@ -53,6 +53,8 @@ typedef struct hc_config {
     size_t n_api_tokens;
     int api_insecure; /* CACHE_API_INSECURE */
     char *resp_addr;  /* CACHE_RESP_ADDR, NULL = off */
+    /* CACHE_HEALTH_ADDR, NULL = off: probes and metrics only, no token */
+    char *health_addr;
 
     uint64_t max_memory;     /* CACHE_MAX_MEMORY bytes */
     uint64_t max_key_size;   /* CACHE_MAX_KEY_SIZE bytes */

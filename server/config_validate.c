@@ -536,7 +536,7 @@ static void check_http_tls(const hc_config_t *c, int64_t now, report_t *r)
 }
 
 static void check_cluster(hc_config_t *c, int64_t now, report_t *r, const addr_t *http,
-                          const addr_t *resp)
+                          const addr_t *resp, const addr_t *health)
 {
     char err[512];
     if (c->ha_hosts_raw == NULL) {
@@ -590,12 +590,13 @@ static void check_cluster(hc_config_t *c, int64_t now, report_t *r, const addr_t
         check_peer_tls(c, now, r);
     }
 
-    /* the peer port of this node must not be taken by an API listener */
+    /* the peer port of this node must not be taken by an API or the health listener */
     if (c->self_index >= 0) {
         const hc_host_t *me = &c->hosts.v[c->self_index];
-        const addr_t *apis[] = {http, resp};
-        static const char *const vars[] = {"CACHE_HTTP_ADDR", "CACHE_RESP_ADDR"};
-        for (size_t i = 0; i < 2; i++) {
+        const addr_t *apis[] = {http, resp, health};
+        static const char *const vars[] = {"CACHE_HTTP_ADDR", "CACHE_RESP_ADDR",
+                                           "CACHE_HEALTH_ADDR"};
+        for (size_t i = 0; i < 3; i++) {
             if (apis[i]->ok && apis[i]->port == me->port && c->listen_addr != NULL &&
                 (host_is_wildcard(c->listen_addr) || host_is_wildcard(apis[i]->host) ||
                  strcasecmp(c->listen_addr, apis[i]->host) == 0)) {
@@ -634,6 +635,19 @@ int hc_config_validate(hc_config_t *c, int64_t now, hc_config_errors_t *errs)
     if (http.ok && resp.ok && http.port == resp.port && strcasecmp(http.host, resp.host) == 0) {
         config__report(&r, "CACHE_RESP_ADDR: same address as CACHE_HTTP_ADDR");
     }
+    /* the health listener needs no token (it serves nothing but probes and metrics), but a
+     * port of its own */
+    addr_t health = check_addr("CACHE_HEALTH_ADDR", c->health_addr, &r);
+    const addr_t *others[] = {&http, &resp};
+    static const char *const other_vars[] = {"CACHE_HTTP_ADDR", "CACHE_RESP_ADDR"};
+    for (size_t i = 0; health.ok && i < 2; i++) {
+        if (others[i]->ok && others[i]->port == health.port &&
+            (strcasecmp(others[i]->host, health.host) == 0 || host_is_wildcard(health.host) ||
+             host_is_wildcard(others[i]->host))) {
+            config__report(&r, "CACHE_HEALTH_ADDR: port %u is also %s's", (unsigned)health.port,
+                           other_vars[i]);
+        }
+    }
     check_tokens(config__knob_by_field(F(api_tokens)), config__knob_by_field(F(api_token_file)), c,
                  1, &r);
     if (c->n_api_tokens == 0 && c->api_token_file == NULL && !c->api_insecure) {
@@ -658,7 +672,7 @@ int hc_config_validate(hc_config_t *c, int64_t now, hc_config_errors_t *errs)
         }
     }
     if (c->ha_mode) {
-        check_cluster(c, now, &r, &http, &resp);
+        check_cluster(c, now, &r, &http, &resp, &health);
     }
     return r.n ? HC_EINVAL : 0;
 }

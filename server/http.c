@@ -13,7 +13,12 @@
  * connections cannot lock new clients out. A connection that cannot be admitted still gets
  * /healthz and /readyz answered (the kubelet's probes open new connections), 503 for anything
  * else, and is closed after the answer. Connections are closed from outside h2o with
- * shutdown(2): h2o sees the end of the stream and closes the socket itself. */
+ * shutdown(2): h2o sees the end of the stream and closes the socket itself.
+ *
+ * The health listener (CACHE_HEALTH_ADDR) is a second instance of this adapter with `health`
+ * set: its own socket, gate and h2o context, plain HTTP, no token, and a router that knows only
+ * /healthz, /readyz and /metrics. It lets a sidecar keep the data API on loopback while the
+ * kubelet and Prometheus reach the pod IP, and a flood of API clients never reaches it. */
 #include "http.h"
 
 #include <inttypes.h>
@@ -27,6 +32,7 @@
 
 #include "admit.h"
 #include "drain.h"
+#include "http_query.h"
 #include "log.h"
 #include "peer.h"
 #include "util.h"
@@ -69,9 +75,13 @@ struct hc_http {
     hc_drain_t drain;
     hc_creds_t *creds; /* credential reloads, status and metrics of them; may be NULL */
     hc_admit_t *admit; /* borrowed: this listener's connection limits */
-    const hc_admit_t *admit_resp;
+    const hc_admit_t *gates[HC_HTTP_MAX_GATES]; /* borrowed: every listener's, for /metrics */
+    size_t n_gates;
     hc_admit_timer_t admit_timer;
     int admit_timer_open;
+    int health;                  /* the health listener: probes and metrics only */
+    const struct hc_http *api;   /* health listener: the API listener, or NULL */
+    const char *addr, *addr_var; /* the bound address and its variable, for log lines */
 };
 
 /* ---- responses ---- */
@@ -267,97 +277,6 @@ static void send_hc_error(call_t *call, int err)
     send_error_reason(call, status, code, hc_strerror(err), reason);
 }
 
-/* ---- query strings ---- */
-
-typedef struct {
-    const char *base; /* raw query, without '?' */
-    size_t len;
-} query_t;
-
-/* Finds parameter `name` and percent-decodes its value into out (cap bytes, NUL-terminated).
- * Returns 1 found, 0 absent, -1 malformed or too long. */
-static int query_get(const query_t *q, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    const char *p = q->base, *end = q->base + q->len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-        if ((size_t)(ke - p) == nlen && memcmp(p, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : pe;
-            size_t vlen = (size_t)(pe - v);
-            if (vlen >= cap) {
-                return -1;
-            }
-            long n = hc_pct_decode(v, vlen, out);
-            if (n < 0) {
-                return -1;
-            }
-            out[n] = '\0';
-            return 1;
-        }
-        p = pe + 1;
-    }
-    return 0;
-}
-
-/* Reads a u64 parameter. 1 found, 0 absent, -1 malformed. */
-static int query_u64(const query_t *q, const char *name, uint64_t *out)
-{
-    char v[32];
-    int rv = query_get(q, name, v, sizeof(v));
-    if (rv <= 0) {
-        return rv;
-    }
-    return hc_parse_u64(v, strlen(v), out) == 0 ? 1 : -1;
-}
-
-/* Reads an enumerated parameter: absent = index 0 of names; otherwise the index of the value in
- * names (n entries). 0, or -1 for an unknown or malformed value. */
-static int query_enum(const query_t *q, const char *param, const char *const *names, int n,
-                      int *out)
-{
-    char v[32];
-    int rv = query_get(q, param, v, sizeof(v));
-    if (rv <= 0) {
-        *out = 0;
-        return rv;
-    }
-    for (int i = 0; i < n; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *out = i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Indexes follow hc_ack_t and hc_consistency_t. */
-static const char *const ack_names[] = {"quorum", "once", "leader", "none"};
-static const char *const consistency_names[] = {"local", "leader", "linearizable"};
-
-static int parse_ack(const query_t *q, hc_ack_t *ack)
-{
-    int i;
-    if (query_enum(q, "ack", ack_names, 4, &i) != 0) {
-        return -1;
-    }
-    *ack = (hc_ack_t)i;
-    return 0;
-}
-
-static int parse_consistency(const query_t *q, hc_consistency_t *c)
-{
-    int i;
-    if (query_enum(q, "consistency", consistency_names, 3, &i) != 0) {
-        return -1;
-    }
-    *c = (hc_consistency_t)i;
-    return 0;
-}
-
 /* ---- auth ---- */
 
 static int token_ok(struct hc_http *h, h2o_req_t *req)
@@ -520,7 +439,7 @@ static hc_metric_ack_t metric_ack(hc_ack_t a)
 
 /* /v1/caches/{cache}/{key}[/incr] */
 static void handle_entry(call_t *call, const char *cache, size_t cache_len, const char *rawkey,
-                         size_t rawkey_len, const query_t *q)
+                         size_t rawkey_len, const hc_query_t *q)
 {
     struct hc_http *h = call->http;
     h2o_req_t *req = call->req;
@@ -574,7 +493,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
 
     if (call->op == HC_MOP_GET) {
         hc_consistency_t cons;
-        if (parse_consistency(q, &cons) != 0) {
+        if (hc_query_consistency(q, &cons) != 0) {
             send_error(call, 400, "bad_request",
                        "consistency must be local, leader or linearizable");
             return;
@@ -589,7 +508,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     }
 
     hc_ack_t ack;
-    if (parse_ack(q, &ack) != 0) {
+    if (hc_query_ack(q, &ack) != 0) {
         send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
         return;
     }
@@ -604,12 +523,12 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     int rv;
 
     if (call->op == HC_MOP_PUT || call->op == HC_MOP_INCR) {
-        if ((rv = query_u64(q, "ttl_ms", &u)) < 0) {
+        if ((rv = hc_query_u64(q, "ttl_ms", &u)) < 0) {
             send_error(call, 400, "bad_request", "ttl_ms must be a non-negative integer");
             return;
         } else if (rv == 1) {
             ttl_ms = u;
-        } else if ((rv = query_u64(q, "ttl", &u)) < 0 || (rv == 1 && u > UINT64_MAX / 1000)) {
+        } else if ((rv = hc_query_u64(q, "ttl", &u)) < 0 || (rv == 1 && u > UINT64_MAX / 1000)) {
             send_error(call, 400, "bad_request", "ttl must be a non-negative integer (seconds)");
             return;
         } else if (rv == 1) {
@@ -617,7 +536,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         }
     }
     if (call->op == HC_MOP_PUT || call->op == HC_MOP_DEL) {
-        if ((rv = query_u64(q, "if_version", &u)) < 0) {
+        if ((rv = hc_query_u64(q, "if_version", &u)) < 0) {
             send_error(call, 400, "bad_request", "if_version must be a non-negative integer");
             return;
         } else if (rv == 1) {
@@ -627,7 +546,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
     }
     if (call->op == HC_MOP_PUT) {
         char v[8];
-        if ((rv = query_get(q, "if_absent", v, sizeof(v))) < 0) {
+        if ((rv = hc_query_get(q, "if_absent", v, sizeof(v))) < 0) {
             send_error(call, 400, "bad_request", "if_absent must be 0 or 1");
             return;
         }
@@ -650,7 +569,7 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
         char v[32];
         cmd.op = HC_OP_INCR;
         cmd.incr_by = 1;
-        if ((rv = query_get(q, "by", v, sizeof(v))) < 0 ||
+        if ((rv = hc_query_get(q, "by", v, sizeof(v))) < 0 ||
             (rv == 1 && hc_parse_i64(v, strlen(v), &cmd.incr_by) != 0)) {
             send_error(call, 400, "bad_request", "by must be a 64-bit integer");
             return;
@@ -663,24 +582,24 @@ static void handle_entry(call_t *call, const char *cache, size_t cache_len, cons
 /* PUT /v1/caches/{cache}?max_memory=&default_ttl_ms=|default_ttl=&policy=&max_stale_ms=:
  * creates the cache or replaces all of its settings (an omitted one is reset to its default:
  * no own bound, no default TTL, policy invalidate). Replicated like a write. */
-static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, const char **why)
+static int parse_cache_settings(const hc_query_t *q, hc_cache_settings_t *set, const char **why)
 {
     char v[64];
     int rv;
     memset(set, 0, sizeof(*set));
     set->policy = HC_POLICY_INVALIDATE;
-    if ((rv = query_get(q, "max_memory", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "max_memory", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_size(v, &set->max_memory) != 0)) {
         *why = "max_memory must be a size (bytes, or with KiB, MiB, GiB)";
         return -1;
     }
     uint64_t secs = 0;
-    if ((rv = query_get(q, "default_ttl_ms", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "default_ttl_ms", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_u64(v, strlen(v), &set->default_ttl_ms) != 0)) {
         *why = "default_ttl_ms must be a whole number";
         return -1;
     }
-    if ((rv = query_get(q, "default_ttl", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "default_ttl", v, sizeof(v))) < 0 ||
         (rv == 1 && (hc_parse_u64(v, strlen(v), &secs) != 0 || secs > UINT64_MAX / 1000))) {
         *why = "default_ttl must be a whole number of seconds";
         return -1;
@@ -688,7 +607,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
     if (rv == 1) {
         set->default_ttl_ms = secs * 1000;
     }
-    if ((rv = query_get(q, "policy", v, sizeof(v))) < 0) {
+    if ((rv = hc_query_get(q, "policy", v, sizeof(v))) < 0) {
         *why = "policy must be invalidate or serve_stale";
         return -1;
     }
@@ -700,7 +619,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
             return -1;
         }
     }
-    if ((rv = query_get(q, "max_stale_ms", v, sizeof(v))) < 0 ||
+    if ((rv = hc_query_get(q, "max_stale_ms", v, sizeof(v))) < 0 ||
         (rv == 1 && hc_parse_u64(v, strlen(v), &set->max_stale_ms) != 0)) {
         *why = "max_stale_ms must be a whole number";
         return -1;
@@ -708,7 +627,7 @@ static int parse_cache_settings(const query_t *q, hc_cache_settings_t *set, cons
     return 0;
 }
 
-static void handle_clear(call_t *call, const char *cache, size_t cache_len, const query_t *q)
+static void handle_clear(call_t *call, const char *cache, size_t cache_len, const hc_query_t *q)
 {
     call->op = method_is(call->req, "PUT") ? HC_MOP_CONFIG : HC_MOP_CLEAR;
     if (!method_is(call->req, "DELETE") && !method_is(call->req, "PUT")) {
@@ -721,7 +640,7 @@ static void handle_clear(call_t *call, const char *cache, size_t cache_len, cons
         return;
     }
     hc_ack_t ack;
-    if (parse_ack(q, &ack) != 0) {
+    if (hc_query_ack(q, &ack) != 0) {
         send_error(call, 400, "bad_request", "ack must be quorum, once, leader or none");
         return;
     }
@@ -772,7 +691,7 @@ static void list_cache_cb(void *ud, const char *name, size_t name_len,
     hc_buf_puts(b, "}");
 }
 
-static void handle_caches(call_t *call, const query_t *q)
+static void handle_caches(call_t *call, const hc_query_t *q)
 {
     call->op = HC_MOP_CACHES;
     if (!method_is(call->req, "GET")) {
@@ -783,7 +702,7 @@ static void handle_caches(call_t *call, const query_t *q)
     hc_buf_init(&b);
     hc_buf_puts(&b, "{\"caches\":[");
     char v[8];
-    int digest = query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0;
+    int digest = hc_query_get(q, "digest", v, sizeof(v)) == 1 && strcmp(v, "1") == 0;
     hc_node_foreach_cache(call->http->node, digest, list_cache_cb, &b);
     uint64_t used, max;
     hc_node_memory(call->http->node, &used, &max);
@@ -899,14 +818,17 @@ static void handle_metrics(call_t *call)
     if (call->http->creds != NULL) {
         hc_creds_render_metrics(call->http->creds, &b);
     }
+    const struct hc_http *api = call->http->health ? call->http->api : call->http;
     hc_buf_printf(&b,
-                  "# HELP hacache_http_connections Open HTTP connections.\n"
+                  "# HELP hacache_http_connections Open HTTP API connections.\n"
                   "# TYPE hacache_http_connections gauge\nhacache_http_connections %zu\n",
-                  call->http->nconns);
+                  api != NULL ? api->nconns : 0);
     struct hc_peers *peers = hc_node_peers(call->http->node);
-    const hc_admit_t *gates[] = {call->http->admit, call->http->admit_resp,
-                                 peers != NULL ? hc_peers_admit(peers) : NULL};
-    hc_admit_render_metrics(gates, sizeof(gates) / sizeof(gates[0]), &b);
+    const hc_admit_t *gates[HC_HTTP_MAX_GATES + 1];
+    size_t n = call->http->n_gates;
+    memcpy(gates, call->http->gates, n * sizeof(gates[0]));
+    gates[n++] = peers != NULL ? hc_peers_admit(peers) : NULL;
+    hc_admit_render_metrics(gates, n, &b);
     if (b.failed) {
         send_error(call, 500, "internal", "out of memory");
     } else {
@@ -996,7 +918,7 @@ static void member_done(void *ud, int status, const hc_apply_result_t *res)
     }
 }
 
-static void handle_admin(call_t *call, const char *what, size_t n, const query_t *q)
+static void handle_admin(call_t *call, const char *what, size_t n, const hc_query_t *q)
 {
     call->op = HC_MOP_ADMIN;
     if (!method_is(call->req, "POST")) {
@@ -1006,7 +928,7 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
     int add = h2o_memis(what, n, H2O_STRLIT("members/add"));
     if (add || h2o_memis(what, n, H2O_STRLIT("members/remove"))) {
         char node[320] = "";
-        if (query_get(q, "node", node, sizeof(node)) != 1 || node[0] == '\0') {
+        if (hc_query_get(q, "node", node, sizeof(node)) != 1 || node[0] == '\0') {
             send_error(call, 400, "bad_request", "node=host:port is required");
             return;
         }
@@ -1026,7 +948,7 @@ static void handle_admin(call_t *call, const char *what, size_t n, const query_t
             return;
         }
         char to[320] = "";
-        if (query_get(q, "to", to, sizeof(to)) < 0) {
+        if (hc_query_get(q, "to", to, sizeof(to)) < 0) {
             send_error(call, 400, "bad_request", "to must be a node as host:port");
             return;
         }
@@ -1109,17 +1031,20 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *path = req->path.base;
-    query_t q = {.base = "", .len = 0};
+    hc_query_t q = {.base = "", .len = 0};
     if (req->query_at != SIZE_MAX) {
         q.base = req->path.base + req->query_at + 1;
         q.len = req->path.len - req->query_at - 1;
     }
+    int is_probe = h2o_memis(path, plen, H2O_STRLIT("/healthz")) ||
+                   h2o_memis(path, plen, H2O_STRLIT("/readyz"));
+    int is_metrics = h2o_memis(path, plen, H2O_STRLIT("/metrics"));
     if (!admit_request(h, req)) {
-        /* over the limit: probes are answered, the rest refused; either way the connection
-         * closes after this answer (HTTP/1.1; HTTP/2 ones stay pending until their deadline) */
+        /* over the limit: probes are answered (on the health listener everything is), the rest
+         * refused; either way the connection closes after this answer (HTTP/1.1; HTTP/2 ones
+         * stay pending until their deadline) */
         req->http1_is_persistent = 0;
-        if (!h2o_memis(path, plen, H2O_STRLIT("/healthz")) &&
-            !h2o_memis(path, plen, H2O_STRLIT("/readyz"))) {
+        if (!h->health && !is_probe) {
             hc_admit_refuse(h->admit, HC_ADMIT_MAX_CLIENTS, uv_now(h->loop));
             send_error(call, 503, "max_clients", "max number of clients reached");
             return 0;
@@ -1127,9 +1052,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 
     int is_get = method_is(req, "GET") || method_is(req, "HEAD");
-    if (!is_get && (h2o_memis(path, plen, H2O_STRLIT("/healthz")) ||
-                    h2o_memis(path, plen, H2O_STRLIT("/readyz")) ||
-                    h2o_memis(path, plen, H2O_STRLIT("/metrics")))) {
+    if (!is_get && (is_probe || is_metrics)) {
         send_method_not_allowed(call, "GET, HEAD");
         return 0;
     }
@@ -1142,13 +1065,23 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         handle_readyz(call);
         return 0;
     }
+    if (h->health) {
+        /* no token here: the health listener serves nothing else */
+        if (is_metrics) {
+            handle_metrics(call);
+        } else {
+            send_error(call, 404, "not_found",
+                       "the health listener serves /healthz, /readyz and /metrics only");
+        }
+        return 0;
+    }
     if (!token_ok(h, req)) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer"));
         send_error(call, 401, "unauthorized", "missing or wrong bearer token");
         return 0;
     }
-    if (h2o_memis(path, plen, H2O_STRLIT("/metrics"))) {
+    if (is_metrics) {
         handle_metrics(call);
         return 0;
     }
@@ -1310,14 +1243,22 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
     h->metrics = o->metrics;
     h->creds = o->creds;
     h->admit = o->admit;
-    h->admit_resp = o->admit_resp;
+    h->n_gates = o->n_gates < HC_HTTP_MAX_GATES ? o->n_gates : HC_HTTP_MAX_GATES;
+    memcpy(h->gates, o->gates, h->n_gates * sizeof(h->gates[0]));
+    h->health = o->health;
+    h->api = o->api;
+    h->addr = o->health ? cfg->health_addr : cfg->http_addr;
+    h->addr_var = o->health ? "CACHE_HEALTH_ADDR" : "CACHE_HTTP_ADDR";
+    if (h->health) {
+        h->tls = NULL; /* plain HTTP for the kubelet and Prometheus, whatever the API does */
+    }
     hc_admit_timer_init(&h->admit_timer, loop, h->admit, on_admit_expired, h);
     h->admit_timer_open = 1;
 
     h2o_config_init(&h->config);
     h->config.server_name = h2o_iovec_init(H2O_STRLIT("hacache"));
     /* Bodies above the value limit are refused by h2o (413) before they are buffered. */
-    h->config.max_request_entity_size = cfg->max_value_size;
+    h->config.max_request_entity_size = h->health ? 1024 : cfg->max_value_size;
     /* Slow clients: h2o 2.2.5 closes an HTTP/1.1 connection whose request (headers and body)
      * is not complete this long after it started waiting for it (which includes an idle
      * keep-alive wait), an HTTP/2 one idle this long without an open stream, and a TLS
@@ -1339,8 +1280,10 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
     h->accept_ctx.hosts = h->config.hosts;
 
     struct sockaddr_storage ss;
-    if (hc_resolve_listen(cfg->http_addr, &ss) != 0) {
-        hc_log(HC_LOG_ERROR, "cannot resolve CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr));
+    char what[64];
+    if (hc_resolve_listen(h->addr, &ss) != 0) {
+        snprintf(what, sizeof(what), "cannot resolve %s", h->addr_var);
+        hc_log(HC_LOG_ERROR, what, HC_LS("addr", h->addr));
         rv = HC_EINVAL;
         goto fail_ctx;
     }
@@ -1352,12 +1295,18 @@ int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *o, hc_http_t **out)
         uvrv = uv_listen((uv_stream_t *)&h->listener, 511, on_accept);
     }
     if (uvrv != 0) {
-        hc_log(HC_LOG_ERROR, "cannot listen on CACHE_HTTP_ADDR", HC_LS("addr", cfg->http_addr),
-               HC_LS("error", uv_strerror(uvrv)));
+        snprintf(what, sizeof(what), "cannot listen on %s", h->addr_var);
+        hc_log(HC_LOG_ERROR, what, HC_LS("addr", h->addr), HC_LS("error", uv_strerror(uvrv)));
         rv = HC_EUNAVAILABLE;
         goto fail_ctx;
     }
-    hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", cfg->http_addr),
+    if (h->health) {
+        hc_log(HC_LOG_INFO, "health listener listening (/healthz, /readyz, /metrics; no token)",
+               HC_LS("addr", h->addr));
+        *out = h;
+        return 0;
+    }
+    hc_log(HC_LOG_INFO, "http api listening", HC_LS("addr", h->addr),
            HC_LS("tls", h->tls != NULL && hc_http_tls_ctx(h->tls) != NULL ? "on" : "off"),
            HC_LB("auth", hc_auth_required(h->auth)));
     *out = h;
@@ -1396,7 +1345,7 @@ void hc_http_shutdown(hc_http_t *h, uint64_t timeout_ms, void (*cb)(void *ud), v
         h2o_context_request_shutdown(&h->ctx);
     }
     shut_idle_reads(h);
-    h->drain.name = "http";
+    h->drain.name = h->health ? "health" : "http";
     h->drain.owner = h;
     h->drain.count = drain_count;
     h->drain.poll = drain_poll;

@@ -1,5 +1,6 @@
 /* http.h: the HTTP/1.1 + HTTP/2 API adapter (h2o 2.2.5 on libuv): routing, token auth, input
- * bounds, JSON errors, metrics, graceful drain. */
+ * bounds, JSON errors, metrics, graceful drain; and the same adapter as the health listener
+ * (CACHE_HEALTH_ADDR: probes and metrics only). */
 #ifndef HC_HTTP_H
 #define HC_HTTP_H
 
@@ -29,15 +30,29 @@ typedef struct {
     hc_creds_t *creds;
     /* Connection limits (required): a connection is pending until its first complete request,
      * then admitted if there is room; one that is not gets 503 (max_clients) for everything but
-     * /healthz and /readyz, and is closed after the answer. */
+     * /healthz and /readyz (health listener: everything is answered), and is closed after the
+     * answer. */
     hc_admit_t *admit;
-    const hc_admit_t *admit_resp; /* rendered by /metrics too; NULL without RESP */
+    /* every listener's gate, this one's included, rendered by /metrics (with the peer port's);
+     * NULL entries are skipped, at most HC_HTTP_MAX_GATES */
+    const hc_admit_t *const *gates;
+    size_t n_gates;
+    /* 1: the health listener on CACHE_HEALTH_ADDR instead of the API on CACHE_HTTP_ADDR: plain
+     * HTTP (tls and auth unused), GET/HEAD /healthz, /readyz and /metrics without a token, 404
+     * for every other path, request bodies over 1 KiB refused by h2o */
+    int health;
+    /* health listener only: the API listener whose open connections /metrics reports, or NULL
+     * (the HTTP API is off); borrowed */
+    const hc_http_t *api;
 } hc_http_opts_t;
 
-/* Binds CACHE_HTTP_ADDR and starts serving on `loop`. Every request's headers and body (and an
- * idle keep-alive connection's next request) must arrive within CACHE_UNAUTH_TIMEOUT_MS. 0, or
- * HC_ENOMEM / HC_EUNAVAILABLE (bind or listen failed) / HC_EINVAL (unresolvable address) after
- * logging one line with the reason; when *out is set on error, close and free it as usual. */
+#define HC_HTTP_MAX_GATES 4
+
+/* Binds CACHE_HTTP_ADDR (the health listener: CACHE_HEALTH_ADDR) and starts serving on `loop`.
+ * Every request's headers and body (and an idle keep-alive connection's next request) must arrive
+ * within CACHE_UNAUTH_TIMEOUT_MS. 0, or HC_ENOMEM / HC_EUNAVAILABLE (bind or listen failed) /
+ * HC_EINVAL (unresolvable address) after logging one line with the reason; when *out is set on
+ * error, close and free it as usual. */
 int hc_http_start(uv_loop_t *loop, const hc_http_opts_t *opts, hc_http_t **out);
 
 /* Stops accepting, lets in-flight requests finish and asks keep-alive connections to close

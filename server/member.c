@@ -1,6 +1,7 @@
 /* member.c: one cluster member on a caller's loop: the node, what the API adapters share
- * (metrics, tokens, HTTP TLS, connection gates), the credential watcher, the adapters, and the
- * orderly stop: handover -> drain -> node close (see member.h). */
+ * (metrics, tokens, HTTP TLS, connection gates), the credential watcher, the adapters (HTTP,
+ * RESP, the health listener), and the orderly stop: handover -> drain -> node close (see
+ * member.h). */
 #include "member.h"
 
 #include <stdio.h>
@@ -30,8 +31,12 @@ struct hc_member {
     /* connection limits of the API listeners: HTTP and RESP share CACHE_MAX_CLIENTS */
     hc_admit_pool_t clients;
     hc_admit_t http_admit, resp_admit;
+    hc_admit_t health_admit;    /* outside the pool: the health listener has a fixed cap */
+    const hc_admit_t *gates[3]; /* the gates of the listeners that run, for /metrics */
+    size_t n_gates;
     hc_http_t *http;   /* CACHE_HTTP_ADDR listener, or NULL (opts.http == 0) */
     hc_resp_t *resp;   /* CACHE_RESP_ADDR listener, or NULL */
+    hc_http_t *health; /* CACHE_HEALTH_ADDR listener, or NULL */
     int draining;      /* adapters still draining */
     hc_creds_t *creds; /* credential watcher and reloads (SIGHUP, admin call, file changes) */
     int stopping;
@@ -44,7 +49,8 @@ struct hc_member {
 static void on_node_closed(void *ud)
 {
     hc_member_t *m = ud;
-    if (m->http && hc_http_open_connections(m->http) > 0) {
+    if ((m->http && hc_http_open_connections(m->http) > 0) ||
+        (m->health && hc_http_open_connections(m->health) > 0)) {
         /* drain timed out: the remaining connections are abandoned to the caller (hacached:
          * process exit) */
         m->abandoned = 1;
@@ -62,6 +68,9 @@ static void stop_creds(hc_member_t *m)
         if (m->http != NULL) {
             hc_http_drop_creds(m->http);
         }
+        if (m->health != NULL) {
+            hc_http_drop_creds(m->health);
+        }
         hc_creds_close(m->creds); /* before the node closes the peer layer it uses */
         m->creds = NULL;
     }
@@ -72,6 +81,9 @@ static void on_adapters_drained(hc_member_t *m)
     stop_creds(m);
     if (m->http != NULL) {
         hc_http_close(m->http);
+    }
+    if (m->health != NULL) {
+        hc_http_close(m->health);
     }
     hc_resp_close(m->resp);
     hc_node_close(m->node, on_node_closed, m);
@@ -85,9 +97,9 @@ static void on_adapter_drained(void *ud)
     }
 }
 
-/* Leadership moved (or was never here, or the transfer timed out): drain HTTP, RESP and the
- * caller's adapter within what is left of CACHE_SHUTDOWN_TIMEOUT_MS, then close the node (and
- * its peer links). */
+/* Leadership moved (or was never here, or the transfer timed out): drain HTTP, RESP, the health
+ * listener and the caller's adapter within what is left of CACHE_SHUTDOWN_TIMEOUT_MS, then close
+ * the node (and its peer links). */
 static void on_handover_done(void *ud)
 {
     hc_member_t *m = ud;
@@ -95,9 +107,13 @@ static void on_handover_done(void *ud)
     uint64_t spent = uv_now(m->loop) - m->stop_started_ms;
     uint64_t left = m->cfg->shutdown_timeout_ms > spent ? m->cfg->shutdown_timeout_ms - spent : 1;
     /* every adapter is counted before the first is asked, so none finishes the count early */
-    m->draining = 1 + (m->http != NULL) + (m->resp != NULL) + (m->opts.drain != NULL);
+    m->draining =
+        1 + (m->http != NULL) + (m->resp != NULL) + (m->health != NULL) + (m->opts.drain != NULL);
     if (m->http != NULL) {
         hc_http_shutdown(m->http, left, on_adapter_drained, m);
+    }
+    if (m->health != NULL) {
+        hc_http_shutdown(m->health, left, on_adapter_drained, m);
     }
     if (m->resp != NULL) {
         hc_resp_shutdown(m->resp, left, on_adapter_drained, m);
@@ -146,8 +162,9 @@ int hc_member_reload_creds(hc_member_t *m, const char *trigger)
 }
 
 /* Creates what the adapters share, the credential watcher over it (and over the node's peer
- * layer), then HTTP and RESP, each handed what it uses. 0, or the first error (logged where it
- * happened); whatever was started is then stopped by on_adapters_drained. */
+ * layer), then HTTP, RESP and the health listener, each handed what it uses. 0, or the first
+ * error (logged where it happened); whatever was started is then stopped by
+ * on_adapters_drained. */
 static int start_adapters(hc_member_t *m)
 {
     hc_metrics_init(&m->metrics);
@@ -167,20 +184,38 @@ static int start_adapters(hc_member_t *m)
                             "the HTTP certificate");
     }
     int resp = m->opts.resp && m->cfg->resp_addr != NULL;
+    int health = m->cfg->health_addr != NULL;
+    m->n_gates = 0;
     if (m->opts.http) {
-        hc_http_opts_t ho = {.cfg = m->cfg,
-                             .node = m->node,
-                             .auth = m->auth,
-                             .tls = m->http_tls,
-                             .metrics = &m->metrics,
-                             .creds = m->creds,
-                             .admit = &m->http_admit,
-                             .admit_resp = resp ? &m->resp_admit : NULL};
+        m->gates[m->n_gates++] = &m->http_admit;
+    }
+    if (resp) {
+        m->gates[m->n_gates++] = &m->resp_admit;
+    }
+    if (health) {
+        m->gates[m->n_gates++] = &m->health_admit;
+    }
+    hc_http_opts_t ho = {.cfg = m->cfg,
+                         .node = m->node,
+                         .auth = m->auth,
+                         .tls = m->http_tls,
+                         .metrics = &m->metrics,
+                         .creds = m->creds,
+                         .admit = &m->http_admit,
+                         .gates = m->gates,
+                         .n_gates = m->n_gates};
+    if (m->opts.http) {
         rv = hc_http_start(m->loop, &ho, &m->http);
     }
     if (rv == 0 && resp) {
         rv =
             hc_resp_start(m->loop, m->cfg, m->node, m->auth, &m->metrics, &m->resp_admit, &m->resp);
+    }
+    if (rv == 0 && health) {
+        ho.admit = &m->health_admit;
+        ho.health = 1;
+        ho.api = m->http;
+        rv = hc_http_start(m->loop, &ho, &m->health);
     }
     return rv;
 }
@@ -195,6 +230,7 @@ static void plan_connections(hc_member_t *m)
                              .max_clients = cfg->max_clients,
                              .unauth_max = cfg->unauth_max,
                              .resp = m->opts.resp && cfg->resp_addr != NULL,
+                             .health = cfg->health_addr != NULL,
                              .peers =
                                  cfg->ha_mode && cfg->hosts.n > 0 ? (uint32_t)cfg->hosts.n - 1 : 0};
     hc_admit_plan_t plan;
@@ -216,8 +252,12 @@ static void plan_connections(hc_member_t *m)
                               .max_pending = plan.unauth_max,
                               .pending_timeout_ms = cfg->unauth_timeout_ms,
                               .idle_timeout_ms = cfg->resp_idle_timeout_ms};
+    hc_admit_limits_t health = {.max_admitted = plan.health_max,
+                                .max_pending = plan.unauth_max,
+                                .pending_timeout_ms = cfg->unauth_timeout_ms};
     hc_admit_init(&m->http_admit, "http", &http, &m->clients);
     hc_admit_init(&m->resp_admit, "resp", &resp, &m->clients);
+    hc_admit_init(&m->health_admit, "health", &health, NULL);
     hc_log(HC_LOG_INFO, "connection limits", HC_LU("max_clients", plan.max_clients),
            HC_LU("http_max", plan.http_max), HC_LU("resp_max", plan.resp_max),
            HC_LU("unauth_max_per_listener", plan.unauth_max),
@@ -268,7 +308,8 @@ int hc_member_start(hc_member_t *m)
     hc_log(HC_LOG_INFO, m->opts.banner, HC_LS("version", HC_VERSION_STRING),
            HC_LS("mode", m->cfg->ha_mode ? "cluster" : "standalone"),
            HC_LS("node", hc_node_name(m->node)),
-           HC_LS("http", m->opts.http ? m->cfg->http_addr : "off"));
+           HC_LS("http", m->opts.http ? m->cfg->http_addr : "off"),
+           HC_LS("health", m->cfg->health_addr ? m->cfg->health_addr : "off"));
     rv = start_adapters(m);
     if (rv != 0) {
         m->stopping = 1;
@@ -300,6 +341,7 @@ void hc_member_free(hc_member_t *m)
         return;
     }
     hc_http_free(m->http);
+    hc_http_free(m->health);
     hc_resp_free(m->resp);
     hc_http_tls_free(m->http_tls);
     hc_auth_free(m->auth);

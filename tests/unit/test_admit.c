@@ -39,6 +39,14 @@ static void test_plan(void)
         {"a limit too small for anything still admits one",
          {.nofile = 20, .max_clients = 10000, .unauth_max = 128, .resp = 1},
          {.max_clients = 1, .unauth_max = 1, .http_max = 1, .resp_max = 1, .reserve = 32}},
+        {"ulimit -n 512, standalone HTTP with the health listener: its cap in the reserve",
+         {.nofile = 512, .max_clients = 10000, .unauth_max = 128, .health = 1},
+         {.max_clients = 348,
+          .unauth_max = 58,
+          .http_max = 348,
+          .resp_max = 0,
+          .health_max = HC_ADMIT_HEALTH_MAX,
+          .reserve = 48}},
         {"two clients: one kept for each listener",
          {.nofile = 4096, .max_clients = 2, .unauth_max = 4, .resp = 1},
          {.max_clients = 2, .unauth_max = 4, .http_max = 1, .resp_max = 1, .reserve = 32}},
@@ -49,7 +57,7 @@ static void test_plan(void)
         const hc_admit_plan_t *w = &cases[i].want;
         if (got.max_clients != w->max_clients || got.unauth_max != w->unauth_max ||
             got.http_max != w->http_max || got.resp_max != w->resp_max ||
-            got.reserve != w->reserve) {
+            got.reserve != w->reserve || got.health_max != w->health_max) {
             fprintf(stderr,
                     "  %s: got max %u unauth %u http %u resp %u reserve %u, want %u %u %u %u %u\n",
                     cases[i].what, got.max_clients, got.unauth_max, got.http_max, got.resp_max,
@@ -58,7 +66,8 @@ static void test_plan(void)
             hc_test_failures_++;
         }
         /* whatever the limit, the plan never promises more descriptors than there are */
-        uint64_t listeners = 1 + (cases[i].in.resp != 0) + (cases[i].in.peers > 0);
+        uint64_t listeners =
+            1 + (cases[i].in.resp != 0) + (cases[i].in.peers > 0) + (cases[i].in.health != 0);
         if (cases[i].in.nofile >= 64) {
             CHECK(got.reserve + got.max_clients + got.unauth_max * listeners <= cases[i].in.nofile);
         }

@@ -158,6 +158,7 @@ static void test_env(void)
         {"CACHE_API_TOKEN", "api-token-0123456789"},
         {"CACHE_API_INSECURE", "yes"},
         {"CACHE_RESP_ADDR", "127.0.0.1:6379"},
+        {"CACHE_HEALTH_ADDR", "0.0.0.0:8081"},
         {"CACHE_MAX_MEMORY", "2GiB"},
         {"CACHE_MAX_KEY_SIZE", " 4KiB "},
         {"CACHE_MAX_VALUE_SIZE", "8MB"},
@@ -200,6 +201,7 @@ static void test_env(void)
     CHECK_EQ_STR(c.api_tokens[0], "api-token-0123456789");
     CHECK_EQ_INT(c.api_insecure, 1);
     CHECK_EQ_STR(c.resp_addr, "127.0.0.1:6379");
+    CHECK_EQ_STR(c.health_addr, "0.0.0.0:8081");
     CHECK_EQ_INT(c.max_memory, 2ull << 30);
     CHECK_EQ_INT(c.max_key_size, 4096);
     CHECK_EQ_INT(c.max_value_size, 8000000);
@@ -224,6 +226,7 @@ static void test_env(void)
         {"CACHE_TLS_CA_SERVER", "/ca.pem"},
         {"CACHE_TLS_CA_CLIENT", "/ca2.pem"},
         {"CACHE_RESP_ADDR", "off"},
+        {"CACHE_HEALTH_ADDR", "off"},
         {"HA_MODE", ""},
         {"CACHE_HTTP_ADDR", ""},
         {NULL, NULL},
@@ -234,6 +237,7 @@ static void test_env(void)
     CHECK_EQ_STR(c.tls_client_key, "/c.key");
     CHECK_EQ_STR(c.tls_ca_client, "/ca2.pem");
     CHECK(c.resp_addr == NULL);
+    CHECK(c.health_addr == NULL);
     CHECK_EQ_INT(c.ha_mode, 0);
     CHECK_EQ_STR(c.http_addr, "127.0.0.1:8080");
     hc_config_free(&c);
@@ -396,6 +400,7 @@ static const char *const spec_knobs[] = {
     "CACHE_API_TOKEN_FILE",
     "CACHE_API_INSECURE",
     "CACHE_RESP_ADDR",
+    "CACHE_HEALTH_ADDR",
     "CACHE_MAX_MEMORY",
     "CACHE_MAX_KEY_SIZE",
     "CACHE_MAX_VALUE_SIZE",
@@ -439,6 +444,7 @@ static const char *value_for(const char *env)
         {"CACHE_LOG_FORMAT", "json"},
         {"CACHE_HTTP_ADDR", "[::1]:1"},
         {"CACHE_RESP_ADDR", "[::1]:2"},
+        {"CACHE_HEALTH_ADDR", "[::1]:3"},
         {"CACHE_MAX_CLIENTS", "500"},
         {"CACHE_UNAUTH_MAX", "7"},
         {NULL, NULL},
@@ -472,20 +478,26 @@ static int configs_equal(const hc_config_t *a, const hc_config_t *b)
              a->resp_idle_timeout_ms == b->resp_idle_timeout_ms && a->log_format == b->log_format &&
              a->hosts.n == b->hosts.n && a->n_auth_tokens == b->n_auth_tokens &&
              a->n_api_tokens == b->n_api_tokens;
-    const char *sa[] = {a->ha_hosts_raw,      a->hostname_overwrite, a->hostname,
-                        a->listen_addr,       a->auth_token_file,    a->tls_server_cert,
-                        a->tls_server_key,    a->tls_client_cert,    a->tls_client_key,
-                        a->tls_ca_server,     a->tls_ca_client,      a->tls_client_validate_domain,
-                        a->tls_sni_overwrite, a->http_addr,          a->http_tls_cert,
-                        a->http_tls_key,      a->api_token_file,     a->resp_addr,
-                        a->data_dir};
-    const char *sb[] = {b->ha_hosts_raw,      b->hostname_overwrite, b->hostname,
-                        b->listen_addr,       b->auth_token_file,    b->tls_server_cert,
-                        b->tls_server_key,    b->tls_client_cert,    b->tls_client_key,
-                        b->tls_ca_server,     b->tls_ca_client,      b->tls_client_validate_domain,
-                        b->tls_sni_overwrite, b->http_addr,          b->http_tls_cert,
-                        b->http_tls_key,      b->api_token_file,     b->resp_addr,
-                        b->data_dir};
+    const char *sa[] = {a->ha_hosts_raw,      a->hostname_overwrite,
+                        a->hostname,          a->listen_addr,
+                        a->auth_token_file,   a->tls_server_cert,
+                        a->tls_server_key,    a->tls_client_cert,
+                        a->tls_client_key,    a->tls_ca_server,
+                        a->tls_ca_client,     a->tls_client_validate_domain,
+                        a->tls_sni_overwrite, a->http_addr,
+                        a->http_tls_cert,     a->http_tls_key,
+                        a->api_token_file,    a->resp_addr,
+                        a->health_addr,       a->data_dir};
+    const char *sb[] = {b->ha_hosts_raw,      b->hostname_overwrite,
+                        b->hostname,          b->listen_addr,
+                        b->auth_token_file,   b->tls_server_cert,
+                        b->tls_server_key,    b->tls_client_cert,
+                        b->tls_client_key,    b->tls_ca_server,
+                        b->tls_ca_client,     b->tls_client_validate_domain,
+                        b->tls_sni_overwrite, b->http_addr,
+                        b->http_tls_cert,     b->http_tls_key,
+                        b->api_token_file,    b->resp_addr,
+                        b->health_addr,       b->data_dir};
     for (size_t i = 0; i < sizeof(sa) / sizeof(sa[0]); i++) {
         eq = eq && str_eq(sa[i], sb[i]);
     }
@@ -563,6 +575,7 @@ static void test_help(void)
         "(CACHE_QUORUM_LOSS_GRACE_MS, default: CACHE_ELECTION_TIMEOUT_MS)",
         "(CACHE_SHUTDOWN_TIMEOUT_MS, default: 5000)",
         "(CACHE_RESP_ADDR, default: off)",
+        "(CACHE_HEALTH_ADDR, default: off)",
         "(CACHE_MAX_CLIENTS, default: 10000)",
         "(CACHE_UNAUTH_MAX, default: 128)",
         "(CACHE_UNAUTH_TIMEOUT_MS, default: 5000)",
