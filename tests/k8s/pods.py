@@ -87,6 +87,9 @@ import harness as H  # noqa: E402
 # The manifests the pods are built from: a YAML file, or a kustomize directory (rendered with
 # `kubectl kustomize`). Switch to the kustomize base here once k8s/ is laid out that way.
 SOURCE = os.path.join(REPO, "k8s", "hacache.yaml")
+# The sidecar layout (an application StatefulSet with hacached as a native sidecar). Until it
+# exists, sidecar_objects() derives one from SOURCE.
+SIDECAR_SOURCE = os.path.join(REPO, "k8s", "sidecar")
 
 PREFIX = "hcpods"
 NAMESPACE = "default"
@@ -399,7 +402,7 @@ class Cluster:
                 host = pod.sts.peer_host(pod.name)
                 ext = ".key" if key.endswith(".key") else ".crt"
                 return open(os.path.join(d, host + ext), "rb").read()
-            data[key] = _secrets.token_hex(32).encode() + b"\n"
+            data[key] = _secrets.token_hex(32).encode()  # like kubectl --from-literal
             return data[key]
 
     def secret_keys(self, secret):
@@ -497,6 +500,7 @@ class StatefulSet:
                 if ml and all(sel.get(a) == b for a, b in ml.items()):
                     self.pdb = o
         self.restarts = []  # figures of every pod replacement
+        self.history = []  # every pod ever created, in order
 
     # -- names
 
@@ -539,6 +543,7 @@ class StatefulSet:
     def create(self, i, wait=False):
         p = Pod(self, i)
         self.pods[i] = p
+        self.history.append(p)
         p.start()
         if wait:
             p.wait_ready()
@@ -560,9 +565,15 @@ class StatefulSet:
     def wait_ready(self, timeout=60.0):
         """Every replica exists and passes its readiness probes; returns seconds waited."""
         t0 = time.monotonic()
-        H.wait_until(lambda: len(self.pods) == self.replicas and
-                     all(p.ready() for p in self.pods.values()), timeout, interval=0.1,
-                     what="every pod of %s ready" % self.name)
+
+        def ok():
+            for p in self.pods.values():
+                for ct in p.containers:
+                    if not ct.alive():
+                        raise AssertionError("%s: container %s exited with %r:\n%s" % (
+                            p.name, ct.name, ct.proc.poll(), ct.log_tail()))
+            return len(self.pods) == self.replicas and all(p.ready() for p in self.pods.values())
+        H.wait_until(ok, timeout, interval=0.1, what="every pod of %s ready" % self.name)
         return time.monotonic() - t0
 
     def delete(self, i, delete_pvc=False):
@@ -1126,6 +1137,19 @@ class Pod:
     def running(self):
         return self.pause is not None and any(ct.alive() for ct in self.containers)
 
+    def stop_container(self, name):
+        """SIGTERM to one container; waits up to the grace period; returns its exit code."""
+        ct = self.container(name)
+        ct.proc.send_signal(signal.SIGTERM)
+        try:
+            ct.exit_code = ct.proc.wait(float(self.spec.get("terminationGracePeriodSeconds",
+                                                            30)))
+        except subprocess.TimeoutExpired:
+            os.killpg(ct.proc.pid, signal.SIGKILL)
+            ct.exit_code = ct.proc.wait(10)
+            H.check(False, "%s: container %s ignored SIGTERM: killed" % (self.name, name))
+        return ct.exit_code
+
     def container(self, name=None):
         """The named container, or the hacached one."""
         for ct in self.containers:
@@ -1500,3 +1524,112 @@ def main(module_globals):
               % why, flush=True)
         sys.exit(SKIP_RC)
     H.run(module_globals)
+
+
+# --------------------------------------------------------------------------------------------
+# the sidecar layout
+
+def sidecar_objects(app="app", replicas=3):
+    """The rendered sidecar layout: SIDECAR_SOURCE when it exists, else one derived from the
+    standalone StatefulSet by the rules of issue 15: an application StatefulSet `app` (an
+    example image, replaced by the test's application client) with the hacached container as a
+    native sidecar (an init container with restartPolicy Always), HA_HOSTS of the
+    application's own pod names (`app-N.app`), no volume claim and no CACHE_DATA_DIR, the
+    Secrets and the PodDisruptionBudget of the base. This stand-in keeps the base's HTTP
+    address (every address, with the API token) because its readiness probe is kubelet's
+    httpGet to the pod IP; the application itself only talks to 127.0.0.1."""
+    if os.path.isdir(SIDECAR_SOURCE):
+        return render(SIDECAR_SOURCE)
+    objs = render()
+    base = one(objs, "StatefulSet")
+    sts = copy.deepcopy(base)
+    sts["metadata"] = {"name": app, "labels": {"app.kubernetes.io/name": app}}
+    spec = sts["spec"]
+    spec["serviceName"] = app
+    spec["replicas"] = replicas
+    spec["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
+    spec["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": app}}
+    claims = [t["metadata"]["name"] for t in spec.pop("volumeClaimTemplates", [])]
+    pod = spec["template"]["spec"]
+    hc = [c for c in pod["containers"] if _is_hacache(c)][0]
+    side = copy.deepcopy(hc)
+    side["restartPolicy"] = "Always"
+    env = []
+    data_paths = [m["mountPath"] for m in side.get("volumeMounts") or [] if m["name"] in claims]
+    peer = [p["containerPort"] for p in side.get("ports") or [] if p.get("name") == "peer"]
+    for e in side.get("env") or []:
+        if e["name"] == "HA_HOSTS":
+            scheme = "https://" if "https://" in e.get("value", "") else ""
+            e = {"name": "HA_HOSTS", "value": ",".join(
+                "%s%s-%d.%s:%d" % (scheme, app, i, app, peer[0] if peer else 7100)
+                for i in range(replicas))}
+        elif any((e.get("value") or "").startswith(dp) for dp in data_paths):
+            continue
+        env.append(e)
+    side["env"] = env
+    side["volumeMounts"] = [m for m in side.get("volumeMounts") or [] if m["name"] not in claims]
+    token_mounts = [m for m in side["volumeMounts"] if "token" in m["name"]]
+    api_file = [e.get("value") for e in env if e["name"] == "CACHE_API_TOKEN_FILE"]
+    http = [e.get("value") for e in env if e["name"] == "CACHE_HTTP_ADDR"]
+    port = int((http[0] if http else "127.0.0.1:8080").rsplit(":", 1)[1])
+    app_env = [{"name": "HACACHE_ENDPOINTS", "value": "http://127.0.0.1:%d" % port}]
+    if api_file and token_mounts:
+        mp = token_mounts[0]["mountPath"].rstrip("/")
+        vol = [v for v in pod.get("volumes") or [] if v["name"] == token_mounts[0]["name"]][0]
+        key = api_file[0][len(mp) + 1:]
+        app_env.append({"name": "HACACHE_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": vol["secret"]["secretName"], "key": key}}})
+    pod["initContainers"] = [side]
+    pod["containers"] = [{"name": "app", "image": "busybox:1.36",
+                          "command": ["sh", "-c", "echo the application; sleep infinity"],
+                          "env": app_env}]
+    out = [sts, {"apiVersion": "v1", "kind": "Service",
+                 "metadata": {"name": app, "labels": {"app.kubernetes.io/name": app}},
+                 "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                          "selector": {"app.kubernetes.io/name": app}}}]
+    for o in objs:
+        if o.get("kind") == "PodDisruptionBudget":
+            o = copy.deepcopy(o)
+            o["metadata"]["name"] = app
+            o["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
+            out.append(o)
+        elif o.get("kind") in ("Secret", "ConfigMap"):
+            out.append(o)
+    return out
+
+
+APP_CLIENT = os.path.join(HERE, "app_client.py")
+
+
+def app_client(pod, cspec):
+    """argv of the application container: tests/k8s/app_client.py against the sidecar on
+    loopback (HACACHE_ENDPOINTS / HACACHE_TOKEN of the container's env, else the sidecar's
+    CACHE_HTTP_ADDR port and API token file)."""
+    py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    argv = [py, "-u", APP_CLIENT, "--prefix", "%s-%s" % (pod.name, pod.uid[:6])]
+    names = {e["name"] for e in cspec.get("env") or []}
+    if "HACACHE_ENDPOINTS" not in names or "HACACHE_TOKEN" not in names:
+        side = [c for c in pod.containers if _is_hacache(c.spec)]
+        if side:
+            a = side[0].env.get("CACHE_HTTP_ADDR", "127.0.0.1:8080")
+            argv += ["--endpoint", "http://127.0.0.1:%s" % a.rsplit(":", 1)[1]]
+            if side[0].env.get("CACHE_API_TOKEN_FILE"):
+                argv += ["--token-file", side[0].env["CACHE_API_TOKEN_FILE"]]
+    return argv
+
+
+def app_log(ct):
+    """(acked [(key, value bytes, monotonic time)], failures [(key, reason)], exited cleanly)
+    of an application container's output."""
+    acked, failed, clean = [], [], False
+    for line in ct.log().splitlines():
+        f = line.split(" ", 3)
+        if f[0] == "ACK" and len(f) == 4:
+            acked.append((f[1], f[2].encode(), float(f[3])))
+        elif f[0] == "FAIL":
+            f = line.split(" ", 2)
+        elif f[0] == "FAIL":
+            failed.append((f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
+        elif f[0] == "EXIT":
+            clean = True
+    return acked, failed, clean
