@@ -1221,14 +1221,28 @@ class Pod:
         if not kill and not self.cl.closed:
             self.cl.publish()
 
-    # -- faults (scenario 4)
+    # -- faults (scenario 4): nftables inside the pod's network namespace
 
-    def nft(self, ruleset):
-        """Loads an nft ruleset inside the pod's network namespace."""
-        run("ip", "netns", "exec", self.ns, "nft", "-f", "-", input=ruleset)
+    def cut(self, others, inbound=True, outbound=True, loss_pct=None):
+        """Drops packets between this pod and the pods `others` (their current IPs): both
+        ways, one way (inbound / outbound only), or a share of them (loss_pct, nft numgen).
+        The node's namespace (the test's clients) stays reachable. Replaces an earlier cut."""
+        ips = ", ".join(o.ip for o in others)
+        verdict = "numgen random mod 100 < %d drop" % loss_pct if loss_pct else "drop"
+        rules = ["table inet hcpart {"]
+        if inbound:
+            rules.append("  chain input { type filter hook input priority 0; policy accept; "
+                         "ip saddr { %s } %s; }" % (ips, verdict))
+        if outbound:
+            rules.append("  chain output { type filter hook output priority 0; policy accept; "
+                         "ip daddr { %s } %s; }" % (ips, verdict))
+        rules.append("}")
+        self.heal()
+        run("ip", "netns", "exec", self.ns, "nft", "-f", "-", input="\n".join(rules) + "\n")
 
-    def nft_flush(self):
-        run("ip", "netns", "exec", self.ns, "nft", "flush", "ruleset")
+    def heal(self):
+        run("ip", "netns", "exec", self.ns, "nft", "delete", "table", "inet", "hcpart",
+            check=False)
 
 
 def _readline(f, timeout):
@@ -1633,3 +1647,52 @@ def app_log(ct):
         elif f[0] == "EXIT":
             clean = True
     return acked, failed, clean
+
+
+class Monitor(threading.Thread):
+    """Polls /v1/status of `pods()` every `interval` seconds: samples (time, pod name, role,
+    term, leader), for counting terms and leader changes over a window."""
+
+    def __init__(self, pods, interval=0.1):
+        super().__init__(daemon=True)
+        self.pods, self.interval = pods, interval
+        self.samples = []
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            for p in self.pods():
+                st = status(p, timeout=0.5)
+                if st is not None:
+                    self.samples.append((time.monotonic(), p.name, st.get("role"),
+                                         st.get("term"), st.get("leader")))
+            self.stop_flag.wait(self.interval)
+
+    def stop(self):
+        self.stop_flag.set()
+        self.join(10)
+
+    def window(self, t_from, t_to=None, names=None):
+        return [s for s in self.samples if s[0] >= t_from and (t_to is None or s[0] <= t_to)
+                and (names is None or s[1] in names)]
+
+    def terms(self, t_from, t_to=None, names=None):
+        return sorted({s[3] for s in self.window(t_from, t_to, names)})
+
+    def leader_changes(self, t_from, t_to=None, names=None):
+        """Changes of the leader a node reports (None excluded), the most any node saw."""
+        per = {}
+        for s in self.window(t_from, t_to, names):
+            if s[4]:
+                seq = per.setdefault(s[1], [])
+                if not seq or seq[-1] != s[4]:
+                    seq.append(s[4])
+        return max([len(v) - 1 for v in per.values()] or [0])
+
+    def leaders_seen(self, t_from, t_to=None):
+        """Nodes that said they lead, per term."""
+        out = {}
+        for s in self.window(t_from, t_to):
+            if s[2] == "leader":
+                out.setdefault(s[3], set()).add(s[1])
+        return out
