@@ -1537,6 +1537,8 @@ def main(module_globals):
         print("SKIP pods in network namespaces need root and a kernel that allows them: %s"
               % why, flush=True)
         sys.exit(SKIP_RC)
+    # ctest's timeout sends SIGTERM: unwind, so every finally and atexit cleanup runs
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     H.run(module_globals)
 
 
