@@ -119,4 +119,9 @@ def test_rendered_statefulset_env():
 
 
 if __name__ == "__main__":
+    try:
+        import yaml  # noqa: F401
+    except ImportError:  # Debian's python3 has python3-yaml (the one on PATH may be pyenv's)
+        if sys.executable != "/usr/bin/python3" and os.access("/usr/bin/python3", os.X_OK):
+            os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(__file__)])
     H.run(globals())
