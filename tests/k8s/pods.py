@@ -1362,7 +1362,10 @@ class Writer(threading.Thread):
             last = None
             done = False
             while time.monotonic() - t0 < self.budget:
-                pods = self.targets()
+                try:
+                    pods = self.targets()
+                except Exception:  # the pod set changed while it was read
+                    pods = []
                 if not pods:
                     time.sleep(0.05)
                     continue
