@@ -7,8 +7,9 @@ Debian's /usr/bin/python3 (the pod's user cannot read a python under /root).
     app_client.py --endpoint http://127.0.0.1:8080 [--token-file F] --prefix app-0-ab12
 
 Environment: HACACHE_ENDPOINTS and HACACHE_TOKEN (as hacachectl reads them) when no flag says
-otherwise. Prints one line per write, flushed: `ACK <key> <value> <CLOCK_MONOTONIC seconds>` or `FAIL <key> <reason>`;
-on SIGTERM it finishes the write in flight and exits 0 (`EXIT <acked> <failed>`).
+otherwise. Prints one line per write, flushed: `ACK <key> <value> <CLOCK_MONOTONIC seconds>`
+or `FAIL <key> <reason>`; on SIGTERM it finishes the write in flight and exits 0
+(`EXIT <acked> <failed>`).
 """
 
 import argparse

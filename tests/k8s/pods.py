@@ -64,9 +64,7 @@ import atexit
 import base64
 import copy
 import ctypes
-import json
 import os
-import random
 import re
 import secrets as _secrets
 import select
