@@ -144,8 +144,28 @@ def bridge(sts, ws, mon):
     ld, term = P.leader(sts.live(), 20.0)
     a = ld
     b, c = [p for p in sts.live() if p is not ld][:2]
+    st, _, _ = P.pod_request(a, "PUT", "/v1/caches/part/bridge?ack=quorum", body=b"old")
+    H.check_eq(st, 200, "write of the old value")
+    H.wait_until(lambda: P.pod_request(b, "GET", "/v1/caches/part/bridge")[2] == b"old", 10.0,
+                 what="the old value on %s" % b.name)
     t0 = time.monotonic()
     a.cut([b])  # A-B cut both ways; both reach C
+    st, _, _ = P.pod_request(a, "PUT", "/v1/caches/part/bridge?ack=quorum", body=b"new")
+    H.check_eq(st, 200, "overwrite through the leader and C")
+    # B no longer hears the leader: how long does it serve its (now old) local copy? (polled
+    # on a thread while the leader's stability is watched)
+    b_serves = {}
+
+    def poll_b():
+        try:
+            H.wait_until(lambda: P.pod_request(b, "GET", "/v1/caches/part/bridge",
+                                               timeout=1.0)[0] == 503, 10.0, interval=0.02,
+                         what="%s, cut from the leader, stops serving" % b.name)
+            b_serves["s"] = time.monotonic() - t0
+        except AssertionError:
+            b_serves["s"] = float("inf")
+    tb = threading.Thread(target=poll_b, daemon=True)
+    tb.start()
 
     def one_leader():
         sts_ = {p: P.status(p, 0.5) for p in sts.live()}
@@ -163,6 +183,8 @@ def bridge(sts, ws, mon):
         return now - state["since"] >= 1.0
     H.wait_until(stable, 15.0, interval=0.05, what="one stable leader under the bridge cut")
     t_stable = state["since"] - t0
+    tb.join(15.0)
+    t_b_serves = b_serves.get("s", float("inf"))
     t_w = time.monotonic()
     H.wait_until(lambda: time.monotonic() - t_w >= BRIDGE_S, BRIDGE_S + 5,
                  interval=0.2, what="the observation window")
@@ -173,13 +195,21 @@ def bridge(sts, ws, mon):
           "over %.0fs: %d leader changes, leaders per term %r, %d writes" % (
               a.name, b.name, c.name, state["l"].name, t_stable, BRIDGE_S, changes,
               {k: sorted(v) for k, v in leaders.items()}, writes))
+    H.log("%s (cut from the leader, reaches %s) served local reads of its old copy for "
+          "%.2fs after the cut" % (b.name, c.name, t_b_serves))
+    H.check(t_b_serves <= 5.0, "the follower cut from the leader stops serving within 5 s "
+            "(%.2fs)" % t_b_serves)
+    st, _, body = P.pod_request(b, "GET", "/v1/caches/part/bridge", timeout=2.0)
+    H.check(st == 503 and body != b"old", "no stale read from %s during the cut (%r)" % (
+        b.name, st))
     H.check(t_stable <= 5.0, "one stable leader within 5 s (%.2fs)" % t_stable)
     H.check(changes <= max(1, int(BRIDGE_S // 60)), "at most one leader change per minute "
             "(%d in %.0fs)" % (changes, BRIDGE_S))
     H.check(all(len(v) == 1 for v in leaders.values()), "one leader per term")
     H.check(writes > 0, "writes acknowledged during the bridge partition")
     ready_s = heal_all(sts)
-    P.figures("scenario4-bridge-partition", stable_leader_s=t_stable, window_s=BRIDGE_S,
+    P.figures("scenario4-bridge-partition", stable_leader_s=t_stable,
+              cut_follower_serves_s=t_b_serves, window_s=BRIDGE_S,
               leader_changes=changes, heal_to_ready_s=ready_s, writes=writes)
 
 
