@@ -1653,7 +1653,6 @@ def app_log(ct):
             acked.append((f[1], f[2].encode(), float(f[3])))
         elif f[0] == "FAIL":
             f = line.split(" ", 2)
-        elif f[0] == "FAIL":
             failed.append((f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
         elif f[0] == "EXIT":
             clean = True

@@ -118,6 +118,21 @@ def test_rendered_statefulset_env():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_app_log():
+    """The application container's output as the sidecar test reads it."""
+    d = tempfile.mkdtemp(prefix="hcpods-envrules-")
+    try:
+        ct = P.Container(None, {"name": "app"}, False)
+        ct.log_path = os.path.join(d, "log")
+        with open(ct.log_path, "w") as f:
+            f.write("ACK app-0-1 v-app-0-1 12.5\nFAIL app-0-2 status-503\nTraceback x\n"
+                    "EXIT 1 1\n")
+        H.check_eq(P.app_log(ct), ([("app-0-1", b"v-app-0-1", 12.5)],
+                                   [("app-0-2", "status-503")], True), "app_log")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     try:
         import yaml  # noqa: F401
