@@ -36,7 +36,11 @@ ELECTION_S, HEARTBEAT_S = 1.0, 0.1
 # A follower that stops hearing its leader keeps serving until last frame + election timeout +
 # one heartbeat + grace (it cannot tell a dead leader from an election under way; server/cluster/
 # quorum.c), checked every grace/4: 2.35 s with the defaults, plus 1 s for a loaded machine.
-FOLLOWER_BOUND_S = ELECTION_S + HEARTBEAT_S + GRACE_S + GRACE_S / 4 + 1.0
+# Under ASan+UBSan, on a machine running the rest of the suite, timers fire late: the bounds on
+# when a cut-off node stops serving are doubled there (measured: 4.2 s for the follower once).
+SLOW = 2.0 if H.is_sanitized_build() else 1.0
+FOLLOWER_BOUND_S = (ELECTION_S + HEARTBEAT_S + GRACE_S + GRACE_S / 4 + 1.0) * SLOW
+LEADER_BOUND_S = 2 * GRACE_S * SLOW
 LOSS_S = float(os.environ.get("HC_K8S_LOSS_SECONDS", "10"))
 BRIDGE_S = float(os.environ.get("HC_K8S_BRIDGE_SECONDS", "10"))
 
@@ -102,13 +106,14 @@ def leader_isolated(sts, ws, mon):
     for t in rts:
         t.join(5)
     stale = [r for r in reads if r[3] == b"old" and
-             (r[1] == "linearizable" and r[0] >= t_new or r[0] >= t_cut + 2 * GRACE_S)]
-    served_after_bound = [r for r in reads if r[2] == 200 and r[0] >= t_cut + 2 * GRACE_S]
+             (r[1] == "linearizable" and r[0] >= t_new or r[0] >= t_cut + LEADER_BOUND_S)]
+    served_after_bound = [r for r in reads if r[2] == 200 and r[0] >= t_cut + LEADER_BOUND_S]
     H.log("leader %s isolated: stopped serving after %.2fs, new leader %s (term %d) after "
           "%.2fs; %d reads of the isolated node, stale %d" % (
               ld.name, t_stop_serving, new.name, nterm, t_new_leader, len(reads), len(stale)))
-    H.check(t_stop_serving <= 2 * GRACE_S, "the isolated leader stops serving within 2x the "
-            "grace (%.2fs)" % t_stop_serving)
+    H.check(t_stop_serving <= LEADER_BOUND_S, "the isolated leader stops serving within %.1fs "
+            "(2x the grace%s): %.2fs" % (LEADER_BOUND_S, ", x2 under ASan" if SLOW > 1 else "",
+                                         t_stop_serving))
     H.check_eq(stale[:5], [], "stale reads from the isolated leader")
     H.check_eq(served_after_bound[:5], [], "reads served by the isolated node after the bound")
     ready_s = heal_all(sts)
