@@ -5,7 +5,8 @@
 
 hc_pkgs_build=(cmake make gcc pkg-config libuv1-dev libh2o-dev libprotobuf-c-dev
     protobuf-c-compiler libssl-dev libsodium-dev libcurl4-openssl-dev)
-hc_pkgs_test=(python3 python3-yaml python3-redis curl nghttp2-client openssl procps redis-tools)
+hc_pkgs_test=(python3 python3-yaml python3-redis curl nghttp2-client openssl procps redis-tools
+    iproute2 nftables util-linux)
 hc_pkgs_bench=(nghttp2-client redis-server redis-tools util-linux)
 
 hc_install_deps() {
