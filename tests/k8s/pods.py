@@ -84,7 +84,7 @@ import harness as H  # noqa: E402
 
 # The manifests the pods are built from: a YAML file, or a kustomize directory (rendered with
 # `kubectl kustomize`). Switch to the kustomize base here once k8s/ is laid out that way.
-SOURCE = os.path.join(REPO, "k8s", "hacache.yaml")
+SOURCE = os.path.join(REPO, "k8s", "base")
 # The sidecar layout (an application StatefulSet with hacached as a native sidecar). Until it
 # exists, sidecar_objects() derives one from SOURCE.
 SIDECAR_SOURCE = os.path.join(REPO, "k8s", "sidecar")
