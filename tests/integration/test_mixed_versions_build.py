@@ -1,11 +1,11 @@
 """Two real builds side by side (issue 15, scenario 5 "mixed versions"; SPEC section 3
 "Versions"; README "Rolling upgrade and downgrade").
 
-The older build is hacached of PREV_REF, built from this repository's history by
-tests/versions/build_ref.sh into build/prev-<sha> (reused when present, about 20 s once);
-HACACHED_PREV names a prebuilt binary of PREV_REF instead. The current build is $HACACHED.
-(test_cluster_mixed_versions.py imitates older protocols inside one build; this one runs the
-old code.)
+The older build is hacached of PREV_REF (tests/versions/prev.py: which commit and why), built
+from this repository's history by tests/versions/build_ref.sh into build/prev-<sha> (reused
+when present; 20-60 s once); HACACHED_PREV names a prebuilt binary of PREV_REF instead. The
+current build is $HACACHED. (test_cluster_mixed_versions.py imitates older protocols inside one
+build; this one runs the old code.)
 
 - Upgrade: 3 nodes of the old build (mTLS, token file, data dirs: the old build needs one and
   a real upgrade keeps its volume) take quorum writes from two clients that retry with one
@@ -27,13 +27,13 @@ old code.)
 Prints "FIGURES: ..." (write pause per restarted node, failed writes, protocol versions seen),
 quoted in docs/OPERATIONS.md ("Mixed versions").
 
-PREV_REF must be in the clone: a shallow clone lacks it and the test fails saying so (CI
-clones with full history); it never skips.
+PREV_REF must be in the clone (or HACACHED_PREV given): in a shallow clone that lacks it the
+test fails with build_ref.sh's message (clone with history, or git fetch --unshallow); it
+never skips, so a CI that lost the history notices.
 """
 
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -41,50 +41,42 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 import cluster as C  # noqa: E402
 import test_cluster_rolling as R  # noqa: E402
+sys.path.insert(0, os.path.join(H.REPO, "tests", "versions"))
+import prev  # noqa: E402
 
-# The older build: the last commit before peer protocol 2 (4a976ba "a node that starts without
-# raft state is a new incarnation": raft ids per incarnation, which let nodes without state
-# rejoin as voters). It speaks protocol 1 only. Move it forward deliberately, to the last
-# commit before the next change of the wire or on-disk format, once protocol 1 peers are no
-# longer supported (HC_PROTO_MIN raised) or the supported upgrade path starts elsewhere; then
-# update PREV_PROTOCOL and the README's "Rolling upgrade and downgrade".
-PREV_REF = "572dcb0987b67600973f08879b74d57b50d32c2e"
-PREV_PROTOCOL = 1
-
+PREV_REF = prev.REF
+PREV_PROTOCOL = prev.PROTOCOL
 SHUTDOWN_TIMEOUT_MS = R.SHUTDOWN_TIMEOUT_MS
 RETRY_BUDGET_S = 3.0
-BUILD_TIMEOUT_S = 480
-
-
-def current_protocol():
-    """HC_PROTO_MAX of the tree under test (server/frame.h)."""
-    with open(os.path.join(H.REPO, "server", "frame.h")) as f:
-        m = re.search(r"#define HC_PROTO_MAX[\s\\]*(\d+)", f.read())
-    if m is None:
-        raise AssertionError("no HC_PROTO_MAX in server/frame.h")
-    return int(m.group(1))
 
 
 def prev_binary():
-    """hacached of PREV_REF: $HACACHED_PREV, or built (once) by tests/versions/build_ref.sh into
-    $HC_PREV_DIR, default build/prev-<sha> of this checkout (shared by the normal and the ASan
-    suite; the old build is never sanitized)."""
-    given = os.environ.get("HACACHED_PREV")
-    if given:
-        if not os.access(given, os.X_OK):
-            raise AssertionError("HACACHED_PREV=%s is not an executable" % given)
-        return given
-    out = os.environ.get("HC_PREV_DIR") or os.path.join(H.REPO, "build", "prev-" + PREV_REF[:12])
-    t0 = time.monotonic()
-    r = subprocess.run(["bash", os.path.join(H.REPO, "tests", "versions", "build_ref.sh"),
-                        PREV_REF, out], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=BUILD_TIMEOUT_S)
-    err = r.stderr.decode(errors="replace")
-    if r.returncode != 0:
-        raise AssertionError("cannot build hacached of %s (exit %d):\n%s" % (
-            PREV_REF, r.returncode, err))
-    H.log("%s (%.1fs)" % (err.strip().splitlines()[-1], time.monotonic() - t0))
-    return r.stdout.decode().strip().splitlines()[-1]
+    return prev.binary(log=H.log)
+
+
+def current_protocol():
+    return prev.current_protocol()
+
+
+def start_cluster(binary=None):
+    """3 nodes (mTLS, token file, data dirs) running `binary` (default the current build).
+    Ports are picked free and bound later by the nodes: on a machine where other tests run,
+    one may be taken in between, so a start that fails with "address already in use" is
+    tried again on new ports."""
+    env = {"CACHE_SHUTDOWN_TIMEOUT_MS": str(SHUTDOWN_TIMEOUT_MS)}
+    for attempt in range(3):
+        cl = C.Cluster(3, binary=binary, extra_env=env, defer=(0, 1, 2))
+        try:
+            for i in range(3):
+                cl.start_node(i, wait=False)
+            for nd in cl.nodes:
+                nd.wait_ready(20.0)
+            return cl
+        except H.NodeStartError as e:
+            cl.cleanup()
+            if attempt == 2 or "address already in use" not in str(e):
+                raise
+            H.log("a port was taken by another process before a node bound it: new ports")
 
 
 def protocol_max(nd):
@@ -174,7 +166,7 @@ def test_rolling_upgrade_and_rollback_under_writes():
     new_proto = current_protocol()
     H.check(new_proto > PREV_PROTOCOL, "the current build speaks a newer protocol (%d)"
             % new_proto)
-    cl = C.Cluster(3, binary=old, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": str(SHUTDOWN_TIMEOUT_MS)})
+    cl = start_cluster(binary=old)
     writers = []
     try:
         cl.wait_leader(20.0)
@@ -229,7 +221,7 @@ def test_rolling_upgrade_and_rollback_under_writes():
 
 def test_downgrade_of_a_cluster_the_current_build_founded_fails_safely():
     old = prev_binary()
-    cl = C.Cluster(3, extra_env={"CACHE_SHUTDOWN_TIMEOUT_MS": str(SHUTDOWN_TIMEOUT_MS)})
+    cl = start_cluster()
     writers = []
     try:
         ld = cl.wait_leader(20.0)
@@ -274,8 +266,8 @@ def test_downgrade_of_a_cluster_the_current_build_founded_fails_safely():
             time.sleep(0.1)  # sampling interval of the observation window
         H.log("the old build in a cluster of the current build: (readyz, reason, read) seen %r"
               % sorted(seen))
-        H.check(sum(len(w.acked) for w in writers) > n0 + 20,
-                "the two current nodes kept taking writes")
+        n_out = sum(len(w.acked) for w in writers) - n0
+        H.check(n_out > 20, "the two current nodes kept taking writes (%d puts)" % n_out)
         H.check(all(not w.failures for w in writers), "no failed write: %r"
                 % [w.failures[:3] for w in writers])
         for nd in cl.live():
@@ -285,11 +277,17 @@ def test_downgrade_of_a_cluster_the_current_build_founded_fails_safely():
 
         # rolled forward again: the current build on the same data dir is a voter again
         x.stop_ok(10.0)
+        t0 = time.monotonic()
         y = cl.start_node(i, wait=False, binary=H.binary())
         y.wait_ready(20.0)
         cl.wait_ready(30.0)
         H.wait_until(lambda: all(voters(nd) == (["voter"] * 3, True) for nd in cl.live()),
                      20.0, what="three voters again")
+        H.log("FIGURES: unsupported downgrade: the old node stayed out (%s) for the 5 s "
+              "watched, %d puts acknowledged meanwhile, %d writes failed in all; rolled "
+              "forward it was a voter again after %.2fs" % (
+                  ", ".join("%d %s" % (r, why) for r, why, _ in sorted(seen)), n_out,
+                  sum(len(w.failures) for w in writers), time.monotonic() - t0))
         C.stop_writers_clean(writers)
         C.check_acked(cl.live(), writers, query="?consistency=linearizable")
         C.check_counters(cl.live(), writers)
