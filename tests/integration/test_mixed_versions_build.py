@@ -21,8 +21,9 @@ build; this one runs the old code.)
   (linearizable reads), every counter equals its acknowledged increments (applied once).
 - Downgrade not supported: in a cluster the current build founded (raft ids per incarnation),
   a follower restarted as the old build never becomes ready and never answers a read with data
-  (503), the other two keep taking writes with no failure and keep their configuration; the
-  node restarted as the current build again is a voter and holds every write.
+  (503), the other two keep taking writes with no failure, keep their configuration and log
+  why, naming it (never during the supported rollback); the node restarted as the current
+  build again is a voter and holds every write.
 
 Prints "FIGURES: ..." (write pause per restarted node, failed writes, protocol versions seen),
 quoted in docs/OPERATIONS.md ("Mixed versions").
@@ -47,6 +48,8 @@ import prev  # noqa: E402
 PREV_REF = prev.REF
 PREV_PROTOCOL = prev.PROTOCOL
 SHUTDOWN_TIMEOUT_MS = R.SHUTDOWN_TIMEOUT_MS
+# what a current node logs when a protocol 1 peer links up that cannot take part
+LEFT_OUT = "a protocol 1 peer (an older hacache build) cannot take part in this cluster"
 RETRY_BUDGET_S = 3.0
 
 
@@ -141,6 +144,9 @@ def roll(cl, writers, versions, binary, proto, what):
             what, cl.nodes[i].name))
         versions.proto[i] = proto
         versions.settle("%s, %s restarted" % (what, cl.nodes[i].name))
+        for nd in cl.live():
+            H.check(LEFT_OUT not in nd.stderr(), "%s: %s does not call an old peer left out"
+                    % (what, nd.name))
     return report
 
 
@@ -266,6 +272,15 @@ def test_downgrade_of_a_cluster_the_current_build_founded_fails_safely():
             time.sleep(0.1)  # sampling interval of the observation window
         H.log("the old build in a cluster of the current build: (readyz, reason, read) seen %r"
               % sorted(seen))
+        # the current nodes say why, naming it
+        for nd in cl.live():
+            if nd is not x:
+                line = H.wait_until(lambda: next((ln for ln in nd.stderr().splitlines()
+                                                  if LEFT_OUT in ln), None), 10.0,
+                                    what="%s logs that the old peer is left out" % nd.name)
+                H.check("peer=127.0.0.1:%d" % cl.peer_ports[i] in line,
+                        "%s names the old peer: %s" % (nd.name, line))
+        H.log("a current node's log: %s" % line)
         n_out = sum(len(w.acked) for w in writers) - n0
         H.check(n_out > 20, "the two current nodes kept taking writes (%d puts)" % n_out)
         H.check(all(not w.failures for w in writers), "no failed write: %r"
