@@ -7,11 +7,55 @@
 
 #include "log.h"
 
+/* A protocol 1 peer (a build from before raft ids per incarnation) takes part only under its
+ * host's legacy id. When the configuration holds another id for its host instead (a cluster a
+ * protocol 2 or later build founded, a host that rejoined as a new incarnation: a downgrade
+ * that is not supported), it links up and stays outside, unready, and its own log cannot say
+ * why: this node says it, once per link. Legacy ids of other hosts that share the tag (a rare
+ * collision, cluster.c) are not taken for its host. */
+static void warn_if_v1_peer_left_out(cluster_t *c, int peer, uint32_t version)
+{
+    if (version >= 2 || c->raft == NULL || c->discovering) {
+        return;
+    }
+    raft_status_t st;
+    raft_status(c->raft, &st);
+    uint64_t legacy = hc_node_id_of(c->names[peer]);
+    uint64_t other = 0;
+    for (uint32_t i = 0; i < st.members.n; i++) {
+        uint64_t id = st.members.m[i].id;
+        if (id == legacy) {
+            return; /* a member under its legacy id: it takes part (a rollback) */
+        }
+        if ((id >> 48) != (legacy >> 48)) {
+            continue;
+        }
+        int someone_elses = 0;
+        for (size_t j = 0; j < c->npeers && !someone_elses; j++) {
+            someone_elses = c->names[j][0] != '\0' && hc_node_id_of(c->names[j]) == id;
+        }
+        if (!someone_elses) {
+            other = id;
+        }
+    }
+    if (other != 0) {
+        char hex[17];
+        hc_log(HC_LOG_WARN,
+               "a protocol 1 peer (an older hacache build) cannot take part in this cluster: "
+               "it knows only its legacy raft id, and the configuration holds its host under "
+               "a newer incarnation id; downgrading below protocol 2 is supported only for a "
+               "cluster a protocol 1 build created (README: Rolling upgrade and downgrade); "
+               "start the current build on that node again",
+               HC_LS("peer", c->names[peer]), HC_LS("member", cl_id_hex(other, hex)));
+    }
+}
+
 void cl_on_peer_up(cluster_t *c, int peer, uint32_t version)
 {
     if (cl_peer_known(c, peer)) {
         c->last_frame[peer] = cl_now(c);
         c->proto_seen[peer] = version;
+        warn_if_v1_peer_left_out(c, peer, version);
         if (c->discovering || c->joining) {
             cl_send_info_req(c, peer);
         }

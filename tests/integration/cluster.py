@@ -4,6 +4,8 @@
     cl = C.Cluster(3)            # certificates from scripts/dev-certs.sh, mTLS, token file
     leader = cl.wait_leader()    # exactly one leader, every live node agrees on term and leader
     cl.followers()               # the live nodes that are not the leader
+    cl.start_node(i, binary=B)   # (re)start node i running program B (an older build, say);
+                                 # later starts of node i keep B until another one is given
 
 Every node listens for peers on 127.0.0.1:<free port> (HA_HOSTS=https://127.0.0.1:P1,...,
 HOSTNAME_OVERWRITE=127.0.0.1:Pi), serves HTTP on its own free port and keeps its raft hard state
@@ -18,7 +20,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -49,11 +53,14 @@ def _status(node, timeout=2.0):
 
 class Cluster:
     def __init__(self, n, election_timeout_ms=1000, heartbeat_ms=100, extra_env=None,
-                 log_level="info", data_dirs=True, defer=(), http_tls=False):
+                 log_level="info", data_dirs=True, defer=(), http_tls=False, binary=None):
         """http_tls: the HTTP API over TLS too (CACHE_HTTP_TLS_*): node i serves
         self.dir/http-i.crt and .key (copies of the dev certificate, for a test to replace),
         and the harness verifies them with self.http_ca (a copy of the dev CA, for a test to
-        extend before it rotates the servers to another CA)."""
+        extend before it rotates the servers to another CA).
+        binary: the program every node runs unless start_node gives another (default: the
+        harness's, $HACACHED)."""
+        self.binaries = {i: binary for i in range(n)} if binary else {}
         self.data_dirs = data_dirs
         self.http_tls = http_tls
         self.n = n
@@ -116,8 +123,17 @@ class Cluster:
         e.update(self.extra_env)
         return e
 
-    def start_node(self, i, wait=True):
-        node = H.Node(env=self.env(i), name="n%d" % i, log_level=self.log_level, start=False)
+    def binary(self, i):
+        """The program node i runs (the harness's hacached unless start_node chose another)."""
+        return self.binaries.get(i) or H.binary()
+
+    def start_node(self, i, wait=True, binary=None):
+        """Starts node i (again) with its environment, running `binary` when given (kept for
+        its later starts), else the program it ran before."""
+        if binary is not None:
+            self.binaries[i] = binary
+        node = H.Node(env=self.env(i), name="n%d" % i, log_level=self.log_level, start=False,
+                      binary_path=self.binaries.get(i))
         node.index = i
         self.nodes[i] = node
         node.start() if wait else self._spawn(node)
@@ -130,7 +146,8 @@ class Cluster:
         fd, node.stderr_path = tempfile.mkstemp(prefix="hacached-%s-" % node.name,
                                                 suffix=".stderr")
         node._stderr_f = os.fdopen(fd, "wb")
-        node.proc = subprocess.Popen([H.binary()] + node.args, env=node._env(),
+        node.proc = subprocess.Popen([node.binary_path or H.binary()] + node.args,
+                                     env=node._env(),
                                      stdin=subprocess.DEVNULL, stdout=node._stderr_f,
                                      stderr=node._stderr_f, cwd=tempfile.gettempdir(),
                                      start_new_session=True)
@@ -209,6 +226,83 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class IdWriter(threading.Thread):
+    """Quorum writes through the nodes over HTTP, alternating a put of a fresh key (cache
+    `roll`) and an increment of the writer's counter (cache `count`, key counter-<name>); each
+    write keeps one request id (X-Hacache-Request-Id) across its retries: 503, 504 unknown
+    outcome and connection errors move to the next node, within budget_s seconds. Check with
+    check_acked and check_counters."""
+
+    def __init__(self, cl, name, first, budget_s=3.0):
+        super().__init__(daemon=True)
+        self.budget_s = budget_s
+        self.cl, self.name, self.pref = cl, name, first
+        self.stop_flag = threading.Event()
+        self.acked = []  # (key, value) of acknowledged puts
+        self.incrs = 0  # acknowledged increments of counter-<name>
+        self.last_incr = 0
+        self.failures = []
+        self.ack_times = []
+        self.retries = 0
+        self.lock = threading.Lock()
+
+    def _write(self, clients, method, path, body):
+        rid = uuid.uuid4().hex
+        t0 = time.monotonic()
+        i, last = self.pref, None
+        while time.monotonic() - t0 < self.budget_s:
+            nd = self.cl.nodes[i]
+            st = None
+            try:
+                c = clients.get(i)
+                if c is None or c.port != nd.port:
+                    c = clients[i] = H.Client(nd.port, timeout=3)
+                st, _, raw = c.request(method, path, body=body,
+                                       headers={"X-Hacache-Request-Id": rid})
+            except Exception as e:  # connection refused / reset: the node is restarting
+                last = ("conn", repr(e)[:80])
+                c = clients.pop(i, None)
+                if c is not None:
+                    c.close()
+            if st == 200:
+                self.pref = i
+                return raw, None
+            if st is not None:
+                last = (st, (H.jbody(raw) or {}).get("code"))
+                if st not in (503, 504):
+                    break  # not retryable
+            self.retries += 1
+            i = (i + 1) % self.cl.n
+            time.sleep(0.02)  # pacing between attempts of one write
+        return None, last
+
+    def run(self):
+        clients = {}
+        seq = 0
+        while not self.stop_flag.is_set():
+            seq += 1
+            if seq % 2:
+                key = "%s-%d" % (self.name, seq)
+                val = ("val-%s-%d" % (self.name, seq)).encode()
+                raw, err = self._write(clients, "PUT", "/v1/caches/roll/%s?ack=quorum" % key, val)
+            else:
+                raw, err = self._write(clients, "POST",
+                                       "/v1/caches/count/counter-%s/incr?ack=quorum" % self.name,
+                                       b"")
+            with self.lock:
+                if err is None:
+                    self.ack_times.append(time.monotonic())
+                    if seq % 2:
+                        self.acked.append((key, val))
+                    else:
+                        self.incrs += 1
+                        self.last_incr = (H.jbody(raw) or {}).get("value")
+                else:
+                    self.failures.append((seq, err))
+        for c in clients.values():
+            c.close()
+
+
 def stop_writers_clean(writers):
     """Stops the writer threads, logs what they did and checks that no write failed."""
     for w in writers:
@@ -235,6 +329,21 @@ def check_acked(nodes, writers, cache="roll", query=""):
         finally:
             c.close()
         H.check_eq(missing[:10], [], "acknowledged writes present on %s" % nd.name)
+
+
+def check_counters(nodes, writers, query="?consistency=linearizable"):
+    """Every IdWriter's counter reads, on each node, as the number of increments it had
+    acknowledged: each one applied exactly once, retries included."""
+    for nd in nodes:
+        c = H.Client(nd.port, timeout=5)
+        try:
+            for w in writers:
+                st, _, body = c.get("/v1/caches/count/counter-%s%s" % (w.name, query))
+                H.check_eq((st, body), (200, str(w.incrs).encode()),
+                           "%s: counter of %s = acknowledged increments (each applied once)"
+                           % (nd.name, w.name))
+        finally:
+            c.close()
 
 
 def wait_all(pred, timeout, what):

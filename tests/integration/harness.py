@@ -151,12 +151,15 @@ class Node:
     given). The environment is clean: PATH, the sanitizer options, and these variables."""
 
     def __init__(self, env=None, args=None, log_level="debug", start=True, ready_timeout=20.0,
-                 name="node", persistent=False, ready_check=None):
+                 name="node", persistent=False, ready_check=None, binary_path=None):
         """persistent=True: the node outlives the test that started it (shared by several
         tests); the runner stops it at the end and requires a clean exit then.
         ready_check: optional function(node) -> bool used instead of plain-HTTP GET /healthz
-        to decide readiness (e.g. a probe over TLS); exceptions count as "not yet"."""
+        to decide readiness (e.g. a probe over TLS); exceptions count as "not yet".
+        binary_path: the program to run instead of binary() (e.g. an older build of hacached,
+        tests/versions/build_ref.sh)."""
         self.ready_check = ready_check
+        self.binary_path = binary_path
         self.extra_env = dict(env or {})
         self.args = list(args or [])
         self.log_level = log_level
@@ -186,7 +189,7 @@ class Node:
         return env
 
     def start(self, ready_timeout=20.0):
-        b = binary()
+        b = self.binary_path or binary()
         if not os.access(b, os.X_OK):
             raise NodeStartError("hacached binary not found or not executable: %s "
                                  "(set HACACHED)" % b)

@@ -22,9 +22,7 @@ with the cluster.py helpers, which start the example in place of hacached.
 import os
 import signal
 import sys
-import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
@@ -43,79 +41,6 @@ def example_binary():
 
 # cluster.py and harness.py start this program in place of hacached
 os.environ["HACACHED"] = example_binary()
-
-
-class IdWriter(threading.Thread):
-    """Quorum writes through the nodes over HTTP, alternating a put of a fresh key and an
-    increment of the writer's counter; each write keeps one request id across its retries."""
-
-    def __init__(self, cl, name, first):
-        super().__init__(daemon=True)
-        self.cl, self.name, self.pref = cl, name, first
-        self.stop_flag = threading.Event()
-        self.acked = []  # (key, value) of acknowledged puts
-        self.incrs = 0  # acknowledged increments of counter-<name>
-        self.last_incr = 0
-        self.failures = []
-        self.ack_times = []
-        self.retries = 0
-        self.lock = threading.Lock()
-
-    def _write(self, clients, method, path, body):
-        rid = uuid.uuid4().hex
-        t0 = time.monotonic()
-        i, last = self.pref, None
-        while time.monotonic() - t0 < RETRY_BUDGET_S:
-            nd = self.cl.nodes[i]
-            st = None
-            try:
-                c = clients.get(i)
-                if c is None or c.port != nd.port:
-                    c = clients[i] = H.Client(nd.port, timeout=3)
-                st, _, raw = c.request(method, path, body=body,
-                                       headers={"X-Hacache-Request-Id": rid})
-            except Exception as e:  # connection refused / reset: the node is restarting
-                last = ("conn", repr(e)[:80])
-                c = clients.pop(i, None)
-                if c is not None:
-                    c.close()
-            if st == 200:
-                self.pref = i
-                return raw, None
-            if st is not None:
-                last = (st, (H.jbody(raw) or {}).get("code"))
-                if st not in (503, 504):
-                    break  # not retryable
-            self.retries += 1
-            i = (i + 1) % self.cl.n
-            time.sleep(0.02)  # pacing between attempts of one write
-        return None, last
-
-    def run(self):
-        clients = {}
-        seq = 0
-        while not self.stop_flag.is_set():
-            seq += 1
-            if seq % 2:
-                key = "%s-%d" % (self.name, seq)
-                val = ("val-%s-%d" % (self.name, seq)).encode()
-                raw, err = self._write(clients, "PUT", "/v1/caches/roll/%s?ack=quorum" % key, val)
-            else:
-                raw, err = self._write(clients, "POST",
-                                       "/v1/caches/count/counter-%s/incr?ack=quorum" % self.name,
-                                       b"")
-            with self.lock:
-                if err is None:
-                    self.ack_times.append(time.monotonic())
-                    if seq % 2:
-                        self.acked.append((key, val))
-                    else:
-                        self.incrs += 1
-                        self.last_incr = (H.jbody(raw) or {}).get("value")
-                else:
-                    self.failures.append((seq, err))
-        for c in clients.values():
-            c.close()
 
 
 def output_has(nd, text):
@@ -143,7 +68,8 @@ def test_three_embedded_members_rolling_restart():
         C.wait_all(lambda: all(output_has(nd, "local read example/greeting: hello-1")
                                for nd in cl.nodes), 10.0, "every member reads the greeting locally")
 
-        writers = [IdWriter(cl, "w%d" % k, k % 3) for k in range(2)]
+        writers = [C.IdWriter(cl, "w%d" % k, k % 3, budget_s=RETRY_BUDGET_S)
+                   for k in range(2)]
         for w in writers:
             w.start()
         H.wait_until(lambda: all(len(w.acked) >= 30 for w in writers), 20.0,
@@ -167,15 +93,7 @@ def test_three_embedded_members_rolling_restart():
         H.log("increments acknowledged: %s; retried attempts: %d" % (
             [w.incrs for w in writers], sum(w.retries for w in writers)))
         C.check_acked(cl.live(), writers, query="?consistency=linearizable")
-        for nd in cl.live():
-            cc = H.Client(nd.port, timeout=5)
-            for w in writers:
-                st, _, body = cc.get("/v1/caches/count/counter-%s?consistency=linearizable"
-                                     % w.name)
-                H.check_eq((st, body), (200, str(w.incrs).encode()),
-                           "%s: counter of %s = acknowledged increments (each applied once)"
-                           % (nd.name, w.name))
-            cc.close()
+        C.check_counters(cl.live(), writers)
 
         for nd in cl.live():
             t0 = time.monotonic()
