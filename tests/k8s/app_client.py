@@ -17,7 +17,9 @@ import http.client
 import os
 import secrets
 import signal
+import socket
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -29,6 +31,30 @@ def on_term(signum, frame):
     stop = True
 
 
+def serve_probe_port(port):
+    """What the example application's image would do for its readiness probe: accept on port
+    and answer any request with 200 (a tcpSocket probe only needs the accept)."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("0.0.0.0", port))
+    ls.listen(16)
+
+    def loop():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(1.0)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            finally:
+                c.close()
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--endpoint", default=(os.environ.get("HACACHE_ENDPOINTS") or
@@ -38,8 +64,12 @@ def main():
     ap.add_argument("--cache", default="app")
     ap.add_argument("--budget", type=float, default=10.0)
     ap.add_argument("--rate", type=float, default=20.0)
+    ap.add_argument("--listen", type=int, default=0,
+                    help="serve this TCP port (the container's readiness probe points at it)")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, on_term)
+    if a.listen:
+        serve_probe_port(a.listen)
     token = os.environ.get("HACACHE_TOKEN", "").strip()
     if a.token_file:
         with open(a.token_file) as f:

@@ -996,16 +996,35 @@ class Pod:
                 if m.get("subPath"):
                     d = os.path.join(d, m["subPath"])
                 self.mount_map.append((m["mountPath"], d, c["name"]))
-        for c in self.spec.get("initContainers") or []:
-            if c.get("restartPolicy") == "Always":
-                ct = self._run(c, sidecar=True)
-                self._wait_started(ct)
-            else:
-                ct = self._run(c, sidecar=False)
-                rc = ct.proc.wait(60)
-                H.check_eq(rc, 0, "%s: init container %s" % (self.name, c["name"]))
-        for c in self.spec["containers"]:
-            self._run(c, sidecar=False)
+        # kubelet starts each pod on its own: a native sidecar with a startupProbe (e.g. /readyz,
+        # which needs a quorum of the other pods' sidecars) must not hold up the creation of the
+        # next pod, so the rest of the start-up (probe, then the app containers) runs in a thread
+        self.starting = True
+        self.start_error = None
+        self.starter = threading.Thread(target=self._start_containers, daemon=True)
+        self.starter.start()
+        if not any(c.get("restartPolicy") == "Always" and c.get("startupProbe")
+                   for c in self.spec.get("initContainers") or []):
+            self.starter.join()  # nothing to wait for: as before, done when start returns
+            if self.start_error is not None:
+                raise self.start_error
+
+    def _start_containers(self):
+        try:
+            for c in self.spec.get("initContainers") or []:
+                if c.get("restartPolicy") == "Always":
+                    ct = self._run(c, sidecar=True)
+                    self._wait_started(ct, timeout=90.0)
+                else:
+                    ct = self._run(c, sidecar=False)
+                    rc = ct.proc.wait(60)
+                    H.check_eq(rc, 0, "%s: init container %s" % (self.name, c["name"]))
+            for c in self.spec["containers"]:
+                self._run(c, sidecar=False)
+        except Exception as e:  # reported by ready() / wait_ready()
+            self.start_error = e
+        finally:
+            self.starting = False
 
     def _run(self, cspec, sidecar):
         ct = Container(self, cspec, sidecar)
@@ -1114,7 +1133,9 @@ class Pod:
     def ready(self):
         """Every running container with a readinessProbe passes it (one attempt each), and
         every container runs."""
-        if self.pause is None or not self.containers:
+        if getattr(self, "start_error", None) is not None:
+            raise self.start_error
+        if self.pause is None or not self.containers or getattr(self, "starting", False):
             return False
         for ct in self.containers:
             if not ct.alive():
@@ -1632,6 +1653,11 @@ def app_client(pod, cspec):
     CACHE_HTTP_ADDR port and API token file)."""
     py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     argv = [py, "-u", APP_CLIENT, "--prefix", "%s-%s" % (pod.name, pod.uid[:6])]
+    # the example image serves the port its readiness probe checks: so does the stand-in
+    pr = cspec.get("readinessProbe") or {}
+    probe_port = (pr.get("tcpSocket") or pr.get("httpGet") or {}).get("port")
+    if probe_port is not None:
+        argv += ["--listen", str(pod.port_number(cspec, probe_port))]
     names = {e["name"] for e in cspec.get("env") or []}
     if "HACACHE_ENDPOINTS" not in names or "HACACHE_TOKEN" not in names:
         side = [c for c in pod.containers if _is_hacache(c.spec)]
