@@ -323,6 +323,9 @@ class Cluster:
         self.closed = False
         self.certs_dir = None
         self.statefulsets = []
+        # image -> the hacached binary that "image" runs; any other hacache image runs
+        # $HACACHED (the build under test). A test that runs an older version maps its tag here.
+        self.images = {}
         atexit.register(self.close)
         try:
             self._up()
@@ -485,7 +488,31 @@ class StatefulSet:
         self.pods = {}  # ordinal -> Pod
         self.pvc = {}  # (claim, ordinal) -> dir
         self.pdb = None
+        self.restarts = []  # figures of every pod replacement
+        self.history = []  # every pod ever created, in order
+        self._take_objects(objs)
+
+    def apply(self, obj, objs=()):
+        """`kubectl apply` of a new version of this StatefulSet (and its Secrets, ConfigMaps,
+        PodDisruptionBudget): the template changes, the running pods keep the spec they were
+        created from, and every pod created afterwards (rolling_update, replace) gets the new
+        one. Name, serviceName and selector must stay (Kubernetes refuses to change them)."""
+        for k in ("serviceName", "selector"):
+            if obj["spec"].get(k) != self.spec.get(k):
+                raise AssertionError("StatefulSet %s: spec.%s cannot change (%r -> %r)" % (
+                    self.name, k, self.spec.get(k), obj["spec"].get(k)))
+        if obj["metadata"]["name"] != self.name:
+            raise AssertionError("apply of StatefulSet %s to %s" % (obj["metadata"]["name"],
+                                                                   self.name))
+        self.obj = copy.deepcopy(obj)
+        self.spec = self.obj["spec"]
+        self.template = self.spec["template"]
+        self.replicas = int(self.spec.get("replicas", 1))
+        self._take_objects(objs)
+
+    def _take_objects(self, objs):
         sel = (self.spec.get("selector") or {}).get("matchLabels") or {}
+        cl = self.cl
         for o in objs:
             k = o.get("kind")
             if k == "Secret":
@@ -498,8 +525,6 @@ class StatefulSet:
                 ml = (o["spec"].get("selector") or {}).get("matchLabels") or {}
                 if ml and all(sel.get(a) == b for a, b in ml.items()):
                     self.pdb = o
-        self.restarts = []  # figures of every pod replacement
-        self.history = []  # every pod ever created, in order
 
     # -- names
 
@@ -904,10 +929,11 @@ class Pod:
         cmd = [expand(str(x), env) for x in cspec.get("command") or []]
         args = [expand(str(x), env) for x in cspec.get("args") or []]
         if _is_hacache(cspec):
+            hacached = self.cl.images.get(cspec.get("image")) or H.binary()
             if not cmd:
-                cmd = [H.binary()]  # the image's ENTRYPOINT (Dockerfile)
+                cmd = [hacached]  # the image's ENTRYPOINT (Dockerfile)
             elif os.path.basename(cmd[0]) == "hacached":
-                cmd[0] = H.binary()
+                cmd[0] = hacached
             elif os.path.basename(cmd[0]) == "hacachectl":
                 cmd[0] = hacachectl()
             argv = cmd + args
