@@ -271,6 +271,7 @@ void hc_cluster_free(hc_cluster_t *c)
     free(c->tx);
     hc_buf_free(&c->rx.buf);
     free(c->rx.members);
+    cl_snap_load_free(c->loading);
     free(c->ids);
     free(c->answer_id);
     free(c->tags);

@@ -56,6 +56,8 @@ typedef enum {
 /* Transport and clock: everything cluster code needs from the outside world, bound to libuv and
  * the peer links by io_uv.c (a simulator can bind it to virtual time and an in-memory network).
  * Peers are slots: my HA_HOSTS entries first, then peers that only list me. */
+typedef struct snap_load snap_load_t; /* below */
+
 typedef struct {
     void *ud;
     uint64_t (*now)(void *ud); /* monotonic ms (the loop's clock) */
@@ -78,6 +80,10 @@ typedef struct {
      * piece read back, then cl_snap_encoded once. 0, or an error (the caller encodes inline). */
     int (*encode_bg)(void *ud, int peer);
     void (*encode_cancel)(void *ud, int peer); /* kills the child; no callback afterwards */
+    /* Runs cl_snap_load_run(job) on a worker thread, then cl_snap_loaded on the loop (never
+     * after the binding was asked to close: it waits for the worker instead). 0, or an error
+     * (the caller loads inline). */
+    int (*load_bg)(void *ud, snap_load_t *job);
 } cl_io_t;
 
 typedef struct {
@@ -106,6 +112,21 @@ typedef struct {
     size_t members_len;
     uint64_t started_ns;
 } snap_rx_t;
+
+/* Follower side: a staged snapshot being loaded into a fresh state machine (cl_io_t.load_bg
+ * runs hc_fsm_snapshot_load off the loop, so heartbeats, probes and clients are answered
+ * meanwhile). Owned by the cluster (c->loading) from the last chunk until cl_snap_loaded. */
+struct snap_load {
+    const hc_fsm_t *limits; /* c->fsm: only its limits are read (they never change) */
+    hc_buf_t buf;           /* the snapshot */
+    uint8_t *members;
+    size_t members_len;
+    int peer;
+    uint64_t index, term, leader_term, started_ns, load_ns;
+    int stale;       /* raft was dropped meanwhile (start over): the result is discarded */
+    int rv;          /* hc_fsm_snapshot_load's answer */
+    hc_fsm_t *fresh; /* ... and its state machine, when 0 */
+};
 
 typedef enum {
     OP_LEADER_WRITE = 1, /* proposed here, waiting for its ack level (local or for a follower) */
@@ -200,6 +221,7 @@ struct hc_cluster {
     void *handover_ud;
     snap_tx_t *tx; /* per host index */
     snap_rx_t rx;
+    snap_load_t *loading; /* a received snapshot being loaded (load_bg), NULL */
     uint64_t compact_entries, compact_keep;
     uint64_t compact_hold_max; /* never hold more than this many entries back for followers */
     uint64_t snapshots_sent, snapshots_installed, snapshots_failed, compactions;
@@ -384,6 +406,11 @@ void cl_snap_start(cluster_t *c, const raft_snapshot_req_t *req);
 void cl_snap_bytes(cluster_t *c, int peer, const uint8_t *data, size_t len);
 void cl_snap_encoded(cluster_t *c, int peer, int ok);
 void cl_snap_rx_reset(cluster_t *c);
+/* The load of a received snapshot: run anywhere (it touches nothing but the job), then
+ * finished on the loop; cl_snap_load_free also frees an unused result. */
+void cl_snap_load_run(snap_load_t *job);
+void cl_snap_loaded(cluster_t *c);
+void cl_snap_load_free(snap_load_t *job);
 void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *sc);
 
 /* status.c */

@@ -457,6 +457,9 @@ static void drop_raft(cluster_t *c)
     if (c->rx.active) {
         cl_snap_rx_reset(c);
     }
+    if (c->loading != NULL) {
+        c->loading->stale = 1; /* still being loaded: dropped when that ends */
+    }
     c->io.timer_stop(c->io.ud, CL_TIMER_RAFT);
     raft_free(c->raft);
     c->raft = NULL;

@@ -6,6 +6,7 @@
 #include "cluster_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ typedef struct {
 typedef struct binding {
     cluster_t *c;
     uv_loop_t *loop;
+    uv_work_t load;  /* a received snapshot loading on libuv's thread pool (io_load_bg) */
+    int loading;     /* load queued or running */
     encoder_t *enc;  /* per peer slot */
     int enc_closing; /* encoder pipes still closing */
     int closing_all; /* cl_io_uv_close was called */
@@ -178,6 +181,39 @@ static void io_encode_cancel(void *ud, int peer)
         uv_read_stop((uv_stream_t *)&b->enc[peer].pipe);
         encoder_finish(&b->enc[peer], 1);
     }
+}
+
+static void load_work(uv_work_t *w)
+{
+    cl_snap_load_run(w->data);
+}
+
+static void load_done(uv_work_t *w, int status)
+{
+    binding_t *b = (binding_t *)((char *)w - offsetof(binding_t, load));
+    if (status != 0) { /* UV_ECANCELED: it never ran */
+        ((snap_load_t *)w->data)->rv = HC_EINTERNAL;
+    }
+    b->loading = 0;
+    if (b->closing_all) {
+        closed_one(b); /* the cluster frees the job */
+        return;
+    }
+    cl_snap_loaded(b->c);
+}
+
+static int io_load_bg(void *ud, snap_load_t *job)
+{
+    binding_t *b = ud;
+    if (!b->handles_open || b->loading) {
+        return HC_EBUSY;
+    }
+    b->load.data = job;
+    if (uv_queue_work(b->loop, &b->load, load_work, load_done) != 0) {
+        return HC_EINTERNAL;
+    }
+    b->loading = 1;
+    return 0;
 }
 
 static uint64_t io_now(void *ud)
@@ -327,7 +363,8 @@ int cl_io_uv_new(cluster_t *c, uv_loop_t *loop)
                       .peer_version = io_peer_version,
                       .overslept = io_overslept,
                       .encode_bg = io_encode_bg,
-                      .encode_cancel = io_encode_cancel};
+                      .encode_cancel = io_encode_cancel,
+                      .load_bg = io_load_bg};
     return 0;
 }
 
@@ -432,6 +469,12 @@ void cl_io_uv_close(cluster_t *c, void (*cb)(void *ud), void *ud)
         }
     }
     b->closing_handles += b->enc_closing; /* each one calls closed_one when closed */
+    if (b->loading) {
+        /* a worker may be loading: its end (load_done) is awaited; not yet started, it is
+         * cancelled and load_done comes with UV_ECANCELED */
+        b->closing_handles++;
+        uv_cancel((uv_req_t *)&b->load);
+    }
     if (b->peers) {
         b->closing_handles++;
         hc_peers_close(b->peers, on_peers_closed, b);

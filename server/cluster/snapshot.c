@@ -350,46 +350,103 @@ void cl_snap_rx_reset(cluster_t *c)
     r->peer = -1;
 }
 
-/* Follower: the last chunk arrived; load it into a fresh store and let raft decide. */
+void cl_snap_load_run(snap_load_t *job)
+{
+    uint64_t t0 = hc_mono_ns();
+    job->rv = hc_fsm_snapshot_load(job->limits, job->buf.data, job->buf.len, &job->fresh);
+    job->load_ns = hc_mono_ns() - t0;
+}
+
+void cl_snap_load_free(snap_load_t *job)
+{
+    if (job != NULL) {
+        hc_buf_free(&job->buf);
+        free(job->members);
+        hc_fsm_free(job->fresh);
+        free(job);
+    }
+}
+
+/* Follower: the last chunk arrived; the staged bytes move to a load job (the staging area is
+ * free for the next transfer at once) that fills a fresh store, off the loop when the binding
+ * can; cl_snap_loaded lets raft decide. */
 static void snap_install(cluster_t *c)
 {
     snap_rx_t *r = &c->rx;
-    raft_members_t m;
-    hc_fsm_t *fresh = NULL;
-    int rv = raft_members_decode(r->members, r->members_len, &m) == 0 ? 0 : HC_EINVAL;
-    if (rv == 0) {
-        rv = hc_fsm_snapshot_load(c->fsm, r->buf.data, r->buf.len, &fresh);
-    }
-    if (rv != 0) {
-        hc_log(HC_LOG_WARN, "snapshot rejected", HC_LS("peer", c->names[r->peer]),
-               HC_LU("index", r->index), HC_LS("error", hc_strerror(rv)));
+    snap_load_t *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        hc_log(HC_LOG_WARN, "out of memory loading a snapshot");
         cl_snap_rx_reset(c);
         return;
     }
-    int st = raft_snapshot_installed(c->raft, cl_now(c), r->leader_term, r->index, r->term, &m);
+    job->limits = c->fsm;
+    job->buf = r->buf;
+    hc_buf_init(&r->buf);
+    job->members = r->members;
+    job->members_len = r->members_len;
+    r->members = NULL;
+    job->peer = r->peer;
+    job->index = r->index;
+    job->term = r->term;
+    job->leader_term = r->leader_term;
+    job->started_ns = r->started_ns;
+    cl_snap_rx_reset(c);
+    c->loading = job;
+    hc_log(HC_LOG_INFO, "snapshot received, loading", HC_LS("peer", c->names[job->peer]),
+           HC_LU("index", job->index), HC_LU("bytes", job->buf.len));
+    if (c->io.load_bg == NULL || c->io.load_bg(c->io.ud, job) != 0) {
+        cl_snap_load_run(job);
+        cl_snap_loaded(c);
+    }
+}
+
+void cl_snap_loaded(cluster_t *c)
+{
+    snap_load_t *job = c->loading;
+    c->loading = NULL;
+    if (job == NULL) {
+        return;
+    }
+    raft_members_t m;
+    int rv = job->rv;
+    if (rv == 0 && raft_members_decode(job->members, job->members_len, &m) != 0) {
+        rv = HC_EINVAL;
+    }
+    if (rv != 0) {
+        hc_log(HC_LOG_WARN, "snapshot rejected", HC_LS("peer", c->names[job->peer]),
+               HC_LU("index", job->index), HC_LS("error", hc_strerror(rv)));
+        cl_snap_load_free(job);
+        return;
+    }
+    int st = job->stale || c->raft == NULL
+                 ? RAFT_ESTALE
+                 : raft_snapshot_installed(c->raft, cl_now(c), job->leader_term, job->index,
+                                           job->term, &m);
     if (st != 0) {
-        hc_log(HC_LOG_INFO, "snapshot discarded", HC_LU("index", r->index),
-               HC_LS("reason", raft_strerror(st)));
-        hc_fsm_free(fresh);
-        cl_snap_rx_reset(c);
+        hc_log(HC_LOG_INFO, "snapshot discarded", HC_LU("index", job->index),
+               HC_LS("reason", job->stale || c->raft == NULL ? "raft state dropped meanwhile"
+                                                             : raft_strerror(st)));
+        cl_snap_load_free(job);
         cl_kick(c);
         return;
     }
-    hc_fsm_replace(c->fsm, fresh);
-    c->applied = r->index;
-    if (c->commit_heard < r->index) {
-        c->commit_heard = r->index;
+    hc_fsm_replace(c->fsm, job->fresh);
+    job->fresh = NULL;
+    c->applied = job->index;
+    if (c->commit_heard < job->index) {
+        c->commit_heard = job->index;
     }
     c->expire_barrier = 0;
     c->snapshots_installed++;
-    c->last_snapshot_bytes = r->buf.len;
-    c->last_snapshot_ms = (hc_mono_ns() - r->started_ns) / 1000000;
+    c->last_snapshot_bytes = job->buf.len;
+    c->last_snapshot_ms = (hc_mono_ns() - job->started_ns) / 1000000;
     hc_cache_stats_t tot;
     hc_store_totals(hc_fsm_store(c->fsm), &tot);
-    hc_log(HC_LOG_INFO, "snapshot installed", HC_LS("peer", c->names[r->peer]),
-           HC_LU("index", r->index), HC_LU("term", r->term), HC_LU("bytes", r->buf.len),
-           HC_LU("entries", tot.entries), HC_LU("ms", c->last_snapshot_ms));
-    cl_snap_rx_reset(c);
+    hc_log(HC_LOG_INFO, "snapshot installed", HC_LS("peer", c->names[job->peer]),
+           HC_LU("index", job->index), HC_LU("term", job->term), HC_LU("bytes", job->buf.len),
+           HC_LU("entries", tot.entries), HC_LU("load_ms", job->load_ns / 1000000),
+           HC_LU("ms", c->last_snapshot_ms));
+    cl_snap_load_free(job);
     cl_check_applied_waiters(c);
     cl_kick(c);
 }
@@ -398,6 +455,15 @@ void cl_on_snapshot_chunk(cluster_t *c, int peer, const Hacache__SnapshotChunk *
 {
     snap_rx_t *r = &c->rx;
     if (c->role == RAFT_LEADER || c->raft == NULL) {
+        return;
+    }
+    if (c->loading != NULL) {
+        /* one load at a time (memory: the store, the one loading and its bytes); raft asks
+         * for the snapshot again if this one is still needed once that load is done */
+        if (sc->offset == 0) {
+            hc_log(HC_LOG_INFO, "snapshot transfer ignored while one is loading",
+                   HC_LS("peer", c->names[peer]), HC_LU("index", sc->index));
+        }
         return;
     }
     if (sc->offset == 0) {

@@ -9,7 +9,12 @@ raft hard state, stays), more writes follow, then it is restarted: it must insta
 (its log line and hacache_snapshots_installed_total), report /readyz 200, and end with the
 leader's digests once writes stop. The writes must never stop for more than 2 s.
 
-Restart with a wiped data dir (amnesia) is not supported yet and not tested here.
+test_a_follower_loading_a_big_snapshot_keeps_answering: the load of a received snapshot
+(400,000 keys, about 40 MB, most of a second) runs off the node's loop, so the node answers
+/healthz (the kubelet's liveness probe) and its peers throughout; a read on it answers 503 or
+the written value, never "not found", until it is current.
+
+Restarts without a data dir: test_cluster_volumeless.py.
 """
 
 import os
@@ -20,6 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 import cluster as C  # noqa: E402
+import test_resp as TR  # noqa: E402
 
 MAX_GAP_S = 2.0
 # 4000 keys of 3000 bytes: a ~12 MB snapshot, so the transfer takes several 1 MiB chunks and
@@ -133,6 +139,122 @@ def test_follower_restart_catches_up_by_snapshot():
     finally:
         if w is not None:
             w.stop_flag.set()
+        cl.cleanup()
+
+
+BIG_KEYS = 400000
+MSET_KEYS = 500
+
+
+def fill(node, n):
+    """n keys key-<i> = val-<i> through RESP, MSET_KEYS per MSET, 4 MSETs in flight."""
+    c = TR.client(node)
+    try:
+        pending = 0
+        for i in range(0, n, MSET_KEYS):
+            args = ["MSET"]
+            for j in range(i, min(n, i + MSET_KEYS)):
+                args += ["key-%08d" % j, "val-%08d" % j]
+            c.send(*args)
+            pending += 1
+            if pending == 4:
+                H.check_eq(c.read(), "OK", "MSET")
+                pending -= 1
+        for _ in range(pending):
+            H.check_eq(c.read(), "OK", "MSET")
+    finally:
+        c.close()
+
+
+class Prober(threading.Thread):
+    """Polls a node's /healthz and a RESP GET of a written key every 10 ms (bounded by
+    stop_flag and a deadline), keeping each answer's latency and what the GET said."""
+
+    def __init__(self, node, deadline_s=120.0):
+        super().__init__(daemon=True)
+        self.node, self.deadline = node, time.monotonic() + deadline_s
+        self.stop_flag = threading.Event()
+        self.health = []  # (sent at, seconds, status)
+        self.reads = []  # (sent at, reply)
+
+    def run(self):
+        hc = rc = None
+        k = 0
+        while not self.stop_flag.is_set() and time.monotonic() < self.deadline:
+            t = time.monotonic()
+            try:
+                if hc is None:
+                    hc = H.Client(self.node.port, timeout=30)
+                st, _, _ = hc.get("/healthz")
+                self.health.append((t, time.monotonic() - t, st))
+            except Exception:
+                if hc is not None:
+                    hc.close()
+                hc = None  # not listening yet
+            try:
+                if rc is None:
+                    rc = TR.client(self.node)
+                k = (k + 7919) % BIG_KEYS
+                self.reads.append((k, rc.cmd("GET", "key-%08d" % k)))
+            except Exception:
+                if rc is not None:
+                    rc.close()
+                rc = None
+            self.stop_flag.wait(0.01)
+        for c in (hc, rc):
+            if c is not None:
+                c.close()
+
+
+def test_a_follower_loading_a_big_snapshot_keeps_answering():
+    cl = TR.RespCluster(3, extra_env={"HACACHE_TEST_COMPACT_ENTRIES": "100",
+                                      "CACHE_MAX_MEMORY": "1GiB"})
+    pr = None
+    try:
+        ld = cl.wait_leader(20.0)
+        cl.wait_ready(20.0)
+        f = [x for x in cl.live() if x is not ld][0]
+        idx = f.index
+        f.kill()  # its data dir stays: it comes back as the same voter, with an empty store
+        t0 = time.monotonic()
+        fill(ld, BIG_KEYS)
+        H.log("%d keys written in %.1fs" % (BIG_KEYS, time.monotonic() - t0))
+        f2 = cl.start_node(idx, wait=False)
+        pr = Prober(f2)
+        pr.start()
+        cl.wait_ready(120.0, nodes=[f2])
+        H.wait_until(lambda: sum(1 for _, r in pr.reads if isinstance(r, bytes)) >= 10, 20.0,
+                     what="reads answered with values once it is ready")
+        pr.stop_flag.set()
+        pr.join(30.0)
+        log = f2.stderr()
+        m = [ln for ln in log.splitlines() if "snapshot installed" in ln]
+        H.check(m, "the restarted follower installed a snapshot:\n" + log[-2000:])
+        H.log("follower: " + m[-1].strip())
+        load_ms = int(m[-1].split("load_ms=")[1].split()[0])
+        # the old behaviour (the loop stopped for the load) answered a probe sent during it only
+        # when the load ended; a load this long makes that visible
+        H.check(load_ms >= 300, "the load took %d ms: too short to show anything, write more "
+                "keys" % load_ms)
+        worst = max(lat for _, lat, _ in pr.health)
+        H.log("/healthz: %d answers during the catch-up, the slowest %.3fs; snapshot load %d ms"
+              % (len(pr.health), worst, load_ms))
+        H.check(all(st == 200 for _, _, st in pr.health), "/healthz always 200")
+        H.check(worst * 1000 < load_ms / 3.0, "/healthz answered while the snapshot loaded "
+                "(slowest %.3fs, load %d ms)" % (worst, load_ms))
+        bad = [(k, r) for k, r in pr.reads
+               if r != ("val-%08d" % k).encode() and not TR.err_starts(r, "UNAVAILABLE")]
+        unavailable = sum(1 for _, r in pr.reads if TR.err_starts(r, "UNAVAILABLE"))
+        H.log("reads on the follower: %d, %d answered -UNAVAILABLE while it caught up" % (
+            len(pr.reads), unavailable))
+        H.check_eq(bad[:5], [], "reads during the catch-up: the value or -UNAVAILABLE")
+        H.check(unavailable > 0, "some reads came while it was catching up")
+        H.check(not pr.is_alive(), "the prober stopped")
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        if pr is not None:
+            pr.stop_flag.set()
         cl.cleanup()
 
 
