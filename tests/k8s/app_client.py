@@ -1,8 +1,9 @@
 """app_client.py: the application container of the sidecar layout (tests/k8s/pods.py runs it in
-place of the example application's image). It talks only to its own hacached sidecar on
-loopback: quorum writes of distinct keys with a request id each, retried on the same endpoint
-on 503, 504 and connection errors for up to --budget seconds. Standard library only; run with
-Debian's /usr/bin/python3 (the pod's user cannot read a python under /root).
+place of the example application's image, with the argv of clients.app_client). It talks only
+to its own hacached sidecar on loopback: quorum writes of distinct keys with a request id each,
+retried on the same endpoint on 503, 504 and connection errors for up to --budget seconds.
+Standard library only; run with Debian's /usr/bin/python3 (the pod's user cannot read a python
+under /root).
 
     app_client.py --endpoint http://127.0.0.1:8080 [--token-file F] --prefix app-0-ab12
 

@@ -1,9 +1,10 @@
 """pods.py: Kubernetes pods simulated in network namespaces, from the rendered manifests.
 
+    import manifests as M
     import pods as P
-    objs = P.render()                       # the rendered objects (list of dicts)
+    objs = M.render()                       # the rendered objects (list of dicts)
     with P.Cluster("t1") as k:              # a pod network of its own
-        sts = k.statefulset(P.one(objs, "StatefulSet"), objs)
+        sts = k.statefulset(M.one(objs, "StatefulSet"), objs)
         sts.create_all()                    # podManagementPolicy Parallel: every pod at once
         sts.wait_ready(60)
         sts.rolling_update()                # highest ordinal first, each ready before the next
@@ -58,12 +59,16 @@ kubelet's probes and the clients of the Services), so every socket it opens reac
 their IPs and nothing else. Names carry a prefix with the test's pid; leftovers of an earlier
 run whose process is gone (processes in them, namespaces) are removed at the start, and
 everything is removed at the end, on failure too (try/finally and atexit).
+
+Here: the pod network (Cluster), StatefulSet, Pod and Container, reaching a pod's API
+(pod_request, status) and running a test file (require_namespaces, main). Beside it:
+manifests.py (rendering, $(VAR) expansion, quantities, the sidecar layout), netns.py (the
+namespace plumbing, no pods) and clients.py (the load and the checks against the pods).
 """
 
 import atexit
 import base64
 import copy
-import ctypes
 import os
 import re
 import secrets as _secrets
@@ -81,216 +86,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import harness as H  # noqa: E402
+import manifests as M  # noqa: E402
+import netns as N  # noqa: E402
 
-# The manifests the pods are built from: a YAML file, or a kustomize directory (rendered with
-# `kubectl kustomize`). Switch to the kustomize base here once k8s/ is laid out that way.
-SOURCE = os.path.join(REPO, "k8s", "base")
-# The sidecar layout (an application StatefulSet with hacached as a native sidecar). Until it
-# exists, sidecar_objects() derives one from SOURCE.
-SIDECAR_SOURCE = os.path.join(REPO, "k8s", "sidecar")
-
-PREFIX = "hcpods"
 NAMESPACE = "default"
 CLUSTER_DOMAIN = "cluster.local"
-NET = "198.18"  # /16 of the pod network (RFC 2544 benchmarking range)
-CLONE_NEWNET = 0x40000000
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 # --------------------------------------------------------------------------------------------
 # small helpers
-
-def run(*args, check=True, timeout=30, input=None):
-    """Runs a command, returns its stdout (text). Raises with stderr on failure when check."""
-    p = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout, input=input, text=True)
-    if check and p.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s" % (" ".join(args), p.returncode,
-                                                p.stderr.strip()[-500:]))
-    return p.stdout
-
 
 def hacachectl():
     b = os.environ.get("HACACHECTL")
     if not b:
         b = os.path.join(os.path.dirname(H.binary()), "hacachectl")
     return b
-
-
-def setns_net(path):
-    """Moves the calling thread into the network namespace at path (/run/netns/NAME)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            e = ctypes.get_errno()
-            raise OSError(e, "setns(%s): %s" % (path, os.strerror(e)))
-    finally:
-        os.close(fd)
-
-
-def in_netns(path, fn, *args, timeout=120.0):
-    """Runs fn(*args) on a thread inside the network namespace at path; returns its result
-    (or raises its exception). For sockets that must be opened inside a pod (loopback)."""
-    out = {}
-
-    def body():
-        try:
-            setns_net(path)
-            out["v"] = fn(*args)
-        except BaseException as e:  # handed to the caller
-            out["e"] = e
-    t = threading.Thread(target=body, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise AssertionError("in_netns(%s): %r did not return within %.0fs" % (path, fn,
-                                                                              timeout))
-    if "e" in out:
-        raise out["e"]
-    return out.get("v")
-
-
-def namespaces_refused():
-    """None when this process may create network, UTS and mount namespaces; else the reason
-    the kernel (or the lack of privileges) gives."""
-    if os.geteuid() != 0:
-        return "not running as root (uid %d)" % os.geteuid()
-    for tool in ("ip", "unshare", "nsenter", "setpriv"):
-        if shutil.which(tool) is None:
-            return "%s is not installed" % tool
-    name = "%s-%d-probe" % (PREFIX, os.getpid())
-    try:
-        run("ip", "netns", "add", name)
-    except Exception as e:
-        return "ip netns add refused: %s" % e
-    try:
-        run("ip", "netns", "exec", name, "unshare", "--uts", "--mount", "--propagation",
-            "private", "--", "sh", "-c", "hostname probe-host && ip link set lo up")
-    except Exception as e:
-        return "unshare --uts --mount in a network namespace refused: %s" % e
-    finally:
-        run("ip", "netns", "del", name, check=False)
-    return None
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
-def cleanup_leftovers():
-    """Removes namespaces with our prefix whose creating process is gone (an earlier run that
-    was killed; CI reuses machines), killing what still runs inside them (processes an
-    earlier run of this harness started). Returns the names removed."""
-    removed = []
-    for line in run("ip", "netns", "list", check=False).splitlines():
-        name = line.split()[0] if line.split() else ""
-        m = re.match(r"%s-(\d+)-" % PREFIX, name)
-        if not m or _pid_alive(int(m.group(1))):
-            continue
-        for pid in run("ip", "netns", "pids", name, check=False).split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        run("ip", "netns", "del", name, check=False)
-        removed.append(name)
-    tmp = tempfile.gettempdir()
-    for e in os.listdir(tmp):
-        m = re.match(r"%s-(\d+)-" % PREFIX, e)
-        if m and not _pid_alive(int(m.group(1))):
-            shutil.rmtree(os.path.join(tmp, e), ignore_errors=True)
-    return removed
-
-
-# --------------------------------------------------------------------------------------------
-# rendering
-
-def load_yaml_docs(text):
-    try:
-        import yaml
-    except ImportError:
-        raise AssertionError("PyYAML is missing for %s (apt-get install python3-yaml)" %
-                             sys.executable)
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
-def render(source=None):
-    """The rendered objects of `source` (default SOURCE): `kubectl kustomize DIR` for a
-    directory, the YAML documents of a file otherwise. A List's items are flattened."""
-    source = source or SOURCE
-    if os.path.isdir(source):
-        text = run("kubectl", "kustomize", source, timeout=60)
-    else:
-        with open(source) as f:
-            text = f.read()
-    out = []
-    for d in load_yaml_docs(text):
-        if d.get("kind") == "List":
-            out.extend(d.get("items") or [])
-        else:
-            out.append(d)
-    return out
-
-
-def one(objs, kind, name=None):
-    got = [o for o in objs if o.get("kind") == kind and
-           (name is None or o.get("metadata", {}).get("name") == name)]
-    if len(got) != 1:
-        raise AssertionError("expected one %s%s in the rendered objects, found %d" % (
-            kind, " " + name if name else "", len(got)))
-    return got[0]
-
-
-# --------------------------------------------------------------------------------------------
-# Kubernetes rules: $(VAR) expansion, quantities, downward API
-
-def expand(s, env):
-    """Kubernetes' $(VAR) expansion: $(NAME) of a defined variable is replaced, an undefined one
-    stays as written, $$ is an escaped $, anything else is kept."""
-    out = []
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c != "$" or i + 1 >= len(s):
-            out.append(c)
-            i += 1
-            continue
-        nx = s[i + 1]
-        if nx == "$":
-            out.append("$")
-            i += 2
-        elif nx == "(":
-            j = s.find(")", i + 2)
-            if j < 0:
-                out.append(s[i:])
-                break
-            name = s[i + 2:j]
-            out.append(env[name] if name in env else "$(" + name + ")")
-            i = j + 1
-        else:
-            out.append(s[i:i + 2])
-            i += 2
-    return "".join(out)
-
-
-_SUFFIX = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
-           "Ei": 2 ** 60, "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "K": 1e3,
-           "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-
-
-def quantity(q):
-    """A resource quantity ("768Mi", "100m", "1.5G", 3) as a number."""
-    m = re.fullmatch(r"\s*([0-9.]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(q))
-    if not m or m.group(2) not in _SUFFIX:
-        raise ValueError("bad quantity %r" % q)
-    return float(m.group(1)) * _SUFFIX[m.group(2)]
 
 
 def _label_ref(path, what, meta):
@@ -307,7 +117,7 @@ class Cluster:
 
     def __init__(self, tag="k8s"):
         self.tag = re.sub(r"[^a-z0-9]", "", tag.lower())[:8] or "k8s"
-        self.id = "%s-%d-%s" % (PREFIX, os.getpid(), _secrets.token_hex(2))
+        self.id = "%s-%d-%s" % (N.PREFIX, os.getpid(), _secrets.token_hex(2))
         self.dir = tempfile.mkdtemp(prefix=self.id + "-")
         os.chmod(self.dir, 0o755)
         self.net_ns = self.id + "-net"
@@ -341,20 +151,20 @@ class Cluster:
         return False
 
     def _add_ns(self, name):
-        run("ip", "netns", "add", name)
+        N.run("ip", "netns", "add", name)
         self.namespaces.append(name)
-        run("ip", "-n", name, "link", "set", "lo", "up")
+        N.run("ip", "-n", name, "link", "set", "lo", "up")
 
     def _up(self):
-        cleanup_leftovers()
+        N.cleanup_leftovers()
         self._add_ns(self.net_ns)
-        run("ip", "-n", self.net_ns, "link", "add", "br0", "type", "bridge")
-        run("ip", "-n", self.net_ns, "link", "set", "br0", "up")
+        N.run("ip", "-n", self.net_ns, "link", "add", "br0", "type", "bridge")
+        N.run("ip", "-n", self.net_ns, "link", "set", "br0", "up")
         self._add_ns(self.client_ns)
-        self.client_ip = "%s.0.1" % NET
+        self.client_ip = "%s.0.1" % N.NET
         self._plug(self.client_ns, self.client_ip)
         # the test process is the node: kubelet's probes and the Service clients
-        setns_net("/run/netns/" + self.client_ns)
+        N.setns_net("/run/netns/" + self.client_ns)
 
     def _plug(self, ns, ip):
         """A veth pair: eth0 in ns with ip/16, the other end on the bridge. Returns the bridge
@@ -362,18 +172,18 @@ class Cluster:
         with self.lock:
             self.veth_seq += 1
             v = "v%d" % self.veth_seq
-        run("ip", "-n", self.net_ns, "link", "add", v, "type", "veth", "peer", "name", "eth0",
+        N.run("ip", "-n", self.net_ns, "link", "add", v, "type", "veth", "peer", "name", "eth0",
             "netns", ns)
-        run("ip", "-n", self.net_ns, "link", "set", v, "master", "br0", "up")
-        run("ip", "-n", ns, "addr", "add", ip + "/16", "dev", "eth0")
-        run("ip", "-n", ns, "link", "set", "eth0", "up")
+        N.run("ip", "-n", self.net_ns, "link", "set", v, "master", "br0", "up")
+        N.run("ip", "-n", ns, "addr", "add", ip + "/16", "dev", "eth0")
+        N.run("ip", "-n", ns, "link", "set", "eth0", "up")
         return v
 
     def new_ip(self):
         with self.lock:
             self.ip_seq += 1
             n = self.ip_seq
-        return "%s.%d.%d" % (NET, n // 250, n % 250 + 2)
+        return "%s.%d.%d" % (N.NET, n // 250, n % 250 + 2)
 
     # -- secrets
 
@@ -382,7 +192,7 @@ class Cluster:
         cluster. Returns the directory."""
         if self.certs_dir is None:
             d = os.path.join(self.dir, "certs")
-            run("bash", os.path.join(REPO, "scripts", "dev-certs.sh"), d, "--hosts",
+            N.run("bash", os.path.join(REPO, "scripts", "dev-certs.sh"), d, "--hosts",
                 ",".join(hosts), timeout=60)
             self.certs_dir = d
         return self.certs_dir
@@ -456,14 +266,14 @@ class Cluster:
                 except Exception as e:
                     print("    cleanup of pod %s: %s" % (p.name, e), flush=True)
         for ns in reversed(self.namespaces):
-            for pid in run("ip", "netns", "pids", ns, check=False).split():
+            for pid in N.run("ip", "netns", "pids", ns, check=False).split():
                 if pid == str(os.getpid()):
                     continue  # the test process itself sits in the client namespace
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (OSError, ValueError):
                     pass
-            run("ip", "netns", "del", ns, check=False)
+            N.run("ip", "netns", "del", ns, check=False)
         self.namespaces = []
         if os.environ.get("HC_K8S_KEEP"):
             print("    kept %s" % self.dir, flush=True)
@@ -534,10 +344,10 @@ class StatefulSet:
     def hacache_container(self):
         """The hacached container (a sidecar or a container): (spec, is_sidecar)."""
         for c in self.template["spec"].get("initContainers") or []:
-            if _is_hacache(c):
+            if M.is_hacache(c):
                 return c, True
         for c in self.template["spec"]["containers"]:
-            if _is_hacache(c):
+            if M.is_hacache(c):
                 return c, False
         raise AssertionError("no hacache container in StatefulSet %s" % self.name)
 
@@ -675,12 +485,6 @@ class StatefulSet:
             os.makedirs(d, exist_ok=True)
             self.pvc[(claim, i)] = d
         return d
-
-
-def _is_hacache(c):
-    img = (c.get("image") or "").split("@")[0]
-    base = img.rsplit("/", 1)[-1].split(":")[0]
-    return base == "hacache"
 
 
 class Container:
@@ -884,8 +688,8 @@ class Pod:
         if q is None:
             raise AssertionError("resourceFieldRef %s unset on %s (the node's allocatable "
                                  "would be used: not simulated)" % (ref["resource"], cname))
-        div = quantity(ref.get("divisor", "1"))
-        v = quantity(q) / div
+        div = M.quantity(ref.get("divisor", "1"))
+        v = M.quantity(q) / div
         return str(int(-(-v // 1)))
 
     def container_env(self, cspec):
@@ -903,7 +707,7 @@ class Pod:
         for e in cspec.get("env") or []:
             name = e["name"]
             if "value" in e or "valueFrom" not in e:
-                env[name] = expand(str(e.get("value", "")), env)
+                env[name] = M.expand(str(e.get("value", "")), env)
                 continue
             vf = e["valueFrom"]
             if "fieldRef" in vf:
@@ -926,9 +730,9 @@ class Pod:
         return env
 
     def _container_argv(self, cspec, env, mounts):
-        cmd = [expand(str(x), env) for x in cspec.get("command") or []]
-        args = [expand(str(x), env) for x in cspec.get("args") or []]
-        if _is_hacache(cspec):
+        cmd = [M.expand(str(x), env) for x in cspec.get("command") or []]
+        args = [M.expand(str(x), env) for x in cspec.get("args") or []]
+        if M.is_hacache(cspec):
             hacached = self.cl.images.get(cspec.get("image")) or H.binary()
             if not cmd:
                 cmd = [hacached]  # the image's ENTRYPOINT (Dockerfile)
@@ -984,7 +788,7 @@ class Pod:
         os.rename(path + ".tmp", path)
         self.hosts_path = path
         if remount:
-            run("nsenter", "-t", str(self.pause.pid), "-m", "--", "mount", "--bind", path,
+            N.run("nsenter", "-t", str(self.pause.pid), "-m", "--", "mount", "--bind", path,
                 "/etc/hosts")
 
     def start(self):
@@ -1149,7 +953,7 @@ class Pod:
         raise AssertionError("probe kind not simulated: %r" % sorted(probe))
 
     def _container_argv_exec(self, ct, command):
-        argv = [self._rewrite(expand(str(x), ct.env), ct.mounts) for x in command]
+        argv = [self._rewrite(M.expand(str(x), ct.env), ct.mounts) for x in command]
         if argv and os.path.basename(argv[0]) == "hacachectl":
             argv[0] = hacachectl()
         elif argv and os.path.basename(argv[0]) == "hacached":
@@ -1199,7 +1003,7 @@ class Pod:
     def container(self, name=None):
         """The named container, or the hacached one."""
         for ct in self.containers:
-            if (name is None and _is_hacache(ct.spec)) or ct.name == name:
+            if (name is None and M.is_hacache(ct.spec)) or ct.name == name:
                 return ct
         raise KeyError(name)
 
@@ -1255,13 +1059,13 @@ class Pod:
         with self.cl.lock:
             if self.cl.pods.get(self.name) is self:
                 del self.cl.pods[self.name]
-        run("ip", "-n", self.cl.net_ns, "link", "del", self.veth, check=False)
-        for pid in run("ip", "netns", "pids", self.ns, check=False).split():
+        N.run("ip", "-n", self.cl.net_ns, "link", "del", self.veth, check=False)
+        for pid in N.run("ip", "netns", "pids", self.ns, check=False).split():
             try:
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
-        run("ip", "netns", "del", self.ns, check=False)
+        N.run("ip", "netns", "del", self.ns, check=False)
         if self.ns in self.cl.namespaces:
             self.cl.namespaces.remove(self.ns)
         if not kill and not self.cl.closed:
@@ -1284,10 +1088,10 @@ class Pod:
                          "ip daddr { %s } %s; }" % (ips, verdict))
         rules.append("}")
         self.heal()
-        run("ip", "netns", "exec", self.ns, "nft", "-f", "-", input="\n".join(rules) + "\n")
+        N.run("ip", "netns", "exec", self.ns, "nft", "-f", "-", input="\n".join(rules) + "\n")
 
     def heal(self):
-        run("ip", "netns", "exec", self.ns, "nft", "delete", "table", "inet", "hcpart",
+        N.run("ip", "netns", "exec", self.ns, "nft", "delete", "table", "inet", "hcpart",
             check=False)
 
 
@@ -1307,7 +1111,7 @@ def _readline(f, timeout):
 
 
 # --------------------------------------------------------------------------------------------
-# clients: the load, the status, the check
+# reaching a pod's API
 
 def api_token(pod):
     """The API bearer token the hacached container of pod uses (CACHE_API_TOKEN or the first
@@ -1348,7 +1152,7 @@ def pod_request(pod, method, path, body=None, timeout=5.0, headers=None):
             c.close()
     if host == pod.ip:
         return go()
-    return in_netns("/run/netns/" + pod.ns, go, timeout=timeout + 5)
+    return N.in_netns("/run/netns/" + pod.ns, go, timeout=timeout + 5)
 
 
 def status(pod, timeout=2.0):
@@ -1359,210 +1163,17 @@ def status(pod, timeout=2.0):
     return H.jbody(raw) if st == 200 else None
 
 
-def leader(pods, timeout=20.0, exclude=()):
-    """Waits until every pod in pods agrees on one leader among them; returns (Pod, term)."""
-    def agreed():
-        sts = {p: status(p) for p in pods}
-        if any(s is None for s in sts.values()):
-            return None
-        ls = [p for p, s in sts.items() if s.get("role") == "leader"]
-        if len(ls) != 1 or ls[0] in exclude:
-            return None
-        ld = sts[ls[0]]
-        if any(s["term"] != ld["term"] or s["leader"] != ld["node"] for s in sts.values()):
-            return None
-        return ls[0], ld["term"]
-    return H.wait_until(agreed, timeout, interval=0.05, what="one agreed leader")
-
-
-class Writer(threading.Thread):
-    """A client of the Service: quorum writes of distinct keys, each with a request id, sent to
-    its preferred pod and on 503 / 504 / connection errors retried on the next pod (same
-    request id, so a retry after an unknown outcome is applied once) for up to `budget`
-    seconds. `targets()` gives the pods to use (their current IPs). Paced at `rate` writes per
-    second."""
-
-    def __init__(self, name, targets, cache="k8s", budget=5.0, rate=40.0, first=0):
-        super().__init__(daemon=True)
-        self.name_, self.targets, self.cache, self.budget = name, targets, cache, budget
-        self.period = 1.0 / rate
-        self.pref = first
-        self.stop_flag = threading.Event()
-        self.acked = []  # (key, value)
-        self.ack_times = []
-        self.failures = []
-        self.retries = 0
-        self.lock = threading.Lock()
-
-    def run(self):
-        clients = {}
-        seq = 0
-        next_t = time.monotonic()
-        while not self.stop_flag.is_set():
-            seq += 1
-            key = "%s-%d" % (self.name_, seq)
-            val = ("v-%s-%d" % (self.name_, seq)).encode()
-            rid = _secrets.token_hex(16)  # 32 hex digits, kept across the retries
-            t0 = time.monotonic()
-            last = None
-            done = False
-            while time.monotonic() - t0 < self.budget:
-                try:
-                    pods = self.targets()
-                except Exception:  # the pod set changed while it was read
-                    pods = []
-                if not pods:
-                    time.sleep(0.05)
-                    continue
-                p = pods[self.pref % len(pods)]
-                st = None
-                try:
-                    host, port = p.ip, http_addr(p)[1]
-                    c = clients.get(p.name)
-                    if c is None or c.host != host:
-                        if c is not None:
-                            c.close()
-                        c = clients[p.name] = H.Client(port, host=host, token=api_token(p),
-                                                       timeout=3)
-                    st, _, raw = c.put("/v1/caches/%s/%s?ack=quorum" % (self.cache, key),
-                                       body=val, headers={"X-Hacache-Request-Id": rid})
-                except Exception as e:
-                    last = ("conn", repr(e)[:100])
-                    c = clients.pop(p.name, None)
-                    if c is not None:
-                        c.close()
-                if st == 200:
-                    done = True
-                    break
-                if st is not None:
-                    last = (st, (H.jbody(raw) or {}).get("code"))
-                    if st not in (503, 504):
-                        break
-                self.retries += 1
-                self.pref += 1
-                time.sleep(0.02)
-            now = time.monotonic()
-            with self.lock:
-                if done:
-                    self.acked.append((key, val))
-                    self.ack_times.append(now)
-                else:
-                    self.failures.append((key, last))
-            next_t = max(next_t + self.period, now)
-            d = next_t - time.monotonic()
-            if d > 0:
-                self.stop_flag.wait(d)
-        for c in clients.values():
-            c.close()
-
-
-def max_gap(times, t_from, t_to):
-    """Longest interval between consecutive acknowledgements overlapping [t_from, t_to]."""
-    best = 0.0
-    prev = None
-    for t in times:
-        if prev is not None and t >= t_from and prev <= t_to:
-            best = max(best, t - prev)
-        prev = t
-    return best
-
-
-def stop_writers(writers):
-    for w in writers:
-        w.stop_flag.set()
-    for w in writers:
-        w.join(15.0)
-    fails = [f for w in writers for f in w.failures]
-    H.log("writes acknowledged: %d, failed: %d, retries: %d" % (
-        sum(len(w.acked) for w in writers), len(fails), sum(w.retries for w in writers)))
-    H.check_eq(fails[:10], [], "failed writes")
-    return sum(len(w.acked) for w in writers), len(fails)
-
-
-def check_acked(pods, acked, cache="k8s", threads=4):
-    """Every acknowledged (key, value) reads back from every pod with linearizable reads.
-    Returns (reads, missing or wrong)."""
-    acked = list(acked)
-    bad = []
-    lock = threading.Lock()
-
-    def reader(pod, part):
-        host, port = http_addr(pod)
-        c = H.Client(port, host=host, token=api_token(pod), timeout=10)
-        try:
-            for key, val in part:
-                st = None
-                for _ in range(3):  # a connection reset is retried (reads are idempotent)
-                    try:
-                        st, _, body = c.get("/v1/caches/%s/%s?consistency=linearizable" % (
-                            cache, key))
-                        break
-                    except (OSError, Exception):
-                        c.close()
-                        c = H.Client(port, host=host, token=api_token(pod), timeout=10)
-                if st != 200 or body != val:
-                    with lock:
-                        bad.append((pod.name, key, st))
-        finally:
-            c.close()
-
-    def per_pod(pod):
-        ts = []
-        for k in range(threads):
-            part = acked[k::threads]
-            if host_is_loopback(pod):
-                t = threading.Thread(target=lambda pt=part: in_netns(
-                    "/run/netns/" + pod.ns, reader, pod, pt, timeout=600))
-            else:
-                t = threading.Thread(target=reader, args=(pod, part))
-            t.start()
-            ts.append(t)
-        for t in ts:
-            t.join(600)
-    pts = [threading.Thread(target=per_pod, args=(p,)) for p in pods]
-    for t in pts:
-        t.start()
-    for t in pts:
-        t.join(900)
-    H.check_eq(bad[:10], [], "acknowledged writes read back (linearizable) from every pod")
-    return len(acked) * len(pods), len(bad)
-
-
-def proc_ids(pid):
-    """(real uid, real gid, supplementary groups) of a process."""
-    uid = gid = None
-    groups = []
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                uid = int(line.split()[1])
-            elif line.startswith("Gid:"):
-                gid = int(line.split()[1])
-            elif line.startswith("Groups:"):
-                groups = [int(x) for x in line.split()[1:]]
-    return uid, gid, groups
-
-
 def host_is_loopback(pod):
     return http_addr(pod)[0] != pod.ip
 
 
-def figures(name, **kw):
-    """One FIGURES: line per scenario, for docs/OPERATIONS.md."""
-    parts = []
-    for k, v in kw.items():
-        if isinstance(v, float):
-            v = "%.2f" % v
-        elif isinstance(v, (list, tuple)):
-            v = "[" + ",".join(("%.2f" % x) if isinstance(x, float) else str(x) for x in v) + "]"
-        parts.append("%s=%s" % (k, v))
-    print("FIGURES: %s %s" % (name, " ".join(parts)), flush=True)
-
+# --------------------------------------------------------------------------------------------
+# running a test file
 
 def require_namespaces():
     """Skips (exit 77 through the runner) where the kernel refuses namespaces; as root a refusal
     is a failure, never a skip (the k8s label must not pass by skipping)."""
-    why = namespaces_refused()
+    why = N.namespaces_refused()
     if why is None:
         return
     if os.geteuid() == 0:
@@ -1584,7 +1195,7 @@ def main(module_globals):
         if sys.executable != "/usr/bin/python3" and os.access("/usr/bin/python3", os.X_OK):
             os.execv("/usr/bin/python3", ["/usr/bin/python3", os.path.abspath(sys.argv[0])] +
                      sys.argv[1:])
-    why = namespaces_refused()
+    why = N.namespaces_refused()
     if why is not None:
         if os.geteuid() == 0:
             print("FAIL running as root, but namespaces are refused: %s" % why, flush=True)
@@ -1596,165 +1207,3 @@ def main(module_globals):
     # ctest's timeout sends SIGTERM: unwind, so every finally and atexit cleanup runs
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     H.run(module_globals)
-
-
-# --------------------------------------------------------------------------------------------
-# the sidecar layout
-
-def sidecar_objects(app="app", replicas=3):
-    """The rendered sidecar layout: SIDECAR_SOURCE when it exists, else one derived from the
-    standalone StatefulSet by the rules of issue 15: an application StatefulSet `app` (an
-    example image, replaced by the test's application client) with the hacached container as a
-    native sidecar (an init container with restartPolicy Always), HA_HOSTS of the
-    application's own pod names (`app-N.app`), no volume claim and no CACHE_DATA_DIR, the
-    Secrets and the PodDisruptionBudget of the base. This stand-in keeps the base's HTTP
-    address (every address, with the API token) because its readiness probe is kubelet's
-    httpGet to the pod IP; the application itself only talks to 127.0.0.1."""
-    if os.path.isdir(SIDECAR_SOURCE):
-        return render(SIDECAR_SOURCE)
-    objs = render()
-    base = one(objs, "StatefulSet")
-    sts = copy.deepcopy(base)
-    sts["metadata"] = {"name": app, "labels": {"app.kubernetes.io/name": app}}
-    spec = sts["spec"]
-    spec["serviceName"] = app
-    spec["replicas"] = replicas
-    spec["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
-    spec["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": app}}
-    claims = [t["metadata"]["name"] for t in spec.pop("volumeClaimTemplates", [])]
-    pod = spec["template"]["spec"]
-    hc = [c for c in pod["containers"] if _is_hacache(c)][0]
-    side = copy.deepcopy(hc)
-    side["restartPolicy"] = "Always"
-    env = []
-    data_paths = [m["mountPath"] for m in side.get("volumeMounts") or [] if m["name"] in claims]
-    peer = [p["containerPort"] for p in side.get("ports") or [] if p.get("name") == "peer"]
-    for e in side.get("env") or []:
-        if e["name"] == "HA_HOSTS":
-            scheme = "https://" if "https://" in e.get("value", "") else ""
-            e = {"name": "HA_HOSTS", "value": ",".join(
-                "%s%s-%d.%s:%d" % (scheme, app, i, app, peer[0] if peer else 7100)
-                for i in range(replicas))}
-        elif any((e.get("value") or "").startswith(dp) for dp in data_paths):
-            continue
-        env.append(e)
-    side["env"] = env
-    side["volumeMounts"] = [m for m in side.get("volumeMounts") or [] if m["name"] not in claims]
-    token_mounts = [m for m in side["volumeMounts"] if "token" in m["name"]]
-    api_file = [e.get("value") for e in env if e["name"] == "CACHE_API_TOKEN_FILE"]
-    http = [e.get("value") for e in env if e["name"] == "CACHE_HTTP_ADDR"]
-    port = int((http[0] if http else "127.0.0.1:8080").rsplit(":", 1)[1])
-    app_env = [{"name": "HACACHE_ENDPOINTS", "value": "http://127.0.0.1:%d" % port}]
-    if api_file and token_mounts:
-        mp = token_mounts[0]["mountPath"].rstrip("/")
-        vol = [v for v in pod.get("volumes") or [] if v["name"] == token_mounts[0]["name"]][0]
-        key = api_file[0][len(mp) + 1:]
-        app_env.append({"name": "HACACHE_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": vol["secret"]["secretName"], "key": key}}})
-    pod["initContainers"] = [side]
-    pod["containers"] = [{"name": "app", "image": "busybox:1.36",
-                          "command": ["sh", "-c", "echo the application; sleep infinity"],
-                          "env": app_env}]
-    out = [sts, {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": app, "labels": {"app.kubernetes.io/name": app}},
-                 "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
-                          "selector": {"app.kubernetes.io/name": app}}}]
-    for o in objs:
-        if o.get("kind") == "PodDisruptionBudget":
-            o = copy.deepcopy(o)
-            o["metadata"]["name"] = app
-            o["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
-            out.append(o)
-        elif o.get("kind") in ("Secret", "ConfigMap"):
-            out.append(o)
-    return out
-
-
-APP_CLIENT = os.path.join(HERE, "app_client.py")
-
-
-def app_client(pod, cspec):
-    """argv of the application container: tests/k8s/app_client.py against the sidecar on
-    loopback (HACACHE_ENDPOINTS / HACACHE_TOKEN of the container's env, else the sidecar's
-    CACHE_HTTP_ADDR port and API token file)."""
-    py = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    argv = [py, "-u", APP_CLIENT, "--prefix", "%s-%s" % (pod.name, pod.uid[:6])]
-    # the example image serves the port its readiness probe checks: so does the stand-in
-    pr = cspec.get("readinessProbe") or {}
-    probe_port = (pr.get("tcpSocket") or pr.get("httpGet") or {}).get("port")
-    if probe_port is not None:
-        argv += ["--listen", str(pod.port_number(cspec, probe_port))]
-    names = {e["name"] for e in cspec.get("env") or []}
-    if "HACACHE_ENDPOINTS" not in names or "HACACHE_TOKEN" not in names:
-        side = [c for c in pod.containers if _is_hacache(c.spec)]
-        if side:
-            a = side[0].env.get("CACHE_HTTP_ADDR", "127.0.0.1:8080")
-            argv += ["--endpoint", "http://127.0.0.1:%s" % a.rsplit(":", 1)[1]]
-            if side[0].env.get("CACHE_API_TOKEN_FILE"):
-                argv += ["--token-file", side[0].env["CACHE_API_TOKEN_FILE"]]
-    return argv
-
-
-def app_log(ct):
-    """(acked [(key, value bytes, monotonic time)], failures [(key, reason)], exited cleanly)
-    of an application container's output."""
-    acked, failed, clean = [], [], False
-    for line in ct.log().splitlines():
-        f = line.split(" ", 3)
-        if f[0] == "ACK" and len(f) == 4:
-            acked.append((f[1], f[2].encode(), float(f[3])))
-        elif f[0] == "FAIL":
-            f = line.split(" ", 2)
-            failed.append((f[1] if len(f) > 1 else "", f[2] if len(f) > 2 else ""))
-        elif f[0] == "EXIT":
-            clean = True
-    return acked, failed, clean
-
-
-class Monitor(threading.Thread):
-    """Polls /v1/status of `pods()` every `interval` seconds: samples (time, pod name, role,
-    term, leader), for counting terms and leader changes over a window."""
-
-    def __init__(self, pods, interval=0.1):
-        super().__init__(daemon=True)
-        self.pods, self.interval = pods, interval
-        self.samples = []
-        self.stop_flag = threading.Event()
-
-    def run(self):
-        while not self.stop_flag.is_set():
-            for p in self.pods():
-                st = status(p, timeout=0.5)
-                if st is not None:
-                    self.samples.append((time.monotonic(), p.name, st.get("role"),
-                                         st.get("term"), st.get("leader")))
-            self.stop_flag.wait(self.interval)
-
-    def stop(self):
-        self.stop_flag.set()
-        self.join(10)
-
-    def window(self, t_from, t_to=None, names=None):
-        return [s for s in self.samples if s[0] >= t_from and (t_to is None or s[0] <= t_to)
-                and (names is None or s[1] in names)]
-
-    def terms(self, t_from, t_to=None, names=None):
-        return sorted({s[3] for s in self.window(t_from, t_to, names)})
-
-    def leader_changes(self, t_from, t_to=None, names=None):
-        """Changes of the leader a node reports (None excluded), the most any node saw."""
-        per = {}
-        for s in self.window(t_from, t_to, names):
-            if s[4]:
-                seq = per.setdefault(s[1], [])
-                if not seq or seq[-1] != s[4]:
-                    seq.append(s[4])
-        return max([len(v) - 1 for v in per.values()] or [0])
-
-    def leaders_seen(self, t_from, t_to=None):
-        """Nodes that said they lead, per term."""
-        out = {}
-        for s in self.window(t_from, t_to):
-            if s[2] == "leader":
-                out.setdefault(s[3], set()).add(s[1])
-        return out

@@ -1,8 +1,9 @@
-"""The Kubernetes rules tests/k8s/pods.py applies when it builds a container's environment from
-the rendered manifests (no namespaces needed): $(VAR) expansion with $$ escapes, env order,
-fieldRef, secretKeyRef, configMapKeyRef, resourceFieldRef, envFrom, HOSTNAME like kubelet, mount
-path rewriting, secret volumes in kubelet's atomic-writer layout; and that the rendered
-standalone StatefulSet gives every pod an environment without HOSTNAME_OVERWRITE."""
+"""The Kubernetes rules tests/k8s/pods.py (with manifests.py) applies when it builds a
+container's environment from the rendered manifests (no namespaces needed): $(VAR) expansion
+with $$ escapes, env order, fieldRef, secretKeyRef, configMapKeyRef, resourceFieldRef,
+envFrom, HOSTNAME like kubelet, mount path rewriting, secret volumes in kubelet's atomic-writer
+layout; and that the rendered standalone StatefulSet gives every pod an environment without
+HOSTNAME_OVERWRITE."""
 
 import os
 import shutil
@@ -11,6 +12,8 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clients as C  # noqa: E402
+import manifests as M  # noqa: E402
 import pods as P  # noqa: E402
 
 H = P.H
@@ -21,12 +24,12 @@ def test_expansion():
     for s, want in [("$(A)-x", "1-x"), ("$(B)", "$(B)"), ("$$(A)", "$(A)"), ("$A", "$A"),
                     ("$(A", "$(A"), ("a$", "a$"), ("$(EMPTY)z", "z"), ("$$$(A)", "$1"),
                     ("x$(A)$(A)", "x11"), ("$()", "$()")]:
-        H.check_eq(P.expand(s, env), want, "expand(%r)" % s)
+        H.check_eq(M.expand(s, env), want, "expand(%r)" % s)
 
 
 def test_quantities():
     for q, want in [("768Mi", 768 * 2 ** 20), ("100m", 0.1), ("1G", 1e9), (3, 3), ("2Ki", 2048)]:
-        H.check_eq(P.quantity(q), want, "quantity(%r)" % q)
+        H.check_eq(M.quantity(q), want, "quantity(%r)" % q)
 
 
 class _StubCluster:
@@ -101,11 +104,11 @@ def test_container_env():
 def test_rendered_statefulset_env():
     """Every pod of the rendered StatefulSet: HOSTNAME is the pod name, no
     HOSTNAME_OVERWRITE, HA_HOSTS holds the pod's own entry (found by its first DNS label)."""
-    objs = P.render()
+    objs = M.render()
     d = tempfile.mkdtemp(prefix="hcpods-envrules-")
     try:
         cl = _StubCluster(d)
-        sts = P.StatefulSet(cl, P.one(objs, "StatefulSet"), objs)
+        sts = P.StatefulSet(cl, M.one(objs, "StatefulSet"), objs)
         c, _ = sts.hacache_container()
         for i in range(sts.replicas):
             pod = P.Pod(sts, i)
@@ -127,7 +130,7 @@ def test_app_log():
         with open(ct.log_path, "w") as f:
             f.write("ACK app-0-1 v-app-0-1 12.5\nFAIL app-0-2 status-503\nTraceback x\n"
                     "EXIT 1 1\n")
-        H.check_eq(P.app_log(ct), ([("app-0-1", b"v-app-0-1", 12.5)],
+        H.check_eq(C.app_log(ct), ([("app-0-1", b"v-app-0-1", 12.5)],
                                    [("app-0-2", "status-503")], True), "app_log")
     finally:
         shutil.rmtree(d, ignore_errors=True)

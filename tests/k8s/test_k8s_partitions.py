@@ -28,6 +28,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clients as C  # noqa: E402
+import manifests as M  # noqa: E402
 import pods as P  # noqa: E402
 
 H = P.H
@@ -58,7 +60,7 @@ def acks_since(ws, t):
 
 
 def leader_isolated(sts, ws, mon):
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     rest = [p for p in sts.live() if p is not ld]
     st, _, _ = P.pod_request(ld, "PUT", "/v1/caches/part/k?ack=quorum", body=b"old")
     H.check_eq(st, 200, "write of the old value")
@@ -91,7 +93,7 @@ def leader_isolated(sts, ws, mon):
         return st_get == 503 and st_rz == 503
     H.wait_until(stopped_serving, 10.0, interval=0.02, what="the isolated leader stops serving")
     t_stop_serving = time.monotonic() - t_cut
-    new, nterm = P.leader(rest, 20.0)
+    new, nterm = C.leader(rest, 20.0)
     t_new_leader = time.monotonic() - t_cut
     st, _, _ = P.pod_request(new, "PUT", "/v1/caches/part/k?ack=quorum", body=b"new")
     H.check_eq(st, 200, "overwrite through the majority")
@@ -119,13 +121,13 @@ def leader_isolated(sts, ws, mon):
     ready_s = heal_all(sts)
     st, _, body = P.pod_request(ld, "GET", "/v1/caches/part/k")
     H.check_eq((st, body), (200, b"new"), "the healed node serves the new value")
-    P.figures("scenario4-leader-isolated", stop_serving_s=t_stop_serving,
+    C.figures("scenario4-leader-isolated", stop_serving_s=t_stop_serving,
               new_leader_s=t_new_leader, heal_to_ready_s=ready_s, stale_reads=len(stale),
               reads=len(reads))
 
 
 def follower_isolated(sts, ws, mon):
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     f = [p for p in sts.live() if p is not ld][0]
     majority = [p.name for p in sts.live() if p is not f]
     t0 = time.monotonic()
@@ -142,18 +144,18 @@ def follower_isolated(sts, ws, mon):
     t_end = time.monotonic() + 2.0
     H.wait_until(lambda: time.monotonic() >= t_end, 5.0, what="2 s of watching after the heal")
     terms = mon.terms(t0, names=majority)
-    ld2, term2 = P.leader(sts.live(), 10.0)
+    ld2, term2 = C.leader(sts.live(), 10.0)
     H.log("follower %s isolated: not ready after %.2fs; healed, ready after %.2fs; majority "
           "terms seen %r, leader %s term %d (before: %s term %d)" % (
               f.name, t_unready, ready_s, terms, ld2.name, term2, ld.name, term))
     H.check_eq(terms, [term], "the majority's term did not change")
     H.check(ld2 is ld and term2 == term, "the leader did not change")
-    P.figures("scenario4-follower-isolated", unready_s=t_unready, heal_to_ready_s=ready_s,
+    C.figures("scenario4-follower-isolated", unready_s=t_unready, heal_to_ready_s=ready_s,
               term_changes=len(terms) - 1, writes=acks_since(ws, 0) - n0)
 
 
 def bridge(sts, ws, mon):
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     a = ld
     b, c = [p for p in sts.live() if p is not ld][:2]
     st, _, _ = P.pod_request(a, "PUT", "/v1/caches/part/bridge?ack=quorum", body=b"old")
@@ -220,13 +222,13 @@ def bridge(sts, ws, mon):
     H.check(all(len(v) == 1 for v in leaders.values()), "one leader per term")
     H.check(writes > 0, "writes acknowledged during the bridge partition")
     ready_s = heal_all(sts)
-    P.figures("scenario4-bridge-partition", stable_leader_s=t_stable,
+    C.figures("scenario4-bridge-partition", stable_leader_s=t_stable,
               cut_follower_serves_s=t_b_serves, window_s=BRIDGE_S,
               leader_changes=changes, heal_to_ready_s=ready_s, writes=writes)
 
 
 def one_way(sts, ws, mon):
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     b = [p for p in sts.live() if p is not ld][0]
     t0 = time.monotonic()
     ld.cut([b], inbound=False, outbound=True)  # the leader's packets to B are dropped
@@ -234,7 +236,7 @@ def one_way(sts, ws, mon):
     H.wait_until(lambda: time.monotonic() - t0 >= window, window + 5, interval=0.2,
                  what="the observation window")
     leaders = mon.leaders_seen(t0)
-    ld2, term2 = P.leader([p for p in sts.live() if p is not b], 10.0)
+    ld2, term2 = C.leader([p for p in sts.live() if p is not b], 10.0)
     writes = acks_since(ws, t0 + 2.0)
     H.log("one-way cut %s -> %s: leaders per term %r, leader now %s term %d, %d writes in the "
           "last %.0fs" % (ld.name, b.name, {k: sorted(v) for k, v in leaders.items()},
@@ -242,13 +244,13 @@ def one_way(sts, ws, mon):
     H.check(all(len(v) == 1 for v in leaders.values()), "one leader per term")
     H.check(writes > 0, "the majority acknowledges writes during the one-way cut")
     ready_s = heal_all(sts)
-    P.figures("scenario4-one-way-cut", terms=len(leaders), leader_changes=mon.leader_changes(
+    C.figures("scenario4-one-way-cut", terms=len(leaders), leader_changes=mon.leader_changes(
         t0, names=[p.name for p in sts.live() if p is not b]), heal_to_ready_s=ready_s,
         writes=writes)
 
 
 def packet_loss(sts, ws, mon):
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     b = [p for p in sts.live() if p is not ld][0]
     t0 = time.monotonic()
     ld.cut([b], loss_pct=5)
@@ -261,23 +263,23 @@ def packet_loss(sts, ws, mon):
     H.log("5%% loss %s <-> %s for %.0fs: terms seen %r, %d writes" % (ld.name, b.name, LOSS_S,
                                                                      terms, writes))
     H.check_eq(terms, [term], "no term change under 5% loss on one link")
-    P.figures("scenario4-packet-loss", loss_pct=5, seconds=LOSS_S, term_changes=len(terms) - 1,
+    C.figures("scenario4-packet-loss", loss_pct=5, seconds=LOSS_S, term_changes=len(terms) - 1,
               writes=writes)
 
 
 def test_partitions():
     P.require_namespaces()
-    objs = P.render()
+    objs = M.render()
     with P.Cluster("part") as cl:
-        sts = cl.statefulset(P.one(objs, "StatefulSet"), objs)
+        sts = cl.statefulset(M.one(objs, "StatefulSet"), objs)
         ws = []
-        mon = P.Monitor(lambda: sts.live())
+        mon = C.Monitor(lambda: sts.live())
         try:
             sts.create_all()
             sts.wait_ready(60.0)
-            P.leader(sts.live(), 20.0)
+            C.leader(sts.live(), 20.0)
             targets = lambda: [p for p in list(sts.pods.values()) if p.running()]  # noqa: E731
-            ws = [P.Writer("w%d" % k, targets, first=k) for k in range(2)]
+            ws = [C.Writer("w%d" % k, targets, first=k) for k in range(2)]
             for w in ws:
                 w.start()
             mon.start()
@@ -287,10 +289,10 @@ def test_partitions():
                 step(sts, ws, mon)
                 sts.wait_ready(30.0)
             mon.stop()
-            acked, failed = P.stop_writers(ws)
-            reads, lost = P.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
+            acked, failed = C.stop_writers(ws)
+            reads, lost = C.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
             H.log("linearizable reads of acknowledged writes: %d, missing: %d" % (reads, lost))
-            P.figures("scenario4-writes", acked=acked, failed=failed, lost=lost)
+            C.figures("scenario4-writes", acked=acked, failed=failed, lost=lost)
             for i in sorted(sts.pods):
                 shut, codes = sts.delete(i)
                 H.check(all(c == 0 for c in codes.values()), "%s exited 0 (%r)" % (

@@ -21,122 +21,61 @@ per scenario (write pause per restart, restart -> ready).
 import copy
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clients as C  # noqa: E402
+import manifests as M  # noqa: E402
 import pods as P  # noqa: E402
 
 H = P.H
 
 
-def check_identity(sts):
-    """Each hacached found itself by its hostname: no HOSTNAME_OVERWRITE, HOSTNAME and the
-    UTS hostname are the pod name, /v1/status names the pod's HA_HOSTS entry."""
-    for p in sts.live():
-        ct = p.container()
-        H.check("HOSTNAME_OVERWRITE" not in ct.env, "%s: HOSTNAME_OVERWRITE in the env" % p.name)
-        H.check_eq(ct.env.get("HOSTNAME"), p.name, "%s: HOSTNAME" % p.name)
-        un = P.run("nsenter", "-t", str(p.pause.pid), "-u", "hostname").strip()
-        H.check_eq(un, p.name, "%s: the pod's UTS hostname" % p.name)
-        sc = sts.template["spec"].get("securityContext") or {}
-        if "runAsUser" in sc:
-            uid, gid, groups = P.proc_ids(ct.proc.pid)
-            H.check(uid == sc["runAsUser"] and gid == sc.get("runAsGroup", gid) and
-                    sc.get("fsGroup", groups[0] if groups else None) in groups,
-                    "%s: runs as uid %r gid %r groups %r (securityContext %r)" % (
-                        p.name, uid, gid, groups, sc))
-        st = P.status(p)
-        want = sts.peer_host(p.name)
-        H.check(st is not None and st.get("node", "").split(":")[0] == want,
-                "%s: /v1/status node %r is its HA_HOSTS entry %s" % (
-                    p.name, st and st.get("node"), want))
-
-
-def check_links(sts, timeout=20.0):
-    """Every pod's peers are connected: the names were resolved again after IPs changed."""
-    def linked():
-        for p in sts.live():
-            st = P.status(p)
-            if st is None or not st.get("peers") or \
-                    not all(x.get("connected") for x in st["peers"]):
-                return False
-        return True
-    H.wait_until(linked, timeout, interval=0.1, what="every peer link up on every pod")
-
-
-def start_writers(sts, n=2):
-    targets = lambda: [p for p in list(sts.pods.values()) if p.running()]  # noqa: E731
-    ws = [P.Writer("w%d" % k, targets, first=k) for k in range(n)]
-    for w in ws:
-        w.start()
-    return ws
-
-
-def writes_after(ws, t, k=5):
-    return all(sum(1 for x in list(w.ack_times) if x > t) >= k for w in ws)
-
-
-def replace_figures(ws, figs):
-    out = []
-    for f in figs:
-        H.wait_until(lambda: writes_after(ws, f["t_ready"]), 20.0,
-                     what="writes after %s came back" % f["pod"])
-        gap = max(P.max_gap(w.ack_times, f["t_stop"], f["t_ready"]) for w in ws)
-        f["pause_s"] = gap
-        H.log("%s (%s): SIGTERM->exit %.2fs, exit %r, new IP %s (was %s), ->ready %.2fs, "
-              "longest write pause %.3fs" % (f["pod"], f["why"], f["shutdown_s"], f["exit"],
-                                             f["new_ip"], f["old_ip"], f["ready_s"], gap))
-        H.check(all(c == 0 for c in f["exit"].values()), "%s: every container exited 0 (%r)" % (
-            f["pod"], f["exit"]))
-        H.check(f["new_ip"] != f["old_ip"], "%s: a new IP" % f["pod"])
-        out.append(f)
-    return out
-
-
 def scenario(objs, label, first_start):
     with P.Cluster(label) as cl:
-        sts = cl.statefulset(P.one(objs, "StatefulSet"), objs)
+        sts = cl.statefulset(M.one(objs, "StatefulSet"), objs)
         H.check_eq(sts.spec.get("podManagementPolicy"), "Parallel", "podManagementPolicy")
         ws = []
         try:
-            t0 = P.time.monotonic()
+            t0 = time.monotonic()
             sts.create_all()
             # the Service sends clients to ready pods: the clients start with the first one
             H.wait_until(lambda: any(p.ready() for p in sts.pods.values()), 60.0, interval=0.1,
                          what="a first ready pod")
-            t_first = P.time.monotonic() - t0
-            ws = start_writers(sts)
+            t_first = time.monotonic() - t0
+            ws = C.start_writers(sts)
             sts.wait_ready(60.0)
-            t_all = P.time.monotonic() - t0
-            ld, term = P.leader(sts.live(), 20.0)
+            t_all = time.monotonic() - t0
+            ld, term = C.leader(sts.live(), 20.0)
             H.log("parallel start: first pod ready after %.2fs, all %d after %.2fs; leader %s "
                   "term %d" % (t_first, sts.replicas, t_all, ld.name, term))
-            check_identity(sts)
+            C.check_identity(sts)
             H.wait_until(lambda: all(len(w.acked) >= 20 for w in ws), 30.0, what="writers run")
             if first_start:
-                P.figures("scenario1-parallel-start", pods=sts.replicas,
+                C.figures("scenario1-parallel-start", pods=sts.replicas,
                           first_ready_s=t_first, all_ready_s=t_all)
 
             figs = sts.rolling_update()
-            figs = replace_figures(ws, figs)
+            figs = C.replace_figures(ws, figs)
             H.check_eq([f["pod"] for f in figs],
                        [sts.pod_name(i) for i in reversed(range(sts.replicas))],
                        "rolling update order (highest ordinal first)")
-            check_identity(sts)
+            C.check_identity(sts)
             # a pod deleted and rescheduled empty: a follower, then the drain moves the leader
-            ld, _ = P.leader(sts.live(), 20.0)
+            ld, _ = C.leader(sts.live(), 20.0)
             victim = [p.ordinal for p in sts.live() if p is not ld][0]
-            empty = replace_figures(ws, [sts.replace(victim, delete_pvc=True,
-                                                     why="deleted, rescheduled empty")])
-            ld, _ = P.leader(sts.live(), 20.0)
-            drained = replace_figures(ws, [sts.drain(ld.ordinal)])
-            check_identity(sts)
-            check_links(sts)
-            P.leader(sts.live(), 20.0)
+            empty = C.replace_figures(ws, [sts.replace(victim, delete_pvc=True,
+                                                       why="deleted, rescheduled empty")])
+            ld, _ = C.leader(sts.live(), 20.0)
+            drained = C.replace_figures(ws, [sts.drain(ld.ordinal)])
+            C.check_identity(sts)
+            C.check_links(sts)
+            C.leader(sts.live(), 20.0)
 
-            acked, failed = P.stop_writers(ws)
-            reads, lost = P.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
+            acked, failed = C.stop_writers(ws)
+            reads, lost = C.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
             H.log("linearizable reads of acknowledged writes: %d, missing: %d" % (reads, lost))
-            P.figures("scenario2-rolling-update-%s" % label,
+            C.figures("scenario2-rolling-update-%s" % label,
                       pauses_s=[f["pause_s"] for f in figs],
                       ready_s=[f["ready_s"] for f in figs],
                       shutdown_s=[f["shutdown_s"] for f in figs],
@@ -159,7 +98,7 @@ def scenario(objs, label, first_start):
 def without_volume(objs):
     """The claim template replaced by an emptyDir of the same name: no state survives a pod."""
     out = copy.deepcopy(objs)
-    sts = P.one(out, "StatefulSet")
+    sts = M.one(out, "StatefulSet")
     claims = [t["metadata"]["name"] for t in sts["spec"].pop("volumeClaimTemplates", [])]
     vols = sts["spec"]["template"]["spec"].setdefault("volumes", [])
     for c in claims:
@@ -169,12 +108,12 @@ def without_volume(objs):
 
 def test_statefulset_with_volume():
     P.require_namespaces()
-    scenario(P.render(), "volume", True)
+    scenario(M.render(), "volume", True)
 
 
 def test_statefulset_without_volume():
     P.require_namespaces()
-    scenario(without_volume(P.render()), "novolume", False)
+    scenario(without_volume(M.render()), "novolume", False)
 
 
 if __name__ == "__main__":

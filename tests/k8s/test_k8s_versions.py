@@ -27,13 +27,15 @@ phase), quoted in docs/OPERATIONS.md ("Mixed versions").
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import clients as C  # noqa: E402
+import manifests as M  # noqa: E402
 import pods as P  # noqa: E402
-import test_k8s_statefulset as S  # noqa: E402
 
 H = P.H
 sys.path.insert(0, os.path.join(P.REPO, "tests", "versions"))
@@ -53,10 +55,10 @@ def old_objects(tmpdir):
     path = os.path.join(tmpdir, "hacache-%s.yaml" % prev.REF[:12])
     with open(path, "wb") as f:
         f.write(r.stdout)
-    objs = P.render(path)
+    objs = M.render(path)
     n = 0
-    for c in P.one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"]:
-        if P._is_hacache(c):
+    for c in M.one(objs, "StatefulSet")["spec"]["template"]["spec"]["containers"]:
+        if M.is_hacache(c):
             c["image"] = OLD_IMAGE
             n += 1
     H.check_eq(n, 1, "one hacache container in the old manifest")
@@ -121,7 +123,7 @@ def voters(sts):
 def roll(sts, ws, versions, what, want_proto):
     """The rolling update to the applied template; returns (figures per pod, the pod that led
     before it)."""
-    ld, term = P.leader(sts.live(), 20.0)
+    ld, term = C.leader(sts.live(), 20.0)
     H.log("%s: %s leads (term %d)" % (what, ld.name, term))
 
     def after(i, fig):
@@ -130,7 +132,7 @@ def roll(sts, ws, versions, what, want_proto):
                                                                                    p.name))
         versions.settle("%s, %s replaced" % (what, p.name))
     figs = sts.rolling_update(after_each=after)
-    return S.replace_figures(ws, figs), ld.name
+    return C.replace_figures(ws, figs), ld.name
 
 
 def test_rolling_upgrade_and_rollback_between_releases():
@@ -141,19 +143,19 @@ def test_rolling_upgrade_and_rollback_between_releases():
             new_proto)
     tmp = tempfile.mkdtemp(prefix="hc-k8s-versions-")
     old = old_objects(tmp)
-    new = P.render()
+    new = M.render()
     with P.Cluster("versions") as cl:
         cl.images[OLD_IMAGE] = old_bin
-        sts = cl.statefulset(P.one(old, "StatefulSet"), old)
+        sts = cl.statefulset(M.one(old, "StatefulSet"), old)
         H.check(sts.spec.get("volumeClaimTemplates"), "the old release keeps a volume claim")
         ws = []
         try:
             sts.create_all()
             H.wait_until(lambda: any(p.ready() for p in sts.pods.values()), 60.0,
                          interval=0.1, what="a first ready pod of the old release")
-            ws = S.start_writers(sts)
+            ws = C.start_writers(sts)
             sts.wait_ready(60.0)
-            S.check_identity(sts)
+            C.check_identity(sts)
             versions = Versions(sts)
             versions.settle("old release")
             H.check(set(versions.proto.values()) == {prev.PROTOCOL},
@@ -161,25 +163,25 @@ def test_rolling_upgrade_and_rollback_between_releases():
             H.wait_until(lambda: all(len(w.acked) >= 20 for w in ws), 30.0,
                          what="writers run on the old release")
 
-            sts.apply(P.one(new, "StatefulSet"), new)
+            sts.apply(M.one(new, "StatefulSet"), new)
             up, up_ld = roll(sts, ws, versions, "upgrade", new_proto)
             H.wait_until(lambda: voters(sts), 30.0,
                          what="three voters, committed, on every pod after the upgrade")
-            S.check_identity(sts)
+            C.check_identity(sts)
             n_up = sum(len(w.acked) for w in ws)
             H.check(all(not w.failures for w in ws), "no failed write during the upgrade: %r"
                     % [w.failures[:3] for w in ws])
 
-            sts.apply(P.one(old, "StatefulSet"), old)
+            sts.apply(M.one(old, "StatefulSet"), old)
             down, down_ld = roll(sts, ws, versions, "rollback", prev.PROTOCOL)
             H.wait_until(lambda: sum(len(w.acked) for w in ws) >= n_up + 50, 30.0,
                          what="writes go on after the rollback")
-            P.leader(sts.live(), 20.0)
+            C.leader(sts.live(), 20.0)
 
-            acked, failed = P.stop_writers(ws)
-            reads, lost = P.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
+            acked, failed = C.stop_writers(ws)
+            reads, lost = C.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
             H.log("linearizable reads of acknowledged writes: %d, missing: %d" % (reads, lost))
-            P.figures("scenario5-mixed-versions", prev=prev.REF[:7], prev_protocol=prev.PROTOCOL,
+            C.figures("scenario5-mixed-versions", prev=prev.REF[:7], prev_protocol=prev.PROTOCOL,
                       protocol=new_proto, acked=acked, failed=failed, lost=lost,
                       retries=sum(w.retries for w in ws),
                       upgrade_leader=up_ld, rollback_leader=down_ld,
@@ -200,7 +202,7 @@ def test_rolling_upgrade_and_rollback_between_releases():
                 for p in list(sts.pods.values()):
                     for ct in p.containers:
                         print("---- %s/%s ----\n%s" % (p.name, ct.name, ct.log_tail(60)))
-    P.shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
