@@ -8,7 +8,6 @@ whether a container runs the hacache image, and the sidecar layout.
     sts = M.one(objs, "StatefulSet")
 """
 
-import copy
 import os
 import re
 import sys
@@ -18,11 +17,10 @@ import netns as N
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-# The manifests the pods are built from: a YAML file, or a kustomize directory (rendered with
-# `kubectl kustomize`). Switch to the kustomize base here once k8s/ is laid out that way.
+# The manifests the pods are built from (render(): a kustomize directory, rendered with
+# `kubectl kustomize`, or a YAML file): the standalone StatefulSet ...
 SOURCE = os.path.join(REPO, "k8s", "base")
-# The sidecar layout (an application StatefulSet with hacached as a native sidecar). Until it
-# exists, sidecar_objects() derives one from SOURCE.
+# ... and the sidecar layout (an application StatefulSet with hacached as a native sidecar)
 SIDECAR_SOURCE = os.path.join(REPO, "k8s", "sidecar")
 
 
@@ -119,70 +117,7 @@ def is_hacache(c):
 # --------------------------------------------------------------------------------------------
 # the sidecar layout
 
-def sidecar_objects(app="app", replicas=3):
-    """The rendered sidecar layout: SIDECAR_SOURCE when it exists, else one derived from the
-    standalone StatefulSet by the rules of issue 15: an application StatefulSet `app` (an
-    example image, replaced by the test's application client) with the hacached container as a
-    native sidecar (an init container with restartPolicy Always), HA_HOSTS of the
-    application's own pod names (`app-N.app`), no volume claim and no CACHE_DATA_DIR, the
-    Secrets and the PodDisruptionBudget of the base. This stand-in keeps the base's HTTP
-    address (every address, with the API token) because its readiness probe is kubelet's
-    httpGet to the pod IP; the application itself only talks to 127.0.0.1."""
-    if os.path.isdir(SIDECAR_SOURCE):
-        return render(SIDECAR_SOURCE)
-    objs = render()
-    base = one(objs, "StatefulSet")
-    sts = copy.deepcopy(base)
-    sts["metadata"] = {"name": app, "labels": {"app.kubernetes.io/name": app}}
-    spec = sts["spec"]
-    spec["serviceName"] = app
-    spec["replicas"] = replicas
-    spec["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
-    spec["template"]["metadata"] = {"labels": {"app.kubernetes.io/name": app}}
-    claims = [t["metadata"]["name"] for t in spec.pop("volumeClaimTemplates", [])]
-    pod = spec["template"]["spec"]
-    hc = [c for c in pod["containers"] if is_hacache(c)][0]
-    side = copy.deepcopy(hc)
-    side["restartPolicy"] = "Always"
-    env = []
-    data_paths = [m["mountPath"] for m in side.get("volumeMounts") or [] if m["name"] in claims]
-    peer = [p["containerPort"] for p in side.get("ports") or [] if p.get("name") == "peer"]
-    for e in side.get("env") or []:
-        if e["name"] == "HA_HOSTS":
-            scheme = "https://" if "https://" in e.get("value", "") else ""
-            e = {"name": "HA_HOSTS", "value": ",".join(
-                "%s%s-%d.%s:%d" % (scheme, app, i, app, peer[0] if peer else 7100)
-                for i in range(replicas))}
-        elif any((e.get("value") or "").startswith(dp) for dp in data_paths):
-            continue
-        env.append(e)
-    side["env"] = env
-    side["volumeMounts"] = [m for m in side.get("volumeMounts") or [] if m["name"] not in claims]
-    token_mounts = [m for m in side["volumeMounts"] if "token" in m["name"]]
-    api_file = [e.get("value") for e in env if e["name"] == "CACHE_API_TOKEN_FILE"]
-    http = [e.get("value") for e in env if e["name"] == "CACHE_HTTP_ADDR"]
-    port = int((http[0] if http else "127.0.0.1:8080").rsplit(":", 1)[1])
-    app_env = [{"name": "HACACHE_ENDPOINTS", "value": "http://127.0.0.1:%d" % port}]
-    if api_file and token_mounts:
-        mp = token_mounts[0]["mountPath"].rstrip("/")
-        vol = [v for v in pod.get("volumes") or [] if v["name"] == token_mounts[0]["name"]][0]
-        key = api_file[0][len(mp) + 1:]
-        app_env.append({"name": "HACACHE_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": vol["secret"]["secretName"], "key": key}}})
-    pod["initContainers"] = [side]
-    pod["containers"] = [{"name": "app", "image": "busybox:1.36",
-                          "command": ["sh", "-c", "echo the application; sleep infinity"],
-                          "env": app_env}]
-    out = [sts, {"apiVersion": "v1", "kind": "Service",
-                 "metadata": {"name": app, "labels": {"app.kubernetes.io/name": app}},
-                 "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
-                          "selector": {"app.kubernetes.io/name": app}}}]
-    for o in objs:
-        if o.get("kind") == "PodDisruptionBudget":
-            o = copy.deepcopy(o)
-            o["metadata"]["name"] = app
-            o["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": app}}
-            out.append(o)
-        elif o.get("kind") in ("Secret", "ConfigMap"):
-            out.append(o)
-    return out
+def sidecar_objects():
+    """The rendered sidecar layout (SIDECAR_SOURCE): an application StatefulSet with hacached
+    as a native sidecar."""
+    return render(SIDECAR_SOURCE)
