@@ -101,35 +101,42 @@ static void plan_victim(void *ud, const char *cache, size_t cache_len, const voi
     l->n++;
 }
 
+/* A batch's writes as one PUT the size of all of them (room is planned for them together:
+ * planned one by one, each plan would ignore the others and a later write could fail after
+ * earlier ones applied). 0 when it writes nothing. */
+static int batch_as_put(const hc_cmd_t *cmd, uint64_t now, hc_cmd_t *all)
+{
+    static const char dummy[1];
+    const hc_cmd_t *first = NULL;
+    uint64_t total = 0;
+    for (size_t i = 0; i < cmd->nsub; i++) {
+        const hc_cmd_t *w = &cmd->sub[i];
+        if (w->op == HC_OP_PUT || w->op == HC_OP_INCR) {
+            first = first ? first : w;
+            total += hc_store_entry_footprint(w->klen, w->op == HC_OP_PUT ? w->vlen : 20);
+        }
+    }
+    if (first == NULL) {
+        return 0;
+    }
+    *all = *first;
+    all->op = HC_OP_PUT;
+    all->if_absent = all->if_present = all->has_if_version = all->want_old = all->keep_ttl = 0;
+    all->val = dummy; /* sizes only: the planner never reads the bytes */
+    all->vlen = (size_t)total;
+    if (all->expire_at_ms == 0 && all->ttl_ms != 0) {
+        all->expire_at_ms = now + all->ttl_ms;
+    }
+    return 1;
+}
+
 int hc_fsm_plan_put(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t now, hc_cmd_list_t *out)
 {
     if (cmd->op == HC_OP_BATCH) {
-        /* room for the batch's writes together (planned one by one, each plan would ignore
-         * the others and a later write could fail after earlier ones applied): one PUT the
-         * size of all of them; a batch that cannot fit even in an empty cache is refused
-         * whole (HC_ENOMEM), before anything is written */
-        const hc_cmd_t *first = NULL;
-        uint64_t total = 0;
-        for (size_t i = 0; i < cmd->nsub; i++) {
-            const hc_cmd_t *w = &cmd->sub[i];
-            if (w->op == HC_OP_PUT || w->op == HC_OP_INCR) {
-                first = first ? first : w;
-                total += hc_store_entry_footprint(w->klen, w->op == HC_OP_PUT ? w->vlen : 20);
-            }
-        }
-        if (first == NULL) {
-            return 0;
-        }
-        static const char dummy[1];
-        hc_cmd_t all = *first;
-        all.op = HC_OP_PUT;
-        all.if_absent = all.if_present = all.has_if_version = all.want_old = all.keep_ttl = 0;
-        all.val = dummy; /* sizes only: the planner never reads the bytes */
-        all.vlen = (size_t)total;
-        if (all.expire_at_ms == 0 && all.ttl_ms != 0) {
-            all.expire_at_ms = now + all.ttl_ms;
-        }
-        return hc_fsm_plan_put(f, &all, now, out);
+        /* a batch that cannot fit even in an empty cache is refused whole (HC_ENOMEM), before
+         * anything is written */
+        hc_cmd_t all;
+        return batch_as_put(cmd, now, &all) ? hc_fsm_plan_put(f, &all, now, out) : 0;
     }
     if (cmd->op != HC_OP_PUT && cmd->op != HC_OP_INCR) {
         return 0;
@@ -146,6 +153,27 @@ void hc_fsm_plan_expiry(hc_fsm_t *f, uint64_t now, size_t max, hc_cmd_list_t *ou
 {
     planner_t p = {.out = out, .now = now};
     hc_store_collect_expired(f->store, now, max, plan_victim, &p);
+}
+
+void hc_fsm_plan_proposed(hc_fsm_t *f, const hc_cmd_list_t *victims, const hc_cmd_t *cmd,
+                          uint64_t index, uint64_t now)
+{
+    for (size_t i = 0; victims != NULL && i < victims->n; i++) {
+        const hc_cmd_t *v = &victims->v[i];
+        hc_store_plan_doom(f->store, v->cache, v->cache_len, v->key, v->klen);
+    }
+    hc_cmd_t all;
+    if (cmd != NULL && cmd->op == HC_OP_BATCH) {
+        cmd = batch_as_put(cmd, now, &all) ? &all : NULL;
+    }
+    if (cmd != NULL && (cmd->op == HC_OP_PUT || cmd->op == HC_OP_INCR)) {
+        (void)hc_store_plan_reserve(f->store, cmd, index, now); /* ENOMEM: plans see less */
+    }
+}
+
+void hc_fsm_plan_clear(hc_fsm_t *f)
+{
+    hc_store_plan_clear(f->store);
 }
 
 int hc_fsm_find_request(const hc_fsm_t *f, const uint8_t rid[16], hc_dedupe_result_t *out)
@@ -327,6 +355,7 @@ int hc_fsm_apply_vals(hc_fsm_t *f, const hc_cmd_t *cmd, const uint8_t *rid, uint
                       uint64_t now, hc_apply_result_t *res, hc_buf_t *vals)
 {
     hc_dedupe_result_t prev;
+    hc_store_plan_release(f->store, index); /* the leader's reservations up to here are spent */
     if (rid != NULL && hc_dedupe_find(f->dedupe, rid, &prev)) {
         /* a retried write: applied once, every retry gets the first outcome (values are not
          * kept: a retried command that returns values has res->vals NULL) */

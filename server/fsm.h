@@ -46,6 +46,13 @@ hc_store_t *hc_fsm_store(hc_fsm_t *f);
 int hc_fsm_plan_put(hc_fsm_t *f, const hc_cmd_t *cmd, uint64_t now, hc_cmd_list_t *out);
 /* EXPIRE commands for at most `max` entries expired at `now`, earliest first. */
 void hc_fsm_plan_expiry(hc_fsm_t *f, uint64_t now, size_t max, hc_cmd_list_t *out);
+/* Leader: what it proposed after planning (hc_store_plan_doom / hc_store_plan_reserve): the
+ * victims it proposed (may be NULL), then the write `cmd` (NULL for none) at `index`, so the
+ * next plans count them before they are applied. hc_fsm_plan_clear: forget every plan (the
+ * leadership changed). */
+void hc_fsm_plan_proposed(hc_fsm_t *f, const hc_cmd_list_t *victims, const hc_cmd_t *cmd,
+                          uint64_t index, uint64_t now);
+void hc_fsm_plan_clear(hc_fsm_t *f);
 
 /* 1 with *out when the request id was applied already (its first outcome), else 0. */
 int hc_fsm_find_request(const hc_fsm_t *f, const uint8_t rid[16], hc_dedupe_result_t *out);

@@ -15,7 +15,7 @@
  * accounted memory and therefore HC_ENOMEM) depends only on the commands and their arguments.
  * The accounting formula uses fixed constants, never sizeof(), so nodes built differently agree.
  * Hash-table order and LRU ticks are local and never influence replicated state. */
-#include "store.h"
+#include "store_int.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -25,66 +25,13 @@
 
 #include "hacache.h"
 
-/* Accounting constants (part of the replicated behaviour: change only with a protocol bump). */
-#define ENTRY_HEADER_BYTES 80 /* sizeof(entry_t) on LP64 */
-#define HASH_SLOT_BYTES    8  /* one bucket pointer per entry at the maximum load factor (1) */
-#define EXPIRY_SLOT_BYTES  8  /* one expiry-heap pointer per entry */
-#define MALLOC_MIN_CHUNK   32 /* glibc: chunk = max(32, round_up(n + 8, 16)) */
-
 #define CACHE_NAME_MAX 255
 #define HT_MIN_SIZE    8
 #define HEAP_NONE      UINT32_MAX
 #define REHASH_WRITE   4 /* buckets moved per write while resizing */
 #define REHASH_READ    1 /* buckets moved per read */
 
-typedef struct cache cache_t;
-typedef struct entry entry_t;
-
-struct entry {
-    entry_t *hnext;               /* hash chain */
-    entry_t *lru_prev, *lru_next; /* prev is more recently used */
-    cache_t *cache;
-    uint64_t hash;
-    uint64_t version;
-    uint64_t expire_at_ms; /* 0 = never */
-    uint64_t tick;         /* store-wide recency stamp of the last touch */
-    uint32_t heap_pos;     /* index in the expiry heap, HEAP_NONE when expire_at_ms == 0 */
-    uint32_t klen;
-    uint64_t vlen;
-    unsigned char data[]; /* key, then value */
-};
-
 _Static_assert(sizeof(entry_t) <= ENTRY_HEADER_BYTES, "entry header grew: accounting drifts");
-
-typedef struct {
-    entry_t **b; /* size buckets, owned */
-    size_t size; /* 0 or a power of two */
-    size_t used;
-} table_t;
-
-struct cache {
-    table_t ht[2]; /* ht[1] is the resize target while rehashing */
-    size_t rehash_idx;
-    int rehashing;
-    entry_t *lru_head, *lru_tail;
-    entry_t *plan_cursor; /* scratch of hc_store_plan_put() */
-    hc_cache_settings_t settings;
-    hc_cache_stats_t stats;
-    size_t name_len;
-    char name[];
-};
-
-struct hc_store {
-    uint64_t max_memory; /* 0 = no store-wide bound */
-    uint64_t memory;
-    uint64_t tick;
-    cache_t **caches; /* sorted by name, owned */
-    size_t ncaches, caches_cap;
-    entry_t **heap; /* min-heap on expire_at_ms of the entries that expire */
-    uint32_t heap_n, heap_cap;
-    uint32_t *scratch; /* candidate heap of the expired-entry iterator */
-    size_t scratch_cap;
-};
 
 static const unsigned char hash_key[crypto_shorthash_KEYBYTES] = "hacache-store-v1";
 
@@ -112,11 +59,6 @@ static uint64_t key_hash(const void *key, size_t klen)
     return load_le64(out);
 }
 
-static int is_expired(const entry_t *e, uint64_t now_ms)
-{
-    return e->expire_at_ms != 0 && e->expire_at_ms <= now_ms;
-}
-
 static const unsigned char *entry_value(const entry_t *e)
 {
     return e->data + e->klen;
@@ -132,11 +74,6 @@ uint64_t hc_store_entry_footprint(size_t klen, size_t vlen)
 {
     return malloc_chunk((uint64_t)ENTRY_HEADER_BYTES + klen + vlen) + HASH_SLOT_BYTES +
            EXPIRY_SLOT_BYTES;
-}
-
-static uint64_t entry_footprint(const entry_t *e)
-{
-    return hc_store_entry_footprint(e->klen, e->vlen);
 }
 
 static int valid_name(const char *name, size_t len)
@@ -175,7 +112,7 @@ static size_t cache_search(const hc_store_t *s, const char *name, size_t len, in
     return lo;
 }
 
-static cache_t *cache_find(const hc_store_t *s, const char *name, size_t len)
+cache_t *store__cache_find(const hc_store_t *s, const char *name, size_t len)
 {
     int found;
     if (!valid_name(name, len))
@@ -298,6 +235,13 @@ static entry_t *table_find(const cache_t *c, uint64_t h, const void *key, size_t
     return NULL;
 }
 
+entry_t *store__entry_find(const hc_store_t *s, const char *cache, size_t cache_len,
+                           const void *key, size_t klen)
+{
+    const cache_t *c = valid_name(cache, cache_len) ? store__cache_find(s, cache, cache_len) : NULL;
+    return c != NULL ? table_find(c, key_hash(key, klen), key, klen, NULL) : NULL;
+}
+
 /* Inserts e; table_ensure() must have succeeded. */
 static void table_insert(cache_t *c, entry_t *e)
 {
@@ -364,12 +308,19 @@ static void lru_push_head(hc_store_t *s, cache_t *c, entry_t *e)
 
 static void lru_touch(hc_store_t *s, cache_t *c, entry_t *e)
 {
+    uint64_t doomed = e->tick & STORE_DOOMED; /* a touch does not undo a planned eviction */
     if (c->lru_head != e) {
         lru_unlink(c, e);
         lru_push_head(s, c, e);
     } else {
         e->tick = ++s->tick;
     }
+    e->tick |= doomed;
+}
+
+void store__touch(hc_store_t *s, entry_t *e)
+{
+    lru_touch(s, e->cache, e);
 }
 
 /* ---- expiry heap (store-wide) ----------------------------------------------------------- */
@@ -463,15 +414,6 @@ static void entry_set_expiry(hc_store_t *s, entry_t *e, uint64_t expire_at_ms)
     }
 }
 
-/* Iterates over the entries expired at now_ms, earliest first (ties: heap order), without
- * modifying the heap: a second min-heap (s->scratch) holds the frontier of heap indices. */
-typedef struct {
-    hc_store_t *s;
-    uint64_t now_ms;
-    size_t n;
-    int failed; /* out of memory: the iteration stopped early */
-} expired_iter_t;
-
 static int cand_less(const hc_store_t *s, uint32_t a, uint32_t b)
 {
     uint64_t ea = s->heap[a]->expire_at_ms, eb = s->heap[b]->expire_at_ms;
@@ -529,7 +471,7 @@ static uint32_t cand_pop(expired_iter_t *it)
     return top;
 }
 
-static void expired_iter_begin(expired_iter_t *it, hc_store_t *s, uint64_t now_ms)
+void store__expired_iter_begin(expired_iter_t *it, hc_store_t *s, uint64_t now_ms)
 {
     *it = (expired_iter_t){s, now_ms, 0, 0};
     if (s->heap_n > 0 && s->heap[0]->expire_at_ms <= now_ms) {
@@ -541,7 +483,7 @@ static void expired_iter_begin(expired_iter_t *it, hc_store_t *s, uint64_t now_m
     }
 }
 
-static entry_t *expired_iter_next(expired_iter_t *it)
+entry_t *store__expired_iter_next(expired_iter_t *it)
 {
     hc_store_t *s = it->s;
     if (it->n == 0)
@@ -558,7 +500,7 @@ static entry_t *expired_iter_next(expired_iter_t *it)
     return s->heap[top];
 }
 
-static void expired_iter_end(expired_iter_t *it)
+void store__expired_iter_end(expired_iter_t *it)
 {
     hc_store_t *s = it->s;
     if (s->scratch_cap > 4096) { /* don't keep a big frontier after a mass expiry */
@@ -588,6 +530,8 @@ static uint64_t cache_drop_entries(hc_store_t *s, cache_t *c)
     entry_t *e = c->lru_head;
     while (e != NULL) {
         entry_t *next = e->lru_next;
+        if (entry_doomed(e))
+            store__doomed_removed(s, e);
         if (e->heap_pos != HEAP_NONE)
             heap_remove(s, e);
         free(e);
@@ -615,6 +559,7 @@ void hc_store_free(hc_store_t *s)
     free(s->caches);
     free(s->heap);
     free(s->scratch);
+    free(s->resv);
     free(s);
 }
 
@@ -629,22 +574,6 @@ uint64_t hc_store_max_memory(const hc_store_t *s)
 }
 
 /* ---- writes ----------------------------------------------------------------------------- */
-
-/* Everything a PUT / INCR would do, computed without touching the store. Not copyable: val may
- * point into num. */
-typedef struct {
-    cache_t *c;     /* NULL: the write creates the cache */
-    entry_t *e;     /* the entry the write replaces (live or expired), or NULL */
-    entry_t **link; /* e's hash link */
-    uint64_t hash;
-    hc_cache_settings_t settings; /* c's, or the defaults */
-    const void *val;
-    size_t vlen;
-    char num[24];
-    int64_t integer;
-    uint64_t expire_at_ms;
-    uint64_t old_fp, new_fp;
-} write_t;
 
 static int parse_int64(const unsigned char *p, size_t n, int64_t *out)
 {
@@ -704,14 +633,14 @@ static int check_if_version(const hc_cmd_t *cmd, const entry_t *live)
     return live != NULL && live->version == cmd->if_version ? 0 : HC_ECONFLICT;
 }
 
-static int write_prepare(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, write_t *w)
+int store__write_prepare(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, write_t *w)
 {
     if ((cmd->op != HC_OP_PUT && cmd->op != HC_OP_INCR) || !valid_name(cmd->cache, cmd->cache_len))
         return HC_EINVAL;
     if (check_key(cmd->key, cmd->klen) != 0)
         return HC_EINVAL;
     memset(w, 0, sizeof(*w));
-    w->c = cache_find(s, cmd->cache, cmd->cache_len);
+    w->c = store__cache_find(s, cmd->cache, cmd->cache_len);
     w->hash = key_hash(cmd->key, cmd->klen);
     if (w->c != NULL) {
         w->settings = w->c->settings;
@@ -798,12 +727,12 @@ static int store_write(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint6
 {
     cache_t *c = NULL;
     if (valid_name(cmd->cache, cmd->cache_len)) {
-        c = cache_find(s, cmd->cache, cmd->cache_len);
+        c = store__cache_find(s, cmd->cache, cmd->cache_len);
         if (c != NULL)
             table_rehash(c, REHASH_WRITE);
     }
     write_t w;
-    int rc = write_prepare(s, cmd, now_ms, &w);
+    int rc = store__write_prepare(s, cmd, now_ms, &w);
     if (rc != 0)
         return rc;
     if (need_store(s, &w) != 0 || need_cache(&w) != 0)
@@ -856,6 +785,8 @@ static int store_write(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint6
     e->vlen = w.vlen;
     e->version = index;
     entry_set_expiry(s, e, w.expire_at_ms);
+    if (entry_doomed(e))
+        store__doomed_resized(s, e, w.old_fp, w.new_fp);
     s->memory = s->memory - w.old_fp + w.new_fp;
     c->stats.memory = c->stats.memory - w.old_fp + w.new_fp;
     res->version = index;
@@ -869,6 +800,8 @@ fail:
 
 static void entry_remove(hc_store_t *s, cache_t *c, entry_t **link, entry_t *e)
 {
+    if (entry_doomed(e))
+        store__doomed_removed(s, e);
     uint64_t fp = entry_footprint(e);
     table_unlink(c, link, e);
     lru_unlink(c, e);
@@ -888,7 +821,7 @@ static int store_remove(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, hc_
 {
     if (!valid_name(cmd->cache, cmd->cache_len) || check_key(cmd->key, cmd->klen) != 0)
         return HC_EINVAL;
-    cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+    cache_t *c = store__cache_find(s, cmd->cache, cmd->cache_len);
     entry_t *e = NULL, **link = NULL;
     if (c != NULL) {
         table_rehash(c, REHASH_WRITE);
@@ -954,7 +887,7 @@ int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t 
     case HC_OP_CLEAR: {
         if (!valid_name(cmd->cache, cmd->cache_len))
             return HC_EINVAL;
-        cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+        cache_t *c = store__cache_find(s, cmd->cache, cmd->cache_len);
         if (c == NULL)
             return 0;
         uint64_t n = cache_drop_entries(s, c);
@@ -970,7 +903,7 @@ int hc_store_apply(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint64_t 
         if (!valid_name(cmd->cache, cmd->cache_len) ||
             (set->policy != HC_POLICY_INVALIDATE && set->policy != HC_POLICY_SERVE_STALE))
             return HC_EINVAL;
-        cache_t *c = cache_find(s, cmd->cache, cmd->cache_len);
+        cache_t *c = store__cache_find(s, cmd->cache, cmd->cache_len);
         if (c == NULL) {
             c = cache_alloc(cmd->cache, cmd->cache_len);
             if (c == NULL || caches_reserve(s) != 0) {
@@ -997,7 +930,7 @@ int hc_store_get(hc_store_t *s, const char *cache, size_t cache_len, const void 
 {
     if (check_key(key, klen) != 0)
         return HC_ENOTFOUND;
-    cache_t *c = cache_find(s, cache, cache_len);
+    cache_t *c = store__cache_find(s, cache, cache_len);
     if (c == NULL)
         return HC_ENOTFOUND; /* no cache to count the miss in; reads never create caches */
     table_rehash(c, REHASH_READ);
@@ -1063,7 +996,7 @@ static void scan_chain(scan_t *sc, const entry_t *e)
 uint64_t hc_store_scan(hc_store_t *s, const char *cache, size_t cache_len, uint64_t cursor,
                        size_t count, uint64_t now_ms, hc_scan_cb cb, void *ud)
 {
-    const cache_t *c = cache_find(s, cache, cache_len);
+    const cache_t *c = store__cache_find(s, cache, cache_len);
     if (c == NULL || c->ht[0].size == 0)
         return 0;
     if (count == 0)
@@ -1096,137 +1029,12 @@ uint64_t hc_store_scan(hc_store_t *s, const char *cache, size_t cache_len, uint6
     return v;
 }
 
-/* ---- planners --------------------------------------------------------------------------- */
-
-static void report_victim(const entry_t *e, int expired, hc_victim_cb cb, void *ud)
-{
-    cb(ud, e->cache->name, e->cache->name_len, e->data, e->klen, expired);
-}
-
-static uint64_t sub_sat(uint64_t a, uint64_t b)
-{
-    return a > b ? a - b : 0;
-}
-
-/* Victims are chosen in two phases:
- *   1. if the cache's own bound is exceeded: the cache's expired entries (earliest expiry
- *      first), then its least recently used ones, until the cache bound holds;
- *   2. if the store-wide bound is still exceeded: expired entries of every cache, then the
- *      least recently used entries across caches (their LRU tails merged by touch tick).
- * Phase 1 takes a prefix of the cache's own order, which is the order phase 2 meets that cache's
- * entries in, so phase 2 skips them by count (expired) or resumes from a cursor (LRU). Every
- * expired victim is reported before any LRU one: phase 1's LRU victims are counted first and
- * reported (by walking the same prefix again) after phase 2's expired ones.
- * Writes that will fail anyway (condition, not an integer) need no room: 0 without victims. */
-int hc_store_plan_put(hc_store_t *s, const hc_cmd_t *put, uint64_t now_ms, hc_victim_cb cb,
-                      void *ud)
-{
-    write_t w;
-    int rc = write_prepare(s, put, now_ms, &w);
-    if (rc == HC_EINVAL)
-        return rc;
-    if (rc != 0)
-        return 0;
-    if ((s->max_memory != 0 && w.new_fp > s->max_memory) ||
-        (w.settings.max_memory != 0 && w.new_fp > w.settings.max_memory))
-        return HC_ENOMEM;
-    uint64_t need_c = need_cache(&w), need_s = need_store(s, &w);
-    if (need_c == 0 && need_s == 0)
-        return 0;
-
-    expired_iter_t it;
-    size_t own_expired = 0, own_lru = 0;
-    entry_t *own_cursor = w.c != NULL ? w.c->lru_tail : NULL;
-    if (need_c != 0) { /* w.c exists: an absent cache holds nothing and needs no room */
-        expired_iter_begin(&it, s, now_ms);
-        for (entry_t *v; need_c != 0 && (v = expired_iter_next(&it)) != NULL;) {
-            if (v->cache != w.c || v == w.e)
-                continue;
-            report_victim(v, 1, cb, ud);
-            need_c = sub_sat(need_c, entry_footprint(v));
-            need_s = sub_sat(need_s, entry_footprint(v));
-            own_expired++;
-        }
-        expired_iter_end(&it);
-        if (it.failed)
-            return HC_ENOMEM;
-        /* the cache's LRU victims: counted now, reported after every expired victim */
-        for (; need_c != 0 && own_cursor != NULL; own_cursor = own_cursor->lru_prev) {
-            if (own_cursor == w.e || is_expired(own_cursor, now_ms))
-                continue; /* the entry being written, or already reported above */
-            need_c = sub_sat(need_c, entry_footprint(own_cursor));
-            need_s = sub_sat(need_s, entry_footprint(own_cursor));
-            own_lru++;
-        }
-    }
-
-    if (need_s != 0) {
-        expired_iter_begin(&it, s, now_ms);
-        for (entry_t *v; need_s != 0 && (v = expired_iter_next(&it)) != NULL;) {
-            if (v == w.e)
-                continue;
-            if (v->cache == w.c && own_expired > 0) {
-                own_expired--; /* reported in phase 1 */
-                continue;
-            }
-            report_victim(v, 1, cb, ud);
-            need_s = sub_sat(need_s, entry_footprint(v));
-        }
-        expired_iter_end(&it);
-        if (it.failed)
-            return HC_ENOMEM;
-    }
-
-    for (entry_t *v = w.c != NULL ? w.c->lru_tail : NULL; own_lru > 0; v = v->lru_prev) {
-        if (v == w.e || is_expired(v, now_ms))
-            continue;
-        report_victim(v, 0, cb, ud);
-        own_lru--;
-    }
-    if (need_s == 0)
-        return 0;
-
-    for (size_t i = 0; i < s->ncaches; i++)
-        s->caches[i]->plan_cursor = s->caches[i] == w.c ? own_cursor : s->caches[i]->lru_tail;
-    while (need_s != 0) {
-        cache_t *best = NULL;
-        for (size_t i = 0; i < s->ncaches; i++) {
-            cache_t *x = s->caches[i];
-            while (x->plan_cursor != NULL &&
-                   (x->plan_cursor == w.e || is_expired(x->plan_cursor, now_ms)))
-                x->plan_cursor = x->plan_cursor->lru_prev;
-            if (x->plan_cursor != NULL &&
-                (best == NULL || x->plan_cursor->tick < best->plan_cursor->tick))
-                best = x;
-        }
-        if (best == NULL)
-            return HC_ENOMEM; /* unreachable: everything but w.e is evictable and w fits alone */
-        entry_t *v = best->plan_cursor;
-        best->plan_cursor = v->lru_prev;
-        report_victim(v, 0, cb, ud);
-        need_s = sub_sat(need_s, entry_footprint(v));
-    }
-    return 0;
-}
-
-size_t hc_store_collect_expired(hc_store_t *s, uint64_t now_ms, size_t max, hc_victim_cb cb,
-                                void *ud)
-{
-    expired_iter_t it;
-    size_t n = 0;
-    expired_iter_begin(&it, s, now_ms);
-    for (entry_t *v; n < max && (v = expired_iter_next(&it)) != NULL; n++)
-        report_victim(v, 1, cb, ud);
-    expired_iter_end(&it);
-    return n;
-}
-
 /* ---- introspection ---------------------------------------------------------------------- */
 
 int hc_store_cache_info(hc_store_t *s, const char *cache, size_t cache_len,
                         hc_cache_settings_t *settings, hc_cache_stats_t *stats)
 {
-    cache_t *c = cache_find(s, cache, cache_len);
+    cache_t *c = store__cache_find(s, cache, cache_len);
     if (c == NULL)
         return HC_ENOTFOUND;
     if (settings != NULL)
@@ -1265,7 +1073,7 @@ void hc_store_digest(hc_store_t *s, const char *cache, size_t cache_len,
                      uint8_t out[HC_DIGEST_BYTES])
 {
     uint64_t lanes[4] = {0, 0, 0, 0}, count = 0;
-    const cache_t *c = cache_find(s, cache, cache_len);
+    const cache_t *c = store__cache_find(s, cache, cache_len);
     for (const entry_t *e = c != NULL ? c->lru_head : NULL; e != NULL; e = e->lru_next) {
         crypto_generichash_state st;
         unsigned char n[8], h[32];
@@ -1362,6 +1170,7 @@ static void store_drop_all(hc_store_t *s)
     s->ncaches = 0;
     s->memory = 0;
     s->heap_n = 0;
+    hc_store_plan_clear(s);
 }
 
 /* Adds a new entry (the key is known to be absent) at the head of c's LRU. */

@@ -145,6 +145,20 @@ int hc_store_plan_put(hc_store_t *s, const hc_cmd_t *put, uint64_t now_ms, hc_vi
 size_t hc_store_collect_expired(hc_store_t *s, uint64_t now_ms, size_t max, hc_victim_cb cb,
                                 void *ud);
 
+/* Plans in flight (store_plan.c). The planners above look at the store as applied, but a leader
+ * proposes many writes before the first is applied; so it tells the store what it proposed,
+ * and later plans account for it: hc_store_plan_doom for each victim it proposed (the entry is
+ * passed over by later plans and its bytes count as freed until it leaves the store),
+ * hc_store_plan_reserve for a write it proposed at `index` (its growth counts as used until
+ * hc_store_plan_release reaches that index: call it as the log is applied). Local bookkeeping:
+ * hc_store_apply does exactly the same with or without it, so replicas never differ by it.
+ * hc_store_plan_clear forgets every plan (a new leader; entries stay where they are). */
+void hc_store_plan_doom(hc_store_t *s, const char *cache, size_t cache_len, const void *key,
+                        size_t klen);
+int hc_store_plan_reserve(hc_store_t *s, const hc_cmd_t *put, uint64_t index, uint64_t now_ms);
+void hc_store_plan_release(hc_store_t *s, uint64_t index);
+void hc_store_plan_clear(hc_store_t *s);
+
 /* Accounted bytes of one entry: key, value and the per-entry overhead (entry header, index
  * slot, allocator rounding). The same on every node. */
 uint64_t hc_store_entry_footprint(size_t klen, size_t vlen);

@@ -236,6 +236,7 @@ void hc_cluster_tick(hc_cluster_t *c)
             break;
         }
         c->expire_barrier = idx;
+        hc_fsm_plan_proposed(c->fsm, &(hc_cmd_list_t){.v = &expired.v[i], .n = 1}, NULL, 0, wall);
     }
     hc_cmd_list_free(&expired);
 }

@@ -131,6 +131,9 @@ void cl_process(cluster_t *c)
                    HC_LS("leader", c->leader_idx >= 0 ? c->names[c->leader_idx] : "unknown"));
         }
         cl_on_leader_lost(c);
+        if (role_moved) {
+            hc_fsm_plan_clear(c->fsm); /* a new leader plans from the store as applied */
+        }
         if (c->role != RAFT_LEADER || term_moved) {
             cl_snap_tx_drop_all(c);
         }

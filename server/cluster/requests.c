@@ -398,11 +398,20 @@ static int leader_propose_write(cluster_t *c, const hc_cmd_t *cmd, const uint8_t
     for (size_t i = 0; rv == 0 && i < room.n; i++) {
         rv = cl_propose_cmd(c, &room.v[i], &vmeta, NULL, NULL);
     }
-    hc_cmd_list_free(&room);
-    if (rv != 0) {
-        return rv;
+    uint64_t at = 0;
+    if (rv == 0) {
+        rv = cl_propose_cmd(c, cmd, &meta, &at, term);
     }
-    return cl_propose_cmd(c, cmd, &meta, index, term);
+    if (rv == 0) {
+        /* the next writes are planned before these are applied: they must not pick the same
+         * victims or count the same room (store_plan.c) */
+        hc_fsm_plan_proposed(c->fsm, &room, cmd, at, now);
+        if (index != NULL) {
+            *index = at;
+        }
+    }
+    hc_cmd_list_free(&room);
+    return rv;
 }
 
 /* Leader: a write (local when remote_peer < 0). Returns the op still waiting, or NULL when it

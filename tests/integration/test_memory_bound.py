@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Memory bound of a standalone hacached: with CACHE_MAX_MEMORY=64MiB, writing 192 MiB
 (3072 distinct keys of 64 KiB) keeps the process small, evicts the oldest entries (LRU), keeps
-the newest ones intact, and counts the evictions."""
+the newest ones intact, and counts the evictions.
+
+test_full_cluster_cache_takes_concurrent_writes: a 3-node cluster whose store (and one cache's
+own bound) is full takes writes that arrive together (concurrent HTTP clients through the leader
+and a follower, a RESP pipeline, MSETs) and evicts for each of them: none is refused with 507 /
+-OOM (the leader plans room for the writes it proposed but has not applied yet), the accounted
+memory stays within the bound, the replicas stay identical."""
 
 import os
 import random
@@ -163,6 +169,85 @@ def test_value_over_memory_bound():
     check_eq(st, 200, "healthz after 507")
     c.close()
     n.stop_ok()
+
+
+def test_full_cluster_cache_takes_concurrent_writes():
+    import test_resp as TR
+    bound = MIB
+    val = b"v" * 8192
+    cl = TR.RespCluster(3, extra_env={"CACHE_MAX_MEMORY": "1MiB"})
+    try:
+        ld = cl.wait_leader(20.0)
+        cl.wait_ready(20.0)
+        f = [x for x in cl.live() if x is not ld][0]
+        c = H.Client(ld.port, timeout=10)
+        st, _, raw = c.put("/v1/caches/own?max_memory=262144", b"")
+        check_eq(st, 200, "a cache with its own bound (256 KiB): %r" % raw[:200])
+        for i in range(256):  # 2 MiB one at a time: full, evicting
+            st, _, raw = c.put("/v1/caches/%s/s%d" % (CACHE, i), val)
+            check_eq(st, 200, "serial PUT %d: %r" % (i, raw[:200]))
+        c.close()
+        codes = {}
+        lock = threading.Lock()
+
+        def http_writer(node, k, cache):
+            cc = H.Client(node.port, timeout=10)
+            try:
+                for i in range(60):
+                    st, _, raw = cc.put("/v1/caches/%s/h%s-%d-%d" % (cache, node.name, k, i), val)
+                    with lock:
+                        codes[st] = codes.get(st, 0) + 1
+                        if st != 200:
+                            codes.setdefault("first", raw[:200])
+            finally:
+                cc.close()
+        ts = [threading.Thread(target=http_writer, args=(nd, k, cache))
+              for nd in (ld, f) for k in range(3) for cache in (CACHE, "own")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120.0)
+        log("12 concurrent HTTP writers (leader and a follower, store bound and a cache bound): "
+            "%r" % codes)
+        check_eq(sorted(k for k in codes if k != "first"), [200],
+                 "every concurrent write into a full cache is taken (%r)" % codes)
+
+        r = TR.Resp(ld.resp_port)
+        try:
+            check_eq(r.cmd("HC.CACHE", CACHE), "OK", "HC.CACHE")
+            r.send_raw(b"".join(TR.Resp.encode("SET", "p%d" % i, val) for i in range(64)))
+            rep = [r.read() for _ in range(64)]
+            check_eq([x for x in rep if x != "OK"][:3], [], "a pipeline of 64 SETs into a full "
+                     "cache: every one OK")
+            msets = []
+            for j in range(8):
+                args = ["MSET"]
+                for i in range(8):
+                    args += ["m%d-%d" % (j, i), val]
+                msets.append(TR.Resp.encode(*args))
+            r.send_raw(b"".join(msets))
+            rep = [r.read() for _ in range(8)]
+            check_eq([x for x in rep if x != "OK"][:3], [], "8 pipelined MSETs of 64 KiB: OK")
+        finally:
+            r.close()
+
+        def same_everywhere():
+            ds = cl.digests()
+            return len(set(ds.values())) == 1 and None not in ds.values()
+        H.wait_until(same_everywhere, 20.0, what="identical replicas")
+        for nd in cl.live():
+            m = nd.metrics()
+            used = m.sum("hacache_cache_memory_bytes")
+            own = m.get("hacache_cache_memory_bytes", cache="own")
+            check(0 < used <= bound, "%s: %d accounted bytes within the 1 MiB bound" % (
+                nd.name, used))
+            check(own is not None and own <= 262144, "%s: the cache's own bound holds: %r" % (
+                nd.name, own))
+            check(m.get("hacache_cache_evictions_total", 0) > 0, "%s evicted" % nd.name)
+        for nd in cl.live():
+            nd.stop_ok(10.0)
+    finally:
+        cl.cleanup()
 
 
 if __name__ == "__main__":
