@@ -3,7 +3,9 @@
  * the I/O: its sockets are watched with uv_poll handles and its timeout runs on a uv_timer
  * (curl_multi_socket_action), so many calls share the client's connections. Each call keeps the
  * same bookkeeping as a synchronous one (call.c): a deadline, an attempt budget, failover with
- * backoff between attempts (a per-call uv_timer), a request id for all attempts of a write. */
+ * backoff between attempts (a per-call uv_timer), a request id for all attempts of a write, and
+ * the local stale copy under the same rules (fallback.c); what only concurrent calls raise is
+ * decided here: which reads a write overlapped, and which writes are still in flight. */
 #include "hacache.h"
 
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <uv.h>
 
 #include "call.h"
+#include "fallback.h"
 #include "settings.h"
 #include "transport.h"
 #include "wire.h"
@@ -34,6 +37,12 @@ struct hc_aop {
     op_kind_t kind;
     int is_incr, is_put; /* the callback's value: the new integer, or the new version */
     char method[8];
+    char *cache;
+    void *key; /* NULL: the whole cache (a clear) */
+    size_t klen;
+    hcc_touches_t touches; /* a write: what it may change */
+    int no_stale;          /* a read: hc_read_opts_t.no_stale */
+    int overlapped_write;  /* a read: a write that may have changed its key ended meanwhile */
     char *path;
     void *body;
     size_t blen;
@@ -59,6 +68,7 @@ struct hc_aclient {
     uv_timer_t timer;             /* curl's timeout */
     hcc_settings_t set;           /* endpoints, token, deadline, TLS */
     hc_consistency_t consistency; /* of reads without one */
+    hcc_fallback_t stale;         /* the stale copy, its limits and when it is served */
     hc_aop_t *ops;                /* in flight */
     sock_ctx_t *socks;            /* watched sockets */
     CURL *pool[EASY_POOL_MAX];
@@ -86,6 +96,7 @@ static void client_free_if_done(struct hc_aclient *c)
     }
     hc_aclosed_cb cb = c->closed_cb;
     void *ud = c->closed_ud;
+    hcc_fallback_free(&c->stale);
     hcc_settings_free(&c->set);
     free(c);
     if (cb != NULL) {
@@ -263,6 +274,7 @@ int hc_aclient_new(uv_loop_t *loop, const hc_client_opts_t *opts, hc_aclient_t *
         return rv;
     }
     c->loop = loop;
+    hcc_fallback_init(&c->stale, opts->max_stale_ms);
     if ((c->multi = curl_multi_init()) == NULL || (c->share = curl_share_init()) == NULL) {
         if (c->multi) {
             curl_multi_cleanup(c->multi);
@@ -297,6 +309,21 @@ int hc_aclient_set_token_file(hc_aclient_t *c, const char *path)
         return HC_EINVAL;
     }
     return hcc_settings_set_token_file(&c->set, path, c->last_error, sizeof(c->last_error));
+}
+
+void hc_aclient_set_stale_on_invalidated(hc_aclient_t *c, int on)
+{
+    if (c != NULL) {
+        c->stale.on_invalidated = on != 0;
+    }
+}
+
+int hc_aclient_set_cache_stale(hc_aclient_t *c, const char *cache, uint32_t max_stale_ms)
+{
+    if (c == NULL || c->closing) {
+        return HC_EINVAL;
+    }
+    return hcc_fallback_set_cache_limit(&c->stale, cache, max_stale_ms);
 }
 
 int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len)
@@ -378,13 +405,66 @@ static void on_op_wait_closed(uv_handle_t *h)
     struct hc_aclient *c = op->c;
     free(op->path);
     free(op->body);
+    free(op->cache);
+    free(op->key);
     free(op);
     c->closing_handles--;
     client_free_if_done(c);
 }
 
-/* Ends op: unlinks it, runs its callback once with rv (and the answer for a get or an incr),
- * and releases what it holds. */
+/* Might write w change (cache, key)? */
+static int write_touches(const hc_aop_t *w, const char *cache, const void *key, size_t klen)
+{
+    return w->kind == OP_WRITE && w->touches != HCC_TOUCHES_NOTHING &&
+           strcmp(w->cache, cache) == 0 &&
+           (w->touches == HCC_TOUCHES_CACHE || (w->klen == klen && memcmp(w->key, key, klen) == 0));
+}
+
+/* Is a write of (cache, key) still in flight? */
+static int write_in_flight(const struct hc_aclient *c, const char *cache, const void *key,
+                           size_t klen)
+{
+    for (const hc_aop_t *o = c->ops; o != NULL; o = o->next) {
+        if (write_touches(o, cache, key, klen)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The result of get op that ended with rv (a: a node's final answer, or NULL), under the stale
+ * copy's rules: *v and *m filled on 0 (v->data the caller's). */
+static int get_result(hc_aop_t *op, int rv, hcc_answer_t *a, hc_value_t *v, hc_meta_t *m)
+{
+    struct hc_aclient *c = op->c;
+    hcc_read_end_t end = {.rv = a != NULL ? 0 : rv,
+                          .a = a,
+                          .invalidated = op->call.invalidated,
+                          .no_stale = op->no_stale,
+                          .overlapped_write = op->overlapped_write,
+                          .write_in_flight = write_in_flight(c, op->cache, op->key, op->klen)};
+    return hcc_fallback_after_read(&c->stale, op->cache, op->key, op->klen, &end, hcc_now_ms(), v,
+                                   m);
+}
+
+/* Write w ended with rv: what it may have changed leaves the copy, and the reads in flight of
+ * those keys may have been answered before it: their answers are not remembered. */
+static void write_ended(hc_aop_t *w, int rv)
+{
+    struct hc_aclient *c = w->c;
+    if (!hcc_fallback_after_write(&c->stale, w->touches, w->cache, w->key, w->klen, rv)) {
+        return;
+    }
+    for (hc_aop_t *o = c->ops; o != NULL; o = o->next) {
+        if (o->kind == OP_GET && write_touches(w, o->cache, o->key, o->klen)) {
+            o->overlapped_write = 1;
+        }
+    }
+}
+
+/* Ends op: unlinks it, runs its callback once with rv (a: the node's final answer, NULL when
+ * none; rv is then its code) after the stale copy has learnt from it, and releases what it
+ * holds. */
 static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
 {
     struct hc_aclient *c = op->c;
@@ -413,22 +493,17 @@ static void op_finish(hc_aop_t *op, int rv, hcc_answer_t *a)
     easy_put(c, op->easy);
     op->easy = NULL;
     if (op->kind == OP_GET) {
-        hc_value_t v = {0};
-        hc_meta_t m = {0};
-        if (rv == 0 && a != NULL) {
-            v.data = a->body;
-            v.len = a->body_len;
-            v.stale = a->stale;
-            m.version = a->version;
-            m.has_ttl = a->has_ttl;
-            m.ttl_ms = a->ttl_ms;
-        }
+        hc_value_t v;
+        hc_meta_t m;
+        rv = get_result(op, rv, a, &v, &m);
         if (op->get_ex_cb != NULL) {
             op->get_ex_cb(op->ud, rv, rv == 0 ? &v : NULL, rv == 0 ? &m : NULL);
         } else {
             op->get_cb(op->ud, rv, rv == 0 ? &v : NULL);
         }
+        hc_value_free(&v);
     } else {
+        write_ended(op, rv);
         int64_t value = 0;
         if (rv == 0 && a != NULL) {
             value = op->is_incr  ? hcc_answer_incr_value(a)
@@ -488,60 +563,79 @@ static void on_wait(uv_timer_t *t)
     op_start_attempt(t->data);
 }
 
-/* Creates and starts a call (path owned by the call from now on, even on error). */
-static int op_start(struct hc_aclient *c, op_kind_t kind, const char *method, char *path,
-                    const void *body, size_t blen, hc_aget_cb get_cb, hc_awrite_cb write_cb,
-                    void *ud, hc_aop_t **out)
+/* What a call does: method on (cache, key) (key NULL: the whole cache) with the query suffix and
+ * a body; all borrowed. */
+typedef struct {
+    op_kind_t kind;
+    const char *method;
+    const char *cache;
+    const void *key;
+    size_t klen;
+    const char *suffix;
+    const void *body;
+    size_t blen;
+} op_spec_t;
+
+static void *copy_of(const void *p, size_t n)
 {
-    if (out != NULL) {
-        *out = NULL;
+    void *q = malloc(n ? n : 1);
+    if (q != NULL && n > 0) {
+        memcpy(q, p, n);
     }
+    return q;
+}
+
+/* Creates and starts a call; the caller sets its callback before returning to the loop. */
+static int op_start(struct hc_aclient *c, const op_spec_t *sp, hc_aop_t **out)
+{
+    *out = NULL;
     if (c->closing) {
-        free(path);
         return HC_ESHUTDOWN;
     }
     hc_aop_t *op = calloc(1, sizeof(*op));
-    if (op == NULL || path == NULL) {
-        free(op);
-        free(path);
+    if (op == NULL) {
         return HC_ENOMEM;
     }
     op->c = c;
-    op->kind = kind;
-    op->path = path;
-    snprintf(op->method, sizeof(op->method), "%s", method);
-    op->get_cb = get_cb;
-    op->write_cb = write_cb;
-    op->ud = ud;
-    if (blen > 0 && (op->body = malloc(blen)) == NULL) {
-        free(path);
-        free(op);
-        return HC_ENOMEM;
+    op->kind = sp->kind;
+    snprintf(op->method, sizeof(op->method), "%s", sp->method);
+    op->path = hcc_key_path(sp->cache, sp->key, sp->klen, sp->suffix);
+    op->cache = strdup(sp->cache);
+    op->key = sp->key != NULL ? copy_of(sp->key, sp->klen) : NULL;
+    op->klen = sp->klen;
+    op->touches = sp->kind == OP_GET ? HCC_TOUCHES_NOTHING
+                  : sp->key != NULL  ? HCC_TOUCHES_KEY
+                                     : HCC_TOUCHES_CACHE;
+    op->body = sp->blen > 0 ? copy_of(sp->body, sp->blen) : NULL;
+    op->blen = sp->blen;
+    int rv = 0;
+    if (op->path == NULL || op->cache == NULL || (sp->key != NULL && op->key == NULL) ||
+        (sp->blen > 0 && op->body == NULL)) {
+        rv = HC_ENOMEM;
+    } else if ((sp->kind == OP_WRITE && hcc_new_rid(op->rid) != 0) ||
+               (op->easy = easy_get(c)) == NULL) {
+        rv = HC_EINTERNAL;
     }
-    if (blen > 0) {
-        memcpy(op->body, body, blen);
-    }
-    op->blen = blen;
-    if ((kind == OP_WRITE && hcc_new_rid(op->rid) != 0) || (op->easy = easy_get(c)) == NULL) {
+    if (rv != 0) {
+        free(op->path);
+        free(op->cache);
+        free(op->key);
         free(op->body);
-        free(path);
         free(op);
-        return HC_EINTERNAL;
+        return rv;
     }
     uv_timer_init(c->loop, &op->wait);
     op->wait.data = op;
     hcc_settings_refresh(&c->set, c->last_error, sizeof(c->last_error)); /* CA and token files */
     uv_update_time(c->loop);
     /* no hcc_endpoints_begin: the calls in flight share the client's rounds over the nodes */
-    hcc_call_begin(&op->call, kind == OP_WRITE, c->set.timeout_ms, uv_now(c->loop));
+    hcc_call_begin(&op->call, sp->kind == OP_WRITE, c->set.timeout_ms, uv_now(c->loop));
     op->next = c->ops;
     if (c->ops) {
         c->ops->prev = op;
     }
     c->ops = op;
-    if (out != NULL) {
-        *out = op;
-    }
+    *out = op;
     /* the first attempt starts from the loop, so the callback never runs inside this call */
     uv_timer_start(&op->wait, on_wait, 0, 0);
     return 0;
@@ -576,10 +670,14 @@ static int get_start(hc_aclient_t *c, const char *cache, const void *key, size_t
         return HC_EINVAL;
     }
     hc_aop_t *o = NULL;
-    int rv =
-        op_start(c, OP_GET, "GET", hcc_key_path(cache, key, klen, q), NULL, 0, cb, NULL, ud, &o);
+    op_spec_t sp = {
+        .kind = OP_GET, .method = "GET", .cache = cache, .key = key, .klen = klen, .suffix = q};
+    int rv = op_start(c, &sp, &o);
     if (rv == 0) {
+        o->get_cb = cb;
         o->get_ex_cb = ex_cb;
+        o->ud = ud;
+        o->no_stale = opts != NULL && opts->no_stale;
     }
     if (op != NULL) {
         *op = o;
@@ -615,9 +713,18 @@ static int write_start(hc_aclient_t *c, const char *method, const char *cache, c
         return HC_EINVAL;
     }
     hc_aop_t *o = NULL;
-    int rv = op_start(c, OP_WRITE, method, hcc_key_path(cache, key, klen, suffix), body, blen, NULL,
-                      cb, ud, &o);
+    op_spec_t sp = {.kind = OP_WRITE,
+                    .method = method,
+                    .cache = cache,
+                    .key = key,
+                    .klen = klen,
+                    .suffix = suffix,
+                    .body = body,
+                    .blen = blen};
+    int rv = op_start(c, &sp, &o);
     if (rv == 0) {
+        o->write_cb = cb;
+        o->ud = ud;
         o->is_incr = incr;
         o->is_put = put;
     }

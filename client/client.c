@@ -1,7 +1,8 @@
 /* client.c: the synchronous remote client of libhacache (see hacache.h): one libcurl easy handle
  * per client (keep-alive connections and TLS sessions kept across calls), one deadline per call,
  * a sticky node with failover (endpoints.c), idempotent write retries (request ids), https with a
- * CA bundle re-read on change (cafile.c), and the bounded local stale copy (stale.c). */
+ * CA bundle re-read on change (cafile.c), and the bounded local stale copy (fallback.c: the
+ * rules shared with the asynchronous client, over stale.c). */
 #include "hacache.h"
 
 #include <pthread.h>
@@ -11,9 +12,9 @@
 #include <time.h>
 
 #include "call.h"
+#include "fallback.h"
 #include "json_scan.h"
 #include "settings.h"
-#include "stale.h"
 #include "transport.h"
 #include "wire.h"
 
@@ -21,11 +22,9 @@ struct hc_client {
     pthread_mutex_t mu;
     hcc_settings_t set; /* endpoints, token, deadline, TLS */
     CURL *easy;
-    uint32_t max_stale_ms;
-    int stale_on_invalidated;
     hc_consistency_t consistency; /* of hc_get and hc_get_ex without one */
-    hcc_stale_t stale;
-    char last_error[512]; /* what went wrong last, for hc_client_last_error */
+    hcc_fallback_t stale;         /* the stale copy, its limits and when it is served */
+    char last_error[512];         /* what went wrong last, for hc_client_last_error */
 };
 
 static void sleep_ms(uint64_t ms)
@@ -48,8 +47,7 @@ int hc_client_new(const hc_client_opts_t *opts, hc_client_t **out)
         free(c);
         return rv;
     }
-    c->max_stale_ms = opts->max_stale_ms;
-    hcc_stale_init(&c->stale, HC_CLIENT_STALE_MAX_ENTRIES, HC_CLIENT_STALE_MAX_BYTES);
+    hcc_fallback_init(&c->stale, opts->max_stale_ms);
     if ((c->easy = curl_easy_init()) == NULL || pthread_mutex_init(&c->mu, NULL) != 0) {
         if (c->easy) {
             curl_easy_cleanup(c->easy);
@@ -68,7 +66,7 @@ void hc_client_free(hc_client_t *c)
         return;
     }
     curl_easy_cleanup(c->easy);
-    hcc_stale_free(&c->stale);
+    hcc_fallback_free(&c->stale);
     hcc_settings_free(&c->set);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -78,7 +76,7 @@ void hc_client_set_stale_on_invalidated(hc_client_t *c, int on)
 {
     if (c != NULL) {
         pthread_mutex_lock(&c->mu);
-        c->stale_on_invalidated = on != 0;
+        c->stale.on_invalidated = on != 0;
         pthread_mutex_unlock(&c->mu);
     }
 }
@@ -196,15 +194,12 @@ static int request(hc_client_t *c, const char *method, const char *path, const v
 
 /* ---- calls ---- */
 
-/* What a write may have changed, to be dropped from the stale copy. */
-typedef enum { TOUCHES_KEY, TOUCHES_CACHE, TOUCHES_NO_VALUE } touches_t;
-
 /* A write: key path + suffix (the query included; key NULL: the whole cache), with a fresh
  * request id. Whatever it may have changed (touches) is dropped from the stale copy before the
  * call returns. On 0, *ans holds the answer (the caller resets it). */
 static int write_call(hc_client_t *c, const char *method, const char *cache, const void *key,
                       size_t klen, const char *suffix, const void *body, size_t blen,
-                      touches_t touches, hcc_answer_t *ans)
+                      hcc_touches_t touches, hcc_answer_t *ans)
 {
     memset(ans, 0, sizeof(*ans));
     if (c == NULL || !hcc_cache_name_ok(cache) || (key == NULL && klen > 0)) {
@@ -224,13 +219,7 @@ static int write_call(hc_client_t *c, const char *method, const char *cache, con
     if (rv == 0 && (rv = hcc_answer_err(ans)) != 0) {
         hcc_answer_reset(ans);
     }
-    if (hcc_write_may_have_changed(rv)) {
-        if (touches == TOUCHES_KEY) {
-            hcc_stale_forget(&c->stale, cache, key, klen);
-        } else if (touches == TOUCHES_CACHE) {
-            hcc_stale_forget_cache(&c->stale, cache);
-        }
-    }
+    hcc_fallback_after_write(&c->stale, touches, cache, key, klen, rv);
     pthread_mutex_unlock(&c->mu);
     free(path);
     return rv;
@@ -248,7 +237,7 @@ int hc_put_ex(hc_client_t *c, const char *cache, const void *key, size_t klen, c
         return HC_EINVAL;
     }
     hcc_answer_t a;
-    int rv = write_call(c, "PUT", cache, key, klen, q, val, vlen, TOUCHES_KEY, &a);
+    int rv = write_call(c, "PUT", cache, key, klen, q, val, vlen, HCC_TOUCHES_KEY, &a);
     if (rv == 0 && version != NULL) {
         *version = hcc_answer_version(&a);
     }
@@ -271,7 +260,7 @@ int hc_del_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
         return HC_EINVAL;
     }
     hcc_answer_t a;
-    int rv = write_call(c, "DELETE", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
+    int rv = write_call(c, "DELETE", cache, key, klen, q, NULL, 0, HCC_TOUCHES_KEY, &a);
     hcc_answer_reset(&a);
     return rv;
 }
@@ -294,7 +283,7 @@ int hc_incr(hc_client_t *c, const char *cache, const void *key, size_t klen, int
     char q[80];
     snprintf(q, sizeof(q), "/incr?by=%lld&ack=%s", (long long)by, hcc_ack_name(ack));
     hcc_answer_t a;
-    int rv = write_call(c, "POST", cache, key, klen, q, NULL, 0, TOUCHES_KEY, &a);
+    int rv = write_call(c, "POST", cache, key, klen, q, NULL, 0, HCC_TOUCHES_KEY, &a);
     if (rv == 0 && value != NULL) {
         *value = hcc_answer_incr_value(&a); /* 0: not known (ack other than quorum) */
     }
@@ -310,7 +299,7 @@ int hc_clear(hc_client_t *c, const char *cache, hc_ack_t ack)
     char q[32];
     snprintf(q, sizeof(q), "?ack=%s", hcc_ack_name(ack));
     hcc_answer_t a;
-    int rv = write_call(c, "DELETE", cache, NULL, 0, q, NULL, 0, TOUCHES_CACHE, &a);
+    int rv = write_call(c, "DELETE", cache, NULL, 0, q, NULL, 0, HCC_TOUCHES_CACHE, &a);
     hcc_answer_reset(&a);
     return rv;
 }
@@ -328,7 +317,7 @@ int hc_cache_configure(hc_client_t *c, const char *cache, const hc_cache_setting
              settings->policy == HC_POLICY_SERVE_STALE ? "serve_stale" : "invalidate",
              (unsigned long long)settings->max_stale_ms);
     hcc_answer_t a;
-    int rv = write_call(c, "PUT", cache, NULL, 0, q, NULL, 0, TOUCHES_NO_VALUE, &a);
+    int rv = write_call(c, "PUT", cache, NULL, 0, q, NULL, 0, HCC_TOUCHES_NOTHING, &a);
     hcc_answer_reset(&a);
     return rv;
 }
@@ -372,9 +361,9 @@ int hc_request(hc_client_t *c, const char *method, const char *path, const void 
     hcc_answer_t a;
     pthread_mutex_lock(&c->mu);
     int rv = request(c, method, path, body, blen, write ? rid : NULL, &a, NULL);
-    /* a 4xx answer refused the write; anything else may have changed some key */
-    if (write && hcc_write_may_have_changed(rv) && (rv != 0 || a.status < 400 || a.status >= 500)) {
-        hcc_stale_clear(&c->stale); /* which keys a raw write touched is not known here */
+    if (write) { /* refused for sure: a 4xx whose code says so (400, 401, 409, 413...) */
+        hcc_fallback_after_write(&c->stale, HCC_TOUCHES_ALL, NULL, NULL, 0,
+                                 rv == 0 ? hcc_answer_err(&a) : rv);
     }
     pthread_mutex_unlock(&c->mu);
     if (rv != 0) {
@@ -399,19 +388,13 @@ int hc_client_set_consistency(hc_client_t *c, hc_consistency_t level)
 
 int hc_client_set_cache_stale(hc_client_t *c, const char *cache, uint32_t max_stale_ms)
 {
-    if (c == NULL || !hcc_cache_name_ok(cache)) {
+    if (c == NULL) {
         return HC_EINVAL;
     }
     pthread_mutex_lock(&c->mu);
-    int rv = hcc_stale_set_limit(&c->stale, cache, max_stale_ms);
+    int rv = hcc_fallback_set_cache_limit(&c->stale, cache, max_stale_ms);
     pthread_mutex_unlock(&c->mu);
     return rv;
-}
-
-/* Did a read end without any node giving an answer (so the stale copy may stand in)? */
-static int no_node_answered(int rv)
-{
-    return rv == HC_ETIMEDOUT || rv == HC_EUNAVAILABLE || rv == HC_ESHUTDOWN || rv == HC_EBUSY;
 }
 
 int hc_get_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
@@ -438,45 +421,13 @@ int hc_get_ex(hc_client_t *c, const char *cache, const void *key, size_t klen,
         pthread_mutex_unlock(&c->mu);
         return HC_ENOMEM;
     }
-    uint64_t keep_ms = hcc_stale_limit(&c->stale, cache, c->max_stale_ms);
     hcc_answer_t a;
-    int invalidated = 0;
-    int rv = request(c, "GET", path, NULL, 0, NULL, &a, &invalidated);
+    hcc_read_end_t end = {.a = &a, .no_stale = opts != NULL && opts->no_stale};
+    end.rv = request(c, "GET", path, NULL, 0, NULL, &a, &end.invalidated);
     free(path);
-    if (rv == 0) {
-        rv = hcc_answer_err(&a);
-        if (rv == 0) {
-            out->data = a.body; /* NUL-terminated, handed to the caller */
-            out->len = a.body_len;
-            out->stale = a.stale;
-            a.body = NULL;
-            hc_meta_t m = {.version = a.version, .has_ttl = a.has_ttl, .ttl_ms = a.ttl_ms};
-            if (meta != NULL) {
-                *meta = m;
-            }
-            /* a node's own stale answer is not fresh: its age is not known */
-            if (keep_ms > 0 && !a.stale) {
-                hcc_stale_remember(&c->stale, cache, key, klen, out->data, out->len, &m,
-                                   hcc_now_ms());
-            }
-        } else if (rv == HC_ENOTFOUND) {
-            hcc_stale_forget(&c->stale, cache, key, klen);
-        }
-        hcc_answer_reset(&a);
-    } else if (invalidated && !c->stale_on_invalidated) {
-        /* a node said it dropped its data after losing the quorum: that is the answer (a cache
-         * with the invalidate policy prefers a miss to an old value), and the copy goes too */
-        hcc_stale_forget(&c->stale, cache, key, klen);
-    } else if (keep_ms > 0 && !(opts != NULL && opts->no_stale) && no_node_answered(rv)) {
-        int s = hcc_stale_get(&c->stale, cache, key, klen, hcc_now_ms(), keep_ms, &out->data,
-                              &out->len, meta);
-        if (s == 0) {
-            out->stale = 1;
-            rv = 0;
-        } else if (s == HC_ENOMEM) {
-            rv = HC_ENOMEM;
-        }
-    }
+    /* calls are serialised: no write of this client overlaps the read */
+    int rv = hcc_fallback_after_read(&c->stale, cache, key, klen, &end, hcc_now_ms(), out, meta);
+    hcc_answer_reset(&a);
     pthread_mutex_unlock(&c->mu);
     return rv;
 }

@@ -96,14 +96,16 @@ typedef struct {
  * handshake fails is failed over like one that does not answer, and a call on which every
  * attempt failed the handshake returns HC_ETLS (hc_client_last_error says why).
  *
- * Local stale copy: the client remembers the values nodes returned to its gets (hc_get,
- * hc_get_ex at any consistency) in caches whose stale limit is not 0: max_stale_ms of the
- * client, or the cache's own limit (hc_client_set_cache_stale). At most
- * HC_CLIENT_STALE_MAX_ENTRIES entries and HC_CLIENT_STALE_MAX_BYTES bytes of keys and values are
- * kept (the oldest remembered goes first), with the entry's version and remaining TTL. A node's
- * own stale answer (X-Hacache-Stale: 1, a serve_stale cache after quorum loss) is returned
- * (stale = 1) but not remembered. hc_get / hc_get_ex return a remembered value, with stale = 1,
- * only when all of these hold:
+ * Local stale copy. Both remote clients keep one and follow these rules (one implementation:
+ * the asynchronous client below behaves exactly like this one; its calls and setters are named
+ * in brackets). The client remembers the values nodes returned to its gets (hc_get, hc_get_ex
+ * at any consistency [hc_aget, hc_aget_ex]) in caches whose stale limit is not 0: max_stale_ms
+ * of the client, or the cache's own limit (hc_client_set_cache_stale
+ * [hc_aclient_set_cache_stale]). At most HC_CLIENT_STALE_MAX_ENTRIES entries and
+ * HC_CLIENT_STALE_MAX_BYTES bytes of keys and values are kept per client (the oldest remembered
+ * goes first), with the entry's version and remaining TTL. A node's own stale answer
+ * (X-Hacache-Stale: 1, a serve_stale cache after quorum loss) is returned (stale = 1) but not
+ * remembered. A get returns a remembered value, with stale = 1, only when all of these hold:
  *   - the call allows it: hc_read_opts_t.no_stale is 0, and the key's cache has a stale limit
  *     that is not 0 (set the cache's limit to 0 for data that must fail closed: sessions,
  *     revocations);
@@ -111,22 +113,29 @@ typedef struct {
  *     answered 502/503/504: the call would otherwise fail with HC_EUNAVAILABLE, HC_ETIMEDOUT,
  *     HC_ESHUTDOWN or HC_EBUSY);
  *   - no node answered that it invalidated its data after losing the quorum (a 503 with
- *     reason `no_quorum`), unless hc_client_set_stale_on_invalidated(c, 1) was called: such an
- *     answer is final (the get returns HC_EUNAVAILABLE) and forgets the copy of that key;
+ *     reason `no_quorum`), unless hc_client_set_stale_on_invalidated(c, 1)
+ *     [hc_aclient_set_stale_on_invalidated] was called: such an answer is final (the get
+ *     returns HC_EUNAVAILABLE) and forgets the copy of that key;
  *   - the value was read by this client no more than the cache's stale limit ago, the TTL the
  *     node reported with it has not run out since (counted on this client's monotonic clock),
  *     and no later call of this client may have changed the key: a get answered 404, hc_put /
- *     hc_put_ex / hc_del / hc_del_ex / hc_incr of that key, hc_clear of its cache, or a non-GET
- *     hc_request (every cache), forget the copy as soon as they succeed, answer 404, or end
- *     without a known outcome (HC_EUNKNOWN_OUTCOME, HC_ETIMEDOUT, HC_EINTERNAL). A write that
+ *     hc_put_ex / hc_del / hc_del_ex / hc_incr of that key [hc_aput, hc_aput_ex, hc_adel,
+ *     hc_adel_ex, hc_aincr], hc_clear [hc_aclear] of its cache, or a non-GET hc_request (every
+ *     cache), forget the copy as soon as they succeed, answer 404, or end without a known
+ *     outcome (HC_EUNKNOWN_OUTCOME, HC_ETIMEDOUT, HC_EINTERNAL, HC_ECANCELED). A write that
  *     was certainly not applied (a failed condition HC_ECONFLICT, HC_EINVAL, HC_EAUTH,
  *     HC_ETOOLARGE, HC_ENOTINT, HC_EOVERFLOW, HC_ENOMEM, HC_EUPGRADE, or no node accepted it:
- *     HC_EUNAVAILABLE, HC_ESHUTDOWN, HC_EBUSY, HC_ETLS) leaves the copy as it was.
+ *     HC_EUNAVAILABLE, HC_ESHUTDOWN, HC_EBUSY, HC_ETLS) leaves the copy as it was;
+ *   - no write of this client that may change the key is still in flight (only the
+ *     asynchronous client can have one: its outcome is not known yet).
  * So a stale value never contradicts the client's own writes: after a successful hc_del the key
  * is HC_ENOTFOUND or an error, never the old value. The copy holds values read, never values
  * written: a get after hc_put has no copy to fall back to until it read the key once more.
- * Other clients' writes are not seen: a stale value may be one another client has since
- * overwritten or deleted. hc_cache_configure and hc_cache_info leave the copy alone. */
+ * Calls in flight together (asynchronous client): a get whose answer arrives after a write of
+ * the same key by this client ended is returned but not remembered (the node may have answered
+ * it before the write). Other clients' writes are not seen: a stale value may be one another
+ * client has since overwritten or deleted. hc_cache_configure and hc_cache_info leave the copy
+ * alone. */
 #define HC_CLIENT_DEFAULT_TIMEOUT_MS 5000
 #define HC_CLIENT_STALE_MAX_ENTRIES  4096
 #define HC_CLIENT_STALE_MAX_BYTES    (16u << 20)
@@ -321,9 +330,9 @@ HC_EXPORT int hc_request(hc_client_t *c, const char *method, const char *path, c
  * The same client on a caller's libuv loop: calls return at once and report through a callback
  * on the loop's thread. Node choice, failover, backoff, deadlines (one per call, timeout_ms),
  * request ids (a write keeps its id across every attempt, so a retried write is applied once),
- * https:// with hc_aclient_set_tls, the data API's options (hc_aget_ex, hc_aput_ex, hc_adel_ex)
- * and the error codes are those of the synchronous client. An asynchronous client keeps no stale
- * copy (max_stale_ms is ignored): a call either gets a node's answer or fails.
+ * https:// with hc_aclient_set_tls, the data API's options (hc_aget_ex, hc_aput_ex, hc_adel_ex),
+ * the local stale copy (max_stale_ms, per-cache limits, no_stale: see "Local stale copy" above)
+ * and the error codes are those of the synchronous client.
  *
  * Threads: an asynchronous client belongs to its loop: create it, call it, cancel its calls and
  * close it on the loop's thread only. Callbacks run on that thread, from inside uv_run, never
@@ -337,8 +346,9 @@ struct uv_loop_s;
 typedef struct hc_aclient hc_aclient_t;
 typedef struct hc_aop hc_aop_t;
 
-/* Result of hc_aget: rv 0 with val (borrowed for the callback), or an HC_E* code with val NULL
- * (HC_ENOTFOUND when absent). */
+/* Result of hc_aget: rv 0 with val (borrowed for the callback; val->stale 1 when it comes from
+ * the local stale copy or a node's stale answer), or an HC_E* code with val NULL (HC_ENOTFOUND
+ * when absent). */
 typedef void (*hc_aget_cb)(void *ud, int rv, const hc_value_t *val);
 /* Result of a write: rv 0 or an HC_E* code; value: hc_aincr's new integer (0 otherwise). */
 typedef void (*hc_awrite_cb)(void *ud, int rv, int64_t value);
@@ -354,6 +364,11 @@ HC_EXPORT int hc_aclient_new(struct uv_loop_s *loop, const hc_client_opts_t *opt
 HC_EXPORT int hc_aclient_set_tls(hc_aclient_t *c, const hc_client_tls_t *tls);
 /* As hc_client_set_token_file. */
 HC_EXPORT int hc_aclient_set_token_file(hc_aclient_t *c, const char *path);
+/* As hc_client_set_stale_on_invalidated and hc_client_set_cache_stale (see "Local stale copy"):
+ * they apply to the reads that end after they returned (a limit of 0 also drops the cache's
+ * copies at once, so a read in flight does not bring one back). */
+HC_EXPORT void hc_aclient_set_stale_on_invalidated(hc_aclient_t *c, int on);
+HC_EXPORT int hc_aclient_set_cache_stale(hc_aclient_t *c, const char *cache, uint32_t max_stale_ms);
 /* As hc_client_last_error: the last failure any call of this client met. */
 HC_EXPORT int hc_aclient_last_error(hc_aclient_t *c, char *buf, size_t len);
 /* Closes the client: calls still in flight end with HC_ECANCELED (their callbacks run before
@@ -379,9 +394,10 @@ HC_EXPORT int hc_aclear(hc_aclient_t *c, const char *cache, hc_ack_t ack, hc_awr
                         hc_aop_t **op);
 /* The data API's options on the asynchronous client (see hc_get_ex, hc_put_ex, hc_del_ex; opts
  * NULL: the defaults, borrowed for the call). hc_aget_ex's callback gets the entry's metadata
- * too (meta NULL on error; both borrowed for the callback); hc_read_opts_t.no_stale has no effect
- * (no stale copy here). hc_aput_ex's callback gets the entry's new version as its value.
- * hc_aclient_set_consistency sets the consistency of reads without one (default local). */
+ * too (meta NULL on error; both borrowed for the callback; val->stale as with hc_get_ex);
+ * hc_read_opts_t.no_stale keeps this call from the local stale copy. hc_aput_ex's callback gets
+ * the entry's new version as its value. hc_aclient_set_consistency sets the consistency of
+ * reads without one (default local). */
 typedef void (*hc_aget_ex_cb)(void *ud, int rv, const hc_value_t *val, const hc_meta_t *meta);
 HC_EXPORT int hc_aclient_set_consistency(hc_aclient_t *c, hc_consistency_t level);
 HC_EXPORT int hc_aget_ex(hc_aclient_t *c, const char *cache, const void *key, size_t klen,

@@ -27,74 +27,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "hacache.h"
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static hc_ack_t ack_of(const char *s)
-{
-    if (strcmp(s, "once") == 0) {
-        return HC_ACK_ONCE;
-    }
-    if (strcmp(s, "leader") == 0) {
-        return HC_ACK_LEADER;
-    }
-    return strcmp(s, "none") == 0 ? HC_ACK_NONE : HC_ACK_QUORUM;
-}
-
-static const struct {
-    const char *name;
-    int words; /* the command and its arguments */
-} commands[] = {{"put", 5},  {"get", 3},         {"del", 4},        {"incr", 5}, {"clear", 3},
-                {"getx", 4}, {"putx", 7},        {"putsize", 5},    {"delx", 5}, {"configure", 6},
-                {"info", 2}, {"consistency", 2}, {"cachestale", 3}, {"wait", 1}};
-
-static int words_of(const char *cmd)
-{
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-        if (strcmp(cmd, commands[i].name) == 0) {
-            return commands[i].words;
-        }
-    }
-    return 0;
-}
-
-static hc_consistency_t consistency_of(const char *s)
-{
-    return strcmp(s, "leader") == 0         ? HC_READ_LEADER
-           : strcmp(s, "linearizable") == 0 ? HC_READ_LINEARIZABLE
-                                            : HC_READ_LOCAL;
-}
-
-/* "-", "absent" or "vN" into the condition fields */
-static void condition_of(const char *s, int *if_absent, int *has_if_version, uint64_t *if_version)
-{
-    *if_absent = strcmp(s, "absent") == 0;
-    *has_if_version = s[0] == 'v';
-    *if_version = *has_if_version ? strtoull(s + 1, NULL, 10) : 0;
-}
+#include "smoke_cmds.h"
 
 static void run_getx(hc_client_t *c, char **a, long long t0)
 {
-    hc_read_opts_t ro = {.has_consistency = 1, .consistency = consistency_of(a[2])};
-    const hc_read_opts_t *opts = &ro;
-    if (strcmp(a[2], "default") == 0) {
-        opts = NULL;
-    } else if (strcmp(a[2], "nostale") == 0) {
-        ro = (hc_read_opts_t){.no_stale = 1};
-    }
+    hc_read_opts_t ro;
     hc_value_t v;
     hc_meta_t m;
-    int rv = hc_get_ex(c, a[0], a[1], strlen(a[1]), opts, &v, &m);
-    printf("getx rc=%d ms=%lld len=%zu stale=%d version=%llu has_ttl=%d ttl=%llu value=%s\n", rv,
-           now_ms() - t0, v.len, v.stale, (unsigned long long)m.version, m.has_ttl,
+    int rv = hc_get_ex(c, a[0], a[1], strlen(a[1]), read_opts_of(a[2], &ro), &v, &m);
+    printf(GETX_FMT, rv, now_ms() - t0, v.len, v.stale, (unsigned long long)m.version, m.has_ttl,
            (unsigned long long)m.ttl_ms, rv == 0 ? (const char *)v.data : "");
     hc_value_free(&v);
 }
@@ -154,9 +97,7 @@ static int run_ex(hc_client_t *c, const char *cmd, char **a, long long t0)
     } else if (strcmp(cmd, "consistency") == 0) {
         printf("consistency rc=%d ms=0\n", hc_client_set_consistency(c, consistency_of(a[0])));
     } else if (strcmp(cmd, "cachestale") == 0) {
-        uint32_t ms = strcmp(a[1], "default") == 0 ? HC_CACHE_STALE_DEFAULT
-                                                   : (uint32_t)strtoul(a[1], NULL, 10);
-        printf("cachestale rc=%d ms=0\n", hc_client_set_cache_stale(c, a[0], ms));
+        printf("cachestale rc=%d ms=0\n", hc_client_set_cache_stale(c, a[0], cache_stale_of(a[1])));
     } else {
         return -1;
     }

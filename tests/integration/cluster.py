@@ -346,6 +346,21 @@ def check_counters(nodes, writers, query="?consistency=linearizable"):
             c.close()
 
 
+def wait_invalidated(node, timeout=20.0):
+    """Waits until node, cut off from its quorum, has invalidated: /readyz answers 503 with
+    reason no_quorum and hacache_invalidations_total counts it."""
+    def invalidated():
+        c = H.Client(node.port, timeout=2)
+        try:
+            st, _, raw = c.request("GET", "/readyz")
+        finally:
+            c.close()
+        return st == 503 and (H.jbody(raw) or {}).get("reason") == "no_quorum" and \
+            (node.metrics().get("hacache_invalidations_total") or 0) >= 1
+
+    H.wait_until(invalidated, timeout, interval=0.05, what="%s invalidates" % node.name)
+
+
 def wait_all(pred, timeout, what):
     return H.wait_until(pred, timeout, interval=0.05, what=what)
 

@@ -313,12 +313,14 @@ def test_stale_copy_dropped_on_unknown_outcome():
     node.stop_ok()
 
 
-def test_invalidated_node_is_an_answer():
-    """(h) 3 nodes, two killed: the survivor invalidates after the grace time and answers 503
-    no_quorum. A client that read a key of an `invalidate` cache (declared so with
-    hc_cache_configure) before gets HC_EUNAVAILABLE, not its stale copy; one that opted in
-    (hc_client_set_stale_on_invalidated) gets the copy with stale=1. A `serve_stale` cache is
-    answered by the survivor itself, marked stale, also to a client without a copy."""
+# a client that writes and reads q/k before the quorum loss, and reads it again after 'wait'
+QLOSS_CMDS = ("put", "q", "k", "v", "quorum", "get", "q", "k", "wait", "get", "q", "k")
+
+
+def invalidating_cluster():
+    """3 nodes that invalidate 1 s after losing their quorum, with an `invalidate` cache q and a
+    `serve_stale` cache ss holding k = "kept" (declared through hc_cache_configure): (cluster,
+    its leader, endpoints with the leader first)."""
     cl = C.Cluster(3, extra_env={"CACHE_QUORUM_LOSS_GRACE_MS": "1000"})
     try:
         leader = cl.wait_leader(20.0)
@@ -328,9 +330,22 @@ def test_invalidated_node_is_an_answer():
                         "configure", "ss", "0", "0", "serve_stale", "600000",
                         "put", "ss", "k", "kept", "quorum")
         H.check(all(r["rc"] == 0 for r in res), "caches declared: %s" % res)
-        cmds = ["put", "q", "k", "v", "quorum", "get", "q", "k", "wait", "get", "q", "k"]
-        strict = Session(eps, *cmds, timeout_ms=2000, max_stale_ms=60000)
-        lenient = Session(eps, *cmds, timeout_ms=2000, max_stale_ms="60000i")
+    except BaseException:
+        cl.cleanup()
+        raise
+    return cl, leader, eps
+
+
+def test_invalidated_node_is_an_answer():
+    """(h) 3 nodes, two killed: the survivor invalidates after the grace time and answers 503
+    no_quorum. A client that read a key of an `invalidate` cache (declared so with
+    hc_cache_configure) before gets HC_EUNAVAILABLE, not its stale copy; one that opted in
+    (hc_client_set_stale_on_invalidated) gets the copy with stale=1. A `serve_stale` cache is
+    answered by the survivor itself, marked stale, also to a client without a copy."""
+    cl, leader, eps = invalidating_cluster()
+    try:
+        strict = Session(eps, *QLOSS_CMDS, timeout_ms=2000, max_stale_ms=60000)
+        lenient = Session(eps, *QLOSS_CMDS, timeout_ms=2000, max_stale_ms="60000i")
         # no copy at all: what it gets can only come from a node
         nocopy = Session(eps, "wait", "get", "ss", "k", "get", "q", "k", timeout_ms=2000)
         nocopy.until_wait()
@@ -340,17 +355,7 @@ def test_invalidated_node_is_an_answer():
         for nd in cl.nodes:
             if nd is not leader:
                 nd.kill()
-
-        def invalidated():
-            c = H.Client(leader.port, timeout=2)
-            try:
-                st, _, raw = c.request("GET", "/readyz")
-            finally:
-                c.close()
-            return st == 503 and (H.jbody(raw) or {}).get("reason") == "no_quorum" and \
-                (leader.metrics().get("hacache_invalidations_total") or 0) >= 1
-
-        H.wait_until(invalidated, 20.0, interval=0.05, what="the survivor invalidates")
+        C.wait_invalidated(leader)
         strict.resume()
         res = strict.finish()[0]
         check_rc(res, EUNAVAILABLE, "invalidated answer, no opt-in")

@@ -1,6 +1,7 @@
 /* test_client_parts.c: the pieces of libhacache's client that need no server: endpoint lists and
  * the choice of a node (random start, backoff, failover, rounds), the stale copy's bounds,
- * forgetting, metadata, expiry and per-cache limits, what answers mean (headers, every error
+ * forgetting, metadata, expiry and per-cache limits, the rules both clients follow to remember,
+ * forget and serve it (fallback.c), what answers mean (headers, every error
  * code the server sends, the JSON reader, /v1/caches), and CA bundle files (validation, reload,
  * a bad update keeping the old bundle). */
 #include "test.h"
@@ -10,6 +11,7 @@
 #include "cafile.h"
 #include "certs.h"
 #include "endpoints.h"
+#include "fallback.h"
 #include "hacache.h"
 #include "json_scan.h"
 #include "stale.h"
@@ -183,6 +185,113 @@ static void test_stale_cache_limits(void)
     CHECK_EQ_INT(s.nlimits, 2);
     hcc_stale_free(&s);
     CHECK_EQ_INT(s.nlimits, 0);
+}
+
+/* A node's final answer to a get, as the transport leaves it (a malloc'd body). */
+static hcc_answer_t answer_of(int status, const char *body, int stale)
+{
+    hcc_answer_t a = {.status = status, .stale = stale, .version = 3, .body_len = strlen(body)};
+    a.body = strdup(body);
+    return a;
+}
+
+/* One read of (cache, key) under the rules; 0 or the code, with the value (stale flag) in *v. */
+static int read_end(hcc_fallback_t *f, const char *cache, hcc_read_end_t e, uint64_t now,
+                    hc_value_t *v)
+{
+    hc_meta_t m;
+    hcc_answer_t *a = e.a;
+    int rv = hcc_fallback_after_read(f, cache, "k", 1, &e, now, v, &m);
+    if (a != NULL) {
+        hcc_answer_reset(a);
+    }
+    return rv;
+}
+
+/* The rules of hacache.h's "Local stale copy", as both clients apply them. */
+static void test_fallback_rules(void)
+{
+    hcc_fallback_t f;
+    hcc_fallback_init(&f, 1000);
+    hc_value_t v;
+    hcc_answer_t a = answer_of(200, "old", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 100, &v), 0);
+    CHECK(v.stale == 0 && v.len == 3 && strcmp(v.data, "old") == 0);
+    hc_value_free(&v);
+    /* no node answered: the copy, within the limit only, not with no_stale */
+    hcc_read_end_t down = {.rv = HC_ETIMEDOUT};
+    CHECK_EQ_INT(read_end(&f, "c", down, 1100, &v), 0);
+    CHECK(v.stale == 1 && strcmp(v.data, "old") == 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(read_end(&f, "c", down, 1101, &v), HC_ETIMEDOUT);
+    CHECK(v.data == NULL && v.stale == 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.rv = HC_EUNAVAILABLE, .no_stale = 1}, 200, &v),
+                 HC_EUNAVAILABLE);
+    /* an answer that is not "no node answered" is the result */
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.rv = HC_EINTERNAL}, 200, &v), HC_EINTERNAL);
+    /* a write in flight: not served; a write refused for sure: the copy stays */
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.rv = HC_EBUSY, .write_in_flight = 1}, 200, &v),
+                 HC_EBUSY);
+    CHECK_EQ_INT(hcc_fallback_after_write(&f, HCC_TOUCHES_KEY, "c", "k", 1, HC_ECONFLICT), 0);
+    CHECK_EQ_INT(hcc_fallback_after_write(&f, HCC_TOUCHES_NOTHING, "c", NULL, 0, 0), 0);
+    CHECK_EQ_INT(read_end(&f, "c", down, 200, &v), 0);
+    hc_value_free(&v);
+    /* a write that may have been applied (also cancelled) forgets the key */
+    CHECK_EQ_INT(hcc_fallback_after_write(&f, HCC_TOUCHES_KEY, "c", "k", 1, HC_ECANCELED), 1);
+    CHECK_EQ_INT(read_end(&f, "c", down, 200, &v), HC_ETIMEDOUT);
+    /* an answer that may predate a write is returned, not remembered; a node's stale one too */
+    a = answer_of(200, "raced", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a, .overlapped_write = 1}, 300, &v), 0);
+    CHECK(strcmp(v.data, "raced") == 0);
+    hc_value_free(&v);
+    a = answer_of(200, "nodes-own", 1);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 300, &v), 0);
+    CHECK(v.stale == 1 && strcmp(v.data, "nodes-own") == 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(read_end(&f, "c", down, 300, &v), HC_ETIMEDOUT);
+    /* 404 forgets; a no_quorum answer forgets unless opted in, which serves the copy */
+    a = answer_of(200, "v", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 300, &v), 0);
+    hc_value_free(&v);
+    hcc_read_end_t inval = {.rv = HC_EUNAVAILABLE, .invalidated = 1};
+    f.on_invalidated = 1;
+    CHECK_EQ_INT(read_end(&f, "c", inval, 400, &v), 0);
+    CHECK(v.stale == 1);
+    hc_value_free(&v);
+    f.on_invalidated = 0;
+    CHECK_EQ_INT(read_end(&f, "c", inval, 400, &v), HC_EUNAVAILABLE);
+    f.on_invalidated = 1;
+    CHECK_EQ_INT(read_end(&f, "c", inval, 400, &v), HC_EUNAVAILABLE); /* it was forgotten */
+    a = answer_of(200, "v", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 500, &v), 0);
+    hc_value_free(&v);
+    a = answer_of(404, "{\"code\":\"not_found\"}", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 500, &v), HC_ENOTFOUND);
+    CHECK_EQ_INT(read_end(&f, "c", down, 500, &v), HC_ETIMEDOUT);
+    /* per-cache limits: 0 keeps and serves nothing; a limit of its own on a client with 0 */
+    CHECK_EQ_INT(hcc_fallback_set_cache_limit(&f, "bad name", 5), HC_EINVAL);
+    REQUIRE(hcc_fallback_set_cache_limit(&f, "c", 0) == 0);
+    a = answer_of(200, "v", 0);
+    CHECK_EQ_INT(read_end(&f, "c", (hcc_read_end_t){.a = &a}, 600, &v), 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(f.copy.n, 0);
+    f.max_stale_ms = 0;
+    REQUIRE(hcc_fallback_set_cache_limit(&f, "d", 50) == 0);
+    a = answer_of(200, "d", 0);
+    CHECK_EQ_INT(read_end(&f, "d", (hcc_read_end_t){.a = &a}, 600, &v), 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(read_end(&f, "d", down, 650, &v), 0);
+    hc_value_free(&v);
+    /* a clear forgets the cache's keys; a raw write everything */
+    CHECK_EQ_INT(hcc_fallback_after_write(&f, HCC_TOUCHES_CACHE, "d", NULL, 0, 0), 1);
+    CHECK_EQ_INT(read_end(&f, "d", down, 650, &v), HC_ETIMEDOUT);
+    a = answer_of(200, "d", 0);
+    CHECK_EQ_INT(read_end(&f, "d", (hcc_read_end_t){.a = &a}, 700, &v), 0);
+    hc_value_free(&v);
+    CHECK_EQ_INT(hcc_fallback_after_write(&f, HCC_TOUCHES_ALL, NULL, NULL, 0, HC_EUNKNOWN_OUTCOME),
+                 1);
+    CHECK_EQ_INT(f.copy.n, 0);
+    hcc_fallback_free(&f);
 }
 
 static void feed(hcc_answer_t *a, const char *lines)
@@ -529,6 +638,7 @@ static const hc_test_t tests[] = {
     {"stale_bounds_and_forget", test_stale_bounds_and_forget},
     {"stale_meta_and_expiry", test_stale_meta_and_expiry},
     {"stale_cache_limits", test_stale_cache_limits},
+    {"fallback_rules", test_fallback_rules},
     {"answer_headers_and_errors", test_answer_headers_and_errors},
     {"json_scan", test_json_scan},
     {"cache_info_parse", test_cache_info_parse},
