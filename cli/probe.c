@@ -30,9 +30,8 @@
 
 #include <sodium.h>
 
-#include "frame.h"
+#include "frame.h" /* HC_PEER_HANDSHAKE_MAX */
 #include "hacache.h"
-#include "peer.h" /* HC_PEER_HANDSHAKE_MAX */
 #include "peer_auth.h"
 #include "tls.h"
 

@@ -40,6 +40,10 @@ typedef enum {
 #define HC_MAC_BYTES       32
 #define HC_HELLO_MAX_HOSTS 1024
 
+/* Before a link is authenticated only handshake frames (Hello, Auth) of at most this many payload
+ * bytes are accepted (peer.h); the probe of hacachectl reads with the same bound. */
+#define HC_PEER_HANDSHAKE_MAX ((size_t)1024 * 1024)
+
 /* One parsed frame; payload points into the buffer given to hc_frame_parse. */
 typedef struct {
     uint8_t type;

@@ -69,7 +69,6 @@
 
 #define HC_PEER_DEFAULT_MAX_FRAME ((size_t)64 * 1024 * 1024 + 64 * 1024)
 #define HC_PEER_DEFAULT_MAX_QUEUE ((size_t)64 * 1024 * 1024)
-#define HC_PEER_HANDSHAKE_MAX     ((size_t)1024 * 1024)
 
 typedef struct hc_peers hc_peers_t;
 

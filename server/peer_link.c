@@ -1,6 +1,7 @@
-/* peer_link.c: one peer link's life on the loop: creation and close, frames out (queue and
- * one batched write per loop turn), frames in (reads, TLS, parsing, dispatch) and liveness. */
-#include "peer_int.h"
+/* peer_link.c: one peer link's life on the loop (see peer_link.h): creation and close, frames
+ * out (queue and one batched write per loop turn), retiring, frames in (reads, TLS, parsing)
+ * and liveness. What a frame or an event means is the owner's, through net->cb. */
+#include "peer_link.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,19 +9,34 @@
 #include <string.h>
 
 #include "hacache.h"
-#include "log.h"
 
 #define TLS_READ_CHUNK (16 * 1024)
 #define SOFT_CLOSE_MS  1000 /* how long a refused link may take to flush its last TLS alert */
 
-static int awaiting_replacement(link_t *l);
+/* One queued frame: header and payload, contiguous. */
+struct txframe {
+    struct txframe *next;
+    size_t len;
+    uint8_t data[];
+};
 
-const char *peer__link_peer(const link_t *l)
+void peer_format_addr(const struct sockaddr *sa, char *out, size_t len)
 {
-    if (l->slot >= 0) {
-        return l->p->slots[l->slot]->name;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        uv_ip4_name(in, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        snprintf(out, len, "%s:%d", ip, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        uv_ip6_name(in6, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(out, len, "[%s]:%d", ip, port);
+    } else {
+        snprintf(out, len, "?");
     }
-    return l->peer_name[0] ? l->peer_name : "?";
 }
 
 /* ---- frames out ---- */
@@ -35,7 +51,7 @@ static void free_frames(txframe_t *f)
 }
 
 /* Links f (f->next == NULL) at the tail of l's queue. */
-void peer__queue_push(link_t *l, txframe_t *f)
+static void queue_push(peer_link_t *l, txframe_t *f)
 {
     if (l->q_tail != NULL) {
         l->q_tail->next = f;
@@ -46,8 +62,11 @@ void peer__queue_push(link_t *l, txframe_t *f)
     l->q_bytes += f->len;
 }
 
-/* Appends one frame to l's queue. Handshake and keepalive frames skip the queue bound. */
-int peer__enqueue(link_t *l, uint8_t type, const void *payload, size_t len)
+static void want_flush(peer_net_t *net);
+static void retire_flush(peer_link_t *l);
+static void on_link_closed(uv_handle_t *h);
+
+int peer_link_send(peer_link_t *l, uint8_t type, const void *payload, size_t len)
 {
     txframe_t *f = malloc(sizeof(*f) + HC_FRAME_HEADER + len);
     if (f == NULL) {
@@ -59,14 +78,19 @@ int peer__enqueue(link_t *l, uint8_t type, const void *payload, size_t len)
     if (len > 0) {
         memcpy(f->data + HC_FRAME_HEADER, payload, len);
     }
-    peer__queue_push(l, f);
-    peer__want_flush(l->p);
+    queue_push(l, f);
+    want_flush(l->net);
     return 0;
+}
+
+size_t peer_link_queued(const peer_link_t *l)
+{
+    return l->q_bytes + l->w_bytes;
 }
 
 static void on_write(uv_write_t *req, int status)
 {
-    link_t *l = req->data;
+    peer_link_t *l = req->data;
     free_frames(l->w_frames);
     l->w_frames = NULL;
     free(l->w_bufs);
@@ -77,29 +101,29 @@ static void on_write(uv_write_t *req, int status)
     l->writing = 0;
     if (l->state == L_CLOSING) {
         if (l->close_after_write && !uv_is_closing((uv_handle_t *)&l->tcp)) {
-            uv_close((uv_handle_t *)&l->tcp, peer__link_handle_closed);
+            uv_close((uv_handle_t *)&l->tcp, on_link_closed);
         }
         return;
     }
     if (status < 0) {
         char why[128];
         snprintf(why, sizeof(why), "write failed: %s", uv_strerror(status));
-        peer__link_close(l, why, 0);
+        peer_link_close(l, why, 0);
         return;
     }
     if (l->state == L_RETIRING) {
         if (l->shutdown_pending) {
-            peer__retire_flush(l);
+            retire_flush(l);
         }
         return;
     }
     if (l->q_head != NULL || (l->tls != NULL && hc_tls_conn_pending(l->tls) > 0)) {
-        peer__want_flush(l->p);
+        want_flush(l->net);
     }
 }
 
 /* Starts one write with everything queued on l (and any TLS output). */
-void peer__link_write(link_t *l)
+static void link_write(peer_link_t *l)
 {
     size_t nframes = 0;
     for (txframe_t *f = l->q_head; f != NULL; f = f->next) {
@@ -109,7 +133,7 @@ void peer__link_write(link_t *l)
     if (l->tls != NULL) {
         for (txframe_t *f = l->q_head; f != NULL; f = f->next) {
             if (hc_tls_conn_write(l->tls, f->data, f->len) != 0) {
-                peer__link_close(l, hc_tls_conn_error(l->tls), 0);
+                peer_link_close(l, hc_tls_conn_error(l->tls), 0);
                 return;
             }
             l->w_bytes += f->len;
@@ -127,7 +151,7 @@ void peer__link_write(link_t *l)
         if (l->w_cipher == NULL || l->w_bufs == NULL) {
             l->q_head = l->q_tail = NULL;
             l->q_bytes = 0;
-            peer__link_close(l, "out of memory", 0);
+            peer_link_close(l, "out of memory", 0);
             return;
         }
         n = hc_tls_conn_take(l->tls, l->w_cipher, n);
@@ -139,7 +163,7 @@ void peer__link_write(link_t *l)
         }
         l->w_bufs = malloc(nframes * sizeof(uv_buf_t));
         if (l->w_bufs == NULL) {
-            peer__link_close(l, "out of memory", 0);
+            peer_link_close(l, "out of memory", 0);
             return;
         }
         nbufs = 0;
@@ -164,141 +188,110 @@ void peer__link_write(link_t *l)
         l->w_bufs = NULL;
         free(l->w_cipher);
         l->w_cipher = NULL;
-        peer__link_close(l, why, 0);
+        peer_link_close(l, why, 0);
     }
 }
 
 /* Once per loop turn, before polling: one write per link with what accumulated. */
 static void on_flush(uv_prepare_t *h)
 {
-    hc_peers_t *p = h->data;
+    peer_net_t *net = h->data;
     uv_prepare_stop(h);
-    for (link_t *l = p->links; l != NULL; l = l->next) {
+    for (peer_link_t *l = net->links; l != NULL; l = l->next) {
         if (l->state == L_CLOSING || l->state == L_CONNECTING || l->state == L_RETIRING ||
             l->writing) {
             continue;
         }
         if (l->q_head != NULL || (l->tls != NULL && hc_tls_conn_pending(l->tls) > 0)) {
-            peer__link_write(l);
+            link_write(l);
         }
     }
 }
 
-void peer__want_flush(hc_peers_t *p)
+/* Flushes every link's queue once, before the loop next polls. */
+static void want_flush(peer_net_t *net)
 {
-    if (!p->closing) {
-        uv_prepare_start(&p->flush, on_flush);
+    if (!net->closing) {
+        uv_prepare_start(&net->flush, on_flush);
+    }
+}
+
+/* ---- retiring ---- */
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    peer_link_t *l = req->data;
+    if (status < 0 && status != UV_ECANCELED && l->state == L_RETIRING) {
+        peer_link_close(l, "duplicate link retired", 0);
+    }
+}
+
+/* Retiring link, no write in flight: write what is left (handshake frames), then shut down our
+ * write side (uv_shutdown waits for that write). */
+static void retire_flush(peer_link_t *l)
+{
+    l->shutdown_pending = 0;
+    if (l->q_head != NULL || (l->tls != NULL && hc_tls_conn_pending(l->tls) > 0)) {
+        link_write(l);
+        if (l->state != L_RETIRING) {
+            return;
+        }
+    }
+    if (uv_shutdown(&l->shutdown_req, (uv_stream_t *)&l->tcp, on_shutdown) != 0) {
+        peer_link_close(l, "duplicate link retired", 0);
+    }
+}
+
+void peer_link_hand_over(peer_link_t *from, peer_link_t *to)
+{
+    txframe_t *f = from->q_head, *next;
+    from->q_head = from->q_tail = NULL;
+    from->q_bytes = 0;
+    for (; f != NULL; f = next) {
+        next = f->next;
+        f->next = NULL;
+        queue_push(f->data[4] == HC_FRAME_DATA ? to : from, f);
+    }
+    if (to->q_head != NULL) {
+        want_flush(to->net);
+    }
+}
+
+void peer_link_retire(peer_link_t *l)
+{
+    l->state = L_RETIRING;
+    l->retired_ms = uv_now(l->net->loop);
+    l->shutdown_req.data = l;
+    if (l->writing) {
+        l->shutdown_pending = 1; /* on_write continues */
+    } else {
+        retire_flush(l);
     }
 }
 
 /* ---- link lifecycle ---- */
 
-static void log_refusal(link_t *l, const char *reason)
+void peer_link_close(peer_link_t *l, const char *reason, int refused)
 {
-    hc_peers_t *p = l->p;
-    const char *dir = l->dialer ? "dialed" : "accepted";
-    int repeated;
-    if (l->slot >= 0) {
-        slot_t *s = p->slots[l->slot];
-        repeated = strcmp(s->last_refusal, reason) == 0;
-        snprintf(s->last_refusal, sizeof(s->last_refusal), "%s", reason);
-    } else {
-        char key[sizeof(p->last_anon_refusal)];
-        char host[64];
-        snprintf(host, sizeof(host), "%s", l->addr);
-        char *colon = strrchr(host, ':');
-        if (colon != NULL) {
-            *colon = '\0'; /* the source port changes on every attempt */
-        }
-        snprintf(key, sizeof(key), "%s|%s", host, reason);
-        repeated = strcmp(p->last_anon_refusal, key) == 0;
-        snprintf(p->last_anon_refusal, sizeof(p->last_anon_refusal), "%s", key);
-    }
-    hc_log(repeated ? HC_LOG_DEBUG : HC_LOG_WARN, "peer link refused",
-           HC_LS("peer", peer__link_peer(l)), HC_LS("addr", l->addr), HC_LS("direction", dir),
-           HC_LS("reason", reason));
-}
-
-/* Takes l out of service: reports and logs as its state requires, then closes the socket
- * (after flushing a pending TLS alert when refused). Safe to call more than once. */
-void peer__link_close(link_t *l, const char *reason, int refused)
-{
-    hc_peers_t *p = l->p;
+    peer_net_t *net = l->net;
     if (l->state == L_CLOSING) {
         return;
     }
     lstate_t was = l->state;
     l->state = L_CLOSING;
-    l->closing_ms = uv_now(p->loop);
-    hc_admit_release(&p->admit, &l->adm);
+    l->closing_ms = uv_now(net->loop);
+    hc_admit_release(net->admit, &l->adm);
     uv_read_stop((uv_stream_t *)&l->tcp);
-    slot_t *s = l->slot >= 0 ? p->slots[l->slot] : NULL;
+    net->cb.closing(l, was, reason, refused);
 
-    if (p->replacing == l) {
-        p->replacing = NULL;
-    }
-    if (!p->closing) {
-        if (l->replacement && s != NULL && s->link != NULL && s->link != l && was != L_UP &&
-            was != L_RETIRING) {
-            peer__replacement_failed(s, reason);
-        } else if (s != NULL && s->link == l) {
-            s->link = NULL;
-            s->version = 0;
-            s->replace_wanted = 0;
-            hc_log(HC_LOG_WARN, "peer link down", HC_LS("peer", s->name), HC_LS("addr", l->addr),
-                   HC_LS("reason", reason));
-            if (p->cb.down != NULL) {
-                p->cb.down(p->ud, s->index, reason);
-            }
-        } else if (was == L_UP || was == L_RETIRING) {
-            hc_log(HC_LOG_DEBUG, "duplicate peer link closed", HC_LS("peer", peer__link_peer(l)),
-                   HC_LS("addr", l->addr), HC_LS("reason", reason));
-        } else if (refused) {
-            log_refusal(l, reason);
-        } else if (l->dialer && s != NULL) {
-            /* a failed dial: one line when a peer becomes unreachable, not one per retry */
-            int repeated = s->last_dial_error[0] != '\0';
-            snprintf(s->last_dial_error, sizeof(s->last_dial_error), "%s", reason);
-            hc_log(repeated ? HC_LOG_DEBUG : HC_LOG_INFO, "peer unreachable, retrying",
-                   HC_LS("peer", s->name), HC_LS("addr", l->addr), HC_LS("reason", reason),
-                   HC_LU("attempt", s->attempts + 1));
-        } else {
-            hc_log(HC_LOG_DEBUG, "inbound peer connection closed before authentication",
-                   HC_LS("addr", l->addr), HC_LS("reason", reason));
-        }
-    }
-    if (!p->closing && s != NULL && s->link != NULL && s->link != l && s->link->revoked_ms != 0 &&
-        was != L_UP && was != L_RETIRING && !l->dialer) {
-        /* the peer's attempt to replace a revoked link failed: close that link now */
-        s->replace_failed_ms = uv_now(p->loop);
-        peer__replace_soon(p);
-    }
-    if (!p->closing && s != NULL && s->link != NULL && s->link->peer_eof && was != L_UP &&
-        was != L_RETIRING) {
-        int others = 0;
-        for (link_t *c = p->links; c != NULL; c = c->next) {
-            others |= c != l && c != s->link && c->slot == s->index && c->state == L_AUTH;
-        }
-        if (!others) {
-            peer__link_close(s->link, "connection closed by the peer", 0);
-        }
-    }
-    /* p->closing must not schedule anything; a slot whose link (or attempt) ended redials */
-    if (s != NULL && l->dialer && s->dial_link == l) {
-        s->dial_link = NULL;
-    }
-    if (!p->closing && s != NULL && s->in_config && s->link == NULL && s->dial_link == NULL) {
-        peer__schedule_dial(s, was != L_UP && was != L_RETIRING);
-    }
-
-    if (!p->closing && refused && l->tls != NULL && hc_tls_conn_pending(l->tls) > 0) {
+    if (!net->closing && refused && l->tls != NULL && hc_tls_conn_pending(l->tls) > 0) {
         /* let the peer see our TLS alert: it explains the refusal on its side */
         l->close_after_write = 1;
         if (!l->writing) {
             free_frames(l->q_head);
             l->q_head = l->q_tail = NULL;
             l->q_bytes = 0;
-            peer__link_write(l); /* only the TLS output is left to write */
+            link_write(l); /* only the TLS output is left to write */
             if (l->writing) {
                 return;
             }
@@ -307,17 +300,19 @@ void peer__link_close(link_t *l, const char *reason, int refused)
         }
     }
     if (!uv_is_closing((uv_handle_t *)&l->tcp)) {
-        uv_close((uv_handle_t *)&l->tcp, peer__link_handle_closed);
+        uv_close((uv_handle_t *)&l->tcp, on_link_closed);
     }
 }
 
-static void link_free(link_t *l)
+/* Every link socket closes through here (its data is the link). */
+static void on_link_closed(uv_handle_t *h)
 {
-    hc_peers_t *p = l->p;
+    peer_link_t *l = h->data;
+    peer_net_t *net = l->net;
     if (l->prev) {
         l->prev->next = l->next;
-    } else if (p->links == l) {
-        p->links = l->next;
+    } else if (net->links == l) {
+        net->links = l->next;
     }
     if (l->next) {
         l->next->prev = l->prev;
@@ -328,113 +323,84 @@ static void link_free(link_t *l)
     free(l->w_cipher);
     free(l->rx);
     hc_tls_conn_free(l->tls);
-    free(l);
+    net->cb.closed(net, l);
 }
 
-/* Every link socket closes through here (its data is the link, not the hc_peers_t). */
-void peer__link_handle_closed(uv_handle_t *h)
+int peer_link_init(peer_net_t *net, peer_link_t *l, int dialer)
 {
-    link_t *l = h->data;
-    hc_peers_t *p = l->p;
-    link_free(l);
-    peer__handle_closed(p);
-}
-
-link_t *peer__link_new(hc_peers_t *p, int dialer, int slot)
-{
-    link_t *l = calloc(1, sizeof(*l));
-    if (l == NULL) {
-        return NULL;
+    int rc = uv_tcp_init(net->loop, &l->tcp);
+    if (rc != 0) {
+        return rc;
     }
-    if (uv_tcp_init(p->loop, &l->tcp) != 0) {
-        free(l);
-        return NULL;
-    }
-    p->open++;
-    l->p = p;
+    l->net = net;
     l->tcp.data = l;
     l->dialer = dialer;
-    l->slot = slot;
     l->state = L_CONNECTING;
-    l->created_ms = l->last_rx_ms = l->last_ping_ms = uv_now(p->loop);
-    l->id = ++p->next_link_id;
-    l->gen = p->cred_gen;
+    l->created_ms = l->last_rx_ms = l->last_ping_ms = uv_now(net->loop);
     snprintf(l->addr, sizeof(l->addr), "?");
     snprintf(l->local, sizeof(l->local), "?");
-    l->next = p->links;
-    if (p->links) {
-        p->links->prev = l;
+    l->next = net->links;
+    if (net->links) {
+        net->links->prev = l;
     }
-    p->links = l;
-    return l;
+    net->links = l;
+    return 0;
+}
+
+int peer_link_accept(peer_link_t *l, uv_stream_t *server)
+{
+    int rc = uv_accept(server, (uv_stream_t *)&l->tcp);
+    if (rc != 0) {
+        l->state = L_CLOSING;
+        uv_close((uv_handle_t *)&l->tcp, on_link_closed);
+        return rc;
+    }
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        peer_format_addr((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
+    }
+    return 0;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    peer_link_t *l = req->data;
+    if (status == UV_ECANCELED || l->state == L_CLOSING || l->net->closing) {
+        return;
+    }
+    if (status != 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(status));
+        peer_link_close(l, reason, 0);
+        return;
+    }
+    peer_link_start(l);
+}
+
+void peer_link_connect(peer_link_t *l, const struct sockaddr *sa, const char *host)
+{
+    peer_format_addr(sa, l->addr, sizeof(l->addr));
+    l->host = host;
+    l->connect_req.data = l;
+    int rc = uv_tcp_connect(&l->connect_req, &l->tcp, sa, on_connect);
+    if (rc != 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "connect failed: %s", uv_strerror(rc));
+        peer_link_close(l, reason, 0);
+    }
 }
 
 /* ---- frames in ---- */
 
-static void on_frame(link_t *l, const hc_frame_t *f)
+/* Parses every complete frame in l->rx and hands it to the owner. */
+static void process_rx(peer_link_t *l)
 {
-    hc_peers_t *p = l->p;
-    char reason[128];
-    switch (l->state) {
-    case L_HELLO:
-        if (f->type == HC_FRAME_HELLO) {
-            peer__on_hello(l, f->payload, f->len);
-            return;
-        }
-        break;
-    case L_AUTH:
-        if (f->type == HC_FRAME_AUTH) {
-            peer__on_auth(l, f->payload, f->len);
-            return;
-        }
-        break;
-    case L_UP:
-    case L_RETIRING:
-        switch (f->type) {
-        case HC_FRAME_DATA:
-            if (p->cb.frame != NULL) {
-                p->cb.frame(p->ud, l->slot, f->payload, f->len);
-            }
-            return;
-        case HC_FRAME_PING:
-            if (f->len <= HC_FRAME_PING_MAX) {
-                if (f->len >= REDIAL_MAGIC_LEN &&
-                    memcmp(f->payload, REDIAL_MAGIC, REDIAL_MAGIC_LEN) == 0 && l->state == L_UP &&
-                    !l->redial_asked) {
-                    hc_log(HC_LOG_DEBUG, "peer asks for a fresh link (its credentials changed)",
-                           HC_LS("peer", peer__link_peer(l)), HC_LU("link", l->id));
-                    l->redial_asked = 1;
-                    peer__replace_soon(p);
-                }
-                if (l->state == L_UP) {
-                    peer__enqueue(l, HC_FRAME_PONG, f->payload, f->len);
-                }
-                return;
-            }
-            peer__link_close(l, "malformed frame: PING payload too large", 0);
-            return;
-        case HC_FRAME_PONG:
-            return;
-        default:
-            break;
-        }
-        break;
-    default:
-        break;
-    }
-    snprintf(reason, sizeof(reason), "unexpected frame type %u %s", f->type,
-             l->state == L_UP ? "after the handshake" : "during the handshake");
-    peer__link_close(l, reason, l->state != L_UP && l->state != L_RETIRING);
-}
-
-/* Parses and dispatches every complete frame in l->rx. */
-static void process_rx(link_t *l)
-{
-    hc_peers_t *p = l->p;
+    peer_net_t *net = l->net;
     size_t off = 0;
-    while (l->state != L_CLOSING && !p->closing) {
+    while (l->state != L_CLOSING && !net->closing) {
         int authed = l->state == L_UP || l->state == L_RETIRING;
-        size_t limit = authed ? p->max_frame : HC_PEER_HANDSHAKE_MAX;
+        size_t limit = authed ? net->max_frame : HC_PEER_HANDSHAKE_MAX;
         hc_frame_t f;
         int r = hc_frame_parse(l->rx + off, l->rx_len - off, limit, &f);
         if (r < 0) {
@@ -448,13 +414,13 @@ static void process_rx(link_t *l)
             } else {
                 snprintf(reason, sizeof(reason), "malformed frame: unknown type %u", h[4]);
             }
-            peer__link_close(l, reason, !authed);
+            peer_link_close(l, reason, !authed);
             break;
         }
         if (r == 0) {
             break;
         }
-        on_frame(l, &f);
+        net->cb.frame(l, &f);
         off += f.frame_len;
     }
     if (off > 0 && l->state != L_CLOSING) {
@@ -465,7 +431,7 @@ static void process_rx(link_t *l)
 
 /* Makes room for `extra` more bytes in l->rx. The parser runs after every append and rejects
  * a declared length over the limit, so rx stays below one maximal frame plus one chunk. */
-static int rx_reserve(link_t *l, size_t extra)
+static int rx_reserve(peer_link_t *l, size_t extra)
 {
     if (l->rx_cap - l->rx_len >= extra) {
         return 0;
@@ -483,29 +449,28 @@ static int rx_reserve(link_t *l, size_t extra)
     return 0;
 }
 
-static void transport_ready(link_t *l)
-{
-    peer__send_hello(l);
-}
-
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    link_t *l = h->data;
+    peer_link_t *l = h->data;
     (void)suggested;
-    *buf = uv_buf_init((char *)l->p->rbuf, PEER_READ_CHUNK);
+    *buf = uv_buf_init((char *)l->net->rbuf, PEER_READ_CHUNK);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    link_t *l = stream->data;
-    hc_peers_t *p = l->p;
+    peer_link_t *l = stream->data;
+    peer_net_t *net = l->net;
     (void)buf;
-    if (l->state == L_CLOSING || p->closing) {
+    if (l->state == L_CLOSING || net->closing) {
         return;
     }
     if (nread < 0) {
         char reason[128];
-        if (nread == UV_EOF && l->state == L_UP && awaiting_replacement(l)) {
+        if (nread == UV_EOF && l->state == L_UP && net->cb.hold_on_eof(l)) {
+            uv_read_stop((uv_stream_t *)&l->tcp);
+            l->state = L_RETIRING;
+            l->peer_eof = 1;
+            l->retired_ms = uv_now(net->loop);
             return;
         }
         if (l->state == L_RETIRING) {
@@ -516,41 +481,41 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             snprintf(reason, sizeof(reason), "read failed: %s", uv_strerror((int)nread));
         }
         /* a peer that hangs up during our handshake refused us; it logged why */
-        peer__link_close(l, reason, 0);
+        peer_link_close(l, reason, 0);
         return;
     }
     if (nread == 0) {
         return;
     }
-    l->last_rx_ms = uv_now(p->loop);
+    l->last_rx_ms = uv_now(net->loop);
     if (l->rx_total == 0) {
-        int tlsish = hc_tls_looks_like_tls(p->rbuf[0]);
+        int tlsish = hc_tls_looks_like_tls(net->rbuf[0]);
         if (l->tls != NULL && !tlsish) {
-            peer__link_close(l,
-                             l->dialer
-                                 ? "peer does not speak TLS (plaintext peer port? check CACHE_TLS)"
-                                 : "plaintext connection to TLS peer port",
-                             1);
+            peer_link_close(l,
+                            l->dialer
+                                ? "peer does not speak TLS (plaintext peer port? check CACHE_TLS)"
+                                : "plaintext connection to TLS peer port",
+                            1);
             return;
         }
         if (l->tls == NULL && tlsish) {
-            peer__link_close(l, "TLS connection to plaintext peer port (check CACHE_TLS)", 1);
+            peer_link_close(l, "TLS connection to plaintext peer port (check CACHE_TLS)", 1);
             return;
         }
     }
     l->rx_total += (uint64_t)nread;
     if (l->tls == NULL) {
         if (rx_reserve(l, (size_t)nread) != 0) {
-            peer__link_close(l, "out of memory", 0);
+            peer_link_close(l, "out of memory", 0);
             return;
         }
-        memcpy(l->rx + l->rx_len, p->rbuf, (size_t)nread);
+        memcpy(l->rx + l->rx_len, net->rbuf, (size_t)nread);
         l->rx_len += (size_t)nread;
         process_rx(l);
         return;
     }
-    if (hc_tls_conn_feed(l->tls, p->rbuf, (size_t)nread) != 0) {
-        peer__link_close(l, "out of memory", 0);
+    if (hc_tls_conn_feed(l->tls, net->rbuf, (size_t)nread) != 0) {
+        peer_link_close(l, "out of memory", 0);
         return;
     }
     if (!hc_tls_conn_done(l->tls)) {
@@ -558,23 +523,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (hs < 0) {
             char reason[300];
             snprintf(reason, sizeof(reason), "TLS: %s", hc_tls_conn_error(l->tls));
-            peer__link_close(l, reason, 1);
+            peer_link_close(l, reason, 1);
             return;
         }
         if (hc_tls_conn_pending(l->tls) > 0) {
-            peer__want_flush(p);
+            want_flush(net);
         }
         if (hs == 0) {
             return;
         }
-        transport_ready(l);
+        net->cb.ready(l);
         if (l->state == L_CLOSING) {
             return;
         }
     }
     for (;;) {
         if (rx_reserve(l, TLS_READ_CHUNK) != 0) {
-            peer__link_close(l, "out of memory", 0);
+            peer_link_close(l, "out of memory", 0);
             return;
         }
         long n = hc_tls_conn_read(l->tls, l->rx + l->rx_len, TLS_READ_CHUNK);
@@ -585,63 +550,41 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             char reason[300];
             if (n == HC_EUNAVAILABLE) {
                 snprintf(reason, sizeof(reason), "peer closed the TLS session");
-                peer__link_close(l, reason, 0);
+                peer_link_close(l, reason, 0);
             } else {
                 snprintf(reason, sizeof(reason), "TLS: %s", hc_tls_conn_error(l->tls));
-                peer__link_close(l, reason, l->state != L_UP && l->state != L_RETIRING);
+                peer_link_close(l, reason, l->state != L_UP && l->state != L_RETIRING);
             }
             return;
         }
         l->rx_len += (size_t)n;
         process_rx(l);
-        if (l->state == L_CLOSING || p->closing) {
+        if (l->state == L_CLOSING || net->closing) {
             return;
         }
     }
     if (l->state == L_UP && hc_tls_conn_pending(l->tls) > 0) {
-        peer__want_flush(p);
+        want_flush(net);
     }
 }
 
-/* The peer closed l, our active link, while another link to the same peer incarnation is past
- * its Hello: the peer retired l as a duplicate and the other link is about to authenticate on
- * our side. The owner sees no down/up: l stays the active link (its queue waits) until the
- * replacement comes up (link_up retires l) or fails (peer__link_close reports l down). */
-static int awaiting_replacement(link_t *l)
+void peer_link_start(peer_link_t *l)
 {
-    hc_peers_t *p = l->p;
-    for (link_t *c = p->links; c != NULL; c = c->next) {
-        if (c != l && c->slot == l->slot && c->state == L_AUTH &&
-            c->peer_incarnation == l->peer_incarnation) {
-            uv_read_stop((uv_stream_t *)&l->tcp);
-            l->state = L_RETIRING;
-            l->peer_eof = 1;
-            l->retired_ms = uv_now(p->loop);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* TCP is connected (dialed or accepted): start TLS or the Hello. */
-void peer__link_start(link_t *l)
-{
-    hc_peers_t *p = l->p;
+    peer_net_t *net = l->net;
     uv_tcp_nodelay(&l->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof(ss);
     if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-        peer__format_addr((struct sockaddr *)&ss, l->local, sizeof(l->local));
+        peer_format_addr((struct sockaddr *)&ss, l->local, sizeof(l->local));
     }
     int rc = uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
     if (rc != 0) {
-        peer__link_close(l, uv_strerror(rc), 0);
+        peer_link_close(l, uv_strerror(rc), 0);
         return;
     }
-    if (p->cfg->tls) {
-        const char *host = l->dialer ? p->slots[l->slot]->host : NULL;
-        if (hc_tls_conn_new(p->tls, l->dialer, host, &l->tls) != 0) {
-            peer__link_close(l, "out of memory", 0);
+    if (net->tls != NULL) {
+        if (hc_tls_conn_new(net->tls, l->dialer, l->host, &l->tls) != 0) {
+            peer_link_close(l, "out of memory", 0);
             return;
         }
         l->state = L_TLS;
@@ -650,57 +593,81 @@ void peer__link_start(link_t *l)
             if (hs < 0) {
                 char reason[300];
                 snprintf(reason, sizeof(reason), "TLS: %s", hc_tls_conn_error(l->tls));
-                peer__link_close(l, reason, 1);
+                peer_link_close(l, reason, 1);
                 return;
             }
-            peer__want_flush(p);
+            want_flush(net);
         }
         return;
     }
     l->state = L_TLS; /* not used without TLS: straight to the Hello */
-    transport_ready(l);
+    net->cb.ready(l);
 }
 
-/* ---- liveness ---- */
+/* ---- the net ---- */
 
-void peer__on_tick(uv_timer_t *t)
+void peer_net_init(peer_net_t *net, uv_loop_t *loop)
 {
-    hc_peers_t *p = t->data;
-    uint64_t now = uv_now(p->loop);
-    for (link_t *l = p->links, *next; l != NULL; l = next) {
+    net->loop = loop;
+    uv_prepare_init(loop, &net->flush);
+    net->flush.data = net;
+}
+
+void peer_net_tick(peer_net_t *net)
+{
+    uint64_t now = uv_now(net->loop);
+    for (peer_link_t *l = net->links, *next; l != NULL; l = next) {
         next = l->next;
         char reason[128];
         if (l->state == L_CLOSING) {
             if (!uv_is_closing((uv_handle_t *)&l->tcp) && now - l->closing_ms > SOFT_CLOSE_MS) {
-                uv_close((uv_handle_t *)&l->tcp, peer__link_handle_closed);
+                uv_close((uv_handle_t *)&l->tcp, on_link_closed);
             }
         } else if (l->state == L_RETIRING) {
-            if (now - l->retired_ms > p->dead_timeout_ms) {
-                peer__link_close(l, "duplicate link retired (no EOF from the peer)", 0);
+            if (now - l->retired_ms > net->dead_timeout_ms) {
+                peer_link_close(l, "duplicate link retired (no EOF from the peer)", 0);
             }
         } else if (l->state != L_UP) {
-            if (now - l->created_ms > p->handshake_timeout_ms) {
+            if (now - l->created_ms > net->handshake_timeout_ms) {
                 int connecting = l->state == L_CONNECTING;
-                hc_admit_timed_out(&p->admit, &l->adm, now); /* counts an accepted one */
+                hc_admit_timed_out(net->admit, &l->adm, now); /* counts an accepted one */
                 snprintf(reason, sizeof(reason), "%s not completed within %u ms",
-                         connecting ? "connect" : "handshake", p->handshake_timeout_ms);
-                peer__link_close(l, reason, !connecting);
+                         connecting ? "connect" : "handshake", net->handshake_timeout_ms);
+                peer_link_close(l, reason, !connecting);
             }
-        } else if (now - l->last_rx_ms > p->dead_timeout_ms) {
+        } else if (now - l->last_rx_ms > net->dead_timeout_ms) {
             snprintf(reason, sizeof(reason), "no traffic for %" PRIu64 " ms (dead link)",
                      now - l->last_rx_ms);
-            peer__link_close(l, reason, 0);
-        } else if (now - l->last_ping_ms >= p->keepalive_ms) {
+            peer_link_close(l, reason, 0);
+        } else if (now - l->last_ping_ms >= net->keepalive_ms) {
             uint8_t ping[8];
             for (int i = 0; i < 8; i++) {
                 ping[i] = (uint8_t)(now >> (56 - 8 * i));
             }
-            peer__enqueue(l, HC_FRAME_PING, ping, sizeof(ping));
+            peer_link_send(l, HC_FRAME_PING, ping, sizeof(ping));
             l->last_ping_ms = now;
         }
-        if (p->closing) {
+        if (net->closing) {
             return;
         }
     }
-    peer__replace_step(p);
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    peer_net_t *net = h->data;
+    net->cb.closed(net, NULL);
+}
+
+void peer_net_close(peer_net_t *net)
+{
+    net->closing = 1;
+    uv_prepare_stop(&net->flush);
+    for (peer_link_t *l = net->links; l != NULL; l = l->next) {
+        l->state = L_CLOSING;
+        if (!uv_is_closing((uv_handle_t *)&l->tcp)) {
+            uv_close((uv_handle_t *)&l->tcp, on_link_closed);
+        }
+    }
+    uv_close((uv_handle_t *)&net->flush, on_flush_closed);
 }
