@@ -2,6 +2,7 @@
  * --version, --check-config and their exit codes), the file descriptor limit, SIGPIPE, the
  * signals (SIGTERM/SIGINT: orderly stop, a second one exits; SIGHUP: credential reload), and
  * the loop. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,10 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* One malloc arena for the loop and one for libuv's workers (a snapshot being loaded):
+     * a store built on a worker thread and freed on the loop otherwise leaves its pages in
+     * arenas the next load may not reuse, and the process grows with every catch-up. */
+    mallopt(M_ARENA_MAX, 2);
 
     uv_loop_init(&d.loop);
     hc_member_opts_t mo = {.http = 1,

@@ -4,6 +4,7 @@
  * its own log after applying. */
 #include "cluster_int.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +59,14 @@ void cl_maybe_compact(cluster_t *c)
                 floor = ps->match;
             }
         }
+        /* the bytes held for them may reach CACHE_MAX_MEMORY (at least COMPACT_BYTES): a
+         * snapshot round of a big store takes seconds, and under steady writes a log cut at
+         * COMPACT_BYTES moved past the snapshot again before it was loaded, round after round
+         * (a new node never caught up: test_memory_limit at 256 MiB) */
+        uint64_t max = c->cfg->max_memory;
+        uint64_t hold_bytes = max > COMPACT_BYTES ? max : COMPACT_BYTES;
         if (floor < to && c->applied - floor <= c->compact_hold_max &&
-            st.log_bytes <= COMPACT_BYTES) {
+            st.log_bytes <= hold_bytes) {
             to = floor;
         }
     }
@@ -447,6 +454,9 @@ void cl_snap_loaded(cluster_t *c)
            HC_LU("entries", tot.entries), HC_LU("load_ms", job->load_ns / 1000000),
            HC_LU("ms", c->last_snapshot_ms));
     cl_snap_load_free(job);
+    /* the old store and the staged bytes are free now: give their pages back (the pod's
+     * memory limit counts resident pages, and the next catch-up needs the room again) */
+    malloc_trim(0);
     cl_check_applied_waiters(c);
     cl_kick(c);
 }

@@ -20,7 +20,7 @@ No cluster and no container engine here, so this checks what can be checked with
    capability dropped, seccomp RuntimeDefault; a NetworkPolicy that selects the pods and lets
    only members reach the peer port; pod anti-affinity; Prometheus annotations on the health
    port; probes on the health port (CACHE_HEALTH_ADDR, not loopback); memory limit =
-   3 x CACHE_MAX_MEMORY + 256Mi and requests = limits; HA_HOSTS one entry per replica named
+   4 x CACHE_MAX_MEMORY + 256Mi and requests = limits; HA_HOSTS one entry per replica named
    <statefulset>-<i>.<headless service> on the peer port; a headless Service publishing
    not-ready addresses; Parallel pod management; a PDB with maxUnavailable 1; the grace period
    above CACHE_SHUTDOWN_TIMEOUT_MS; every variable a hacached knob; every *_FILE / TLS path under
@@ -478,8 +478,8 @@ def layout_checks(name, lay, rendered, binary, known):
     res = c.get("resources", {})
     max_mem = size_bytes(env["CACHE_MAX_MEMORY"])
     limit = quantity_bytes(res.get("limits", {}).get("memory", "0"))
-    check("%s: memory limit = 3 x CACHE_MAX_MEMORY + 256Mi" % label,
-          limit == 3 * max_mem + 256 * MI, "%d MiB for CACHE_MAX_MEMORY=%s" % (limit // MI,
+    check("%s: memory limit = 4 x CACHE_MAX_MEMORY + 256Mi" % label,
+          limit == 4 * max_mem + 256 * MI, "%d MiB for CACHE_MAX_MEMORY=%s" % (limit // MI,
                                                                                 env["CACHE_MAX_MEMORY"]))
     check("%s: memory request = limit" % label,
           quantity_bytes(res.get("requests", {}).get("memory", "0")) == limit, res)
