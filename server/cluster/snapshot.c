@@ -65,8 +65,7 @@ void cl_maybe_compact(cluster_t *c)
          * (a new node never caught up: test_memory_limit at 256 MiB) */
         uint64_t max = c->cfg->max_memory;
         uint64_t hold_bytes = max > COMPACT_BYTES ? max : COMPACT_BYTES;
-        if (floor < to && c->applied - floor <= c->compact_hold_max &&
-            st.log_bytes <= hold_bytes) {
+        if (floor < to && c->applied - floor <= c->compact_hold_max && st.log_bytes <= hold_bytes) {
             to = floor;
         }
     }
