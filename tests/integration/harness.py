@@ -87,6 +87,18 @@ def log(msg):
     print("    " + msg, flush=True)
 
 
+def max_gap(times, t_from, t_to):
+    """Longest interval between consecutive instants of `times` (ascending) that overlaps
+    [t_from, t_to]: the longest write pause around a restart, from acknowledgement times."""
+    best = 0.0
+    prev = None
+    for t in times:
+        if prev is not None and t >= t_from and prev <= t_to:
+            best = max(best, t - prev)
+        prev = t
+    return best
+
+
 def wait_until(cond, timeout, interval=0.02, what="condition"):
     """Polls cond() until it returns a truthy value or `timeout` seconds pass. Returns the value;
     raises AssertionError naming `what` on timeout. Other exceptions raised by cond count as

@@ -94,17 +94,6 @@ class RetryingWriter(threading.Thread):
             c.close()
 
 
-def _max_gap(times, t_from, t_to):
-    """Longest interval between consecutive acknowledgements overlapping [t_from, t_to]."""
-    best = 0.0
-    prev = None
-    for t in times:
-        if prev is not None and t >= t_from and prev <= t_to:
-            best = max(best, t - prev)
-        prev = t
-    return best
-
-
 def restart_one(cl, writers, i):
     """SIGTERM node i, wait for a clean exit, start it again, wait until every node is ready."""
     nd = cl.nodes[i]
@@ -127,7 +116,7 @@ def restart_one(cl, writers, i):
     # a few writes after the restart, so the pause that spans it is measured in full
     H.wait_until(lambda: all(sum(1 for t in w.ack_times if t > t_ready) >= 5
                              for w in writers), 10.0, what="writes after the restart")
-    gap = max(_max_gap(w.ack_times, t_stop, t_ready) for w in writers)
+    gap = max(H.max_gap(w.ack_times, t_stop, t_ready) for w in writers)
     H.log("%s (%s): SIGTERM->exit %.3fs, restart->ready %.2fs, longest write pause "
           "%.3fs" % (nd.name, "leader, handover" if was_leader else "follower", shut,
                      t_ready - t_exit, gap))

@@ -126,17 +126,6 @@ class Writer(threading.Thread):
             c.close()
 
 
-def max_gap(times, t_from, t_to):
-    """Longest interval between consecutive acknowledgements overlapping [t_from, t_to]."""
-    best = 0.0
-    prev = None
-    for t in times:
-        if prev is not None and t >= t_from and prev <= t_to:
-            best = max(best, t - prev)
-        prev = t
-    return best
-
-
 def stop_writers(writers):
     for w in writers:
         w.stop_flag.set()
@@ -166,7 +155,7 @@ def replace_figures(ws, figs):
     for f in figs:
         H.wait_until(lambda: writes_after(ws, f["t_ready"]), 20.0,
                      what="writes after %s came back" % f["pod"])
-        gap = max(max_gap(w.ack_times, f["t_stop"], f["t_ready"]) for w in ws)
+        gap = max(H.max_gap(w.ack_times, f["t_stop"], f["t_ready"]) for w in ws)
         f["pause_s"] = gap
         H.log("%s (%s): SIGTERM->exit %.2fs, exit %r, new IP %s (was %s), ->ready %.2fs, "
               "longest write pause %.3fs" % (f["pod"], f["why"], f["shutdown_s"], f["exit"],

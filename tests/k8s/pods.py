@@ -452,6 +452,20 @@ class StatefulSet:
                 after_each(i, out[-1])
         return out
 
+    def delete_all(self):
+        """Deletes every pod (graceful termination); each container must exit 0."""
+        for i in sorted(self.pods):
+            shut, codes = self.delete(i)
+            H.check(all(c == 0 for c in codes.values()), "%s exited 0 (%r)" % (
+                self.pod_name(i), codes))
+
+    def print_logs_if_failed(self):
+        """After a failed check: the tail of every live container's log."""
+        if H._soft_failures:
+            for p in list(self.pods.values()):
+                for ct in p.containers:
+                    print("---- %s/%s ----\n%s" % (p.name, ct.name, ct.log_tail(60)))
+
     def pdb_allows_eviction(self):
         """The PodDisruptionBudget (maxUnavailable / minAvailable) allows one more
         disruption."""

@@ -293,18 +293,12 @@ def test_partitions():
             reads, lost = C.check_acked(sts.live(), [kv for w in ws for kv in w.acked])
             H.log("linearizable reads of acknowledged writes: %d, missing: %d" % (reads, lost))
             C.figures("scenario4-writes", acked=acked, failed=failed, lost=lost)
-            for i in sorted(sts.pods):
-                shut, codes = sts.delete(i)
-                H.check(all(c == 0 for c in codes.values()), "%s exited 0 (%r)" % (
-                    sts.pod_name(i), codes))
+            sts.delete_all()
         finally:
             mon.stop_flag.set()
             for w in ws:
                 w.stop_flag.set()
-            if H._soft_failures:
-                for p in list(sts.pods.values()):
-                    for ct in p.containers:
-                        print("---- %s/%s ----\n%s" % (p.name, ct.name, ct.log_tail(60)))
+            sts.print_logs_if_failed()
 
 
 if __name__ == "__main__":

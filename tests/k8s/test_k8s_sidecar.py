@@ -80,7 +80,7 @@ def test_sidecar_rolling_update():
                 H.wait_until(lambda: all(
                     sum(1 for a in C.app_log(app_of(p))[0] if a[2] > f["t_ready"]) >= 5
                     for p in others), 20.0, what="the other applications write after it")
-                gaps = [C.max_gap([a[2] for a in C.app_log(app_of(p))[0]], f["t_stop"],
+                gaps = [H.max_gap([a[2] for a in C.app_log(app_of(p))[0]], f["t_stop"],
                                   f["t_ready"]) for p in others]
                 f["pause_s"] = max(gaps)
                 H.check(all(v == 0 for v in f["exit"].values()),

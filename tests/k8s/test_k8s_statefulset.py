@@ -82,17 +82,11 @@ def scenario(objs, label, first_start):
                       empty_pause_s=empty[0]["pause_s"], empty_ready_s=empty[0]["ready_s"],
                       drain_pause_s=drained[0]["pause_s"], drain_ready_s=drained[0]["ready_s"],
                       acked=acked, failed=failed, lost=lost)
-            for i in sorted(sts.pods):
-                shut, codes = sts.delete(i)
-                H.check(all(c == 0 for c in codes.values()), "%s exited 0 (%r)" % (
-                    sts.pod_name(i), codes))
+            sts.delete_all()
         finally:
             for w in ws:
                 w.stop_flag.set()
-            if H._soft_failures:
-                for p in list(sts.pods.values()):
-                    for ct in p.containers:
-                        print("---- %s/%s ----\n%s" % (p.name, ct.name, ct.log_tail(60)))
+            sts.print_logs_if_failed()
 
 
 def without_volume(objs):

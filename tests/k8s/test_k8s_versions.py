@@ -191,17 +191,11 @@ def test_rolling_upgrade_and_rollback_between_releases():
                       rollback_ready_s=[f["ready_s"] for f in down])
             print("FIGURES: scenario5 protocol versions (pod(its build)[its links, in pod "
                   "order]): " + "; ".join(versions.seen), flush=True)
-            for i in sorted(sts.pods):
-                shut, codes = sts.delete(i)
-                H.check(all(c == 0 for c in codes.values()), "%s exited 0 (%r)" % (
-                    sts.pod_name(i), codes))
+            sts.delete_all()
         finally:
             for w in ws:
                 w.stop_flag.set()
-            if H._soft_failures:
-                for p in list(sts.pods.values()):
-                    for ct in p.containers:
-                        print("---- %s/%s ----\n%s" % (p.name, ct.name, ct.log_tail(60)))
+            sts.print_logs_if_failed()
     shutil.rmtree(tmp, ignore_errors=True)
 
 
