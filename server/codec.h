@@ -8,7 +8,7 @@
 
 #include "hacache.h"
 #include "raft.h"
-#include "store.h"
+#include "store/store.h"
 
 /* Largest encoded command accepted by hc_cmd_decode: a maximal value plus headroom. */
 #define HC_CMD_MAX_ENCODED ((size_t)512 * 1024 * 1024 + 64 * 1024)

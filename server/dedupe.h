@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 typedef struct hc_dedupe hc_dedupe_t;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "dedupe.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 typedef struct hc_fsm hc_fsm_t;

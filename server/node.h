@@ -15,7 +15,7 @@
 #include "config.h"
 #include "request.h"
 #include "hacache.h"
-#include "store.h"
+#include "store/store.h"
 #include "util.h"
 
 typedef struct hc_node hc_node_t;

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "hacache.h" /* hc_consistency_t */
-#include "store.h"
+#include "store/store.h"
 
 /* Outcome of a write: status 0 or HC_E*; res valid only during the callback. */
 typedef void (*hc_write_cb)(void *ud, int status, const hc_apply_result_t *res);

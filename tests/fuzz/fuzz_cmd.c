@@ -4,7 +4,7 @@
 #include <stdlib.h>
 
 #include "codec.h"
-#include "store.h"
+#include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

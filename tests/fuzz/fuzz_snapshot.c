@@ -7,7 +7,7 @@
 
 #include "hacache.h"
 #include "fsm.h"
-#include "store.h"
+#include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

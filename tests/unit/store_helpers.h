@@ -1,4 +1,4 @@
-/* store_helpers.h: commands and reads of the unit tests of server/store.c (test_store.c,
+/* store_helpers.h: commands and reads of the unit tests of server/store/store.c (test_store.c,
  * test_store_scan.c), as small inline helpers. */
 #ifndef HC_TEST_STORE_HELPERS_H
 #define HC_TEST_STORE_HELPERS_H
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #define FP 112 /* accounted footprint of an entry with a 2-byte key and a 1-byte value */
 

@@ -1,10 +1,10 @@
-/* test_store.c: unit tests of the data store (server/store.c): commands, conditions, TTL,
+/* test_store.c: unit tests of the data store (server/store/store.c): commands, conditions, TTL,
  * accounting, eviction planning, digests, tables and snapshots (cursor scans and the glob
  * matcher: test_store_scan.c; a randomized comparison against a model: test_store_model.c). */
 #include "test.h"
 
 #include "hacache.h"
-#include "store.h"
+#include "store/store.h"
 
 #include "store_helpers.h"
 

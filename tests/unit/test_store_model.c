@@ -1,4 +1,4 @@
-/* test_store_model.c: the store (server/store.c) against a simple model: random commands with
+/* test_store_model.c: the store (server/store/store.c) against a simple model: random commands with
  * conditions, TTLs and evictions applied to both, and every read compared. */
 #include "test.h"
 

@@ -1,4 +1,4 @@
-/* test_store_plan.c: the leader's plans in flight (server/store_plan.c). A "leader" store plans
+/* test_store_plan.c: the leader's plans in flight (server/store/store_plan.c). A "leader" store plans
  * writes and proposes them into a log (victims first, then the write) without applying them; the
  * log is applied later in random-sized pieces to the leader and to a "follower" store that never
  * plans. With the plans in flight accounted (hc_store_plan_doom / _reserve / _release), no
@@ -8,7 +8,7 @@
 
 #include "hacache.h"
 #include "store_helpers.h"
-#include "store_int.h"
+#include "store/store_int.h"
 
 enum { P_KEYS = 200, P_LOG = 4096, P_ROUNDS = 3000 };
 static const uint64_t p_max = 60 * FP, p_own_max = 15 * FP;

@@ -1,4 +1,4 @@
-/* test_store_scan.c: unit tests of the store's cursor scans (server/store.c hc_store_scan:
+/* test_store_scan.c: unit tests of the store's cursor scans (server/store/store.c hc_store_scan:
  * every key present from the first call to the last is reported, at least once and, with a stable
  * table, once, across growth, shrinking and random churn) and of the glob matcher of SCAN MATCH
  * (server/glob.c). */

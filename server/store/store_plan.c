@@ -19,11 +19,6 @@ struct store_resv {
     uint64_t bytes;
 };
 
-static uint64_t sub_sat(uint64_t a, uint64_t b)
-{
-    return a > b ? a - b : 0;
-}
-
 /* What `used` becomes once the plans in flight are applied. */
 static uint64_t plan_used(uint64_t used, uint64_t growth, uint64_t freed)
 {
@@ -193,21 +188,6 @@ void hc_store_plan_doom(hc_store_t *s, const char *cache, size_t cache_len, cons
     e->cache->planned_free += fp;
 }
 
-void store__doomed_removed(hc_store_t *s, entry_t *e)
-{
-    uint64_t fp = entry_footprint(e);
-    e->tick &= ~STORE_DOOMED;
-    s->doomed--;
-    s->planned_free = sub_sat(s->planned_free, fp);
-    e->cache->planned_free = sub_sat(e->cache->planned_free, fp);
-}
-
-void store__doomed_resized(hc_store_t *s, entry_t *e, uint64_t old_fp, uint64_t new_fp)
-{
-    s->planned_free = sub_sat(s->planned_free + new_fp, old_fp);
-    e->cache->planned_free = sub_sat(e->cache->planned_free + new_fp, old_fp);
-}
-
 int hc_store_plan_reserve(hc_store_t *s, const hc_cmd_t *put, uint64_t index, uint64_t now_ms)
 {
     write_t w;
@@ -251,17 +231,4 @@ void hc_store_plan_release(hc_store_t *s, uint64_t index)
         s->resv_head = (s->resv_head + 1) % s->resv_cap;
         s->resv_n--;
     }
-}
-
-void hc_store_plan_clear(hc_store_t *s)
-{
-    for (size_t i = 0; i < s->ncaches; i++) {
-        cache_t *c = s->caches[i];
-        for (entry_t *e = s->doomed != 0 ? c->lru_head : NULL; e != NULL; e = e->lru_next)
-            e->tick &= ~STORE_DOOMED;
-        c->planned_free = c->planned_growth = 0;
-    }
-    s->doomed = 0;
-    s->planned_free = s->planned_growth = 0;
-    s->resv_head = s->resv_n = 0;
 }

@@ -106,6 +106,11 @@ static inline uint64_t entry_footprint(const entry_t *e)
     return hc_store_entry_footprint(e->klen, e->vlen);
 }
 
+static inline uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
 static inline int entry_doomed(const entry_t *e)
 {
     return (e->tick & STORE_DOOMED) != 0;
@@ -122,10 +127,5 @@ int store__write_prepare(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, wr
 void store__expired_iter_begin(expired_iter_t *it, hc_store_t *s, uint64_t now_ms);
 entry_t *store__expired_iter_next(expired_iter_t *it);
 void store__expired_iter_end(expired_iter_t *it);
-
-/* store_plan.c: the bookkeeping store.c keeps up as entries change */
-/* e (doomed) leaves the store, or its footprint changes from old_fp to new_fp */
-void store__doomed_removed(hc_store_t *s, entry_t *e);
-void store__doomed_resized(hc_store_t *s, entry_t *e, uint64_t old_fp, uint64_t new_fp);
 
 #endif

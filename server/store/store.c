@@ -280,6 +280,37 @@ static void table_free(cache_t *c)
     c->rehashing = 0;
 }
 
+/* ---- the leader's plans in flight: what store.c keeps up (planning: store_plan.c) ------- */
+
+/* A doomed entry leaves the store (its planned eviction, or anything else that removed it). */
+static void doomed_removed(hc_store_t *s, entry_t *e)
+{
+    uint64_t fp = entry_footprint(e);
+    e->tick &= ~STORE_DOOMED;
+    s->doomed--;
+    s->planned_free = sub_sat(s->planned_free, fp);
+    e->cache->planned_free = sub_sat(e->cache->planned_free, fp);
+}
+
+static void doomed_resized(hc_store_t *s, entry_t *e, uint64_t old_fp, uint64_t new_fp)
+{
+    s->planned_free = sub_sat(s->planned_free + new_fp, old_fp);
+    e->cache->planned_free = sub_sat(e->cache->planned_free + new_fp, old_fp);
+}
+
+void hc_store_plan_clear(hc_store_t *s)
+{
+    for (size_t i = 0; i < s->ncaches; i++) {
+        cache_t *c = s->caches[i];
+        for (entry_t *e = s->doomed != 0 ? c->lru_head : NULL; e != NULL; e = e->lru_next)
+            e->tick &= ~STORE_DOOMED;
+        c->planned_free = c->planned_growth = 0;
+    }
+    s->doomed = 0;
+    s->planned_free = s->planned_growth = 0;
+    s->resv_head = s->resv_n = 0;
+}
+
 /* ---- LRU -------------------------------------------------------------------------------- */
 
 static void lru_unlink(cache_t *c, entry_t *e)
@@ -531,7 +562,7 @@ static uint64_t cache_drop_entries(hc_store_t *s, cache_t *c)
     while (e != NULL) {
         entry_t *next = e->lru_next;
         if (entry_doomed(e))
-            store__doomed_removed(s, e);
+            doomed_removed(s, e);
         if (e->heap_pos != HEAP_NONE)
             heap_remove(s, e);
         free(e);
@@ -786,7 +817,7 @@ static int store_write(hc_store_t *s, const hc_cmd_t *cmd, uint64_t index, uint6
     e->version = index;
     entry_set_expiry(s, e, w.expire_at_ms);
     if (entry_doomed(e))
-        store__doomed_resized(s, e, w.old_fp, w.new_fp);
+        doomed_resized(s, e, w.old_fp, w.new_fp);
     s->memory = s->memory - w.old_fp + w.new_fp;
     c->stats.memory = c->stats.memory - w.old_fp + w.new_fp;
     res->version = index;
@@ -801,7 +832,7 @@ fail:
 static void entry_remove(hc_store_t *s, cache_t *c, entry_t **link, entry_t *e)
 {
     if (entry_doomed(e))
-        store__doomed_removed(s, e);
+        doomed_removed(s, e);
     uint64_t fp = entry_footprint(e);
     table_unlink(c, link, e);
     lru_unlink(c, e);
