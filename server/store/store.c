@@ -282,7 +282,8 @@ static void table_free(cache_t *c)
 
 /* ---- the leader's plans in flight: what store.c keeps up (planning: store_plan.c) ------- */
 
-/* A doomed entry leaves the store (its planned eviction, or anything else that removed it). */
+/* A doomed entry leaves the store (its planned eviction, or anything else that removed it), or
+ * its planned expiry found it written again: it is no longer counted as freed. */
 static void doomed_removed(hc_store_t *s, entry_t *e)
 {
     uint64_t fp = entry_footprint(e);
@@ -876,10 +877,12 @@ static int store_remove(hc_store_t *s, const hc_cmd_t *cmd, uint64_t now_ms, hc_
     default: /* HC_OP_EXPIRE */
         if (e == NULL)
             return HC_ENOTFOUND;
-        if (e->expire_at_ms == 0)
-            return HC_EINVAL;
-        if (cmd->expire_at_ms != 0 && e->expire_at_ms > cmd->expire_at_ms)
-            return HC_ECONFLICT;
+        if (e->expire_at_ms == 0 ||
+            (cmd->expire_at_ms != 0 && e->expire_at_ms > cmd->expire_at_ms)) {
+            if (entry_doomed(e))
+                doomed_removed(s, e); /* written again since it was planned: it stays */
+            return e->expire_at_ms == 0 ? HC_EINVAL : HC_ECONFLICT;
+        }
         c->stats.expirations++;
         break;
     }

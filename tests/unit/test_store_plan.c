@@ -1,7 +1,7 @@
-/* test_store_plan.c: the leader's plans in flight (server/store/store_plan.c). A "leader" store plans
- * writes and proposes them into a log (victims first, then the write) without applying them; the
- * log is applied later in random-sized pieces to the leader and to a "follower" store that never
- * plans. With the plans in flight accounted (hc_store_plan_doom / _reserve / _release), no
+/* test_store_plan.c: the leader's plans in flight (server/store/store_plan.c). A "leader" store
+ * plans writes and proposes them into a log (victims first, then the write) without applying them;
+ * the log is applied later in random-sized pieces to the leader and to a "follower" store that
+ * never plans. With the plans in flight accounted (hc_store_plan_doom / _reserve / _release), no
  * proposed write is ever refused at apply time (HC_ENOMEM), the bounds hold after every apply,
  * and both stores end identical. Without them (the control run), writes are refused. */
 #include "test.h"
@@ -207,7 +207,27 @@ static void test_clear_forgets_every_plan(void)
     hc_store_free(s);
 }
 
+/* An expiry the leader planned finds the entry written again with a later expiry: the EXPIRE
+ * is refused and the entry no longer counts as freed. */
+static void test_refused_expiry_undooms(void)
+{
+    hc_store_t *s = hc_store_new(0);
+    REQUIRE(s != NULL);
+    REQUIRE(put(s, "c", "k1", "v", 50, 1, 1) == 0);
+    plog_n = plog_applied = 0;
+    CHECK_EQ_INT((int)hc_store_collect_expired(s, 60, 10, p_victim, NULL), 1);
+    p_doom(s, 0);
+    plog[0].cmd.expire_at_ms = 60; /* the guard the fsm's planner sets: "expired at 60" */
+    CHECK(s->doomed == 1 && s->planned_free == FP);
+    REQUIRE(put(s, "c", "k1", "v", 500, 2, 60) == 0); /* written again, a later expiry */
+    CHECK_EQ_INT(hc_store_apply(s, &plog[0].cmd, 3, 60, NULL), HC_ECONFLICT);
+    CHECK(s->doomed == 0 && s->planned_free == 0);
+    CHECK_EQ_INT((int)hc_store_collect_expired(s, 600, 10, p_victim, NULL), 1); /* plannable */
+    hc_store_free(s);
+}
+
 static hc_test_t tests[] = {
+    {"refused_expiry_undooms", test_refused_expiry_undooms},
     {"writes_in_flight_are_never_refused", test_writes_in_flight_are_never_refused},
     {"clear_forgets_every_plan", test_clear_forgets_every_plan},
 };
