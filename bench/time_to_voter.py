@@ -31,9 +31,10 @@ each restart a probe writes 64-byte values with ack=quorum (--probe-rate per sec
 a node that keeps running: wr_max_s is the longest write (retries included), wr_fail the writes
 that did not succeed within 30 s.
 
-Measurement hygiene: a snapshot serialization, a snapshot load and a digest each run on the
-node's event loop and stall it for a time proportional to the data (seconds per GiB); a stalled
-leader can lose its leadership. So digests are taken outside the measured windows, and every
+Measurement hygiene: a digest runs on the node's event loop and stalls it for a time
+proportional to the data (the leader serializes a snapshot in a forked child and a new node
+loads one on a worker thread, so those no longer stall a loop); a stalled leader can lose its
+leadership. So digests are taken outside the measured windows, and every
 restart starts from a quiet cluster (one leader, every node ready, no term change for --quiet
 seconds).
 

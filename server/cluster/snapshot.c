@@ -15,6 +15,8 @@
 #define SNAP_QUEUE_HIGH  ((size_t)8 << 20)    /* stop queueing chunks above this link queue */
 #define SNAP_PUMP_MS     5                    /* retry interval while a transfer waits */
 #define SNAP_STAGE_SLACK ((uint64_t)64 << 20) /* staging bound: 2 * CACHE_MAX_MEMORY + this */
+#define SNAP_HOLD_BYTES_PER_MS                                                                     \
+    ((size_t)16 << 10) /* a receiver takes in and loads 16 MiB/s at least */
 
 /* ---- snapshots and compaction ---- */
 
@@ -110,8 +112,12 @@ void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why)
     }
     uint64_t ms = (hc_mono_ns() - t->started_ns) / 1000000;
     if (ok) {
+        /* the follower still has to receive what is queued and load it (seconds per GiB, on
+         * its worker thread) before it answers: until then a request for a snapshot means
+         * this one, not a new transfer (a link that drops ends the hold: cl_on_peer_down) */
         t->hold_index = t->index;
-        t->hold_until = cl_now(c) + 2 * (uint64_t)c->cfg->election_timeout_ms;
+        t->hold_until =
+            cl_now(c) + 2 * (uint64_t)c->cfg->election_timeout_ms + t->len / SNAP_HOLD_BYTES_PER_MS;
         c->snapshots_sent++;
         hc_log(HC_LOG_INFO, "snapshot sent", HC_LS("peer", c->names[peer]),
                HC_LU("index", t->index), HC_LU("bytes", t->len), HC_LU("ms", ms));
