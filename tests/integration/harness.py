@@ -7,6 +7,7 @@ Standard library only. Test scripts import it with:
 
 What it provides:
   * free_port()                      a free TCP port on 127.0.0.1
+  * DeadPort()                       a loopback port that stays refused while held
   * Node(env={...})                  starts $HACACHED (fallback build/bin/hacached) with a clean
                                      environment, stderr to a temp file, waits for GET /healthz
   * Client(port, token=None)         HTTP/1.1 keep-alive client (one connection reused) returning
@@ -152,6 +153,27 @@ def free_port():
         return s.getsockname()[1]
     finally:
         s.close()
+
+
+class DeadPort:
+    """A loopback port where nothing listens and nothing can start listening while it is held:
+    a socket bound to it that never listens (a connect is refused at once). free_port() gives a
+    port that another test running at the same time may take before it is dialed; this one
+    stays dead. Use as a context manager, or close()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class NodeStartError(AssertionError):

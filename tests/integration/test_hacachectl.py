@@ -83,13 +83,16 @@ def test_cluster_commands():
         H.check_eq(rc, 0, "clear")
 
         # failover: the first endpoint is down
-        dead = "http://127.0.0.1:%d" % H.free_port()
-        rc, out, err = ctl("get", "sessions", "user/1 ä", endpoints=dead + "," + eps)
-        H.check_eq((rc, out), (0, b"v1"), "get fails over past a dead endpoint")
-        rc, out, err = ctl("status", endpoints=dead + "," + eps)
-        H.check(rc == 1 and "unreachable" in out.decode(), "status marks it, exits 1")
-        rc, _, err = ctl("get", "sessions", "x", endpoints=dead)
-        H.check(rc == 1 and "no endpoint could serve" in err, "nothing reachable: exit 1")
+        with H.DeadPort() as dp:  # stays dead: no other test's node can take it meanwhile
+            dead = "http://127.0.0.1:%d" % dp.port
+            rc, out, err = ctl("get", "sessions", "user/1 ä", endpoints=dead + "," + eps)
+            H.check_eq((rc, out), (0, b"v1"), "get fails over past a dead endpoint")
+            rc, out, err = ctl("status", endpoints=dead + "," + eps)
+            H.check(rc == 1 and "unreachable" in out.decode(), "status marks it, exits 1 (%d, "
+                    "%r)" % (rc, out[-300:]))
+            rc, _, err = ctl("get", "sessions", "x", endpoints=dead)
+            H.check(rc == 1 and "no endpoint could serve" in err, "nothing reachable: exit 1 "
+                    "(%d, %r)" % (rc, err[-300:]))
 
         # a write that timed out on a stopped node and went to another endpoint is applied
         # once: hacachectl sends the same request id to both (the stopped node still reads
