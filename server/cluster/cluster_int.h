@@ -395,6 +395,12 @@ void cl_on_read_req(cluster_t *c, int peer, const Hacache__ReadRequest *rq);
 void cl_on_read_resp(cluster_t *c, const Hacache__ReadResponse *rr);
 
 /* snapshot.c */
+/* Behind the cluster: entries committed but not applied here, or a snapshot being received or
+ * loaded (readiness and local reads say "catching_up"). */
+static inline int cl_catching_up(const cluster_t *c)
+{
+    return c->applied < c->commit_heard || c->rx.active || c->loading != NULL;
+}
 void cl_maybe_compact(cluster_t *c);
 void cl_snap_tx_free(snap_tx_t *t);
 void cl_snap_tx_end(cluster_t *c, int peer, int ok, const char *why);

@@ -909,8 +909,8 @@ const char *hc_cluster_not_current(const hc_cluster_t *c)
     if (c->recovering) {
         return "recovering";
     }
-    if (c->applied < c->commit_heard || c->rx.active || c->loading != NULL) {
-        return "catching_up"; /* behind, or receiving or loading a snapshot */
+    if (cl_catching_up(c)) {
+        return "catching_up";
     }
     return NULL;
 }

@@ -106,7 +106,7 @@ void hc_cluster_status(hc_cluster_t *c, int shutting_down, hc_node_status_t *out
         why = "no_leader";
     } else if (st.recovering) {
         why = "recovering";
-    } else if (c->applied < c->commit_heard || !serving || c->rx.active || c->loading != NULL) {
+    } else if (cl_catching_up(c) || !serving) {
         why = "catching_up";
     }
     out->ready = why == NULL;
